@@ -1,0 +1,5 @@
+"""Placeholder: sub-commands are registered here."""
+
+
+def register(subparsers) -> None:
+    pass

@@ -1,0 +1,32 @@
+#!/usr/bin/env bash
+# Install what plumbline needs on Debian bookworm (root), skipping what is already there:
+# R with plumber's packages, HAProxy, wrk, a virtual environment in .venv, the project.
+# The runtime image (runtime/Dockerfile) installs the same APT_PACKAGES.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+APT_PACKAGES="r-base-core r-cran-jsonlite r-cran-plumber r-cran-future r-cran-promises haproxy"
+EXTRA_APT_PACKAGES="${PLUMBLINE_EXTRA_APT:-wrk}"
+PYTHON="${PYTHON:-python3}"
+
+missing=""
+for pkg in $APT_PACKAGES $EXTRA_APT_PACKAGES; do
+  dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "ok installed" || missing="$missing $pkg"
+done
+if [ -n "$missing" ]; then
+  echo "install.sh: installing Debian packages:$missing"
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq
+  apt-get install -y -qq --no-install-recommends $missing >/dev/null
+fi
+
+if [ ! -x .venv/bin/python ]; then
+  "$PYTHON" -m venv .venv
+  .venv/bin/pip install -q --upgrade pip
+fi
+stamp=.venv/.plumbline-installed
+if [ ! -f "$stamp" ] || [ pyproject.toml -nt "$stamp" ]; then
+  echo "install.sh: installing plumbline and its Python dependencies into .venv"
+  .venv/bin/pip install -q -e ".[test]"
+  touch "$stamp"
+fi
