@@ -120,8 +120,8 @@ class _Block:
             i -= 1
         comments = carry  # untagged lines above all tags
         if comments:
-            block.summary = comments[-1]
-            block.description = "\n".join(comments[:-1])
+            block.summary = comments[0]
+            block.description = "\n".join(comments[1:])
         block.paths.reverse()
         block.params.reverse()
         block.parsers.reverse()

@@ -106,8 +106,7 @@ class PathTemplate:
         m = _PATH_PARAM.search(self.raw)
         if m is None:
             return self.raw
-        prefix = self.raw[: m.start()]
-        return prefix if prefix else "/"
+        return self.raw[: m.start() + 1]
 
 
 @dataclass(frozen=True)
