@@ -32,17 +32,19 @@ class Router:
         for i, ep in enumerate(spec.endpoints):
             if not ep.path.is_dynamic:
                 static.setdefault(ep.path.raw, []).append((i, ep))
-        self._dynamic = tuple(ep for _, ep in dynamic)
-        self._by_path = {path: tuple(ep for _, ep in sorted(eps + dynamic, key=lambda x: x[0]))
-                         for path, eps in static.items()}
+        self._dynamic = tuple((ep, Match(ep, frozenset())) for _, ep in dynamic)
+        self._by_path = {
+            path: tuple((ep, Match(ep, frozenset()))
+                        for _, ep in sorted(eps + dynamic, key=lambda x: x[0]))
+            for path, eps in static.items()}
 
     def match(self, method: str, path: str) -> Match:
         allowed: set[str] = set()
-        for ep in self._by_path.get(path, self._dynamic):
+        for ep, found in self._by_path.get(path, self._dynamic):
             if ep.path.is_dynamic and ep.path.regex.match(path) is None:
                 continue
             if method in ep.verbs:
-                return Match(ep, frozenset())
+                return found
             allowed.update(ep.verbs)
         return Match(None, frozenset(allowed))
 

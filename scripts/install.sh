@@ -1,16 +1,17 @@
 #!/usr/bin/env bash
 # Install what plumbline needs on Debian bookworm (root), skipping what is already there:
 # R with plumber's packages, HAProxy, wrk, a virtual environment in .venv, the project.
-# The runtime image (runtime/Dockerfile) installs the same APT_PACKAGES.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-APT_PACKAGES="r-base-core r-cran-jsonlite r-cran-plumber r-cran-future r-cran-promises haproxy"
-EXTRA_APT_PACKAGES="${PLUMBLINE_EXTRA_APT:-wrk}"
+# R and the R packages plumber.R files use; runtime/Dockerfile installs exactly these.
+R_PACKAGES="r-base-core r-cran-jsonlite r-cran-plumber r-cran-future r-cran-promises"
+# Tools for the local cluster (HAProxy) and the benchmarks (wrk).
+TOOL_PACKAGES="haproxy wrk"
 PYTHON="${PYTHON:-python3}"
 
 missing=""
-for pkg in $APT_PACKAGES $EXTRA_APT_PACKAGES; do
+for pkg in $R_PACKAGES $TOOL_PACKAGES; do
   dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "ok installed" || missing="$missing $pkg"
 done
 if [ -n "$missing" ]; then

@@ -1,0 +1,250 @@
+"""Side-by-side harness: real plumber 1.2.1 and `plumbline serve` on the same plumber.R.
+
+Each test module starts one pair of servers (module-scoped fixture) and sends every request to
+both, comparing status, Content-Type, body and selected headers. Plumber is started the way a
+user runs it (`pr(file) |> pr_run()`), from the file's folder, with the packages an
+entrypoint.R beside the file attaches; plumbline is started from a neutral folder, so a test
+also shows that it finds files relative to the plumber.R as plumber does.
+"""
+from __future__ import annotations
+
+import json
+import os
+import re
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable
+
+import httpx
+import pytest
+
+REPO = Path(__file__).resolve().parents[2]
+APPS = Path(__file__).resolve().parent / "apps"
+EXAMPLE_APP = REPO / "examples" / "plumber-on-k8s" / "plumber.R"
+PLUMBLINE = Path(sys.executable).parent / "plumbline"
+START_TIMEOUT = 120.0
+# Headers worth comparing when present; Date, Content-Length and request ids naturally differ.
+DEFAULT_COMPARED_HEADERS = ("content-disposition", "allow", "location")
+_LIBRARY_CALL = re.compile(r"""\b(?:library|require)\(\s*["']?([A-Za-z][A-Za-z0-9._]*)["']?""")
+
+
+def plumber_examples_dir() -> Path:
+    out = subprocess.run(
+        ["Rscript", "-e", 'cat(system.file("plumber", package="plumber"))'],
+        capture_output=True, text=True, check=True,
+    ).stdout.strip()
+    return Path(out)
+
+
+def r_package_installed(name: str) -> bool:
+    code = f'cat(requireNamespace("{name}", quietly = TRUE))'
+    out = subprocess.run(["Rscript", "-e", code], capture_output=True, text=True).stdout
+    return out.strip() == "TRUE"
+
+
+def entrypoint_packages(plumber_file: Path) -> list[str]:
+    """Packages that library()/require() calls in an entrypoint.R beside the file attach."""
+    entrypoint = plumber_file.parent / "entrypoint.R"
+    if not entrypoint.is_file():
+        return []
+    found = _LIBRARY_CALL.findall(entrypoint.read_text(encoding="utf-8"))
+    return list(dict.fromkeys(found))
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def _r_string(value: str) -> str:
+    return json.dumps(value)  # a JSON string literal is a valid R string literal here
+
+
+class Server:
+    """A server process in its own session, so stopping it also stops its children."""
+
+    def __init__(self, name: str, argv: list[str], cwd: Path, port: int, ready_path: str):
+        self.name = name
+        self.port = port
+        self.url = f"http://127.0.0.1:{port}"
+        self._log = tempfile.NamedTemporaryFile(prefix=f"compat-{name}-", suffix=".log", delete=False)
+        self.proc = subprocess.Popen(
+            argv, cwd=cwd, stdout=self._log, stderr=subprocess.STDOUT, start_new_session=True,
+        )
+        self._ready_path = ready_path
+
+    def log_tail(self, chars: int = 3000) -> str:
+        return Path(self._log.name).read_text(errors="replace")[-chars:]
+
+    def wait_ready(self, timeout: float = START_TIMEOUT) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"{self.name} exited with {self.proc.returncode}:\n{self.log_tail()}")
+            try:
+                reply = httpx.get(self.url + self._ready_path, timeout=2)
+                if self._ready_path == "/" or reply.status_code == 200:
+                    return
+            except httpx.HTTPError:
+                pass
+            time.sleep(0.2)
+        raise RuntimeError(f"{self.name} not ready after {timeout}s:\n{self.log_tail()}")
+
+    def alive(self) -> bool:
+        return self.proc.poll() is None
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            try:
+                os.killpg(self.proc.pid, signal.SIGTERM)
+                self.proc.wait(timeout=15)
+            except (ProcessLookupError, subprocess.TimeoutExpired):
+                pass
+        try:  # whatever is left of the session (R workers, future sessions)
+            os.killpg(self.proc.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+        self.proc.wait()
+        self._log.close()
+        os.unlink(self._log.name)
+
+
+def start_plumber(plumber_file: Path, *, from_dir: bool = False, attach: list[str] | None = None) -> Server:
+    """Real plumber: `pr(file) |> pr_run()`, or `plumb(dir=)` when the folder has an entrypoint.R
+    that builds the router (from_dir)."""
+    port = free_port()
+    packages = entrypoint_packages(plumber_file) if attach is None else attach
+    lines = ["options(warn = 1)", "library(plumber)"]
+    lines += [f"library({_r_string(p)}, character.only = TRUE)" for p in packages]
+    if from_dir:
+        lines.append(f"router <- plumber::plumb(dir = {_r_string(str(plumber_file.parent))})")
+    else:
+        lines.append(f"router <- plumber::pr({_r_string(str(plumber_file))})")
+    lines.append(f'router |> plumber::pr_run(host = "127.0.0.1", port = {port}, docs = FALSE)')
+    return Server("plumber", ["Rscript", "-e", "; ".join(lines)], plumber_file.parent, port, "/")
+
+
+def serve_flags() -> str:
+    return subprocess.run([str(PLUMBLINE), "serve", "--help"], capture_output=True, text=True).stdout
+
+
+def start_plumbline(plumber_file: Path, *, workers: int = 2, extra: tuple[str, ...] = ()) -> Server:
+    port = free_port()
+    argv = [str(PLUMBLINE), "serve", str(plumber_file), "--port", str(port), "--workers", str(workers)]
+    if "--drain-delay" in serve_flags():
+        argv += ["--drain-delay", "0"]  # tests stop servers often; no load balancer to wait for
+    argv += list(extra)
+    return Server("plumbline", argv, Path(tempfile.gettempdir()), port, "/readyz")
+
+
+@dataclass
+class Exchange:
+    """One request sent to both servers and their two answers."""
+
+    method: str
+    path: str
+    plumber: httpx.Response
+    plumbline: httpx.Response
+
+    def describe(self) -> str:
+        def side(name: str, r: httpx.Response) -> str:
+            shown = {k: v for k, v in r.headers.items() if k.lower() not in ("date",)}
+            return f"  {name}: {r.status_code} {shown}\n    body: {r.content[:600]!r}"
+        return (f"{self.method} {self.path}\n" + side("plumber  ", self.plumber) + "\n"
+                + side("plumbline", self.plumbline))
+
+
+@dataclass
+class ServerPair:
+    plumber: Server
+    plumbline: Server
+    _clients: dict = field(default_factory=dict)
+
+    def client(self, which: str) -> httpx.Client:
+        if which not in self._clients:
+            server = getattr(self, which)
+            self._clients[which] = httpx.Client(base_url=server.url, timeout=60)
+        return self._clients[which]
+
+    def request(self, which: str, method: str, path: str, **kwargs) -> httpx.Response:
+        client = self.client(which)
+        try:
+            return client.request(method, path, **kwargs)
+        finally:
+            client.cookies.clear()  # cookies are sent explicitly by the tests that use them
+
+    def send(self, method: str, path: str, **kwargs) -> Exchange:
+        """The same request to both servers, concurrently (slow endpoints cost their time once)."""
+        with ThreadPoolExecutor(2) as pool:
+            a = pool.submit(self.request, "plumber", method, path, **kwargs)
+            b = pool.submit(self.request, "plumbline", method, path, **kwargs)
+            return Exchange(method, path, a.result(), b.result())
+
+    def compare(
+        self,
+        method: str,
+        path: str,
+        *,
+        body: str | Callable[[bytes], object] = "exact",
+        headers: tuple[str, ...] = DEFAULT_COMPARED_HEADERS,
+        **kwargs,
+    ) -> Exchange:
+        """Assert both answers agree. body: "exact" (bytes), "json" (parsed value), "ignore",
+        or a function whose results must be equal (for time stamps, random numbers)."""
+        ex = self.send(method, path, **kwargs)
+        assert_same(ex, body=body, headers=headers)
+        return ex
+
+    def close(self) -> None:
+        for client in self._clients.values():
+            client.close()
+        self.plumber.stop()
+        self.plumbline.stop()
+
+
+def assert_same(ex: Exchange, *, body="exact", headers=DEFAULT_COMPARED_HEADERS) -> None:
+    p, q = ex.plumber, ex.plumbline
+    assert p.status_code == q.status_code, "status differs\n" + ex.describe()
+    assert p.headers.get("content-type") == q.headers.get("content-type"), (
+        "Content-Type differs\n" + ex.describe())
+    for name in headers:
+        assert p.headers.get(name) == q.headers.get(name), f"header {name} differs\n" + ex.describe()
+    if body == "exact":
+        assert p.content == q.content, "body differs\n" + ex.describe()
+    elif body == "json":
+        assert p.json() == q.json(), "JSON body differs\n" + ex.describe()
+    elif callable(body):
+        assert body(p.content) == body(q.content), "body differs\n" + ex.describe()
+    else:
+        assert body == "ignore", body
+
+
+def start_pair(plumber_file: Path, *, workers: int = 2, plumber_from_dir: bool = False,
+               plumbline_file: Path | None = None, attach: list[str] | None = None,
+               extra: tuple[str, ...] = ()) -> ServerPair:
+    """Start both servers at once (their start-up overlaps) and wait for both."""
+    if not PLUMBLINE.exists() or "PLUMBER" not in serve_flags().upper():
+        pytest.skip("`plumbline serve` is not available in this checkout")
+    plumber = start_plumber(plumber_file, from_dir=plumber_from_dir, attach=attach)
+    plumbline = start_plumbline(plumbline_file or plumber_file, workers=workers, extra=extra)
+    try:
+        plumber.wait_ready()
+        plumbline.wait_ready()
+    except Exception:
+        plumber.stop()
+        plumbline.stop()
+        raise
+    return ServerPair(plumber, plumbline)
+
+
+@pytest.fixture(scope="session")
+def plumber_examples() -> Path:
+    return plumber_examples_dir()
