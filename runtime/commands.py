@@ -1,5 +1,30 @@
-"""Placeholder: sub-commands are registered here."""
+"""`plumbline serve PLUMBER_R [options]`: run one plumber.R with the R worker pool."""
+from __future__ import annotations
+
+import argparse
+import sys
+
+from plumbline.runtime import settings
 
 
 def register(subparsers) -> None:
-    pass
+    parser = subparsers.add_parser(
+        "serve", help="serve a plumber.R over HTTP with a pool of R workers",
+        description="Serve an unchanged plumber.R: Python answers HTTP, health, metrics and "
+                    "docs; a pool of R worker processes runs the endpoints. Every option can "
+                    "also be set with its PLUMBLINE_* environment variable or in the [serve] "
+                    "table of a --config TOML file (flag > env > file > default).")
+    parser.add_argument("plumber_file", metavar="PLUMBER_R", help="path to the plumber.R file")
+    settings.add_arguments(parser)
+    parser.set_defaults(func=_serve)
+
+
+def _serve(args: argparse.Namespace) -> int:
+    try:
+        values = settings.resolve(args)
+    except settings.SettingError as exc:
+        print(f"plumbline serve: {exc}", file=sys.stderr)
+        return 2
+    from plumbline.runtime import server  # uvicorn and the pool load only when serving
+
+    return server.run(args.plumber_file, values)

@@ -208,13 +208,17 @@ SETTINGS: tuple[Setting, ...] = (
 BY_NAME = {s.name: s for s in SETTINGS}
 
 
+_METAVARS = {"integer": "N", "seconds": "SECONDS", "bytes": "SIZE", "on/off": "on|off",
+             _packages.kind: "PKG[,PKG]", _log_level.kind: "LEVEL"}
+
+
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """One option per setting; defaults stay None so a missing flag falls through to env."""
     parser.add_argument("--config", metavar="FILE", default=None,
                         help=f"TOML file whose [serve] table sets any option below "
                              f"(env {CONFIG_ENV}; default: none)")
     for s in SETTINGS:
-        metavar = "on|off" if s.read is _boolean else s.name.upper()
+        metavar = _METAVARS.get(s.read.kind, s.name.upper())
         parser.add_argument(s.flag, dest=s.name, metavar=metavar, default=None,
                             help=f"{s.help} (env {s.env}; default: {s.shown_default})")
 

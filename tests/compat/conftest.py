@@ -133,7 +133,9 @@ def start_plumber(plumber_file: Path, *, from_dir: bool = False, attach: list[st
 
 
 def serve_flags() -> str:
-    return subprocess.run([str(PLUMBLINE), "serve", "--help"], capture_output=True, text=True).stdout
+    """`plumbline serve --help`, or "" when there is no serve command."""
+    done = subprocess.run([str(PLUMBLINE), "serve", "--help"], capture_output=True, text=True)
+    return done.stdout if done.returncode == 0 else ""
 
 
 def start_plumbline(plumber_file: Path, *, workers: int = 2, extra: tuple[str, ...] = ()) -> Server:
@@ -194,13 +196,14 @@ class ServerPair:
         path: str,
         *,
         body: str | Callable[[bytes], object] = "exact",
-        headers: tuple[str, ...] = DEFAULT_COMPARED_HEADERS,
+        same_headers: tuple[str, ...] = DEFAULT_COMPARED_HEADERS,
         **kwargs,
     ) -> Exchange:
         """Assert both answers agree. body: "exact" (bytes), "json" (parsed value), "ignore",
-        or a function whose results must be equal (for time stamps, random numbers)."""
+        or a function whose results must be equal (for time stamps, random numbers).
+        same_headers: response headers that must be equal; kwargs go to httpx."""
         ex = self.send(method, path, **kwargs)
-        assert_same(ex, body=body, headers=headers)
+        assert_same(ex, body=body, same_headers=same_headers)
         return ex
 
     def close(self) -> None:
@@ -210,12 +213,12 @@ class ServerPair:
         self.plumbline.stop()
 
 
-def assert_same(ex: Exchange, *, body="exact", headers=DEFAULT_COMPARED_HEADERS) -> None:
+def assert_same(ex: Exchange, *, body="exact", same_headers=DEFAULT_COMPARED_HEADERS) -> None:
     p, q = ex.plumber, ex.plumbline
     assert p.status_code == q.status_code, "status differs\n" + ex.describe()
     assert p.headers.get("content-type") == q.headers.get("content-type"), (
         "Content-Type differs\n" + ex.describe())
-    for name in headers:
+    for name in same_headers:
         assert p.headers.get(name) == q.headers.get(name), f"header {name} differs\n" + ex.describe()
     if body == "exact":
         assert p.content == q.content, "body differs\n" + ex.describe()
@@ -227,14 +230,23 @@ def assert_same(ex: Exchange, *, body="exact", headers=DEFAULT_COMPARED_HEADERS)
         assert body == "ignore", body
 
 
+# PLUMBLINE_COMPAT_SELFCHECK=1 puts a second real plumber in plumbline's place: every comparison
+# that is not about a deliberate improvement must then pass, which shows the harness itself
+# (masking of time stamps, random numbers, addresses) compares only what is deterministic.
+SELFCHECK = os.environ.get("PLUMBLINE_COMPAT_SELFCHECK") == "1"
+
+
 def start_pair(plumber_file: Path, *, workers: int = 2, plumber_from_dir: bool = False,
                plumbline_file: Path | None = None, attach: list[str] | None = None,
                extra: tuple[str, ...] = ()) -> ServerPair:
     """Start both servers at once (their start-up overlaps) and wait for both."""
-    if not PLUMBLINE.exists() or "PLUMBER" not in serve_flags().upper():
-        pytest.skip("`plumbline serve` is not available in this checkout")
+    if SELFCHECK:
+        plumbline = start_plumber(plumber_file, from_dir=plumber_from_dir, attach=attach)
+    else:
+        if not PLUMBLINE.exists() or not serve_flags():
+            pytest.skip("`plumbline serve` is not available in this checkout")
+        plumbline = start_plumbline(plumbline_file or plumber_file, workers=workers, extra=extra)
     plumber = start_plumber(plumber_file, from_dir=plumber_from_dir, attach=attach)
-    plumbline = start_plumbline(plumbline_file or plumber_file, workers=workers, extra=extra)
     try:
         plumber.wait_ready()
         plumbline.wait_ready()
@@ -245,6 +257,33 @@ def start_pair(plumber_file: Path, *, workers: int = 2, plumber_from_dir: bool =
     return ServerPair(plumber, plumbline)
 
 
+def deliberate(reason: str) -> None:
+    """Mark a test of a deliberate improvement: it checks plumbline's own behaviour."""
+    if SELFCHECK:
+        pytest.skip(f"deliberate improvement ({reason}): nothing to check plumber against itself")
+
+
 @pytest.fixture(scope="session")
 def plumber_examples() -> Path:
     return plumber_examples_dir()
+
+
+@pytest.fixture(scope="class")
+def pair(request, plumber_examples):
+    """One pair of servers per test class, configured by class attributes:
+    EXAMPLE (folder under plumber's examples) or APP (a path), FILE (default plumber.R),
+    WORKERS (default 2), PLUMBER_FROM_DIR (plumber runs the folder's entrypoint.R),
+    PLUMBLINE_FILE (plumbline serves this file instead; relative to the folder), NEEDS (R packages)."""
+    cls = request.cls
+    for package in getattr(cls, "NEEDS", ()):
+        if not r_package_installed(package):
+            pytest.skip(f"R package {package!r} is not installed")
+    folder = plumber_examples / cls.EXAMPLE if hasattr(cls, "EXAMPLE") else Path(cls.APP)
+    servers = start_pair(
+        folder / getattr(cls, "FILE", "plumber.R"),
+        workers=getattr(cls, "WORKERS", 2),
+        plumber_from_dir=getattr(cls, "PLUMBER_FROM_DIR", False),
+        plumbline_file=folder / cls.PLUMBLINE_FILE if hasattr(cls, "PLUMBLINE_FILE") else None,
+    )
+    yield servers
+    servers.close()

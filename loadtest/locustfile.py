@@ -1,0 +1,67 @@
+"""Users of the example app (examples/plumber-on-k8s/plumber.R), every answer checked.
+
+Mostly /parity with a random integer (the answer must be the right "odd"/"even"), now and
+then the slow /wait (a JSON object with a time). Run it alone with
+  locust -f loadtest/locustfile.py --headless -H http://127.0.0.1:8080 -u 10 -r 10 -t 30s
+or through `plumbline loadtest SCENARIO`, which also sets PLUMBLINE_LOADTEST_LOG: a JSON
+line per request (start time, latency, outcome) from which the scenarios judge the event.
+"""
+from __future__ import annotations
+
+import json
+import os
+import random
+
+from locust import FastHttpUser, between, events, task
+
+_log_path = os.environ.get("PLUMBLINE_LOADTEST_LOG")
+_log = open(_log_path, "a", buffering=1 << 16) if _log_path else None
+
+
+@events.request.add_listener
+def _record(request_type, name, response_time, exception, start_time=None, **_):
+    if _log is not None:
+        _log.write(json.dumps({"t": start_time, "name": f"{request_type} {name}",
+                               "ms": response_time,
+                               "error": None if exception is None else str(exception)}) + "\n")
+
+
+@events.quitting.add_listener
+def _close(**_):
+    if _log is not None:
+        _log.flush()
+
+
+class AppUser(FastHttpUser):
+    wait_time = between(0.05, 0.25)
+    network_timeout = 90.0  # a frozen replica's request completes once it is thawed/replaced
+    connection_timeout = 5.0
+
+    @task(30)
+    def parity(self):
+        number = random.randint(-10**6, 10**6)
+        expected = "even" if number % 2 == 0 else "odd"
+        with self.client.get(f"/parity?int={number}", name="/parity",
+                             catch_response=True) as resp:
+            if resp.status_code != 200:
+                resp.failure(f"status {resp.status_code}: {resp.text[:200]}")
+            elif resp.text.strip() != expected:
+                resp.failure(f"parity of {number}: expected {expected!r}, got {resp.text[:100]!r}")
+
+    @task(1)
+    def wait(self):
+        with self.client.get("/wait", name="/wait", catch_response=True) as resp:
+            if resp.status_code != 200:
+                resp.failure(f"status {resp.status_code}: {resp.text[:200]}")
+                return
+            try:
+                body = resp.json()
+            except ValueError:
+                resp.failure(f"not JSON: {resp.text[:100]!r}")
+                return
+            stamp = body.get("time") if isinstance(body, dict) else None
+            # plumber's json serializer boxes scalars: {"time": ["2024-01-01 10:00:00"]}
+            if isinstance(stamp, list) and len(stamp) == 1:
+                stamp = stamp[0]
+            if not isinstance(stamp, str) or not stamp[:4].isdigit():
+                resp.failure(f"no time in {resp.text[:100]!r}")

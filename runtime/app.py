@@ -1,0 +1,130 @@
+"""The ASGI application: plumbline's own endpoints in Python, everything else to R.
+
+Order, per request: our endpoints (/livez, /readyz, /metrics, and /health and /openapi.json
+unless plumber.R defines GET on them), Swagger UI, the plumber.R's endpoints (to a worker),
+its @assets folders, then unmatched requests: to a worker when plumber.R has filters (a
+filter may answer them), else 404/405 in Python with plumber's body. Assets are served from
+Python; when plumber.R has filters (which may guard them, as with auth), a request for a
+path that passed our traversal checks goes to R instead, so the filters run as in plumber.
+
+Pure ASGI, no framework router: the proxy path costs one dict lookup, one route match and a
+few attribute reads on top of the R call.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from plumbline.endpoints import PlumberFile
+from plumbline.runtime import openapi
+from plumbline.runtime.access_log import AccessLog, RequestLogMiddleware
+from plumbline.runtime.assets import AssetFolders
+from plumbline.runtime.docs import SwaggerDocs
+from plumbline.runtime.errors import (PLUMBER_METHOD_NOT_ALLOWED, PLUMBER_NOT_FOUND,
+                                      send_error)
+from plumbline.runtime.health import Health
+from plumbline.runtime.metrics import Metrics
+from plumbline.runtime.proxy import Proxy, raw_path
+from plumbline.runtime.routing import Router
+
+_READ_METHODS = frozenset({"GET", "HEAD"})
+_VERB_ORDER = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS")
+
+
+@dataclass(frozen=True)
+class AppOptions:
+    max_body: int = 10 * 1024 ** 2
+    docs: bool = True
+    access_log: bool = True
+
+
+class PlumblineApp:
+    def __init__(self, spec: PlumberFile, pool, options: AppOptions):
+        self.router = Router(spec)
+        self.health = Health(pool)
+        self.metrics = Metrics(pool)
+        self.proxy = Proxy(pool, options.max_body)
+        self.assets = AssetFolders(spec.assets, Path(spec.path).parent) if spec.assets else None
+        self.docs = SwaggerDocs() if options.docs else None
+        self.forward_unmatched = bool(spec.filters)
+        self._openapi = openapi.render(spec)
+        system = {
+            "/livez": self.health.livez,
+            "/readyz": self.health.readyz,
+            "/health": self.health.readyz,
+            "/metrics": self._metrics,
+            "/openapi.json": self._openapi_json,
+        }
+        for path in ("/health", "/openapi.json"):  # the app's own wins
+            if self.router.has_get(path):
+                del system[path]
+        if not options.docs:
+            del system["/openapi.json"]
+        self.system = system
+
+    async def __call__(self, scope, receive, send) -> None:
+        if scope["type"] != "http":
+            return  # no websockets; lifespan is handled by the server module
+        path = raw_path(scope)
+        handler = self.system.get(path)
+        if handler is not None:
+            scope["plumbline.route"] = path
+            if scope["method"] not in _READ_METHODS:
+                await send_error(send, 405, PLUMBER_METHOD_NOT_ALLOWED,
+                                 headers=[(b"allow", b"GET, HEAD")])
+                return
+            await handler(scope, receive, send)
+            return
+        if self.docs is not None and self.docs.handles(path):
+            scope["plumbline.route"] = "/__docs__/"
+            await self.docs(scope, receive, send)
+            return
+        match = self.router.match(scope["method"], path)
+        if match.endpoint is not None:
+            scope["plumbline.route"] = match.endpoint.route
+            await self.proxy(scope, receive, send, match.endpoint)
+            return
+        if self.assets is not None and (found := self.assets.find(path)) is not None:
+            scope["plumbline.route"] = found[0].route
+            if not self.forward_unmatched:
+                await self.assets.serve(scope, receive, send, *found)
+            elif self.assets.is_safe(*found):  # filters (auth, ...) must see asset requests too
+                await self.proxy(scope, receive, send, None)
+            else:
+                await send_error(send, 403, "forbidden path")
+            return
+        if self.forward_unmatched:
+            await self.proxy(scope, receive, send, None)
+        elif match.allowed:
+            allow = ", ".join(v for v in _VERB_ORDER if v in match.allowed)
+            await send_error(send, 405, PLUMBER_METHOD_NOT_ALLOWED,
+                             headers=[(b"allow", allow.encode())])
+        else:
+            await send_error(send, 404, PLUMBER_NOT_FOUND)
+
+    async def _metrics(self, scope, receive, send) -> None:
+        body, content_type = self.metrics.exposition()
+        await _send_bytes(send, body, content_type.encode())
+
+    async def _openapi_json(self, scope, receive, send) -> None:
+        await _send_bytes(send, self._openapi, b"application/json")
+
+
+async def _send_bytes(send, body: bytes, content_type: bytes) -> None:
+    await send({"type": "http.response.start", "status": 200, "headers": [
+        (b"content-type", content_type), (b"content-length", str(len(body)).encode())]})
+    await send({"type": "http.response.body", "body": body})
+
+
+def create_app(spec: PlumberFile, pool, options: AppOptions = AppOptions()):
+    """The ASGI app to give uvicorn.
+
+    `.plumbline` is the inner app (health, metrics); `.access_log` (or None) must be flushed
+    when the server stops.
+    """
+    inner = PlumblineApp(spec, pool, options)
+    access_log = AccessLog() if options.access_log else None
+    outer = RequestLogMiddleware(inner, inner.metrics, access_log)
+    outer.plumbline = inner
+    outer.access_log = access_log
+    return outer

@@ -1,0 +1,169 @@
+# bridge.R: the R side of a plumbline worker.
+#
+# Sourced once per worker into its own environment (never into the app's). The Python worker
+# calls plumbline_load() once, then plumbline_handle() for every request. plumbline_handle()
+# builds the same Rook environment httpuv would, runs plumber's own pipeline (pr$call), and
+# flattens the response into vectors that cross to Python without per-element conversion.
+
+plumbline <- new.env(parent = emptyenv())
+
+# Attach packages, make futures inline (optionally), load the plumber.R once.
+# Returns NULL on success or a character message (file and line included) on failure.
+plumbline_load <- function(file, attach, inline_futures) {
+  tryCatch({
+    for (pkg in attach) library(pkg, character.only = TRUE)
+    has_future <- requireNamespace("future", quietly = TRUE)
+    # Concurrency comes from the pool's processes, never from futures inside one worker.
+    if (has_future) future::plan("sequential")
+    # plumber reports a syntax error only as "Error sourcing <file>"; parse first for the line.
+    parse_error <- tryCatch({
+      parse(file, keep.source = FALSE, encoding = "UTF-8")
+      NULL
+    }, error = function(e) conditionMessage(e))
+    if (!is.null(parse_error)) return(paste0("syntax error: ", parse_error))
+
+    appenv <- new.env(parent = globalenv())
+    if (isTRUE(inline_futures)) install_inline_futures(appenv, has_future)
+    pr <- plumber::pr(file, envir = appenv)
+    # pr_run() serves from the file's folder; the worker only ever serves this app.
+    setwd(dirname(file))
+    plumbline$pr <- pr
+    plumbline$httpuv_version <- utils::packageVersion("httpuv")
+    NULL
+  }, error = function(e) paste0(basename(file), ": ", conditionMessage(e)))
+}
+
+# future(expr) that evaluates at once: future() under a sequential plan costs ms per call and
+# turns the result into a promise, which plumber then resolves through the later event loop.
+install_inline_futures <- function(appenv, has_future) {
+  appenv$future <- function(expr, ...) {
+    eval(substitute(expr), new.env(parent = parent.frame()))
+  }
+  if (has_future) {
+    registerS3method("value", "default", function(future, ...) future,
+                     envir = asNamespace("future"))
+  }
+}
+
+# A Rook input stream over the raw body, with httpuv's InputStream methods. A closure costs
+# far less per request than an R6 object or a connection.
+rook_input <- function(body) {
+  pos <- 0L
+  len <- length(body)
+  stream <- new.env(parent = emptyenv())
+  stream$read <- function(l = -1L) {
+    if (l < 0L || pos + l > len) l <- len - pos
+    if (l == 0L) return(raw())
+    out <- body[(pos + 1L):(pos + l)]
+    pos <<- pos + l
+    out
+  }
+  stream$rewind <- function() pos <<- 0L
+  stream$read_lines <- function(n = -1L) {
+    rest <- if (pos == 0L) body else body[seq.int(pos + 1L, length.out = len - pos)]
+    con <- rawConnection(rest)
+    on.exit(close(con))
+    lines <- readLines(con, n, warn = FALSE)
+    pos <<- len
+    lines
+  }
+  class(stream) <- c("InputStream", "R6")
+  stream
+}
+
+error_stream <- local({
+  stream <- new.env(parent = emptyenv())
+  stream$cat <- function(..., sep = " ", fill = FALSE, labels = NULL) {
+    base::cat(..., sep = sep, fill = fill, labels = labels, file = stderr())
+  }
+  stream$flush <- function() base::flush(stderr())
+  class(stream) <- c("ErrorStream", "R6")
+  stream
+})
+
+# fields: method, path, query string, remote addr, remote port, server name, server port,
+# scheme. headers: the lower-case names, then their "HTTP_<UPPER_SNAKE>" names, then values
+# (one flat vector: fewer objects to build on the Python side of every request).
+plumbline_handle <- function(fields, headers, body) {
+  req <- new.env()
+  req$REQUEST_METHOD <- fields[[1L]]
+  req$SCRIPT_NAME <- ""
+  req$PATH_INFO <- fields[[2L]]
+  # httpuv keeps the "?"; plumber strips it (and re-appends it verbatim on redirects).
+  query_string <- fields[[3L]]
+  req$QUERY_STRING <- if (nzchar(query_string)) paste0("?", query_string) else ""
+  req$REMOTE_ADDR <- fields[[4L]]
+  req$REMOTE_PORT <- fields[[5L]]
+  req$SERVER_NAME <- fields[[6L]]
+  req$SERVER_PORT <- fields[[7L]]
+  req$rook.version <- "1.1-0"
+  req$rook.url_scheme <- fields[[8L]]
+  n <- length(headers) %/% 3L
+  if (n > 0L) {
+    values <- headers[(2L * n + 1L):(3L * n)]
+    list2env(structure(as.list(values), names = headers[(n + 1L):(2L * n)]), envir = req)
+    req$HEADERS <- structure(values, names = headers[seq_len(n)])
+  } else {
+    req$HEADERS <- structure(character(), names = character())
+  }
+  req$rook.input <- rook_input(body)
+  req$rook.errors <- error_stream
+  req$httpuv.version <- plumbline$httpuv_version
+  if (!is.null(req$HTTP_CONTENT_TYPE)) req$CONTENT_TYPE <- req$HTTP_CONTENT_TYPE
+  if (!is.null(req$HTTP_CONTENT_LENGTH)) req$CONTENT_LENGTH <- req$HTTP_CONTENT_LENGTH
+
+  tryCatch({
+    response <- plumbline$pr$call(req)
+    if (promises::is.promise(response)) response <- settle(response)
+    to_wire(response)
+  }, error = function(e) internal_error(e))
+}
+
+# Run the later event loop until the promise settles, as httpuv's service loop would.
+settle <- function(p) {
+  done <- FALSE
+  value <- NULL
+  failure <- NULL
+  promises::then(p,
+    onFulfilled = function(v) { value <<- v; done <<- TRUE },
+    onRejected = function(e) { failure <<- e; done <<- TRUE })
+  while (!done) later::run_now(timeoutSecs = 0.1)
+  if (!is.null(failure)) stop(failure)
+  value
+}
+
+# httpuv's answer when the app itself fails outside plumber's error handler.
+internal_error <- function(e) {
+  list(500L, "Content-Type", "text/plain; charset=UTF-8",
+       charToRaw(enc2utf8(paste("ERROR:", conditionMessage(e), collapse = "\n"))))
+}
+
+# list(status, header names, header values, raw body) as httpuv would put it on the wire.
+to_wire <- function(resp) {
+  if (is.null(resp) || length(resp) == 0) {
+    return(list(500L, "Content-Type", "text/plain; charset=UTF-8",
+                charToRaw("An exception occurred.")))
+  }
+  headers <- resp$headers
+  names <- names(headers)
+  values <- if (length(headers)) {
+    vapply(headers, function(v) paste(v)[1], "", USE.NAMES = FALSE)
+  } else character()
+  if (is.null(names)) names <- character()
+  body <- resp$body
+  if (is.list(body) && "file" %in% names(body)) {
+    file <- body[["file"]]
+    raw_body <- readBin(file, "raw", file.info(file)$size)
+    if (isTRUE(as.logical(body$owned))) unlink(file)
+    body <- raw_body
+  } else if (is.character(body)) {
+    if (length(body) != 1L) {
+      return(list(500L, "Content-Type", "text/plain; charset=UTF-8",
+                  charToRaw("An exception occurred.")))
+    }
+    body <- charToRaw(body)  # bytes as plumber encoded them, like httpuv
+  } else if (is.null(body)) {
+    body <- raw()
+  }
+  list(as.integer(resp$status), names, values, body)
+}

@@ -1,0 +1,90 @@
+"""Swagger UI at /__docs__/, from the swagger-ui-bundle package's files (no CDN).
+
+The page and its initializer are ours (pointing at ../openapi.json, validator off so the
+browser never calls out); the JS/CSS come from the package, read once and kept in memory.
+"""
+from __future__ import annotations
+
+from swagger_ui_bundle import swagger_ui_path
+
+from plumbline.runtime.errors import PLUMBER_NOT_FOUND, send_error
+
+PREFIX = "/__docs__"
+
+_INDEX = b"""<!DOCTYPE html>
+<html lang="en">
+  <head>
+    <meta charset="UTF-8">
+    <title>API documentation</title>
+    <link rel="stylesheet" type="text/css" href="./swagger-ui.css" />
+    <link rel="stylesheet" type="text/css" href="./index.css" />
+    <link rel="icon" type="image/png" href="./favicon-32x32.png" sizes="32x32" />
+  </head>
+  <body>
+    <div id="swagger-ui"></div>
+    <script src="./swagger-ui-bundle.js" charset="UTF-8"></script>
+    <script src="./swagger-ui-standalone-preset.js" charset="UTF-8"></script>
+    <script src="./swagger-initializer.js" charset="UTF-8"></script>
+  </body>
+</html>
+"""
+
+_INITIALIZER = b"""window.onload = function() {
+  window.ui = SwaggerUIBundle({
+    url: "../openapi.json",
+    dom_id: "#swagger-ui",
+    deepLinking: true,
+    validatorUrl: null,
+    presets: [SwaggerUIBundle.presets.apis, SwaggerUIStandalonePreset],
+    plugins: [SwaggerUIBundle.plugins.DownloadUrl],
+    layout: "StandaloneLayout"
+  });
+};
+"""
+
+_VENDOR_FILES = {
+    "swagger-ui.css": "text/css; charset=utf-8",
+    "index.css": "text/css; charset=utf-8",
+    "swagger-ui-bundle.js": "application/javascript; charset=utf-8",
+    "swagger-ui-standalone-preset.js": "application/javascript; charset=utf-8",
+    "favicon-32x32.png": "image/png",
+    "favicon-16x16.png": "image/png",
+}
+
+
+class SwaggerDocs:
+    def __init__(self):
+        self._files: dict[str, tuple[bytes, bytes]] = {
+            "": (_INDEX, b"text/html; charset=utf-8"),
+            "index.html": (_INDEX, b"text/html; charset=utf-8"),
+            "swagger-initializer.js": (_INITIALIZER, b"application/javascript; charset=utf-8"),
+        }
+
+    def handles(self, path: str) -> bool:
+        return path == PREFIX or path.startswith(PREFIX + "/")
+
+    async def __call__(self, scope, receive, send) -> None:
+        path = scope["path"]
+        if path == PREFIX:  # relative URLs in the page need the trailing slash
+            await send({"type": "http.response.start", "status": 307,
+                        "headers": [(b"location", (PREFIX + "/").encode()),
+                                    (b"content-length", b"0")]})
+            await send({"type": "http.response.body", "body": b""})
+            return
+        found = self._file(path[len(PREFIX) + 1:])
+        if found is None:
+            await send_error(send, 404, PLUMBER_NOT_FOUND)
+            return
+        body, content_type = found
+        await send({"type": "http.response.start", "status": 200, "headers": [
+            (b"content-type", content_type), (b"content-length", str(len(body)).encode()),
+            (b"cache-control", b"public, max-age=3600")]})
+        await send({"type": "http.response.body", "body": body})
+
+    def _file(self, name: str) -> tuple[bytes, bytes] | None:
+        if name not in self._files:
+            if name not in _VENDOR_FILES:
+                return None
+            body = (swagger_ui_path / name).read_bytes()
+            self._files[name] = (body, _VENDOR_FILES[name].encode())
+        return self._files[name]

@@ -1,0 +1,149 @@
+"""The OpenAPI 3.0.3 document of a plumber.R, built once from its parsed annotations.
+
+Shaped like plumber's own /openapi.json (same info defaults, path templates, parameter
+schemas, 500/default responses) plus request bodies for POST/PUT/PATCH, so Swagger UI can
+send them.
+"""
+from __future__ import annotations
+
+import json
+import re
+
+from plumbline.endpoints import Endpoint, PlumberFile, Serializer
+
+_FORMATS = {"integer": "int64", "number": "double"}
+_PARSER_TYPES = {
+    "json": "application/json", "form": "application/x-www-form-urlencoded",
+    "multi": "multipart/form-data", "text": "text/plain", "octet": "application/octet-stream",
+    "csv": "text/csv", "tsv": "text/tab-separated-values", "yaml": "application/yaml",
+    "rds": "application/rds", "geojson": "application/geo+json",
+}
+_STRUCTURED_BODIES = {"application/json", "application/x-www-form-urlencoded",
+                      "multipart/form-data"}
+_SERIALIZER_TYPES = {
+    "json": "application/json", "unboxedJSON": "application/json",
+    "geojson": "application/geo+json", "text": "text/plain", "cat": "text/plain",
+    "print": "text/plain", "format": "text/plain", "html": "text/html", "csv": "text/csv",
+    "tsv": "text/tab-separated-values", "yaml": "text/x-yaml", "png": "image/png",
+    "agg_png": "image/png", "jpeg": "image/jpeg", "agg_jpeg": "image/jpeg",
+    "svg": "image/svg+xml", "svglite": "image/svg+xml", "bmp": "image/bmp",
+    "tiff": "image/tiff", "agg_tiff": "image/tiff", "webp": "image/webp",
+    "pdf": "application/pdf", "rds": "application/rds", "octet": "application/octet-stream",
+    "htmlwidget": "text/html", "feather": "application/feather",
+    "parquet": "application/parquet", "excel": "application/vnd.ms-excel",
+    "arrow_ipc_stream": "application/vnd.apache.arrow.stream",
+}
+_BODY_VERBS = ("POST", "PUT", "PATCH")
+
+
+def build(spec: PlumberFile) -> dict:
+    paths: dict[str, dict] = {}
+    for ep in spec.endpoints:
+        item = paths.setdefault(ep.path.openapi_path, {})
+        for verb in ep.verbs:
+            item.setdefault(verb.lower(), _operation(ep, verb))
+    return {
+        "openapi": "3.0.3",
+        "info": {
+            "title": spec.info.title or "API Title",
+            "description": spec.info.description or "API Description",
+            "version": spec.info.version or "1.0.0",
+        },
+        "paths": paths,
+    }
+
+
+def render(spec: PlumberFile) -> bytes:
+    return json.dumps(build(spec), separators=(",", ":")).encode()
+
+
+def _operation(ep: Endpoint, verb: str) -> dict:
+    op: dict = {}
+    if ep.summary:
+        op["summary"] = ep.summary
+    op["description"] = ep.description
+    if ep.tags:
+        op["tags"] = list(ep.tags)
+    documented = {p.name: p for p in ep.params}
+    in_path = {p.name for p in ep.path.params}
+    parameters = []
+    for p in ep.path.params:
+        doc = documented.get(p.name)
+        param = {"name": p.name, "in": "path", "required": True,
+                 "schema": _schema(p.type, p.is_array)}
+        if doc and doc.description:
+            param["description"] = doc.description
+        if p.is_array:
+            param.update(style="simple", explode=False)
+        parameters.append(param)
+    others = [p for p in ep.params if p.name not in in_path]
+    if verb in _BODY_VERBS:
+        op["requestBody"] = _request_body(ep, others)
+    else:
+        for p in others:
+            param = {"name": p.name, "in": "query", "required": p.required,
+                     "schema": _schema(p.type, p.is_array)}
+            if p.description:
+                param["description"] = p.description
+            if p.is_array:
+                param.update(style="form", explode=True)
+            parameters.append(param)
+    op["parameters"] = parameters
+    op["responses"] = _responses(ep)
+    return op
+
+
+def _schema(kind: str, is_array: bool) -> dict:
+    if kind == "file":
+        one = {"type": "string", "format": "binary"}
+    else:
+        one = {"type": kind}
+        if kind in _FORMATS:
+            one["format"] = _FORMATS[kind]
+    return {"type": "array", "items": one} if is_array else one
+
+
+def _request_body(ep: Endpoint, params) -> dict:
+    types = [_PARSER_TYPES[p] for p in ep.parsers if p in _PARSER_TYPES] or [
+        "application/json"]
+    content = {}
+    for media in types:
+        if media in _STRUCTURED_BODIES:
+            schema: dict = {"type": "object", "properties": {
+                p.name: {**_schema(p.type, p.is_array),
+                         **({"description": p.description} if p.description else {})}
+                for p in params}}
+            required = [p.name for p in params if p.required]
+            if required:
+                schema["required"] = required
+        elif media == "text/plain":
+            schema = {"type": "string"}
+        else:
+            schema = {"type": "string", "format": "binary"}
+        content[media] = {"schema": schema}
+    return {"required": any(p.required for p in params), "content": content}
+
+
+def _responses(ep: Endpoint) -> dict:
+    media = _serializer_type(ep.serializer)
+    ok_schema = {"type": "object"} if media == "application/json" else {"type": "string"}
+    ok = {"description": ep.responses.get("200", "OK"),
+          "content": {media: {"schema": ok_schema}}}
+    responses = {"200": ok}
+    for code, description in ep.responses.items():
+        if code != "200":
+            responses[code] = {"description": description}
+    responses.setdefault("500", {"description": "Internal Server Error", "content": {
+        "application/json": {"schema": {"type": "object", "properties": {
+            "error": {"type": "string"}}}}}})
+    responses.setdefault("default", {"description": "Default response."})
+    return responses
+
+
+def _serializer_type(serializer: Serializer | None) -> str:
+    if serializer is None:
+        return "application/json"
+    if serializer.name == "contentType":
+        m = re.search(r"type\s*=\s*[\"']([^\"']+)[\"']", serializer.args)
+        return m.group(1) if m else "application/octet-stream"
+    return _SERIALIZER_TYPES.get(serializer.name, "application/octet-stream")

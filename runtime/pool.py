@@ -1,0 +1,552 @@
+"""WorkerPool: a fixed number of R worker processes serving one plumber.R.
+
+Each slot runs a supervisor coroutine: spawn a worker, wait until it has loaded the app, hand
+it out for requests, and when it has to go (it died, hung, failed its health check, or
+served max_requests) start its successor in the same slot. Requests take an idle worker or
+wait in a bounded queue. The HTTP layer sees only call(), the state properties and close().
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import json
+import logging
+import os
+import random
+import signal
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from plumbline.runtime.protocol import (
+    ProtocolError,
+    WorkerRequest,
+    WorkerResponse,
+    decode_response,
+    encode_request,
+    read_frame,
+)
+
+logger = logging.getLogger("plumbline.pool")
+
+RESTART_REASONS = ("exited", "killed_signal", "timeout", "unhealthy", "max_requests", "load_failed")
+# A worker that dies this soon after loading is treated like a failed load (back-off applies).
+_MIN_HEALTHY_UPTIME = 1.0
+_BACKOFF_FIRST = 0.5
+_BACKOFF_MAX = 30.0
+# A worker asked to stop sees EOF on its pipe and exits at once when idle; one still busy
+# (close() timed out) gets SIGTERM, then SIGKILL.
+_TERM_AFTER = 1.0
+_KILL_AFTER = 5.0
+
+
+@dataclass(frozen=True)
+class PoolConfig:
+    plumber_file: Path
+    workers: int = field(default_factory=lambda: os.cpu_count() or 1)
+    max_queue: int = 100  # requests waiting for a worker; past it PoolFull
+    timeout: float | None = 60.0  # per request; past it WorkerTimeout, worker killed + replaced
+    max_requests: int = 0  # 0 = never recycle
+    max_requests_jitter: int = 0
+    attach: tuple[str, ...] = ()
+    inline_futures: bool = True
+    health_path: str | None = None  # the app's own GET /health, called on idle workers
+    health_interval: float = 5.0
+    startup_timeout: float = 120.0
+
+
+class AppLoadError(Exception):
+    """The app did not load in the first worker; message is R's (with file and line)."""
+
+    def __init__(self, message: str):
+        super().__init__(message)
+        self.message = message
+
+
+class PoolFull(Exception):
+    """No worker free and the wait queue is full (or the pool is shutting down)."""
+
+
+class WorkerTimeout(Exception):
+    """The request ran (or waited) longer than the configured timeout."""
+
+
+class WorkerDied(Exception):
+    """The worker running the request died before answering."""
+
+
+def _log(level: int, event: str, message: str, **fields) -> None:
+    # One JSON object per line whatever formatter the handler uses for %(message)s.
+    if logger.isEnabledFor(level):
+        record = {
+            "ts": round(time.time(), 3),
+            "level": logging.getLevelName(level).lower(),
+            "logger": logger.name,
+            "event": event,
+            "message": message,
+            **fields,
+        }
+        logger.log(level, json.dumps(record, default=str))
+
+
+def _unexpected_death(returncode: int) -> str:
+    if returncode == 0:
+        return "exited with code 0 (did the app call quit()?)"
+    return _cause_of_death(returncode)
+
+
+def _cause_of_death(returncode: int) -> str:
+    if returncode >= 0:
+        return f"exited with code {returncode}"
+    try:
+        name = signal.Signals(-returncode).name
+    except ValueError:
+        name = f"signal {-returncode}"
+    if -returncode == signal.SIGKILL:
+        return f"killed by {name} (perhaps out of memory?)"
+    return f"killed by {name}"
+
+
+class _Worker:
+    """One worker process and the pipes to it."""
+
+    def __init__(self, slot: int, generation: int, proc, reader, writer, limit: int):
+        self.slot = slot
+        self.generation = generation
+        self.proc: asyncio.subprocess.Process = proc
+        self.reader: asyncio.StreamReader = reader
+        self.writer: asyncio.WriteTransport = writer
+        self.limit = limit  # requests before recycling; 0 = never
+        self.state = "starting"
+        self.requests = 0
+        self.started_at = time.time()
+        self.ready_at: float | None = None
+        self.stop_reason: str | None = None  # set when the pool itself ends this worker
+        self.retiring = False  # stop when its current request is done
+        self.replace = asyncio.get_running_loop().create_future()  # -> restart reason
+        self.watcher: asyncio.Task | None = None
+
+    @property
+    def alive(self) -> bool:
+        return self.proc.returncode is None
+
+    def snapshot(self) -> dict:
+        return {
+            "id": self.slot,
+            "generation": self.generation,
+            "pid": self.proc.pid,
+            "state": self.state,
+            "requests": self.requests,
+            "started_at": self.started_at,
+        }
+
+    def kill(self, reason: str) -> None:
+        if self.stop_reason is None:
+            self.stop_reason = reason
+        if self.alive:
+            try:
+                self.proc.kill()
+            except ProcessLookupError:
+                pass
+
+    def stop(self, reason: str) -> None:
+        """Ask the worker to exit: EOF on its request pipe, then SIGTERM, then SIGKILL."""
+        if self.stop_reason is None:
+            self.stop_reason = reason
+        self.state = "stopping"
+        self.writer.close()
+        loop = asyncio.get_running_loop()
+        loop.call_later(_TERM_AFTER, self._signal_if_alive, signal.SIGTERM)
+        loop.call_later(_KILL_AFTER, self._signal_if_alive, signal.SIGKILL)
+
+    def _signal_if_alive(self, signum: int) -> None:
+        if self.alive:
+            try:
+                self.proc.send_signal(signum)
+            except ProcessLookupError:
+                pass
+
+
+class WorkerPool:
+    def __init__(self, config: PoolConfig):
+        if config.workers < 1:
+            raise ValueError("workers must be at least 1")
+        if config.max_queue < 0:
+            raise ValueError("max_queue must be 0 or more")
+        self._config = config
+        self._workers: list[_Worker] = []  # every spawned worker whose exit is not yet seen
+        self._failed_slots: dict[int, float] = {}  # slot -> time its last load failed
+        self._idle: collections.deque[_Worker] = collections.deque()
+        self._waiters: collections.deque[asyncio.Future] = collections.deque()
+        self._supervisors: list[asyncio.Task] = []
+        self._health_task: asyncio.Task | None = None
+        self._background: set[asyncio.Task] = set()
+        self._first_load: asyncio.Future | None = None
+        self._load_errors_logged: set[str] = set()
+        self._generation = 0
+        self._closing = False
+        self.in_flight = 0
+        self.restart_counts: dict[str, int] = {reason: 0 for reason in RESTART_REASONS}
+
+    # ---- public interface -------------------------------------------------------------
+
+    @property
+    def ready(self) -> bool:
+        return any(w.state in ("idle", "busy") and w.alive for w in self._workers)
+
+    @property
+    def queue_depth(self) -> int:
+        return sum(1 for fut in self._waiters if not fut.done())
+
+    def snapshot(self) -> list[dict]:
+        rows = [w.snapshot() for w in self._workers]
+        live_slots = {w.slot for w in self._workers}
+        for slot, failed_at in self._failed_slots.items():
+            if slot not in live_slots:
+                rows.append(
+                    {"id": slot, "generation": None, "pid": None, "state": "failed",
+                     "requests": 0, "started_at": failed_at}
+                )
+        return sorted(rows, key=lambda row: (row["id"], row["generation"] or 0))
+
+    async def start(self) -> None:
+        loop = asyncio.get_running_loop()
+        self._first_load = loop.create_future()
+        self._supervisors = [
+            asyncio.create_task(self._supervise(slot), name=f"plumbline-worker-slot-{slot}")
+            for slot in range(self._config.workers)
+        ]
+        try:
+            await self._first_load
+        except BaseException:
+            await self._shutdown(kill=True)
+            raise
+        if self._config.health_path:
+            self._health_task = asyncio.create_task(self._health_loop(), name="plumbline-health")
+        _log(logging.INFO, "pool_started", "first worker ready",
+             workers=self._config.workers, plumber_file=str(self._config.plumber_file))
+
+    async def call(self, request: WorkerRequest) -> WorkerResponse:
+        if self._closing:
+            raise PoolFull("the pool is shutting down")
+        worker = await self._acquire()
+        worker.requests += 1
+        self.in_flight += 1
+        try:
+            response = await self._exchange(worker, request, timeout_reason="timeout")
+        finally:
+            self.in_flight -= 1
+        self._release(worker)
+        return response
+
+    async def close(self, timeout: float) -> None:
+        self._closing = True
+        deadline = time.monotonic() + timeout
+        while (self.in_flight or self.queue_depth) and time.monotonic() < deadline:
+            await asyncio.sleep(0.05)
+        await self._shutdown(kill=False)
+        _log(logging.INFO, "pool_closed", "all workers stopped")
+
+    # ---- dispatch ---------------------------------------------------------------------
+
+    async def _acquire(self) -> _Worker:
+        while self._idle:
+            worker = self._idle.popleft()
+            if worker.state == "idle" and worker.alive:
+                worker.state = "busy"
+                return worker
+        if len(self._waiters) >= self._config.max_queue:
+            raise PoolFull(f"all workers busy and {len(self._waiters)} requests waiting")
+        fut = asyncio.get_running_loop().create_future()
+        self._waiters.append(fut)
+        try:
+            async with asyncio.timeout(self._config.timeout):
+                return await fut
+        except TimeoutError:
+            self._reclaim(fut)
+            raise WorkerTimeout(f"no worker became free within {self._config.timeout} s") from None
+        except BaseException:
+            self._reclaim(fut)
+            raise
+        finally:
+            if fut in self._waiters:
+                self._waiters.remove(fut)
+
+    def _reclaim(self, fut: asyncio.Future) -> None:
+        """A waiter gave up just as a worker was handed to it: give the worker back."""
+        if fut.done() and not fut.cancelled() and fut.exception() is None:
+            self._release(fut.result())
+
+    def _release(self, worker: _Worker) -> None:
+        if worker.limit and worker.requests >= worker.limit and not worker.replace.done():
+            # Keeps serving until its successor has loaded; then the supervisor retires it.
+            worker.replace.set_result("max_requests")
+        if worker.retiring:
+            worker.stop("max_requests")
+            return
+        if not worker.alive or worker.stop_reason is not None:
+            return
+        while self._waiters:
+            fut = self._waiters.popleft()
+            if not fut.done():
+                worker.state = "busy"
+                fut.set_result(worker)
+                return
+        worker.state = "idle"
+        self._idle.append(worker)
+
+    async def _exchange(self, worker: _Worker, request: WorkerRequest, timeout_reason: str) -> WorkerResponse:
+        """Send one request to a worker that is ours alone and read its answer."""
+        worker.writer.write(encode_request(request))
+        timeout = self._config.timeout
+        try:
+            async with asyncio.timeout(timeout):
+                header, body = await read_frame(worker.reader)
+            return decode_response(header, body)
+        except TimeoutError:
+            worker.kill(timeout_reason)
+            raise WorkerTimeout(f"worker {worker.slot} did not answer within {timeout} s") from None
+        except (asyncio.IncompleteReadError, ConnectionError) as exc:
+            if worker.stop_reason is None:
+                await self._wait_exit(worker)
+            cause = _unexpected_death(worker.proc.returncode) if not worker.alive else "closed its pipe"
+            raise WorkerDied(f"worker {worker.slot} (pid {worker.proc.pid}) {cause}") from exc
+        except ProtocolError as exc:
+            _log(logging.ERROR, "protocol_error", str(exc), worker=worker.slot, pid=worker.proc.pid)
+            worker.kill("exited")
+            raise WorkerDied(f"worker {worker.slot} sent a malformed answer") from exc
+        except asyncio.CancelledError:
+            # The caller went away; the worker is still busy with this request. Read its
+            # answer in the background so the next request does not get this one's reply.
+            self._spawn_background(self._discard_answer(worker))
+            raise
+
+    async def _discard_answer(self, worker: _Worker) -> None:
+        try:
+            async with asyncio.timeout(self._config.timeout):
+                await read_frame(worker.reader)
+        except TimeoutError:
+            worker.kill("timeout")
+        except (asyncio.IncompleteReadError, ConnectionError, ProtocolError):
+            worker.kill("exited")
+        else:
+            self._release(worker)
+
+    async def _wait_exit(self, worker: _Worker, limit: float = 2.0) -> None:
+        try:
+            async with asyncio.timeout(limit):
+                await worker.proc.wait()
+        except TimeoutError:
+            pass
+
+    def _spawn_background(self, coro) -> None:
+        task = asyncio.create_task(coro)
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
+
+    # ---- worker lifecycle -------------------------------------------------------------
+
+    async def _supervise(self, slot: int) -> None:
+        """Keep one loaded worker in this slot, replacing it whenever it has to go."""
+        failures = 0
+        current: _Worker | None = None  # a worker due for recycling, serving until replaced
+        while not self._closing:
+            if failures:
+                await asyncio.sleep(min(_BACKOFF_FIRST * 2 ** (failures - 1), _BACKOFF_MAX))
+            worker = await self._spawn(slot)
+            error = await self._wait_loaded(worker)
+            if error is not None:
+                failures += 1
+                self.restart_counts["load_failed"] += 1
+                self._failed_slots[slot] = time.time()
+                self._report_load_failure(slot, error)
+                continue
+            self._failed_slots.pop(slot, None)
+            if current is not None:
+                self._retire(current)
+            current = worker
+            self._mark_ready(worker)
+            reason = await worker.replace
+            self.restart_counts[reason] += 1
+            if reason == "max_requests":
+                failures = 0
+                continue
+            current = None
+            uptime = time.time() - (worker.ready_at or worker.started_at)
+            failures = failures + 1 if uptime < _MIN_HEALTHY_UPTIME else 0
+
+    async def _spawn(self, slot: int) -> _Worker:
+        config = self._config
+        loop = asyncio.get_running_loop()
+        request_r, request_w = os.pipe()
+        response_r, response_w = os.pipe()
+        args = [
+            sys.executable, "-m", "plumbline.runtime.worker",
+            "--plumber-file", str(Path(config.plumber_file).resolve()),
+            "--request-fd", str(request_r),
+            "--response-fd", str(response_w),
+        ]
+        for package in config.attach:
+            args += ["--attach", package]
+        if not config.inline_futures:
+            args.append("--no-inline-futures")
+        try:
+            # R's own output (print, cat, message) goes to our stderr, never into the frames.
+            proc = await asyncio.create_subprocess_exec(
+                *args, pass_fds=(request_r, response_w),
+                stdin=asyncio.subprocess.DEVNULL, stdout=2,
+            )
+        except BaseException:
+            os.close(request_w)
+            os.close(response_r)
+            raise
+        finally:
+            os.close(request_r)
+            os.close(response_w)
+        reader = asyncio.StreamReader()
+        await loop.connect_read_pipe(
+            lambda: asyncio.StreamReaderProtocol(reader), os.fdopen(response_r, "rb", buffering=0)
+        )
+        writer, _ = await loop.connect_write_pipe(asyncio.Protocol, os.fdopen(request_w, "wb", buffering=0))
+        limit = 0
+        if config.max_requests > 0:
+            limit = config.max_requests + random.randint(0, max(config.max_requests_jitter, 0))
+        self._generation += 1
+        worker = _Worker(slot, self._generation, proc, reader, writer, limit)
+        self._workers.append(worker)
+        worker.watcher = asyncio.create_task(self._watch(worker), name=f"plumbline-watch-{proc.pid}")
+        _log(logging.INFO, "worker_spawned", "worker starting", worker=slot, pid=proc.pid)
+        return worker
+
+    async def _wait_loaded(self, worker: _Worker) -> str | None:
+        """None once the worker reports ready, else why it did not load."""
+        try:
+            async with asyncio.timeout(self._config.startup_timeout):
+                header, _ = await read_frame(worker.reader)
+        except TimeoutError:
+            worker.kill("load_failed")
+            return f"the app did not finish loading within {self._config.startup_timeout} s"
+        except (asyncio.IncompleteReadError, ConnectionError, ProtocolError):
+            await self._wait_exit(worker)
+            code = "" if worker.alive else f" ({_cause_of_death(worker.proc.returncode)})"
+            worker.kill("load_failed")
+            return f"the worker ended before it finished loading{code}"
+        if header.get("type") == "ready":
+            return None
+        worker.kill("load_failed")
+        return str(header.get("message", "unknown load failure"))
+
+    def _report_load_failure(self, slot: int, message: str) -> None:
+        if self._first_load is not None and not self._first_load.done():
+            self._first_load.set_exception(AppLoadError(message))
+            return
+        if message not in self._load_errors_logged:
+            self._load_errors_logged.add(message)
+            _log(logging.ERROR, "load_failed", message, worker=slot,
+                 hint="retrying with back-off; this message is logged once")
+
+    def _mark_ready(self, worker: _Worker) -> None:
+        worker.ready_at = time.time()
+        if self._first_load is not None and not self._first_load.done():
+            self._first_load.set_result(None)
+        _log(logging.INFO, "worker_ready", "worker loaded the app", worker=worker.slot,
+             pid=worker.proc.pid, load_seconds=round(worker.ready_at - worker.started_at, 3))
+        self._release(worker)
+
+    def _retire(self, worker: _Worker) -> None:
+        """A successor has loaded: stop the recycled worker now, or after its request."""
+        if worker in self._idle:
+            self._idle.remove(worker)
+            worker.stop("max_requests")
+        elif worker.state == "busy":
+            worker.retiring = True
+        elif worker.alive:
+            worker.stop("max_requests")
+
+    async def _watch(self, worker: _Worker) -> None:
+        """Notice the worker's exit, whenever and however it happens."""
+        returncode = await worker.proc.wait()
+        worker.writer.close()
+        if worker in self._idle:
+            self._idle.remove(worker)
+        if worker in self._workers:
+            self._workers.remove(worker)
+        reason = worker.stop_reason or ("killed_signal" if returncode < 0 else "exited")
+        cause = _cause_of_death(returncode)
+        if worker.stop_reason is None and worker.ready_at is not None:
+            _log(logging.ERROR, "worker_died", f"worker {_unexpected_death(returncode)}", worker=worker.slot,
+                 pid=worker.proc.pid, returncode=returncode, requests=worker.requests,
+                 reason=reason)
+        elif worker.stop_reason in ("timeout", "unhealthy"):
+            _log(logging.WARNING, "worker_killed", f"worker {cause}", worker=worker.slot,
+                 pid=worker.proc.pid, reason=reason)
+        else:
+            _log(logging.INFO, "worker_stopped", f"worker {cause}", worker=worker.slot,
+                 pid=worker.proc.pid, reason=reason)
+        worker.state = "failed" if worker.stop_reason is None else "stopping"
+        if not worker.replace.done():
+            worker.replace.set_result(reason)
+
+    # ---- health checks ----------------------------------------------------------------
+
+    async def _health_loop(self) -> None:
+        request = WorkerRequest(
+            method="GET", path=self._config.health_path, query_string="",
+            headers=[("host", "127.0.0.1"), ("user-agent", "plumbline-health-check")],
+        )
+        while True:
+            await asyncio.sleep(self._config.health_interval)
+            # Taken out of the idle queue while checked, so no request is routed to them.
+            checked = []
+            while self._idle:
+                worker = self._idle.popleft()
+                if worker.state == "idle" and worker.alive:
+                    worker.state = "busy"
+                    checked.append(worker)
+            await asyncio.gather(*(self._check(worker, request) for worker in checked))
+
+    async def _check(self, worker: _Worker, request: WorkerRequest) -> None:
+        try:
+            response = await self._exchange(worker, request, timeout_reason="unhealthy")
+        except (WorkerTimeout, WorkerDied) as exc:
+            _log(logging.WARNING, "health_check_failed", str(exc), worker=worker.slot,
+                 pid=worker.proc.pid)
+            return
+        if 200 <= response.status < 300:
+            self._release(worker)
+            return
+        worker.state = "unhealthy"
+        _log(logging.WARNING, "health_check_failed",
+             f"GET {request.path} answered {response.status}; replacing the worker",
+             worker=worker.slot, pid=worker.proc.pid, status=response.status)
+        worker.kill("unhealthy")
+
+    # ---- shutdown ---------------------------------------------------------------------
+
+    async def _shutdown(self, kill: bool) -> None:
+        self._closing = True
+        tasks = [*self._supervisors, *self._background]
+        if self._health_task is not None:
+            tasks.append(self._health_task)
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        while self._waiters:
+            fut = self._waiters.popleft()
+            if not fut.done():
+                fut.set_exception(PoolFull("the pool is shutting down"))
+        workers = list(self._workers)
+        for worker in workers:
+            if kill:
+                worker.kill("shutdown")
+            else:
+                worker.stop("shutdown")
+        watchers = [w.watcher for w in workers if w.watcher is not None]
+        done, pending = await asyncio.wait(watchers, timeout=_KILL_AFTER + 2) if watchers else (set(), set())
+        for worker in workers:
+            worker.kill("shutdown")
+        if pending:
+            await asyncio.gather(*pending, return_exceptions=True)
+        self._idle.clear()

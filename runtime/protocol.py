@@ -1,0 +1,135 @@
+"""Messages between the pool and a worker, and how they travel over a pipe.
+
+A frame is an 8-byte prefix (header length, body length; big-endian uint32), a small JSON
+header, then the raw body bytes. The body never passes through JSON, so a large upload or
+download costs one copy, and the header stays a handful of fields.
+
+Frames a worker sends: {"type": "ready"}, {"type": "load_failed", "message": ...} and
+{"type": "response", "status": ..., "headers": [...]}. The pool sends {"type": "request", ...}.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+from dataclasses import dataclass, field
+from typing import BinaryIO
+
+_PREFIX_SIZE = 8
+# A frame header is a few fields; anything bigger means the stream is out of step.
+MAX_HEADER_SIZE = 1 << 20
+MAX_BODY_SIZE = 1 << 31
+
+
+class ProtocolError(Exception):
+    """The other side sent something that is not a frame."""
+
+
+@dataclass
+class WorkerRequest:
+    method: str
+    path: str  # decoded path (PATH_INFO)
+    query_string: str  # raw, undecoded, without '?'
+    headers: list[tuple[str, str]]  # as received
+    body: bytes = b""
+    remote_addr: str = "127.0.0.1"
+    remote_port: int = 0
+    server_port: int = 8000
+    scheme: str = "http"
+
+
+@dataclass
+class WorkerResponse:
+    status: int
+    headers: list[tuple[str, str]] = field(default_factory=list)
+    body: bytes = b""
+
+
+def encode_frame(header: dict, body: bytes = b"") -> bytes:
+    head = json.dumps(header, separators=(",", ":")).encode()
+    return len(head).to_bytes(4, "big") + len(body).to_bytes(4, "big") + head + body
+
+
+def _split_prefix(prefix: bytes) -> tuple[int, int]:
+    head_len = int.from_bytes(prefix[:4], "big")
+    body_len = int.from_bytes(prefix[4:], "big")
+    if head_len > MAX_HEADER_SIZE or body_len > MAX_BODY_SIZE:
+        raise ProtocolError(f"implausible frame sizes {head_len}/{body_len}")
+    return head_len, body_len
+
+
+def encode_request(request: WorkerRequest) -> bytes:
+    return encode_frame(
+        {
+            "type": "request",
+            "method": request.method,
+            "path": request.path,
+            "query_string": request.query_string,
+            "headers": request.headers,
+            "remote_addr": request.remote_addr,
+            "remote_port": request.remote_port,
+            "server_port": request.server_port,
+            "scheme": request.scheme,
+        },
+        request.body,
+    )
+
+
+def decode_request(header: dict, body: bytes) -> WorkerRequest:
+    return WorkerRequest(
+        method=header["method"],
+        path=header["path"],
+        query_string=header["query_string"],
+        headers=[(name, value) for name, value in header["headers"]],
+        body=body,
+        remote_addr=header["remote_addr"],
+        remote_port=header["remote_port"],
+        server_port=header["server_port"],
+        scheme=header["scheme"],
+    )
+
+
+def encode_response(response: WorkerResponse) -> bytes:
+    return encode_frame(
+        {"type": "response", "status": response.status, "headers": response.headers},
+        response.body,
+    )
+
+
+def decode_response(header: dict, body: bytes) -> WorkerResponse:
+    if header.get("type") != "response":
+        raise ProtocolError(f"expected a response frame, got {header.get('type')!r}")
+    return WorkerResponse(
+        status=header["status"],
+        headers=[(name, value) for name, value in header["headers"]],
+        body=body,
+    )
+
+
+async def read_frame(reader: asyncio.StreamReader) -> tuple[dict, bytes]:
+    """Read one frame; asyncio.IncompleteReadError means the worker closed its end."""
+    head_len, body_len = _split_prefix(await reader.readexactly(_PREFIX_SIZE))
+    data = await reader.readexactly(head_len + body_len)
+    return json.loads(data[:head_len]), data[head_len:]
+
+
+def read_frame_blocking(stream: BinaryIO) -> tuple[dict, bytes] | None:
+    """Read one frame from a buffered binary stream; None at a clean end of stream."""
+    prefix = stream.read(_PREFIX_SIZE)
+    if not prefix:
+        return None
+    if len(prefix) < _PREFIX_SIZE:
+        raise ProtocolError("stream ended inside a frame prefix")
+    head_len, body_len = _split_prefix(prefix)
+    data = stream.read(head_len + body_len)
+    if len(data) < head_len + body_len:
+        raise ProtocolError("stream ended inside a frame")
+    return json.loads(data[:head_len]), data[head_len:]
+
+
+def write_all(fd: int, data: bytes) -> None:
+    view = memoryview(data)
+    while view:
+        written = os.write(fd, view)
+        view = view[written:]

@@ -1,0 +1,174 @@
+"""`plumbline serve`: parse plumber.R, start the R workers, then listen; drain on SIGTERM.
+
+Order matters. Annotations are checked first (exit 2, file:line on stderr). The worker pool
+starts before the port is bound, so a plumber.R that fails to load in R exits 3 with R's
+message and a load balancer never sees the port open. Then uvicorn serves on a socket we
+bound ourselves (a busy port is a clear message and exit 4).
+
+Stopping (SIGTERM or SIGINT): /readyz turns 503 at once while requests are still served for
+drain-delay seconds, so load balancers and Kubernetes endpoints take the pod out first; then
+the listener closes, in-flight requests get up to graceful-timeout to finish, the pool is
+closed, exit 0. A second signal skips what is left of the drain delay.
+"""
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import signal
+import socket
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import uvicorn
+import uvloop
+
+from plumbline.annotations import AnnotationError, parse_file
+from plumbline.endpoints import PlumberFile
+from plumbline.runtime import logs
+from plumbline.runtime.app import AppOptions, create_app
+from plumbline.runtime.pool import AppLoadError, PoolConfig, WorkerPool
+from plumbline.runtime.settings import entrypoint_packages
+
+EXIT_OK, EXIT_USAGE, EXIT_APP_LOAD, EXIT_BIND = 0, 2, 3, 4
+log = logging.getLogger("plumbline.server")
+
+
+def run(plumber_file: str | Path, settings: dict[str, Any]) -> int:
+    logs.configure(settings["log_level"])
+    try:
+        spec = parse_file(plumber_file)
+    except AnnotationError as exc:
+        print(f"plumbline: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    except (OSError, UnicodeDecodeError) as exc:
+        print(f"plumbline: cannot read {plumber_file}: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
+        return runner.run(_serve(spec, settings))
+
+
+def pool_config(spec: PlumberFile, settings: dict[str, Any]) -> PoolConfig:
+    plumber_file = Path(spec.path).resolve()
+    attach = entrypoint_packages(plumber_file)
+    attach += tuple(p for p in settings["attach"] if p not in attach)
+    return PoolConfig(
+        plumber_file=plumber_file,
+        workers=settings["workers"],
+        max_queue=settings["max_queue"],
+        timeout=settings["timeout"] or None,
+        max_requests=settings["max_requests"],
+        max_requests_jitter=settings["max_requests_jitter"],
+        attach=attach,
+        inline_futures=settings["inline_futures"],
+        health_path=("/health" if spec.has_route("GET", "/health") and settings["health_interval"]
+                     else None),
+        health_interval=settings["health_interval"],
+    )
+
+
+class _Server(uvicorn.Server):
+    """uvicorn's server, with signals left to us: we drain before asking it to stop."""
+
+    @contextlib.contextmanager
+    def capture_signals(self):
+        yield
+
+
+class _Stop:
+    """Signal handlers only record the signal; the serve coroutine acts on it."""
+
+    def __init__(self):
+        self.first = asyncio.Event()
+        self.again = asyncio.Event()
+        self.closed_at: float | None = None  # when the listener was asked to close
+
+    def __call__(self, signum: int) -> None:
+        if self.first.is_set():
+            self.again.set()
+        else:
+            log.info({"message": "stop requested, draining",
+                      "signal": signal.Signals(signum).name})
+            self.first.set()
+
+
+async def _serve(spec: PlumberFile, settings: dict[str, Any]) -> int:
+    loop = asyncio.get_running_loop()
+    stop = _Stop()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(signum, stop, signum)
+
+    pool = WorkerPool(pool_config(spec, settings))
+    started = asyncio.ensure_future(pool.start())
+    stopped = asyncio.ensure_future(stop.first.wait())
+    await asyncio.wait({started, stopped}, return_when=asyncio.FIRST_COMPLETED)
+    if not started.done():  # stopped while R was still loading
+        started.cancel()
+        with contextlib.suppress(asyncio.CancelledError, AppLoadError):
+            await started
+        await pool.close(settings["graceful_timeout"])
+        return EXIT_OK
+    stopped.cancel()
+    try:
+        started.result()
+    except AppLoadError as exc:
+        print(f"plumbline: {spec.path} failed to load in R:\n{exc.message}", file=sys.stderr)
+        return EXIT_APP_LOAD
+
+    try:
+        sock = _bind(settings["host"], settings["port"])
+    except OSError as exc:
+        print(f"plumbline: cannot listen on {settings['host']}:{settings['port']}: "
+              f"{exc.strerror or exc}", file=sys.stderr)
+        await pool.close(settings["graceful_timeout"])
+        return EXIT_BIND
+
+    app = create_app(spec, pool, AppOptions(max_body=settings["max_body"], docs=settings["docs"],
+                                             access_log=settings["access_log"]))
+    config = uvicorn.Config(
+        app, http="httptools", lifespan="off", access_log=False, log_config=None,
+        server_header=False, timeout_graceful_shutdown=settings["graceful_timeout"])
+    server = _Server(config)
+    host, port = sock.getsockname()[:2]
+    log.info({"message": "listening", "url": f"http://{_url_host(host)}:{port}",
+              "workers": settings["workers"], "plumber_file": spec.path})
+    serving = asyncio.ensure_future(server.serve(sockets=[sock]))
+    drained = asyncio.ensure_future(_drain(stop, app.plumbline.health, server, settings))
+    await asyncio.wait({serving, drained}, return_when=asyncio.FIRST_COMPLETED)
+    server.should_exit = True
+    await serving
+    drained.cancel()
+    sock.close()
+    if app.access_log is not None:
+        app.access_log.flush()
+    # whatever is left of graceful-timeout since the listener closed, for queued R work
+    left = settings["graceful_timeout"] - (time.monotonic() - (stop.closed_at or time.monotonic()))
+    await pool.close(max(left, 1.0))
+    log.info({"message": "stopped"})
+    return EXIT_OK
+
+
+async def _drain(stop: _Stop, health, server: uvicorn.Server, settings) -> None:
+    await stop.first.wait()
+    health.draining = True
+    with contextlib.suppress(asyncio.TimeoutError):
+        await asyncio.wait_for(stop.again.wait(), settings["drain_delay"])
+    log.info({"message": "closing listener, finishing in-flight requests",
+              "graceful_timeout": settings["graceful_timeout"]})
+    server.should_exit = True
+    stop.closed_at = time.monotonic()
+    await stop.again.wait()
+    server.force_exit = True  # a signal during shutdown: stop waiting for connections
+
+
+def _bind(host: str, port: int) -> socket.socket:
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.create_server((host, port), family=family, backlog=2048)
+    sock.set_inheritable(False)
+    return sock
+
+
+def _url_host(host: str) -> str:
+    return f"[{host}]" if ":" in host else host

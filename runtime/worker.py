@@ -1,0 +1,180 @@
+"""One R worker process: `python -m plumbline.runtime.worker --request-fd N --response-fd M ...`.
+
+Started by the pool (never forked after R starts). It embeds R with rpy2's low-level
+interface, loads runtime/bridge.R and the app once, reports "ready" or "load_failed", then
+answers request frames until the request pipe closes. Frames travel only on the two pipe fds
+the pool passed in; whatever R prints goes to stderr, so user code cannot corrupt them.
+
+Exit codes: 0 after the pool closed the pipe, EXIT_LOAD_FAILED when the app did not load,
+EXIT_BOOT_FAILED when R or the bridge could not start. Anything else is a crash (or quit()).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import signal
+import sys
+import traceback
+from pathlib import Path
+
+from plumbline.runtime.protocol import (
+    WorkerRequest,
+    WorkerResponse,
+    decode_request,
+    encode_frame,
+    encode_response,
+    read_frame_blocking,
+    write_all,
+)
+
+EXIT_BOOT_FAILED = 3
+EXIT_LOAD_FAILED = 4
+
+BRIDGE_R = Path(__file__).with_name("bridge.R")
+
+
+def _parse_args(argv: list[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="python -m plumbline.runtime.worker")
+    parser.add_argument("--plumber-file", required=True, type=Path)
+    parser.add_argument("--request-fd", required=True, type=int)
+    parser.add_argument("--response-fd", required=True, type=int)
+    parser.add_argument("--attach", action="append", default=[], help="package to attach")
+    parser.add_argument("--no-inline-futures", dest="inline_futures", action="store_false")
+    return parser.parse_args(argv)
+
+
+def _write_stderr(text: str) -> None:
+    os.write(2, text.encode("utf-8", "replace"))
+
+
+class RBridge:
+    """The embedded R session with bridge.R loaded; the only code here that talks to R."""
+
+    def __init__(self) -> None:
+        import rpy2.rinterface as ri
+        from rpy2.rinterface_lib import callbacks, openrlib
+
+        # interactive=False, as under Rscript: plumber's debug default follows interactive().
+        ri.initr(interactive=False)
+        callbacks.consolewrite_print = _write_stderr
+        callbacks.consolewrite_warnerror = _write_stderr
+        self._ri = ri
+        self._ffi = openrlib.ffi
+        self._raw_ptr = openrlib.rlib.RAW
+        bridge = ri.evalr("new.env(parent = globalenv())")
+        ri.baseenv["sys.source"](str(BRIDGE_R), envir=bridge)
+        self._load = bridge["plumbline_load"]
+        self._handle = bridge["plumbline_handle"]
+
+    def load(self, plumber_file: Path, attach: list[str], inline_futures: bool) -> str | None:
+        """Load the app; R's error message (with file and line) if it failed."""
+        ri = self._ri
+        result = self._load(
+            ri.StrSexpVector([str(plumber_file)]),
+            ri.StrSexpVector(attach),
+            ri.BoolSexpVector([inline_futures]),
+        )
+        return None if result is ri.NULL or len(result) == 0 else str(result[0])
+
+    def handle(self, request: WorkerRequest) -> WorkerResponse:
+        ri = self._ri
+        names, env_names, values = _rook_headers(request.headers)
+        result = self._handle(
+            ri.StrSexpVector(
+                [
+                    request.method,
+                    request.path,
+                    request.query_string,
+                    request.remote_addr,
+                    str(request.remote_port),
+                    _server_name(request.headers),
+                    str(request.server_port),
+                    request.scheme,
+                ]
+            ),
+            ri.StrSexpVector(names + env_names + values),
+            ri.ByteSexpVector.from_memoryview(memoryview(request.body))
+            if request.body
+            else ri.ByteSexpVector(b""),
+        )
+        status, header_names, header_values, body = result
+        return WorkerResponse(
+            status=status[0],
+            headers=list(zip(header_names, header_values)),
+            body=self._bytes(body),
+        )
+
+    def _bytes(self, raw_vector) -> bytes:
+        # bytes(raw_vector) converts element by element (~0.4 s per MB); copy the buffer.
+        size = len(raw_vector)
+        if not size:
+            return b""
+        return self._ffi.buffer(self._raw_ptr(raw_vector.__sexp__._cdata), size)[:]
+
+
+def _rook_headers(headers: list[tuple[str, str]]) -> tuple[list[str], list[str], list[str]]:
+    """Names, HTTP_* names and values; a repeated header is joined with ", " (RFC 9110)."""
+    merged: dict[str, str] = {}
+    for name, value in headers:
+        key = name.lower()
+        merged[key] = f"{merged[key]}, {value}" if key in merged else value
+    names = list(merged)
+    env_names = ["HTTP_" + name.upper().replace("-", "_") for name in names]
+    return names, env_names, list(merged.values())
+
+
+def _server_name(headers: list[tuple[str, str]]) -> str:
+    for name, value in headers:
+        if name.lower() == "host":
+            host = value.rsplit(":", 1)[0] if not value.endswith("]") else value
+            return host.strip("[]") or "127.0.0.1"
+    return "127.0.0.1"
+
+
+def serve(args: argparse.Namespace) -> int:
+    # R's system() children must not inherit the pipes, or a dead worker would never EOF.
+    os.set_inheritable(args.request_fd, False)
+    os.set_inheritable(args.response_fd, False)
+    requests = os.fdopen(args.request_fd, "rb", buffering=65536)
+    out = args.response_fd
+
+    try:
+        bridge = RBridge()
+    except Exception:
+        _write_stderr(traceback.format_exc())
+        write_all(out, encode_frame({"type": "load_failed", "message": "R bridge failed to start"}))
+        return EXIT_BOOT_FAILED
+    # The pool decides when a worker stops; Ctrl-C in a terminal reaches the whole process
+    # group. Set after R started, which installs its own SIGINT handler.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+    error = bridge.load(args.plumber_file.resolve(), args.attach, args.inline_futures)
+    if error is not None:
+        write_all(out, encode_frame({"type": "load_failed", "message": error}))
+        return EXIT_LOAD_FAILED
+    write_all(out, encode_frame({"type": "ready", "pid": os.getpid()}))
+
+    while True:
+        frame = read_frame_blocking(requests)
+        if frame is None:
+            return 0
+        header, body = frame
+        try:
+            response = bridge.handle(decode_request(header, body))
+        except Exception as exc:  # an R error that escaped the bridge's own handler
+            _write_stderr(traceback.format_exc())
+            message = f"ERROR: {exc}".encode()
+            response = WorkerResponse(500, [("Content-Type", "text/plain; charset=UTF-8")], message)
+        write_all(out, encode_response(response))
+
+
+def main(argv: list[str] | None = None) -> int:
+    try:
+        return serve(_parse_args(argv))
+    except BrokenPipeError:
+        return 0  # the pool closed its end: nobody is left to answer
+
+
+if __name__ == "__main__":
+    sys.exit(main())

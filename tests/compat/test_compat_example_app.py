@@ -1,0 +1,111 @@
+"""plumbline vs real plumber 1.2.1 on examples/plumber-on-k8s/plumber.R (the walkthrough app).
+
+Plumber runs it as its entrypoint.R does (plumber, promises and future attached; futures run
+under future's default sequential plan); plumbline serves the file unchanged with 2 workers.
+"""
+from __future__ import annotations
+
+import json
+import re
+import time
+
+import httpx
+import pytest
+
+from conftest import EXAMPLE_APP, deliberate, start_pair
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(scope="module")
+def pair():
+    servers = start_pair(EXAMPLE_APP, workers=2)
+    yield servers
+    servers.close()
+
+
+@pytest.mark.parametrize("value, answer", [("3", b"odd"), ("4", b"even"), ("-7", b"odd"),
+                                           ("0", b"even"), ("3.5", b"odd")])
+def test_parity(pair, value, answer):
+    ex = pair.compare("GET", f"/parity?int={value}")
+    assert (ex.plumbline.status_code, ex.plumbline.content) == (200, answer)
+    assert ex.plumbline.headers["content-type"] == "text/plain; charset=UTF-8"
+
+
+@pytest.mark.parametrize("query", ["int=abc", "", "int=", "int=1&int=2", "other=3"])
+def test_parity_bad_input_is_plumbers_500(pair, query):
+    ex = pair.compare("GET", f"/parity?{query}")
+    assert ex.plumbline.status_code == 500
+    assert ex.plumbline.content == b'{"error":"500 - Internal server error"}'
+
+
+def test_health(pair):
+    ex = pair.compare("GET", "/health")
+    assert ex.plumbline.content == b"OK"
+
+
+def test_unknown_route(pair):
+    ex = pair.compare("GET", "/nope")
+    assert ex.plumbline.status_code == 404
+    pair.compare("POST", "/nope/deeper?x=1", content=b"{}")
+
+
+@pytest.mark.parametrize("method, path, allowed", [("GET", "/fail", "POST"),
+                                                   ("POST", "/parity?int=3", "GET"),
+                                                   ("DELETE", "/health", "GET")])
+def test_wrong_method(pair, method, path, allowed):
+    ex = pair.send(method, path)
+    for reply in (ex.plumber, ex.plumbline):
+        assert reply.status_code == 405, ex.describe()
+        assert reply.content == b'{"error":"405 - Method Not Allowed"}', ex.describe()
+    assert ex.plumber.headers["allow"] == ""  # plumber never fills it
+    deliberate("405 Allow header filled")
+    assert ex.plumbline.headers["allow"] == allowed, ex.describe()
+
+
+def test_malformed_json_body(pair):
+    request = {"content": b'{"int": 3', "headers": {"content-type": "application/json"}}
+    ex = pair.send("POST", "/fail", **request)
+    assert ex.plumber.status_code == 500  # plumber: parse error inside its pipeline
+    assert ex.plumber.content == b'{"error":"500 - Internal server error"}'
+    deliberate("malformed JSON is the client's error")
+    assert ex.plumbline.status_code == 400, ex.describe()
+    assert ex.plumbline.headers["content-type"] == "application/json"
+    error = ex.plumbline.json()
+    assert "json" in error["error"].lower(), ex.describe()
+
+
+def test_wait(pair):
+    # Both servers take ~5 s (requests sent concurrently); the time stamp differs.
+    ex = pair.compare("GET", "/wait", body=lambda b: list(json.loads(b)))
+    (stamp,) = ex.plumbline.json()["time"]
+    assert stamp[:4].isdigit(), ex.describe()
+
+
+def test_fail_then_health(pair):
+    """Last in the module: it breaks the app. plumber stays broken until restarted; plumbline's
+    pool calls GET /health on idle workers and replaces a worker whose call fails
+    (deliberate: docs/compatibility.md)."""
+    ex = pair.compare("POST", "/fail")
+    assert ex.plumbline.content == b"{}"
+    after = pair.request("plumber", "GET", "/health")
+    assert (after.status_code, after.content) == (500, b'{"error":"500 - Internal server error"}')
+    deliberate("the pool heals a worker whose /health fails")
+    # The plumbline worker that ran /fail answers exactly like plumber until it is replaced.
+    first = pair.request("plumbline", "GET", "/health")
+    if first.status_code != 200:
+        assert (first.status_code, first.content) == (after.status_code, after.content)
+    deadline = time.monotonic() + 60
+    while unhealthy_restarts(pair) < 1 and time.monotonic() < deadline:
+        time.sleep(0.5)
+    assert unhealthy_restarts(pair) >= 1, "plumbline did not replace the worker that failed /health"
+    for _ in range(4):  # both workers healthy again: every call answers like a fresh plumber
+        reply = pair.request("plumbline", "GET", "/health")
+        assert (reply.status_code, reply.content) == (200, b"OK")
+    assert httpx.get(pair.plumbline.url + "/parity?int=5").text == "odd"
+
+
+def unhealthy_restarts(pair) -> float:
+    text = pair.request("plumbline", "GET", "/metrics").text
+    match = re.search(r'^plumbline_worker_restarts_total\{reason="unhealthy"\} (\S+)$', text, re.M)
+    return float(match.group(1)) if match else 0.0

@@ -1,0 +1,158 @@
+"""The shapes of HTTP requests, compared on a small echo app (tests/compat/apps/echo): query
+strings, paths, headers, and JSON, form, multipart, text and binary bodies reach the R code
+exactly as plumber's own server (httpuv) hands them over.
+"""
+from __future__ import annotations
+
+import pytest
+
+from conftest import APPS, deliberate, start_pair
+
+pytestmark = pytest.mark.slow
+
+JSON = {"content-type": "application/json"}
+
+
+@pytest.fixture(scope="module")
+def pair():
+    servers = start_pair(APPS / "echo" / "plumber.R", workers=2)
+    yield servers
+    servers.close()
+
+
+@pytest.mark.parametrize("query", [
+    "a=1", "a=1&a=2", "a", "a=", "=b", "a=1&&b=2", "a+b=c+d", "a%20b=c%20d", "x=%C3%A9t%C3%A9",
+    "x=%ZZ", "x=a%2Bb", "x=1;y=2", "x=" + "v" * 4000, "A=1&a=2", "x=%E9",
+])
+def test_query_strings(pair, query):
+    pair.compare("GET", "/echo/w?" + query)
+
+
+@pytest.mark.parametrize("path", [
+    "/echo/w/", "/echo//w", "//echo/w", "/echo/%77", "/echo/a%2Fb", "/echo/a+b", "/echo/%C3%A9",
+    "/ECHO/w", "/echo/w.json", "/item/12", "/item/-3", "/item/+3", "/item/0x1F", "/item/1e3",
+    "/item/99999999999", "/item/",
+])
+def test_paths(pair, path):
+    pair.compare("GET", path)
+
+
+def test_repeated_request_headers(pair):
+    pair.compare("GET", "/echo/w", headers=[("X-Payload", "one"), ("X-Payload", "two")])
+    pair.compare("GET", "/echo/w", headers=[("Cookie", "a=1"), ("Cookie", "b=2")])
+
+
+@pytest.mark.parametrize("cookie", ["a=1; b=2", "a=%20x%20", "a", "a=1;a=2", "a=\"q\""])
+def test_cookies(pair, cookie):
+    pair.compare("GET", "/echo/w", headers={"Cookie": cookie})
+
+
+@pytest.mark.parametrize("body", [
+    b'{"v": 1}', b'{"v": [1, 2, 3]}', b'{"v": {"deep": [true, null, "x"]}}', b'[1, 2]',
+    b'"scalar"', b'{"v": 1e999}', b'{"v": "\\u00e9\\ud83d\\ude00"}', b'{"v": "\\u0000x"}',
+    b'{"v": 1, "v": 2}', b'{"v": 12345678901234567890}', b'{}', b'{"a b": 1, "": 2}',
+])
+def test_json_bodies(pair, body):
+    pair.compare("POST", "/echo/w", content=body, headers=JSON)
+
+
+@pytest.mark.parametrize("content_type", [
+    "application/json; charset=utf-8", "APPLICATION/JSON", "text/json", "application/vnd.api+json",
+])
+def test_json_content_types(pair, content_type):
+    pair.compare("POST", "/echo/w", content=b'{"v": 1}', headers={"content-type": content_type})
+
+
+@pytest.mark.parametrize("body", [
+    b'{"v": 1 /* a comment */}', b'{"v": 1} // a comment', b'\xef\xbb\xbf{"v": 1}',
+])
+def test_json_that_jsonlite_accepts(pair, body):
+    """jsonlite (yajl) allows comments and a byte-order mark; plumber answers 200."""
+    pair.compare("POST", "/echo/w", content=body, headers=JSON)
+
+
+@pytest.mark.parametrize("body", [
+    b'{"v": 1', b'{"v": 1,}', b"[1, 2,]", b"NaN", b'{"v": Infinity}', b'{"a":1}{"b":2}',
+    b"   ", b'{"v": "\x01"}', b"\xff\xfe",
+])
+def test_malformed_json_is_400(pair, body):
+    ex = pair.send("POST", "/echo/w", content=body, headers=JSON)
+    assert ex.plumber.status_code == 500, ex.describe()
+    assert ex.plumber.content == b'{"error":"500 - Internal server error"}'
+    deliberate("malformed JSON is the client's error")
+    assert ex.plumbline.status_code == 400, ex.describe()
+    assert ex.plumbline.headers["content-type"] == "application/json"
+    assert ex.plumbline.json()["error"] == "request body is not valid JSON", ex.describe()
+
+
+def test_empty_json_body(pair):
+    pair.compare("POST", "/echo/w", content=b"", headers=JSON)
+
+
+@pytest.mark.parametrize("body", [
+    b"v=1&w=2", b"v=1&v=2", b"v", b"v=", b"v=a+b%20c", b"v=%C3%A9", b"=x", b"v=1&&w=2",
+])
+def test_form_bodies(pair, body):
+    pair.compare("POST", "/echo/w", content=body,
+                 headers={"content-type": "application/x-www-form-urlencoded"})
+
+
+def test_form_body_without_content_type(pair):
+    pair.compare("POST", "/echo/w", content=b"v=1&w=2")
+
+
+def test_multipart(pair):
+    pair.compare("POST", "/echo/w", data={"v": "1", "w": "é"},
+                 files=[("f", ("a.txt", b"first\n", "text/plain")),
+                        ("g", ("b.json", b'{"x": 1}', "application/json")),
+                        ("h", ("c.bin", bytes(range(256)), "application/octet-stream"))])
+
+
+@pytest.mark.parametrize("content_type, body", [
+    ("text/plain", b"just text"), ("text/plain; charset=utf-8", "é".encode()),
+    ("application/octet-stream", bytes(range(10))), ("application/x-unknown", b"???"),
+    ("text/csv", b"a,b\n1,2\n"),
+])
+def test_other_bodies(pair, content_type, body):
+    pair.compare("POST", "/echo/w", content=body, headers={"content-type": content_type})
+
+
+@pytest.mark.parametrize("method", ["PUT", "PATCH", "DELETE", "OPTIONS"])
+def test_verbs_without_an_endpoint(pair, method):
+    ex = pair.send(method, "/echo/w")
+    assert ex.plumber.status_code == ex.plumbline.status_code == 405, ex.describe()
+    assert ex.plumber.content == ex.plumbline.content, ex.describe()
+
+
+def test_health_when_the_app_has_none(pair):
+    ex = pair.send("GET", "/health")
+    assert ex.plumber.status_code == 404, ex.describe()
+    deliberate("/health answers as /readyz when plumber.R has no /health")
+    assert ex.plumbline.status_code == 200, ex.describe()
+    assert ex.plumbline.headers["content-type"] == "application/json"
+
+
+def test_body_over_max_body_is_413(pair):
+    big = b"v=" + b"x" * (10 * 1024 * 1024)  # plumbline's default --max-body is 10 MiB
+    reply = pair.request("plumbline", "POST", "/echo/w", content=big,
+                         headers={"content-type": "application/x-www-form-urlencoded"})
+    deliberate("bodies over --max-body get 413 (plumber has no limit by default)")
+    assert reply.status_code == 413
+    assert reply.json()["error"] == "request body too large"
+
+
+@pytest.mark.parametrize("method, path, kwargs", [
+    ("GET", "/env", {}),
+    ("GET", "/env?a=1&b=%20", {"headers": {"X-Custom-Header": "v", "User-Agent": "compat"}}),
+    ("POST", "/env", {"content": b'{"x": 1}', "headers": JSON}),
+    ("POST", "/env", {"data": {"x": "1"}}),
+    ("PUT", "/env", {"content": b"raw", "headers": {"content-type": "text/plain"}}),
+    ("POST", "/env", {"content": b""}),
+])
+def test_rook_environment(pair, method, path, kwargs):
+    """The request fields plumber's R code reads (req$PATH_INFO, req$HTTP_*, req$postBody ...)."""
+    def without_port(body: bytes) -> dict:
+        env = __import__("json").loads(body)
+        env["HTTP_HOST"] = env["HTTP_HOST"].rsplit(":", 1)[0]
+        return env
+    pair.compare(method, path, body=without_port, **kwargs)

@@ -1,0 +1,72 @@
+# A small app exercising plumber's semantics through the pool (tests/runtime).
+loaded_at <- Sys.time()
+
+#* @serializer text
+#* @get /text
+function() "hello"
+
+#* @get /json
+function() list(a = 1)
+
+#* @get /items/<id:int>
+function(id) list(id = id, class = class(id))
+
+#* @get /echo
+function(msg = "none", n = "0") list(msg = msg, n = n)
+
+#* @post /sum
+function(a, b) list(sum = a + b)
+
+#* @get /req
+#* @post /req
+function(req) {
+  list(
+    method = req$REQUEST_METHOD, path = req$PATH_INFO, query = req$QUERY_STRING,
+    custom = req$HTTP_X_CUSTOM, header = req$HEADERS[["x-custom"]],
+    content_type = req$CONTENT_TYPE, body = req$postBody, raw_length = length(req$bodyRaw),
+    scheme = req$rook.url_scheme, remote = req$REMOTE_ADDR
+  )
+}
+
+#* @get /status
+function(res) {
+  res$status <- 201
+  res$setHeader("X-Plumbline", "yes")
+  list(created = TRUE)
+}
+
+#* @get /error
+function() stop("kaboom")
+
+#* @serializer text
+#* @get /sleep
+function(secs = "1") {
+  Sys.sleep(as.numeric(secs))
+  "slept"
+}
+
+#* @serializer text
+#* @get /pid
+function() Sys.getpid()
+
+#* @get /noisy
+function() {
+  print("noise on stdout")
+  cat("more noise\n")
+  message("a message")
+  list(ok = TRUE)
+}
+
+#* @serializer text
+#* @get /bytes
+function() rawToChar(as.raw(c(0x68, 0xc3, 0xa9)))
+
+#* @post /quit
+function() quit(save = "no")
+
+#* @get /value
+function(q) list(q = q)
+
+#* @serializer octet
+#* @post /mirror
+function(req) req$bodyRaw

@@ -1,0 +1,109 @@
+"""Drive a real WorkerPool from synchronous tests: the pool lives on an event loop in a thread.
+
+A pool (R workers take a second or two each to start) can then be shared by a module's tests.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import threading
+import time
+from pathlib import Path
+
+import psutil
+
+from plumbline.runtime.pool import PoolConfig, WorkerPool
+from plumbline.runtime.protocol import WorkerRequest, WorkerResponse
+
+APPS = Path(__file__).parent / "apps"
+EXAMPLE_APP = Path(__file__).parents[2] / "examples" / "plumber-on-k8s" / "plumber.R"
+
+
+class PoolHarness:
+    def __init__(self, config: PoolConfig):
+        self.config = config
+        self.loop = asyncio.new_event_loop()
+        self._thread = threading.Thread(target=self.loop.run_forever, daemon=True)
+        self._thread.start()
+        self.pool = WorkerPool(config)
+
+    def run(self, coro, timeout: float = 120):
+        return asyncio.run_coroutine_threadsafe(coro, self.loop).result(timeout)
+
+    def start(self) -> None:
+        self.run(self.pool.start())
+
+    def request(self, method: str, path: str, query: str = "", headers=(), body: bytes = b"",
+                timeout: float = 120) -> WorkerResponse:
+        headers = [("host", "127.0.0.1:8000"), *headers]
+        if body:
+            headers.append(("content-length", str(len(body))))
+        return self.run(self.pool.call(WorkerRequest(method, path, query, headers, body)), timeout)
+
+    def get(self, path: str, query: str = "", **kwargs) -> WorkerResponse:
+        return self.request("GET", path, query, **kwargs)
+
+    def submit(self, method: str, path: str, query: str = ""):
+        """Start a request without waiting for it; returns a concurrent.futures.Future."""
+        request = WorkerRequest(method, path, query, [("host", "127.0.0.1:8000")], b"")
+        return asyncio.run_coroutine_threadsafe(self.pool.call(request), self.loop)
+
+    def snapshot(self) -> list[dict]:
+        async def take():
+            return self.pool.snapshot()
+        return self.run(take())
+
+    def wait_until_idle(self, count: int | None = None, timeout: float = 60) -> list[dict]:
+        """Until `count` (default: all) workers are loaded and idle, and no others exist."""
+        count = self.config.workers if count is None else count
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            rows = self.snapshot()
+            if len(rows) == count and all(row["state"] == "idle" for row in rows):
+                return rows
+            time.sleep(0.1)
+        raise AssertionError(f"workers not all idle after {timeout} s: {self.snapshot()}")
+
+    def close(self, timeout: float = 10) -> None:
+        try:
+            self.run(self.pool.close(timeout))
+        finally:
+            self.loop.call_soon_threadsafe(self.loop.stop)
+            self._thread.join(10)
+            self.loop.close()
+
+
+@contextlib.contextmanager
+def running_pool(plumber_file: Path, **settings):
+    others = {process.pid for process in worker_processes()}  # e.g. a module-scoped pool's
+    harness = PoolHarness(PoolConfig(plumber_file=plumber_file, **settings))
+    try:
+        harness.start()
+        yield harness
+    finally:
+        harness.close()
+    left = [process for process in worker_processes() if process.pid not in others]
+    assert left == [], "the pool left worker processes behind"
+
+
+def worker_processes() -> list[psutil.Process]:
+    """Live worker processes started by this test process."""
+    found = []
+    for child in psutil.Process().children(recursive=True):
+        try:
+            if child.status() != psutil.STATUS_ZOMBIE and "plumbline.runtime.worker" in child.cmdline():
+                found.append(child)
+        except psutil.NoSuchProcess:
+            pass
+    return found
+
+
+def wait_for(predicate, timeout: float = 30, interval: float = 0.1):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(interval)
+    raise AssertionError(f"condition not met within {timeout} s")

@@ -1,0 +1,289 @@
+"""`plumbline serve` as a user runs it: a real subprocess, real R workers, real sockets.
+
+Covers what only shows with the whole thing running: /livez while every worker is busy,
+readiness during a worker reload and during drain, the SIGTERM drain itself, metrics,
+request ids in the JSON access log, pool failures as JSON (503/504/502), and the start-up
+failures (bad annotation, R syntax error, port in use) that must exit before binding.
+"""
+from __future__ import annotations
+
+import http.client
+import json
+import os
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import threading
+import time
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+pytestmark = pytest.mark.slow
+
+REPO = Path(__file__).resolve().parents[2]
+EXAMPLE = REPO / "examples" / "plumber-on-k8s" / "plumber.R"
+PLUMBLINE = [sys.executable, "-m", "plumbline", "serve"]
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@dataclass
+class Served:
+    proc: subprocess.Popen
+    port: int
+    stdout: Path
+    stderr: Path
+
+    def get(self, path, method="GET", headers=None, timeout=30.0):
+        conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=timeout)
+        try:
+            conn.request(method, path, headers=headers or {})
+            resp = conn.getresponse()
+            return resp.status, {k.lower(): v for k, v in resp.getheaders()}, resp.read()
+        finally:
+            conn.close()
+
+    def metric(self, line_start: str) -> float | None:
+        _, _, body = self.get("/metrics")
+        for line in body.decode().splitlines():
+            if line.startswith(line_start + " "):
+                return float(line.rsplit(" ", 1)[1])
+        return None
+
+    def wait_until(self, predicate, timeout=60.0, what="condition"):
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if predicate():
+                return
+            time.sleep(0.05)
+        raise AssertionError(f"timed out waiting for {what}; stderr:\n{self.stderr.read_text()}")
+
+
+@contextmanager
+def serve(tmp_path: Path, *options: str, plumber_file: Path = EXAMPLE):
+    port = free_port()
+    stdout, stderr = tmp_path / f"out-{port}.log", tmp_path / f"err-{port}.log"
+    with open(stdout, "wb") as out, open(stderr, "wb") as err:
+        proc = subprocess.Popen([*PLUMBLINE, str(plumber_file), "--port", str(port), *options],
+                                stdout=out, stderr=err, cwd=tmp_path)
+    served = Served(proc, port, stdout, stderr)
+    try:
+        deadline = time.monotonic() + 120
+        while True:
+            assert proc.poll() is None, f"server exited early:\n{stderr.read_text()}"
+            assert time.monotonic() < deadline, "server did not start"
+            try:
+                if served.get("/livez", timeout=2)[0] == 200:
+                    break
+            except OSError:
+                time.sleep(0.1)
+        yield served
+    finally:
+        if proc.poll() is None:
+            proc.send_signal(signal.SIGTERM)
+            try:
+                proc.wait(60)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+
+
+def in_thread(fn, *args):
+    result = {}
+
+    def run():
+        try:
+            result["value"] = fn(*args)
+        except Exception as exc:  # surfaced by the test through result
+            result["error"] = exc
+
+    thread = threading.Thread(target=run, daemon=True)
+    thread.start()
+    return thread, result
+
+
+@pytest.fixture(scope="module")
+def example(tmp_path_factory):
+    with serve(tmp_path_factory.mktemp("example"), "--workers", "2",
+               "--drain-delay", "0.5") as served:
+        yield served
+
+
+def test_livez_answers_fast_while_every_worker_runs_wait(example):
+    waits = [in_thread(example.get, "/wait") for _ in range(2)]
+    example.wait_until(lambda: example.metric('plumbline_workers{state="busy"}') == 2,
+                       timeout=10, what="both workers busy")
+    timings = []
+    for _ in range(7):
+        start = time.perf_counter()
+        status, _, body = example.get("/livez", timeout=5)
+        timings.append(time.perf_counter() - start)
+        assert status == 200 and json.loads(body) == {"status": "alive"}
+    # both /wait calls are still running: livez never waited on R
+    assert all(thread.is_alive() for thread, _ in waits)
+    assert statistics.median(timings) < 0.05, timings
+    assert max(timings) < 0.5, timings
+    status, _, _ = example.get("/readyz")
+    assert status == 200  # busy is not unready
+    for thread, result in waits:
+        thread.join(30)
+        assert result["value"][0] == 200
+        assert "time" in json.loads(result["value"][2])
+
+
+def test_requests_reach_r_and_metrics_count_them(example):
+    for number, answer in ((3, b"odd"), (4, b"even"), (5, b"odd")):
+        status, headers, body = example.get(f"/parity?int={number}")
+        assert (status, body) == (200, answer)
+        assert headers["content-type"].startswith("text/plain")
+    assert example.get("/health")[2] == b"OK"  # the app's own /health, run in R
+    assert example.get("/nowhere")[0] == 404
+    _, headers, body = example.get("/metrics")
+    assert headers["content-type"].startswith("text/plain; version=")
+    text = body.decode()
+    assert 'plumbline_requests_total{method="GET",route="/parity",status="200"} 3.0' in text
+    assert 'plumbline_requests_total{method="GET",route="<unmatched>",status="404"} 1.0' in text
+    assert 'plumbline_request_duration_seconds_count{route="/parity"} 3.0' in text
+    assert 'plumbline_workers{state="idle"}' in text
+    assert "plumbline_queue_depth 0.0" in text
+    assert 'plumbline_worker_restarts_total{reason="timeout"} 0.0' in text
+    assert "plumbline_requests_in_flight 1.0" in text  # the scrape itself
+
+
+def test_request_id_is_returned_and_logged_as_json(example):
+    status, headers, _ = example.get("/parity?int=8", headers={"X-Request-Id": "req-4711"})
+    assert status == 200 and headers["x-request-id"] == "req-4711"
+    _, headers, _ = example.get("/parity?int=9")
+    generated = headers["x-request-id"]
+    assert len(generated) == 32
+
+    def logged():
+        lines = [json.loads(line) for line in example.stdout.read_text().splitlines()]
+        return {entry["request_id"]: entry for entry in lines}
+
+    example.wait_until(lambda: generated in logged(), timeout=10, what="access log line")
+    entry = logged()["req-4711"]
+    assert entry["method"] == "GET" and entry["path"] == "/parity"
+    assert entry["route"] == "/parity" and entry["status"] == 200
+    assert 0 < entry["duration_s"] < 30
+
+
+def test_sigterm_drains_without_dropping_requests(tmp_path):
+    with serve(tmp_path, "--workers", "2", "--drain-delay", "2") as served:
+        thread, result = in_thread(served.get, "/wait")
+        served.wait_until(lambda: served.metric('plumbline_workers{state="busy"}') == 1,
+                          timeout=10, what="/wait running")
+        served.proc.send_signal(signal.SIGTERM)
+        served.wait_until(lambda: served.get("/readyz")[0] == 503, timeout=5,
+                          what="readyz 503 after SIGTERM")
+        status, _, body = served.get("/readyz")
+        assert json.loads(body)["reason"] == "draining"
+        # still served during the drain delay
+        assert served.get("/parity?int=2")[:3:2] == (200, b"even")
+        assert served.get("/livez")[0] == 200
+        assert served.proc.wait(60) == 0
+        thread.join(10)
+        assert result["value"][0] == 200, result  # accepted before SIGTERM: completed
+        with pytest.raises(OSError):
+            served.get("/livez", timeout=2)
+
+
+def test_pool_failures_become_json_errors_and_readiness_follows_reload(tmp_path):
+    with serve(tmp_path, "--workers", "1", "--max-queue", "0", "--timeout", "2",
+               "--drain-delay", "0") as served:
+        thread, result = in_thread(served.get, "/wait")
+        served.wait_until(lambda: served.metric('plumbline_workers{state="busy"}') == 1,
+                          timeout=10, what="/wait running")
+        status, headers, body = served.get("/parity?int=1")
+        assert status == 503 and headers["retry-after"] == "1"
+        assert "error" in json.loads(body)
+        thread.join(30)
+        status, headers, body = result["value"]
+        assert status == 504 and headers["content-type"] == "application/json"
+        assert "timeout" in json.loads(body)["error"]
+        # the timed-out worker is killed and replaced; until its successor loads, not ready
+        served.wait_until(lambda: served.get("/readyz")[0] == 503, timeout=5,
+                          what="readyz 503 while the only worker reloads")
+        assert served.get("/livez")[0] == 200
+        served.wait_until(lambda: served.get("/readyz")[0] == 200, timeout=60,
+                          what="ready again")
+        assert served.metric('plumbline_worker_restarts_total{reason="timeout"}') == 1
+        status, _, body = served.get("/quit", method="POST")
+        assert status == 502 and "died" in json.loads(body)["error"]
+
+
+def test_r_syntax_error_exits_3_with_rs_message_before_binding(tmp_path):
+    app = tmp_path / "plumber.R"
+    app.write_text("#* @get /a\nfunction() {\n  list(a = 1\n}\n")
+    port = free_port()
+    proc = subprocess.Popen([*PLUMBLINE, str(app), "--port", str(port), "--workers", "1"],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    bound = False
+    while proc.poll() is None:
+        with socket.socket() as probe:
+            bound = bound or probe.connect_ex(("127.0.0.1", port)) == 0
+        time.sleep(0.05)
+    stdout, stderr = proc.communicate(timeout=60)
+    assert proc.returncode == 3
+    assert "failed to load in R" in stderr
+    assert "plumber.R:4:1" in stderr and "unexpected" in stderr
+    assert not bound
+
+
+def test_annotation_error_exits_2_with_file_and_line(tmp_path):
+    app = tmp_path / "plumber.R"
+    app.write_text("x <- 1\n\n#* @get\nfunction() 1\n")
+    out = subprocess.run([*PLUMBLINE, str(app), "--port", str(free_port())],
+                         capture_output=True, text=True, timeout=60)
+    assert out.returncode == 2
+    assert f"{app}:3: No path specified." in out.stderr
+
+
+def test_port_in_use_is_a_clear_error(tmp_path):
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        out = subprocess.run([*PLUMBLINE, str(EXAMPLE), "--port", str(port), "--workers", "1"],
+                             capture_output=True, text=True, timeout=120)
+    assert out.returncode == 4
+    assert f"cannot listen on 127.0.0.1:{port}" in out.stderr
+    assert "in use" in out.stderr
+
+
+def test_app_with_filters_keeps_them_in_front_of_assets_and_unmatched(tmp_path):
+    annotated = REPO / "tests" / "fixtures" / "annotated" / "plumber.R"
+    with serve(tmp_path, "--workers", "1", "--drain-delay", "0",
+               plumber_file=annotated) as served:
+        status, _, body = served.get("/files/hello.txt")  # via R, after the filters
+        assert (status, body) == (200, b"hello asset\n")
+        for path in ("/files/%2e%2e/plumber.R", "/files/..%2fplumber.R"):
+            status, headers, body = served.get(path)
+            assert status == 403 and headers["content-type"] == "application/json"
+        status, _, body = served.get("/nowhere")  # plumber's own 404, answered in R
+        assert status == 404 and json.loads(body) == {"error": "404 - Resource Not Found"}
+
+        def patch(body: bytes):
+            conn = http.client.HTTPConnection("127.0.0.1", served.port, timeout=30)
+            try:
+                conn.request("PATCH", "/items", body=body,
+                             headers={"Content-Type": "application/json"})
+                resp = conn.getresponse()
+                return resp.status, json.loads(resp.read())
+            finally:
+                conn.close()
+
+        assert patch(b'{"a": 1, "b": [2]}') == (200, ["a", "b"])
+        # what jsonlite accepts must reach R: a BOM, comments
+        assert patch(b'\xef\xbb\xbf{"a": 1 /* note */} // end') == (200, ["a"])
+        status, payload = patch(b'{"a": 1')
+        assert status == 400 and payload["error"] == "request body is not valid JSON"

@@ -1,0 +1,256 @@
+"""The worker pool with real R workers: plumber semantics, concurrency and worker lifecycle."""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import signal
+import time
+import uuid
+
+import pytest
+
+from plumbline.runtime.pool import AppLoadError, PoolFull, WorkerDied, WorkerTimeout
+from pool_harness import APPS, running_pool, wait_for
+
+pytestmark = pytest.mark.slow
+
+BASIC = APPS / "basic" / "plumber.R"
+
+
+@pytest.fixture(scope="module")
+def pool():
+    with running_pool(BASIC, workers=2, timeout=20) as harness:
+        harness.wait_until_idle()
+        yield harness
+
+
+def content_type(response) -> str | None:
+    return dict((name.lower(), value) for name, value in response.headers).get("content-type")
+
+
+def body_json(response):
+    return json.loads(response.body)
+
+
+# ---- plumber semantics ----------------------------------------------------------------
+
+def test_text_serializer(pool):
+    response = pool.get("/text")
+    assert (response.status, content_type(response), response.body) == (
+        200, "text/plain; charset=UTF-8", b"hello")
+
+
+def test_json_serializer_uses_jsonlite_defaults(pool):
+    response = pool.get("/json")
+    assert (response.status, content_type(response), response.body) == (
+        200, "application/json", b'{"a":[1]}')
+
+
+def test_typed_path_parameter(pool):
+    assert pool.get("/items/42").body == b'{"id":[42],"class":["integer"]}'
+    not_an_int = pool.get("/items/abc")
+    assert not_an_int.status == 404
+    assert body_json(not_an_int) == {"error": "404 - Resource Not Found"}
+
+
+def test_query_arguments_are_decoded(pool):
+    assert body_json(pool.get("/echo", "msg=hi%20there&n=3")) == {"msg": ["hi there"], "n": ["3"]}
+    assert body_json(pool.get("/echo", "msg=a+b&msg=c")) == {"msg": ["a b", "c"], "n": ["0"]}
+    assert body_json(pool.get("/echo")) == {"msg": ["none"], "n": ["0"]}
+
+
+def test_json_body_arguments(pool):
+    response = pool.request("POST", "/sum", headers=[("content-type", "application/json")],
+                            body=b'{"a": 1, "b": 2}')
+    assert (response.status, response.body) == (200, b'{"sum":[3]}')
+
+
+def test_rook_environment_seen_by_the_endpoint(pool):
+    response = pool.request("POST", "/req", "x=1",
+                            headers=[("x-custom", "yes"), ("content-type", "text/plain")],
+                            body=b"line1\nline2")
+    assert body_json(response) == {
+        "method": ["POST"], "path": ["/req"], "query": ["?x=1"], "custom": ["yes"],
+        "header": ["yes"], "content_type": ["text/plain"], "body": ["line1\nline2"],
+        "raw_length": [11], "scheme": ["http"], "remote": ["127.0.0.1"],
+    }
+
+
+def test_large_body_crosses_intact(pool):
+    body = os.urandom(3_000_000)
+    response = pool.request("POST", "/mirror", headers=[("content-type", "application/octet-stream")],
+                            body=body)
+    assert (response.status, content_type(response)) == (200, "application/octet-stream")
+    assert response.body == body
+
+
+def test_response_status_and_headers_set_by_the_endpoint(pool):
+    response = pool.get("/status")
+    assert response.status == 201
+    assert ("X-Plumbline", "yes") in response.headers
+    assert response.body == b'{"created":[true]}'
+
+
+def test_error_in_endpoint_is_plumbers_500(pool):
+    response = pool.get("/error")
+    assert (response.status, content_type(response)) == (500, "application/json")
+    assert body_json(response) == {"error": "500 - Internal server error"}
+
+
+def test_unknown_route_and_wrong_method(pool):
+    assert pool.get("/nope").status == 404
+    wrong = pool.request("POST", "/text")
+    assert wrong.status == 405
+    assert body_json(wrong) == {"error": "405 - Method Not Allowed"}
+
+
+def test_utf8_bytes_are_passed_through(pool):
+    assert pool.get("/bytes").body == "hé".encode()
+
+
+def test_r_console_output_does_not_corrupt_the_protocol(pool):
+    for _ in range(3):
+        assert body_json(pool.get("/noisy")) == {"ok": [True]}
+    assert pool.get("/text").body == b"hello"
+
+
+def test_query_value_is_data_not_code(pool):
+    marker = f"/tmp/plumbline-owned-{uuid.uuid4().hex}"
+    query = f'q=system(%22touch%20{marker}%22)'
+    response = pool.get("/value", query)
+    assert body_json(response) == {"q": [f'system("touch {marker}")']}
+    assert not os.path.exists(marker)
+
+
+# ---- concurrency and lifecycle ----------------------------------------------------------
+
+def test_workers_run_requests_in_parallel():
+    with running_pool(BASIC, workers=8, timeout=30) as harness:
+        harness.wait_until_idle(timeout=120)
+        started = time.monotonic()
+        futures = [harness.submit("GET", "/sleep", "secs=1") for _ in range(8)]
+        assert [f.result(60).body for f in futures] == [b"slept"] * 8
+        assert time.monotonic() - started < 5.0
+
+
+def test_timeout_kills_and_replaces_the_worker():
+    with running_pool(BASIC, workers=2, timeout=1.5) as harness:
+        before = {row["pid"] for row in harness.wait_until_idle()}
+        with pytest.raises(WorkerTimeout):
+            harness.get("/sleep", "secs=30")
+        after = {row["pid"] for row in harness.wait_until_idle()}
+        assert len(after) == 2 and len(after - before) == 1
+        assert harness.pool.restart_counts["timeout"] == 1
+        assert [harness.get("/text").body for _ in range(4)] == [b"hello"] * 4
+
+
+def test_quit_fails_only_that_request_and_the_slot_is_refilled():
+    with running_pool(BASIC, workers=2) as harness:
+        harness.wait_until_idle()
+        busy = harness.submit("GET", "/sleep", "secs=2")
+        time.sleep(0.3)
+        with pytest.raises(WorkerDied):
+            harness.request("POST", "/quit")
+        assert busy.result(30).body == b"slept"
+        harness.wait_until_idle()
+        assert harness.pool.restart_counts["exited"] == 1
+        assert harness.get("/text").body == b"hello"
+
+
+def test_idle_worker_killed_by_the_os_is_replaced(caplog):
+    caplog.set_level(logging.INFO, logger="plumbline.pool")
+    with running_pool(BASIC, workers=1) as harness:
+        victim = harness.wait_until_idle()[0]["pid"]
+        os.kill(victim, signal.SIGKILL)
+        rows = wait_for(lambda: [r for r in harness.snapshot()
+                                 if r["state"] == "idle" and r["pid"] != victim])
+        assert len(rows) == 1
+        assert harness.pool.restart_counts["killed_signal"] == 1
+        assert harness.get("/text").body == b"hello"
+    died = [json.loads(r.getMessage()) for r in caplog.records
+            if json.loads(r.getMessage())["event"] == "worker_died"]
+    assert len(died) == 1
+    assert "SIGKILL" in died[0]["message"] and "perhaps out of memory?" in died[0]["message"]
+    assert died[0]["pid"] == victim
+
+
+def test_max_requests_recycles_workers_without_losing_requests():
+    with running_pool(BASIC, workers=1, max_requests=3, max_requests_jitter=0) as harness:
+        harness.wait_until_idle()
+        # The worker keeps serving past its limit until its successor has loaded.
+        pids = []
+        deadline = time.monotonic() + 60
+        while len(set(pids)) < 3 and time.monotonic() < deadline:
+            response = harness.get("/pid")
+            assert response.status == 200
+            pids.append(int(response.body))
+            time.sleep(0.05)
+        assert len(set(pids)) >= 3
+        assert pids.count(pids[0]) >= 3
+        assert harness.pool.restart_counts["max_requests"] >= 2
+
+
+def test_queue_is_bounded():
+    with running_pool(BASIC, workers=1, max_queue=1, timeout=30) as harness:
+        harness.wait_until_idle()
+        running = harness.submit("GET", "/sleep", "secs=2")
+        wait_for(lambda: harness.pool.in_flight == 1)
+        queued = harness.submit("GET", "/text")
+        wait_for(lambda: harness.pool.queue_depth == 1)
+        with pytest.raises(PoolFull):
+            harness.get("/text")
+        assert running.result(30).body == b"slept"
+        assert queued.result(30).body == b"hello"
+        assert harness.pool.queue_depth == 0
+
+
+def test_close_waits_for_in_flight_requests_and_leaves_no_process():
+    with running_pool(BASIC, workers=1) as harness:
+        harness.wait_until_idle()
+        running = harness.submit("GET", "/sleep", "secs=1")
+        wait_for(lambda: harness.pool.in_flight == 1)
+        harness.run(harness.pool.close(10))
+        assert running.result(5).body == b"slept"
+        assert harness.snapshot() == []
+
+
+# ---- start-up failures -------------------------------------------------------------------
+
+def test_syntax_error_fails_start_with_the_line():
+    with pytest.raises(AppLoadError) as caught:
+        with running_pool(APPS / "syntax_error" / "plumber.R", workers=2):
+            pass
+    assert "plumber.R:5:1: unexpected '}'" in caught.value.message
+
+
+def test_stop_at_load_fails_start_with_rs_message():
+    with pytest.raises(AppLoadError) as caught:
+        with running_pool(APPS / "stop_at_load" / "plumber.R", workers=1):
+            pass
+    assert "database unreachable" in caught.value.message
+    assert "plumber.R" in caught.value.message
+
+
+def test_later_load_failures_back_off_and_log_once(tmp_path, monkeypatch, caplog):
+    caplog.set_level(logging.INFO, logger="plumbline.pool")
+    breaker = tmp_path / "broken"
+    monkeypatch.setenv("PLUMBLINE_TEST_BREAK_FILE", str(breaker))
+    with running_pool(APPS / "breakable" / "plumber.R", workers=1) as harness:
+        victim = harness.wait_until_idle()[0]["pid"]
+        breaker.touch()
+        os.kill(victim, signal.SIGKILL)
+        time.sleep(5)
+        failures = harness.pool.restart_counts["load_failed"]
+        # Back-off 0.5, 1, 2 s...: a handful of attempts in 5 s, not a tight crash loop.
+        assert 1 <= failures <= 5
+        assert [r["state"] for r in harness.snapshot()] in (["failed"], ["starting"])
+        assert not harness.pool.ready
+        breaker.unlink()
+        harness.wait_until_idle(timeout=60)
+        assert harness.get("/ok").body == b"fine"
+    logged = [json.loads(r.getMessage()) for r in caplog.records]
+    load_errors = [r for r in logged if r["event"] == "load_failed"]
+    assert len(load_errors) == 1
+    assert "broken on purpose" in load_errors[0]["message"]
