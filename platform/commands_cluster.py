@@ -13,20 +13,19 @@ import sys
 from dataclasses import replace
 
 from plumbline.platform.apply import ApplyError
-from plumbline.platform.kube import ConnectError, KubeError, connect
+from plumbline.platform.kube import ConnectError, KubeError, Unreachable, connect
 from plumbline.platform.operations import (InvalidPlumberFile, OperationError, delete, deploy,
                                            logs, restart, rollback, scale, status)
 
-EXIT_OK, EXIT_FAILED, EXIT_REFUSED = 0, 1, 2
+EXIT_OK, EXIT_FAILED, EXIT_REFUSED, EXIT_INTERRUPTED = 0, 1, 2, 130
 LOCAL_CONTEXT = "local"
 
 
 def register(subparsers) -> None:
     from plumbline.platform.commands_manifests import add_spec_arguments
 
-    fmt = argparse.ArgumentDefaultsHelpFormatter
     p = subparsers.add_parser(
-        "deploy", formatter_class=fmt,
+        "deploy",
         help="validate a plumber.R, apply it to the cluster and watch the rollout",
         description="Validate the plumber.R (annotations and R syntax), server-side apply its "
                     "manifests (field manager plumbline), watch the rollout, and roll back to the "
@@ -37,31 +36,32 @@ def register(subparsers) -> None:
                    help="leave a failed rollout in place instead of rolling back "
                         "(default: roll back, unless the spec's rollout policy says otherwise)")
     p.add_argument("--force-conflicts", action="store_true",
-                   help="take over fields another field manager owns (server-side apply force)")
+                   help="take over fields another field manager owns (server-side apply force; "
+                        "default: refuse, naming the conflicting fields)")
     _add_cluster_arguments(p)
     p.set_defaults(func=_deploy)
 
-    p = subparsers.add_parser("restart", formatter_class=fmt,
+    p = subparsers.add_parser("restart",
                               help="rolling restart of an app's pods, watched to completion")
     p.add_argument("name", help="the app's name")
     _add_wait_arguments(p)
     _add_cluster_arguments(p)
     p.set_defaults(func=_restart)
 
-    p = subparsers.add_parser("scale", formatter_class=fmt, help="set an app's replica count")
+    p = subparsers.add_parser("scale", help="set an app's replica count")
     p.add_argument("name", help="the app's name")
     p.add_argument("replicas", type=int, help="the number of pods")
     _add_wait_arguments(p)
     _add_cluster_arguments(p)
     p.set_defaults(func=_scale)
 
-    p = subparsers.add_parser("status", formatter_class=fmt,
+    p = subparsers.add_parser("status",
                               help="replicas, revision and endpoint URLs of an app")
     p.add_argument("name", help="the app's name")
     _add_cluster_arguments(p)
     p.set_defaults(func=_status)
 
-    p = subparsers.add_parser("rollback", formatter_class=fmt,
+    p = subparsers.add_parser("rollback",
                               help="return an app to an earlier revision (kubectl rollout undo)")
     p.add_argument("name", help="the app's name")
     p.add_argument("--to-revision", type=int, default=None,
@@ -70,7 +70,7 @@ def register(subparsers) -> None:
     _add_cluster_arguments(p)
     p.set_defaults(func=_rollback)
 
-    p = subparsers.add_parser("logs", formatter_class=fmt,
+    p = subparsers.add_parser("logs",
                               help="logs of all pods of an app, each line prefixed with its pod")
     p.add_argument("name", help="the app's name")
     p.add_argument("--tail", type=int, default=None,
@@ -80,7 +80,7 @@ def register(subparsers) -> None:
     _add_cluster_arguments(p)
     p.set_defaults(func=_logs)
 
-    p = subparsers.add_parser("delete", formatter_class=fmt,
+    p = subparsers.add_parser("delete",
                               help="delete everything plumbline created for an app")
     p.add_argument("name", help="the app's name")
     _add_cluster_arguments(p)
@@ -100,12 +100,14 @@ def _add_cluster_arguments(parser: argparse.ArgumentParser) -> None:
                         help="kubeconfig file (default: $KUBECONFIG, else ~/.kube/config, else "
                              "the in-cluster service account)")
     parser.add_argument("--local", action="store_true",
-                        help="run against the local backend (replicas behind HAProxy) instead")
+                        help="run against the local backend (replicas behind HAProxy) instead "
+                             "(default: the cluster)")
 
 
 def _add_wait_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--no-wait", dest="wait", action="store_false",
-                        help="return once the change is applied, without watching the rollout")
+                        help="return once the change is applied, without watching the rollout "
+                             "(default: watch it to the end)")
     parser.add_argument("--timeout", type=float, default=None,
                         help="seconds to wait for the pods to become ready (default: the "
                              "Deployment's progress deadline, 600)")
@@ -119,12 +121,18 @@ def _command(run):
             return run_local(args.command, args)
         try:
             return run(args)
+        except KeyboardInterrupt:
+            return _fail(f"{args.command} interrupted (what was applied stays applied; "
+                         "a rollout goes on in the cluster)", EXIT_INTERRUPTED)
         except InvalidPlumberFile as exc:
             return _fail(f"refused: {exc}", EXIT_REFUSED)
         except ValueError as exc:  # a spec value that cannot be deployed (SpecError)
             return _fail(f"refused: {exc}", EXIT_REFUSED)
         except ConnectError as exc:
             return _fail(f"cannot connect: {exc}", EXIT_FAILED)
+        except Unreachable as exc:
+            return _fail(f"{args.command} failed: cannot reach the Kubernetes API at "
+                         f"{exc.message}", EXIT_FAILED)
         except (OperationError, ApplyError) as exc:
             return _fail(f"{args.command} failed: {exc}", EXIT_FAILED)
         except KubeError as exc:

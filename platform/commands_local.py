@@ -117,10 +117,13 @@ def cmd_up(args) -> int:
     say(f"{spec.name}: {spec.replicas} replicas of {spec.plumber_file} "
         f"({spec.workers} R workers each); control {control.url}")
     try:
-        return cluster.run()
+        code = cluster.run()
     finally:
         state.remove()
         control.stop()
+    if cluster.fatal:
+        return fail(cluster.fatal)
+    return code
 
 
 def run_local(command: str, args) -> int:
@@ -170,12 +173,15 @@ def _logs(client: ControlClient, args) -> int:
     for line in reply["lines"]:
         print(line)
     last = reply["last"]
-    while getattr(args, "follow", False):
-        time.sleep(0.5)
-        reply = client.call("GET", f"/logs?since={last}&lines=1000")
-        for line in reply["lines"]:
-            print(line, flush=True)
-        last = reply["last"]
+    try:
+        while getattr(args, "follow", False):
+            time.sleep(0.5)
+            reply = client.call("GET", f"/logs?since={last}&lines=1000")
+            for line in reply["lines"]:
+                print(line, flush=True)
+            last = reply["last"]
+    except KeyboardInterrupt:
+        pass
     return 0
 
 

@@ -288,7 +288,8 @@ def run_scenario(name: str, state: StateFile, *, users: int = 10, baseline: floa
         error = str(exc)
         load_start = time.time()
     finally:
-        locust.send_signal(signal.SIGTERM)  # users finish their request, reports are written
+        # SIGINT is locust's path that writes the HTML report; users finish their request.
+        locust.send_signal(signal.SIGINT)
         try:
             locust.wait(60)
         except subprocess.TimeoutExpired:

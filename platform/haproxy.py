@@ -120,7 +120,9 @@ def render_config(*, routes: Iterable[Route], bind_host: str, port: int, admin_s
         f"    stats socket {admin_socket} mode 600 level admin expose-fd listeners",
         "    stats timeout 10s",
         "    hard-stop-after 120s",
-        "    log stderr format raw local0 info",
+        # Only info-level lines: the failed requests (dontlog-normal); haproxy prints its
+        # own warnings (server up/down) on stderr already.
+        "    log stderr format raw local0 info info",
         "",
         "defaults",
         "    mode http",
@@ -282,8 +284,12 @@ class HAProxy:
         raise HAProxyError("haproxy did not open its admin socket in time")
 
     def _pump(self) -> None:
+        previous = ""
         for line in self.process.stdout:
             line = line.rstrip()
+            if line and previous.endswith(" : " + line):
+                continue  # the log line repeating the warning haproxy just printed
+            previous = line
             self._log_tail = (self._log_tail + [line])[-20:]
             self._on_log(line)
 

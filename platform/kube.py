@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import quote
 
+import urllib3
 from kubernetes import client as k8s_client
 from kubernetes import config as k8s_config
 from kubernetes.client.exceptions import ApiException
@@ -55,6 +56,13 @@ class NotFound(KubeError):
 
 class Conflict(KubeError):
     """409: the object exists, or a server-side apply would take fields from another manager."""
+
+
+class Unreachable(KubeError):
+    """No answer from the API server at all."""
+
+    def __init__(self, server: str, cause: Exception):
+        super().__init__(0, "Unreachable", f"{server}: {cause}")
 
 
 class ConnectError(RuntimeError):
@@ -112,8 +120,8 @@ class Cluster:
             data = response.read()
         except ApiException as exc:  # raised by the REST layer for some transport errors
             raise KubeError(exc.status or 0, exc.reason or "Error", str(exc.body or exc)) from exc
-        except OSError as exc:
-            raise KubeError(0, "Unreachable", f"{self.server}: {exc}") from exc
+        except (OSError, urllib3.exceptions.HTTPError) as exc:
+            raise Unreachable(self.server, exc) from exc
         text = data.decode("utf-8", "replace") if isinstance(data, bytes) else str(data or "")
         if not 200 <= response.status <= 299:
             raise _error(response.status, response.reason, text)
@@ -181,8 +189,8 @@ class Cluster:
                     yield line.decode("utf-8", "replace")
             if pending:
                 yield pending.decode("utf-8", "replace")
-        except OSError as exc:
-            raise KubeError(0, "Unreachable", f"{self.server}: {exc}") from exc
+        except (OSError, urllib3.exceptions.HTTPError) as exc:
+            raise Unreachable(self.server, exc) from exc
 
     # -- writes -------------------------------------------------------------------------
     def apply(self, manifest: dict, *, force: bool = False,
@@ -244,13 +252,14 @@ def connect(*, kubeconfig: str | None = None, context: str | None = None,
     configuration = k8s_client.Configuration()
     context_namespace = None
     explicit = kubeconfig or context
+    # Read $KUBECONFIG now: the client library reads it once, when it is imported.
+    where = kubeconfig or os.environ.get("KUBECONFIG") or "~/.kube/config"
     try:
-        k8s_config.load_kube_config(config_file=kubeconfig, context=context,
+        k8s_config.load_kube_config(config_file=where, context=context,
                                     client_configuration=configuration, persist_config=False)
-        context_namespace = _context_namespace(kubeconfig, context)
+        context_namespace = _context_namespace(where, context)
     except (ConfigException, FileNotFoundError, OSError) as exc:
         if explicit or not _in_cluster():
-            where = kubeconfig or os.environ.get("KUBECONFIG") or "~/.kube/config"
             raise ConnectError(f"no usable Kubernetes configuration ({where}"
                                f"{', context ' + context if context else ''}): {exc}") from exc
         k8s_config.load_incluster_config(client_configuration=configuration)
@@ -259,7 +268,7 @@ def connect(*, kubeconfig: str | None = None, context: str | None = None,
                    namespace=namespace or context_namespace or "default", context=context)
 
 
-def _context_namespace(kubeconfig: str | None, context: str | None) -> str | None:
+def _context_namespace(kubeconfig: str, context: str | None) -> str | None:
     contexts, active = k8s_config.list_kube_config_contexts(config_file=kubeconfig)
     chosen = next((c for c in contexts if c.get("name") == context), None) if context else active
     return ((chosen or {}).get("context") or {}).get("namespace")

@@ -33,7 +33,9 @@ from plumbline.platform.spec import AppSpec, load_api
 
 TICK = 0.2  # seconds between two looks at the replicas
 LOG_LINES = 2000  # lines of replica output kept for `plumbline logs`
-EXIT_LOAD_FAILED = 4  # the runtime's exit code when plumber.R did not load
+# `plumbline serve` exit codes (runtime/server.py) that retrying cannot fix.
+EXIT_CODES = {2: "exited: bad serve settings", 3: "exited: plumber.R failed to load",
+              4: "exited: could not bind its port"}
 ACTIVE = ("starting", "joining", "ready", "unready")  # counted as replicas of the set
 
 
@@ -91,9 +93,14 @@ def describe_exit(code: int) -> str:
     if code < 0:
         name = signal.Signals(-code).name
         return f"killed by {name}" + (" (perhaps out of memory?)" if name == "SIGKILL" else "")
-    if code == EXIT_LOAD_FAILED:
-        return "exited: plumber.R failed to load"
-    return f"exited with code {code}"
+    return EXIT_CODES.get(code, f"exited with code {code}")
+
+
+def _why(output) -> str:
+    """The replica's last plain-text lines (R's message), without JSON logs and warnings."""
+    lines = [line for line in output if line.strip() and not line.lstrip().startswith("{")
+             and "warnings.warn" not in line and "UserWarning" not in line]
+    return "\n".join(f"  {line}" for line in (lines or list(output))[-12:])
 
 
 @dataclass
@@ -146,12 +153,10 @@ class Operation:
 
 class LocalCluster:
     def __init__(self, spec: AppSpec, settings: Settings, *,
-                 say: Callable[[str], None] = print,
-                 command: Callable[..., list[str]] = serve_command):
+                 say: Callable[[str], None] = print):
         self.spec = spec
         self.settings = settings
-        self.say = say
-        self.command = command
+        self.say = say  # progress lines and replica output, for the console
         self.revision = 1
         self.plumber_file = spec.plumber_file.resolve()
         self.digest = file_digest(self.plumber_file)
@@ -164,6 +169,7 @@ class LocalCluster:
         self._op_ids = itertools.count(1)
         self._names = itertools.count(1)
         self.rollout: Operation | None = None
+        self.rollout_deadline = 0.0
         self.pending_scale: Operation | None = None
         self.previous: tuple[int, Path, AppSpec, str] | None = None  # to roll back a deploy
         self.failures = 0  # consecutive replicas that died before or after becoming ready
@@ -214,11 +220,13 @@ class LocalCluster:
     # ----- the loop -----
 
     def run(self) -> int:
-        """Start everything, supervise until asked to stop; 0 on a clean stop."""
+        """Start everything, supervise until asked to stop; 0 on a clean stop.
+
+        On 1, `fatal` says why (the app did not load, haproxy failed, ...)."""
         try:
             self.haproxy.start(self._config())
         except HAProxyError as exc:
-            self.say(f"error: {exc}")
+            self.fatal = str(exc)
             shutil.rmtree(self.workdir, ignore_errors=True)
             return 1
         self.say(f"ingress: haproxy on {self.url} (pid {self.haproxy.process.pid})")
@@ -232,10 +240,7 @@ class LocalCluster:
                 self._tick()
         finally:
             self._shutdown()
-        if self.fatal:
-            self.say(f"error: {self.fatal}")
-            return 1
-        return 0
+        return 1 if self.fatal else 0
 
     def _handle(self, kind: str, params: dict, op: Operation | None) -> None:
         if kind == "stop":
@@ -269,6 +274,7 @@ class LocalCluster:
         self.revision += 1
         self.plumber_file, self.spec, self.digest = path, spec, digest
         self.rollout = op
+        self.rollout_deadline = time.monotonic() + spec.rollout.progress_deadline_seconds
         self._progress(f"{op.kind}: rolling out revision {self.revision} "
                        f"({self.spec.replicas} replicas, one at a time)")
 
@@ -287,6 +293,9 @@ class LocalCluster:
             return
         self._reconcile(now)
         self._check_operations()
+        if self.rollout is not None and now > self.rollout_deadline:
+            self._abort_rollout(f"no progress within {self.spec.rollout.progress_deadline_seconds}s"
+                                " (spec.rollout.progress_deadline_seconds)")
         if self.settings.watch and now - self._last_watch > 1.0:
             self._last_watch = now
             self._watch_file()
@@ -402,8 +411,7 @@ class LocalCluster:
             return
         reason = describe_exit(code)
         if not r.ever_ready:
-            message = (f"{r.name} {reason} before becoming ready:\n"
-                       + "\n".join(f"  {line}" for line in list(r.output)[-15:]))
+            message = f"{r.name} {reason} before becoming ready:\n" + _why(r.output)
             if not self.announced_ready and not any(x.ever_ready for x in self.replicas):
                 self.fatal = "the app did not start; " + message
                 self.stopping = True
@@ -431,7 +439,7 @@ class LocalCluster:
     def _start_replica(self) -> None:
         port = free_port()
         name = f"r{next(self._names)}"
-        cmd = self.command(self.plumber_file, port, self.spec, self.settings.access_log)
+        cmd = serve_command(self.plumber_file, port, self.spec, self.settings.access_log)
         process = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
                                    stderr=subprocess.STDOUT, text=True, errors="replace",
                                    start_new_session=True, preexec_fn=die_with_parent,

@@ -120,6 +120,12 @@ def deploy(spec, cluster: Cluster | None = None, *, manifests: list[dict] | None
 
     result = watch_rollout(cluster, name, timeout=timeout, out=out, poll_interval=poll_interval)
     if result.ok:
+        link_config_maps(cluster, name)
+        urls = endpoint_urls(cluster, name)
+        if urls:
+            out("endpoints:")
+            for url in urls:
+                out(f"  {url}")
         return DeployResult(True, name, applied, result,
                             verdict=f"deploy of {name} succeeded: {summary}; {result.verdict}")
     _report_failure(result, out)
@@ -129,8 +135,10 @@ def deploy(spec, cluster: Cluster | None = None, *, manifests: list[dict] | None
         return DeployResult(False, name, applied, result,
                             verdict=f"{failed} (automatic rollback disabled{hint})")
     if last_good is None:
+        why = "it is the app's first deploy" if before is None else \
+            f"revision {revision_of(before)} was not healthy either when this deploy began"
         return DeployResult(False, name, applied, result, verdict=(
-            f"{failed}; no earlier healthy revision to roll back to "
+            f"{failed}; no earlier healthy revision to roll back to: {why} "
             f"(`plumbline delete {name}` removes the app)"))
     if result.revision == last_good:
         return DeployResult(False, name, applied, result, verdict=(
@@ -138,9 +146,42 @@ def deploy(spec, cluster: Cluster | None = None, *, manifests: list[dict] | None
     out(f"rolling back {name} to revision {last_good}")
     back = rollback(cluster, name, to_revision=last_good, wait=True, timeout=timeout,
                     poll_interval=poll_interval, out=out)
+    if back.ok:
+        link_config_maps(cluster, name)
     outcome = "which is serving again" if back.ok else f"but that rollout failed too: {back.reason}"
     return DeployResult(False, name, applied, result, rolled_back_to=last_good, verdict=(
         f"{failed}; rolled back to revision {last_good}, {outcome}"))
+
+
+def link_config_maps(cluster: Cluster, name: str) -> None:
+    """Make each of the app's ConfigMaps owned by the ReplicaSets that mount it.
+
+    The ConfigMaps are named by content, so every changed plumber.R leaves one behind; owned
+    by their ReplicaSets, the garbage collector removes each with the last ReplicaSet that
+    mounts it (the Deployment keeps revisionHistoryLimit of them for rollbacks). A ConfigMap
+    no ReplicaSet mounts yet (a deploy in progress) is left alone.
+    """
+    deployment = cluster.get("apps/v1", "Deployment", name)
+    if deployment is None:
+        return
+    owners: dict[str, list[dict]] = {}
+    for rs in owned_replicasets(cluster, deployment):
+        meta = rs["metadata"]
+        for volume in ((rs["spec"].get("template") or {}).get("spec") or {}).get("volumes") or []:
+            config_map = (volume.get("configMap") or {}).get("name")
+            if config_map and meta.get("uid"):
+                owners.setdefault(config_map, []).append({
+                    "apiVersion": "apps/v1", "kind": "ReplicaSet", "name": meta["name"],
+                    "uid": meta["uid"]})
+    labels = {INSTANCE_LABEL: name, MANAGED_BY_LABEL: MANAGED_BY}
+    for config_map in cluster.list("v1", "ConfigMap", labels):
+        current = config_map["metadata"].get("ownerReferences") or []
+        known = {ref.get("uid") for ref in current}
+        missing = [ref for ref in owners.get(config_map["metadata"]["name"], [])
+                   if ref["uid"] not in known]
+        if missing:
+            cluster.merge_patch("v1", "ConfigMap", config_map["metadata"]["name"],
+                                {"metadata": {"ownerReferences": current + missing}})
 
 
 def _report_failure(result: RolloutResult, out) -> None:

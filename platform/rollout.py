@@ -56,14 +56,15 @@ def watch_rollout(cluster: Cluster, name: str, *, timeout: float, out=print,
             last_line = line
         state, message = deployment_state(deployment)
         # Until the controller has seen the new spec, the current revision's pods are the old ones.
-        pods = new_revision_pods(cluster, deployment) if observed(deployment) else []
+        pods = new_revision_pods(cluster, deployment) \
+            if observed(deployment) and state != "done" else []
         if state == "failed":
             return _failure(cluster, deployment, pods, message)
+        if state == "done":
+            return RolloutResult(True, name, revision, message)
         problem = pod_problem(pods, first_restarts, max_restarts)
         if problem:
             return _failure(cluster, deployment, pods, problem)
-        if state == "done":
-            return RolloutResult(True, name, revision, message)
         if time.monotonic() - started > timeout:
             return _failure(cluster, deployment, pods,
                             f"pods not ready within {timeout:g}s ({message})")

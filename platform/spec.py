@@ -358,7 +358,7 @@ def build_spec(plumber_file: str | Path, flags: dict | None = None,
         raise SpecError(f"{serve_config}: a [serve] table ships with the app, so the file must "
                         f"be beside {plumber_file}")
     return dataclasses.replace(spec, serve_config=serve_config,
-                               extra_files=spec.extra_files + (serve_config,))
+                               extra_files=tuple(dict.fromkeys(spec.extra_files + (serve_config,))))
 
 
 def _check_serve_table(table, source: str) -> None:

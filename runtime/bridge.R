@@ -11,6 +11,9 @@ plumbline <- new.env(parent = emptyenv())
 # Returns NULL on success or a character message (file and line included) on failure.
 plumbline_load <- function(file, attach, inline_futures) {
   tryCatch({
+    # Everyone runs plumber.R with plumber attached (library(plumber); pr(...) or plumb()):
+    # files use its exports unqualified (forward, %>%, as_attachment, serializer_*).
+    library(plumber)
     for (pkg in attach) library(pkg, character.only = TRUE)
     has_future <- requireNamespace("future", quietly = TRUE)
     # Concurrency comes from the pool's processes, never from futures inside one worker.
@@ -138,18 +141,19 @@ internal_error <- function(e) {
        charToRaw(enc2utf8(paste("ERROR:", conditionMessage(e), collapse = "\n"))))
 }
 
+# httpuv's answer to a response it cannot send (a header that is not one string, no body).
+exception_response <- function() {
+  list(500L, "Content-Type", "text/plain; charset=UTF-8", charToRaw("An exception occurred."))
+}
+
 # list(status, header names, header values, raw body) as httpuv would put it on the wire.
 to_wire <- function(resp) {
-  if (is.null(resp) || length(resp) == 0) {
-    return(list(500L, "Content-Type", "text/plain; charset=UTF-8",
-                charToRaw("An exception occurred.")))
-  }
-  headers <- resp$headers
+  if (is.null(resp) || length(resp) == 0) return(exception_response())
+  headers <- lapply(resp$headers, paste)
+  if (any(lengths(headers) != 1L)) return(exception_response())
   names <- names(headers)
-  values <- if (length(headers)) {
-    vapply(headers, function(v) paste(v)[1], "", USE.NAMES = FALSE)
-  } else character()
   if (is.null(names)) names <- character()
+  values <- as.character(unlist(headers, use.names = FALSE))
   body <- resp$body
   if (is.list(body) && "file" %in% names(body)) {
     file <- body[["file"]]
@@ -157,13 +161,13 @@ to_wire <- function(resp) {
     if (isTRUE(as.logical(body$owned))) unlink(file)
     body <- raw_body
   } else if (is.character(body)) {
-    if (length(body) != 1L) {
-      return(list(500L, "Content-Type", "text/plain; charset=UTF-8",
-                  charToRaw("An exception occurred.")))
-    }
-    body <- charToRaw(body)  # bytes as plumber encoded them, like httpuv
+    # httpuv sends the first string as the bytes plumber encoded (no re-encoding).
+    if (length(body) == 0L) return(exception_response())
+    body <- charToRaw(body[[1L]])
   } else if (is.null(body)) {
     body <- raw()
+  } else if (!is.raw(body)) {
+    return(exception_response())
   }
   list(as.integer(resp$status), names, values, body)
 }

@@ -78,17 +78,18 @@ class WorkerDied(Exception):
 
 
 def _log(level: int, event: str, message: str, **fields) -> None:
-    # One JSON object per line whatever formatter the handler uses for %(message)s.
+    # Already one JSON object (the shape of plumbline.runtime.logs), whatever the handler.
     if logger.isEnabledFor(level):
+        now = time.time()
         record = {
-            "ts": round(time.time(), 3),
+            "time": time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(now)) + f".{int(now % 1 * 1000):03d}Z",
             "level": logging.getLevelName(level).lower(),
             "logger": logger.name,
             "event": event,
             "message": message,
             **fields,
         }
-        logger.log(level, json.dumps(record, default=str))
+        logger.log(level, json.dumps(record, default=str, separators=(",", ":")))
 
 
 def _unexpected_death(returncode: int) -> str:

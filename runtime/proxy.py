@@ -80,15 +80,17 @@ class Proxy:
         )
         try:
             response = await self.pool.call(request)
-        except PoolFull:
-            await send_error(send, 503, "all workers are busy and the queue is full",
+        except PoolFull as exc:
+            await send_error(send, 503, "no R worker available, retry later", detail=str(exc),
                              headers=[(b"retry-after", self._retry_after)])
             return
-        except WorkerTimeout:
-            await send_error(send, 504, "the request took longer than the timeout")
+        except WorkerTimeout as exc:
+            await send_error(send, 504, "the request took longer than the timeout",
+                             detail=str(exc))
             return
-        except WorkerDied:
-            await send_error(send, 502, "the R worker died while handling the request")
+        except WorkerDied as exc:
+            await send_error(send, 502, "the R worker died while handling the request",
+                             detail=str(exc))
             return
 
         if not 100 <= response.status <= 599:

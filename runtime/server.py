@@ -8,7 +8,8 @@ bound ourselves (a busy port is a clear message and exit 4).
 Stopping (SIGTERM or SIGINT): /readyz turns 503 at once while requests are still served for
 drain-delay seconds, so load balancers and Kubernetes endpoints take the pod out first; then
 the listener closes, in-flight requests get up to graceful-timeout to finish, the pool is
-closed, exit 0. A second signal skips what is left of the drain delay.
+closed, exit 0. A second signal skips what is left of the drain delay, a third stops
+waiting for open connections.
 """
 from __future__ import annotations
 
@@ -81,17 +82,18 @@ class _Stop:
     """Signal handlers only record the signal; the serve coroutine acts on it."""
 
     def __init__(self):
-        self.first = asyncio.Event()
-        self.again = asyncio.Event()
+        self.first = asyncio.Event()   # drain
+        self.again = asyncio.Event()   # skip the rest of the drain delay
+        self.third = asyncio.Event()   # stop waiting for open connections
+        self.count = 0
         self.closed_at: float | None = None  # when the listener was asked to close
 
     def __call__(self, signum: int) -> None:
-        if self.first.is_set():
-            self.again.set()
-        else:
-            log.info({"message": "stop requested, draining",
-                      "signal": signal.Signals(signum).name})
-            self.first.set()
+        self.count += 1
+        log.info({"message": ("stop requested, draining", "skipping the drain delay",
+                              "forcing exit")[min(self.count, 3) - 1],
+                  "signal": signal.Signals(signum).name})
+        (self.first, self.again, self.third)[min(self.count, 3) - 1].set()
 
 
 async def _serve(spec: PlumberFile, settings: dict[str, Any]) -> int:
@@ -136,16 +138,18 @@ async def _serve(spec: PlumberFile, settings: dict[str, Any]) -> int:
               "workers": settings["workers"], "plumber_file": spec.path})
     serving = asyncio.ensure_future(server.serve(sockets=[sock]))
     drained = asyncio.ensure_future(_drain(stop, app.plumbline.health, server, settings))
-    await asyncio.wait({serving, drained}, return_when=asyncio.FIRST_COMPLETED)
-    server.should_exit = True
-    await serving
-    drained.cancel()
-    sock.close()
-    if app.access_log is not None:
-        app.access_log.flush()
-    # whatever is left of graceful-timeout since the listener closed, for queued R work
-    left = settings["graceful_timeout"] - (time.monotonic() - (stop.closed_at or time.monotonic()))
-    await pool.close(max(left, 1.0))
+    try:
+        await asyncio.wait({serving, drained}, return_when=asyncio.FIRST_COMPLETED)
+        server.should_exit = True
+        await serving
+    finally:
+        drained.cancel()
+        sock.close()
+        if app.access_log is not None:
+            app.access_log.flush()
+        # what is left of graceful-timeout since the listener closed, for queued R work
+        since = time.monotonic() - (stop.closed_at or time.monotonic())
+        await pool.close(max(settings["graceful_timeout"] - since, 1.0))
     log.info({"message": "stopped"})
     return EXIT_OK
 
@@ -159,8 +163,8 @@ async def _drain(stop: _Stop, health, server: uvicorn.Server, settings) -> None:
               "graceful_timeout": settings["graceful_timeout"]})
     server.should_exit = True
     stop.closed_at = time.monotonic()
-    await stop.again.wait()
-    server.force_exit = True  # a signal during shutdown: stop waiting for connections
+    await stop.third.wait()
+    server.force_exit = True
 
 
 def _bind(host: str, port: int) -> socket.socket:

@@ -9,6 +9,7 @@ fails loudly, naming the setting and where the value came from.
 from __future__ import annotations
 
 import argparse
+import math
 import os
 import re
 import sys
@@ -128,6 +129,35 @@ def _log_level(value: Any) -> str:
 _log_level.kind = "one of " + "|".join(LOG_LEVELS)
 
 
+def available_cpus() -> int:
+    """CPUs this process may use: its affinity, capped by a cgroup CPU quota (a pod's limit).
+
+    os.cpu_count() is the node's count; in a pod limited to 1 CPU on a 64-core node it would
+    start 64 R workers.
+    """
+    count = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (
+        os.cpu_count() or 1)
+    limit = _cgroup_cpu_limit()
+    return max(1, min(count, limit) if limit else count)
+
+
+def _cgroup_cpu_limit(root: Path = Path("/sys/fs/cgroup")) -> int | None:
+    try:
+        quota, period = (root / "cpu.max").read_text().split()  # cgroup v2
+    except (OSError, ValueError):
+        try:  # cgroup v1
+            quota = (root / "cpu" / "cpu.cfs_quota_us").read_text().strip()
+            period = (root / "cpu" / "cpu.cfs_period_us").read_text().strip()
+        except OSError:
+            return None
+    if quota in ("max", "-1"):
+        return None
+    try:
+        return max(1, math.ceil(int(quota) / int(period)))
+    except (ValueError, ZeroDivisionError):
+        return None
+
+
 @dataclass(frozen=True)
 class Setting:
     name: str             # attribute name, e.g. max_queue
@@ -168,9 +198,9 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("host", _text, "127.0.0.1",
             "Address to listen on. Use 0.0.0.0 in a container so the pod IP is reachable."),
     Setting("port", _integer(0), 8000, "TCP port to listen on (0 picks a free port)."),
-    Setting("workers", _integer(1), os.cpu_count() or 1,
+    Setting("workers", _integer(1), available_cpus(),
             "Number of R worker processes; each runs one request at a time.",
-            default_doc="number of CPUs"),
+            default_doc="CPUs available (cgroup limit)"),
     Setting("max_queue", _integer(0), 100,
             "Requests that may wait for a free worker; beyond it clients get 503 with "
             "Retry-After."),

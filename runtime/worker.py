@@ -84,8 +84,8 @@ class RBridge:
             ri.StrSexpVector(
                 [
                     request.method,
-                    request.path,
-                    request.query_string,
+                    _as_sent(request.path),
+                    _as_sent(request.query_string),
                     request.remote_addr,
                     str(request.remote_port),
                     _server_name(request.headers),
@@ -114,14 +114,25 @@ class RBridge:
 
 
 def _rook_headers(headers: list[tuple[str, str]]) -> tuple[list[str], list[str], list[str]]:
-    """Names, HTTP_* names and values; a repeated header is joined with ", " (RFC 9110)."""
+    """Names, HTTP_* names and values; a repeated header is joined with "," as httpuv does."""
     merged: dict[str, str] = {}
     for name, value in headers:
         key = name.lower()
-        merged[key] = f"{merged[key]}, {value}" if key in merged else value
+        value = _as_sent(value)
+        merged[key] = f"{merged[key]},{value}" if key in merged else value
     names = list(merged)
     env_names = ["HTTP_" + name.upper().replace("-", "_") for name in names]
     return names, env_names, list(merged.values())
+
+
+def _as_sent(text: str) -> str:
+    """Undo the HTTP layer's latin-1 decoding of raw bytes, so R sees UTF-8 as httpuv would."""
+    if text.isascii():
+        return text
+    try:
+        return text.encode("latin-1").decode("utf-8")
+    except (UnicodeEncodeError, UnicodeDecodeError):
+        return text
 
 
 def _server_name(headers: list[tuple[str, str]]) -> str:

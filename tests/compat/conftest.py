@@ -8,6 +8,7 @@ also shows that it finds files relative to the plumber.R as plumber does.
 """
 from __future__ import annotations
 
+import functools
 import json
 import os
 import re
@@ -35,6 +36,7 @@ DEFAULT_COMPARED_HEADERS = ("content-disposition", "allow", "location")
 _LIBRARY_CALL = re.compile(r"""\b(?:library|require)\(\s*["']?([A-Za-z][A-Za-z0-9._]*)["']?""")
 
 
+@functools.cache
 def plumber_examples_dir() -> Path:
     out = subprocess.run(
         ["Rscript", "-e", 'cat(system.file("plumber", package="plumber"))'],
@@ -43,6 +45,7 @@ def plumber_examples_dir() -> Path:
     return Path(out)
 
 
+@functools.cache
 def r_package_installed(name: str) -> bool:
     code = f'cat(requireNamespace("{name}", quietly = TRUE))'
     out = subprocess.run(["Rscript", "-e", code], capture_output=True, text=True).stdout
@@ -117,11 +120,11 @@ class Server:
         os.unlink(self._log.name)
 
 
-def start_plumber(plumber_file: Path, *, from_dir: bool = False, attach: list[str] | None = None) -> Server:
+def start_plumber(plumber_file: Path, *, from_dir: bool = False) -> Server:
     """Real plumber: `pr(file) |> pr_run()`, or `plumb(dir=)` when the folder has an entrypoint.R
     that builds the router (from_dir)."""
     port = free_port()
-    packages = entrypoint_packages(plumber_file) if attach is None else attach
+    packages = entrypoint_packages(plumber_file)
     lines = ["options(warn = 1)", "library(plumber)"]
     lines += [f"library({_r_string(p)}, character.only = TRUE)" for p in packages]
     if from_dir:
@@ -132,18 +135,18 @@ def start_plumber(plumber_file: Path, *, from_dir: bool = False, attach: list[st
     return Server("plumber", ["Rscript", "-e", "; ".join(lines)], plumber_file.parent, port, "/")
 
 
+@functools.cache
 def serve_flags() -> str:
     """`plumbline serve --help`, or "" when there is no serve command."""
     done = subprocess.run([str(PLUMBLINE), "serve", "--help"], capture_output=True, text=True)
     return done.stdout if done.returncode == 0 else ""
 
 
-def start_plumbline(plumber_file: Path, *, workers: int = 2, extra: tuple[str, ...] = ()) -> Server:
+def start_plumbline(plumber_file: Path, *, workers: int = 2) -> Server:
     port = free_port()
     argv = [str(PLUMBLINE), "serve", str(plumber_file), "--port", str(port), "--workers", str(workers)]
     if "--drain-delay" in serve_flags():
         argv += ["--drain-delay", "0"]  # tests stop servers often; no load balancer to wait for
-    argv += list(extra)
     return Server("plumbline", argv, Path(tempfile.gettempdir()), port, "/readyz")
 
 
@@ -206,6 +209,14 @@ class ServerPair:
         assert_same(ex, body=body, same_headers=same_headers)
         return ex
 
+    def wait_ready(self) -> None:
+        try:
+            self.plumber.wait_ready()
+            self.plumbline.wait_ready()
+        except Exception:
+            self.close()
+            raise
+
     def close(self) -> None:
         for client in self._clients.values():
             client.close()
@@ -236,24 +247,14 @@ def assert_same(ex: Exchange, *, body="exact", same_headers=DEFAULT_COMPARED_HEA
 SELFCHECK = os.environ.get("PLUMBLINE_COMPAT_SELFCHECK") == "1"
 
 
-def start_pair(plumber_file: Path, *, workers: int = 2, plumber_from_dir: bool = False,
-               plumbline_file: Path | None = None, attach: list[str] | None = None,
-               extra: tuple[str, ...] = ()) -> ServerPair:
-    """Start both servers at once (their start-up overlaps) and wait for both."""
+def launch_pair(plumber_file: Path, *, workers: int = 2, plumber_from_dir: bool = False,
+                plumbline_file: Path | None = None) -> ServerPair:
+    """Start both servers (their start-ups overlap); call wait_ready() before use."""
     if SELFCHECK:
-        plumbline = start_plumber(plumber_file, from_dir=plumber_from_dir, attach=attach)
+        plumbline = start_plumber(plumber_file, from_dir=plumber_from_dir)
     else:
-        if not PLUMBLINE.exists() or not serve_flags():
-            pytest.skip("`plumbline serve` is not available in this checkout")
-        plumbline = start_plumbline(plumbline_file or plumber_file, workers=workers, extra=extra)
-    plumber = start_plumber(plumber_file, from_dir=plumber_from_dir, attach=attach)
-    try:
-        plumber.wait_ready()
-        plumbline.wait_ready()
-    except Exception:
-        plumber.stop()
-        plumbline.stop()
-        raise
+        plumbline = start_plumbline(plumbline_file or plumber_file, workers=workers)
+    plumber = start_plumber(plumber_file, from_dir=plumber_from_dir)
     return ServerPair(plumber, plumbline)
 
 
@@ -263,27 +264,104 @@ def deliberate(reason: str) -> None:
         pytest.skip(f"deliberate improvement ({reason}): nothing to check plumber against itself")
 
 
+@dataclass(frozen=True)
+class PairSpec:
+    """What a test class (or module) serves, from its attributes:
+    EXAMPLE (folder under plumber's examples) or APP (a folder), FILE (default plumber.R),
+    WORKERS (default 2), PLUMBER_FROM_DIR (plumber runs the folder's entrypoint.R),
+    PLUMBLINE_FILE (plumbline serves this file instead; relative to the folder),
+    NEEDS (R packages the app attaches)."""
+
+    plumber_file: Path
+    workers: int
+    plumber_from_dir: bool
+    plumbline_file: Path | None
+    needs: tuple[str, ...]
+
+    @classmethod
+    def of(cls, owner) -> "PairSpec | None":
+        if hasattr(owner, "EXAMPLE"):
+            folder = plumber_examples_dir() / owner.EXAMPLE
+        elif hasattr(owner, "APP"):
+            folder = Path(owner.APP)
+        else:
+            return None
+        other = getattr(owner, "PLUMBLINE_FILE", None)
+        return cls(folder / getattr(owner, "FILE", "plumber.R"), getattr(owner, "WORKERS", 2),
+                   getattr(owner, "PLUMBER_FROM_DIR", False), folder / other if other else None,
+                   tuple(getattr(owner, "NEEDS", ())))
+
+    def missing_package(self) -> str | None:
+        return next((p for p in self.needs if not r_package_installed(p)), None)
+
+    def launch(self) -> ServerPair:
+        return launch_pair(self.plumber_file, workers=self.workers,
+                           plumber_from_dir=self.plumber_from_dir,
+                           plumbline_file=self.plumbline_file)
+
+
+class Launcher:
+    """Hands each test class its pair of servers and starts the next class's pair meanwhile,
+    so R start-up overlaps with the tests (the suite stays near its time budget)."""
+
+    def __init__(self, order: list[PairSpec]):
+        self.order = order  # the pairs the collected tests use, in run order
+        self.next = 0
+        self.pending: dict[PairSpec, ServerPair] = {}
+
+    def take(self, spec: PairSpec) -> ServerPair:
+        servers = self.pending.pop(spec, None) or spec.launch()
+        if spec in self.order[self.next:]:
+            self.next = self.order.index(spec, self.next) + 1
+        if self.next < len(self.order):
+            upcoming = self.order[self.next]
+            if upcoming not in self.pending and not upcoming.missing_package():
+                self.pending[upcoming] = upcoming.launch()
+        servers.wait_ready()
+        return servers
+
+    def close(self) -> None:
+        for servers in self.pending.values():
+            servers.close()
+        self.pending.clear()
+
+
+_ORDER: list[PairSpec] = []
+
+
+@pytest.hookimpl(trylast=True)  # after -k / -m deselection
+def pytest_collection_modifyitems(session, config, items):
+    _ORDER.clear()
+    for item in items:
+        if "pair" not in getattr(item, "fixturenames", ()):
+            continue
+        spec = PairSpec.of(item.cls or item.module)
+        if spec is not None and (not _ORDER or _ORDER[-1] != spec):
+            _ORDER.append(spec)
+
+
 @pytest.fixture(scope="session")
 def plumber_examples() -> Path:
     return plumber_examples_dir()
 
 
+@pytest.fixture(scope="session")
+def launcher():
+    if not SELFCHECK and (not PLUMBLINE.exists() or not serve_flags()):
+        pytest.skip("`plumbline serve` is not available in this checkout")
+    pairs = Launcher(list(_ORDER))
+    yield pairs
+    pairs.close()
+
+
 @pytest.fixture(scope="class")
-def pair(request, plumber_examples):
-    """One pair of servers per test class, configured by class attributes:
-    EXAMPLE (folder under plumber's examples) or APP (a path), FILE (default plumber.R),
-    WORKERS (default 2), PLUMBER_FROM_DIR (plumber runs the folder's entrypoint.R),
-    PLUMBLINE_FILE (plumbline serves this file instead; relative to the folder), NEEDS (R packages)."""
-    cls = request.cls
-    for package in getattr(cls, "NEEDS", ()):
-        if not r_package_installed(package):
-            pytest.skip(f"R package {package!r} is not installed")
-    folder = plumber_examples / cls.EXAMPLE if hasattr(cls, "EXAMPLE") else Path(cls.APP)
-    servers = start_pair(
-        folder / getattr(cls, "FILE", "plumber.R"),
-        workers=getattr(cls, "WORKERS", 2),
-        plumber_from_dir=getattr(cls, "PLUMBER_FROM_DIR", False),
-        plumbline_file=folder / cls.PLUMBLINE_FILE if hasattr(cls, "PLUMBLINE_FILE") else None,
-    )
+def pair(request, launcher):
+    """One pair of servers per test class, or per module for tests outside a class; see
+    PairSpec for the attributes that configure it."""
+    spec = PairSpec.of(request.cls or request.module)
+    missing = spec.missing_package()
+    if missing:
+        pytest.skip(f"R package {missing!r} is not installed")
+    servers = launcher.take(spec)
     yield servers
     servers.close()

@@ -12,16 +12,10 @@ import time
 import httpx
 import pytest
 
-from conftest import EXAMPLE_APP, deliberate, start_pair
+from conftest import EXAMPLE_APP, deliberate
 
 pytestmark = pytest.mark.slow
-
-
-@pytest.fixture(scope="module")
-def pair():
-    servers = start_pair(EXAMPLE_APP, workers=2)
-    yield servers
-    servers.close()
+APP = EXAMPLE_APP.parent  # served by the `pair` fixture (conftest.py), 2 workers
 
 
 @pytest.mark.parametrize("value, answer", [("3", b"odd"), ("4", b"even"), ("-7", b"odd"),

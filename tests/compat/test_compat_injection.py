@@ -13,7 +13,7 @@ from urllib.parse import quote
 
 import pytest
 
-from conftest import APPS, assert_same, start_pair
+from conftest import APPS, assert_same
 
 pytestmark = pytest.mark.slow
 
@@ -35,12 +35,7 @@ IDS = [f"payload{i}" for i in range(len(PAYLOADS))]
 TEXT_PAYLOADS = [p for p in PAYLOADS if "\x00" not in p]  # headers cannot carry NUL
 
 
-@pytest.fixture(scope="module")
-def pair():
-    servers = start_pair(APPS / "echo" / "plumber.R", workers=2)
-    yield servers
-    servers.close()
-    assert not MARKER.exists(), "a payload was evaluated"
+APP = APPS / "echo"  # served by the `pair` fixture (conftest.py), 2 workers
 
 
 @pytest.fixture(autouse=True)

@@ -6,18 +6,14 @@ from __future__ import annotations
 
 import pytest
 
-from conftest import APPS, deliberate, start_pair
+from conftest import APPS, deliberate
 
 pytestmark = pytest.mark.slow
 
 JSON = {"content-type": "application/json"}
 
 
-@pytest.fixture(scope="module")
-def pair():
-    servers = start_pair(APPS / "echo" / "plumber.R", workers=2)
-    yield servers
-    servers.close()
+APP = APPS / "echo"  # served by the `pair` fixture (conftest.py), 2 workers
 
 
 @pytest.mark.parametrize("query", [

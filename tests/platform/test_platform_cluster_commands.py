@@ -14,6 +14,7 @@ function(int) {
 }
 """
 NS = "shop"
+pytestmark = pytest.mark.slow  # runs Rscript (the syntax check) and an API server
 
 
 @pytest.fixture
@@ -54,6 +55,7 @@ def test_the_commands_deploy_inspect_change_and_delete_an_app(api_server, kubeco
         assert code == 0
         assert "deployment/parity created" in out
         assert out[-1].startswith("deploy of parity succeeded")
+        assert out[out.index("endpoints:") + 1] == "  GET http://parity.example.com/parity"
 
         code, out, _ = run(capsys, "status", "parity", *target)
         assert code == 0
@@ -71,6 +73,9 @@ def test_the_commands_deploy_inspect_change_and_delete_an_app(api_server, kubeco
 
         code, out, _ = run(capsys, "rollback", "parity", "--to-revision", "1", *target)
         assert code == 0 and out[-1].startswith("rollout of parity complete (revision 3)")
+        template = api_server.get(f"/apis/apps/v1/namespaces/{NS}/deployments/parity")[
+            "spec"]["template"]
+        assert "kubectl.kubernetes.io/restartedAt" not in template["metadata"]["annotations"]
 
         code, out, err = run(capsys, "logs", "parity", "--tail", "5", *target)
         assert code == 0 and len(out) == 6 and all(line.startswith("[parity-") for line in out)
@@ -100,6 +105,14 @@ def test_errors_end_in_a_verdict_and_a_failure_status(api_server, kubeconfig, tm
 
     code, _, err = run(capsys, "restart", "nope", "--kubeconfig", str(tmp_path / "missing"))
     assert code == 1 and err.startswith("cannot connect: no usable Kubernetes configuration")
+
+    closed = tmp_path / "closed"
+    closed.mkdir()
+    config = closed / "kubeconfig"
+    config.write_text(open(kubeconfig).read().replace(api_server.url, "http://127.0.0.1:9"))
+    code, _, err = run(capsys, "scale", "parity", "3", "--kubeconfig", str(config))
+    assert code == 1
+    assert err.startswith("scale failed: cannot reach the Kubernetes API at http://127.0.0.1:9")
 
 
 @pytest.mark.parametrize("switch", [["--local"], ["--context", "local"]])

@@ -5,10 +5,13 @@ cluster's controllers and kubelets (see platform_cluster_harness). Nothing is mo
 """
 from __future__ import annotations
 
+import kmock
 import pytest
 
 from platform_cluster_harness import EmulatedApiServer, PlayedControllers
+from plumbline.platform.apply import ApplyError
 from plumbline.platform.kube import connect
+from plumbline.platform.manifests import render
 from plumbline.platform.operations import (InvalidPlumberFile, OperationError, delete, deploy,
                                            logs, restart, rollback, scale, status)
 from plumbline.platform.spec import build_spec
@@ -28,6 +31,7 @@ function(id) {
 }
 """
 NS = "shop"
+pytestmark = pytest.mark.slow  # runs Rscript (the syntax check) and an API server
 DEPLOYMENTS = f"/apis/apps/v1/namespaces/{NS}/deployments"
 FAST = {"poll_interval": 0.05}
 
@@ -99,6 +103,17 @@ def test_a_changed_plumber_file_is_configured_and_rolled_out(api_server, cluster
     actions = {a.kind: a.action for a in result.applied}
     assert actions["Deployment"] == "configured" and actions["Ingress"] == "configured"
     assert "revision 2" in result.verdict
+    # Each content-named ConfigMap is owned by the ReplicaSet mounting it, so the garbage
+    # collector removes it with that ReplicaSet once it leaves the revision history.
+    replicasets = api_server.get(f"/apis/apps/v1/namespaces/{NS}/replicasets")["items"]
+    mounted_by = {rs["spec"]["template"]["spec"]["volumes"][0]["configMap"]["name"]:
+                  rs["metadata"]["uid"] for rs in replicasets}
+    config_maps = api_server.get(f"/api/v1/namespaces/{NS}/configmaps")["items"]
+    assert len(config_maps) == 2
+    for config_map in config_maps:
+        owners = config_map["metadata"]["ownerReferences"]
+        assert [(o["kind"], o["uid"]) for o in owners] == [
+            ("ReplicaSet", mounted_by[config_map["metadata"]["name"]])]
 
 
 def test_status_reports_replicas_revision_and_endpoint_urls(cluster, controllers, tmp_path):
@@ -261,7 +276,8 @@ def test_a_failed_first_deploy_has_nothing_to_roll_back_to(api_server, cluster, 
     result = deploy(make_spec(tmp_path, image="registry.example/parity:crash"), cluster,
                     out=lambda _: None, **FAST)
     assert not result.ok
-    assert "no earlier healthy revision to roll back to" in result.verdict
+    assert ("no earlier healthy revision to roll back to: it is the app's first deploy"
+            in result.verdict)
     assert api_server.get(f"{DEPLOYMENTS}/parity") is not None
 
 
@@ -274,3 +290,28 @@ def test_logs_follow_reads_all_pods_side_by_side(api_server, cluster, controller
     assert len(followed) == 2
     assert all(r.params == {"container": "api", "tailLines": "10", "follow": "true"}
                for r in followed)
+
+
+def test_an_apply_conflict_is_refused_unless_forced(api_server, cluster, tmp_path):
+    quiet = {"out": lambda _: None, "wait": False}
+    deploy(make_spec(tmp_path), cluster, **quiet)
+
+    def conflict(request):  # what an API server answers when another manager owns a field
+        if request.params.get("force") == "true":
+            raise NotImplementedError  # forced: let the emulator apply it as usual
+        return kmock.Response(status=409, payload={
+            "apiVersion": "v1", "kind": "Status", "status": "Failure", "reason": "Conflict",
+            "code": 409, "message": 'Apply failed with 1 conflict: conflict with "kubectl-edit" '
+                                    'using v1: .spec.ports[name="http"].port'})
+
+    api_server.emulator[kmock.method.PATCH, kmock.resource("v1/services")] << conflict
+    with pytest.raises(ApplyError) as refused:
+        deploy(make_spec(tmp_path), cluster, **quiet)
+    assert 'service/parity: Apply failed with 1 conflict: conflict with "kubectl-edit"' \
+        in str(refused.value)
+    assert "re-run with --force-conflicts" in str(refused.value)
+
+    assert deploy(make_spec(tmp_path), cluster, force_conflicts=True, **quiet).ok
+    forced = [r for r in api_server.requests() if r.method == "PATCH"][
+        -len(render(make_spec(tmp_path))):]
+    assert all(r.params == {"fieldManager": "plumbline", "force": "true"} for r in forced)

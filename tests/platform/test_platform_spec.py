@@ -130,3 +130,29 @@ def test_platform_spec_serve_table_ships_with_the_app(tmp_path):
     bad = write_app(tmp_path / "bad", API, toml='[serve]\nmax-body = "lots"')
     with pytest.raises(SpecError, match="max-body"):
         build_spec(bad, {})
+
+
+def test_platform_spec_reference_doc_is_complete_and_valid(tmp_path):
+    """docs/app-spec.md's example plumbline.toml names every setting and is accepted."""
+    import dataclasses
+    import re
+    import tomllib
+    import typing
+    from pathlib import Path
+
+    from plumbline.platform.spec import AppSpec
+
+    doc = (Path(__file__).resolve().parents[2] / "docs" / "app-spec.md").read_text()
+    example = re.search(r"```toml\n(.*?)```", doc, re.S).group(1)
+    table = tomllib.loads(example)
+    internal = {"plumber_file", "api", "node_affinity", "deployment_overrides", "set_fields",
+                "serve_config"}
+    hints = typing.get_type_hints(AppSpec)
+    for name in set(hints) - internal:
+        assert name in table, f"{name} is missing from docs/app-spec.md"
+        if dataclasses.is_dataclass(hints[name]):
+            assert set(table[name]) == {f.name for f in dataclasses.fields(hints[name])}, name
+    plumber = write_app(tmp_path / "app", API, files={"model.rds": b"\x00", "data/x.csv": "a"},
+                        toml=example)
+    spec = build_spec(plumber, {})
+    assert spec.name == "parity" and len(spec.volumes) == 2 and spec.serve_config is not None

@@ -21,6 +21,8 @@ from plumbline.annotations import parse_file
 from plumbline.runtime.app import AppOptions, create_app
 from plumbline.runtime.pool import PoolConfig, WorkerPool
 
+pytestmark = pytest.mark.slow  # starts uvicorn servers (in this process; no R)
+
 REPO = Path(__file__).resolve().parents[2]
 EXAMPLE = REPO / "examples" / "plumber-on-k8s" / "plumber.R"
 

@@ -198,8 +198,9 @@ def test_sigterm_drains_without_dropping_requests(tmp_path):
 
 
 def test_pool_failures_become_json_errors_and_readiness_follows_reload(tmp_path):
+    # no health checks: one would occupy the only worker and turn /wait into a 503
     with serve(tmp_path, "--workers", "1", "--max-queue", "0", "--timeout", "2",
-               "--drain-delay", "0") as served:
+               "--drain-delay", "0", "--health-interval", "0") as served:
         thread, result = in_thread(served.get, "/wait")
         served.wait_until(lambda: served.metric('plumbline_workers{state="busy"}') == 1,
                           timeout=10, what="/wait running")

@@ -1,6 +1,7 @@
 """`plumbline serve` settings: precedence flag > env > file > default, strict values, docs."""
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -109,3 +110,17 @@ def test_configuration_doc_is_current():
     assert doc.read_text(encoding="utf-8") == settings.render_markdown(), (
         "docs/configuration.md is stale: run "
         "`python -m plumbline.runtime.settings docs/configuration.md`")
+
+
+def test_default_workers_respect_a_cgroup_cpu_limit(tmp_path):
+    assert settings._cgroup_cpu_limit(tmp_path) is None  # no cgroup files: no limit
+    (tmp_path / "cpu.max").write_text("150000 100000\n")  # a pod limited to 1.5 CPUs
+    assert settings._cgroup_cpu_limit(tmp_path) == 2
+    (tmp_path / "cpu.max").write_text("max 100000\n")
+    assert settings._cgroup_cpu_limit(tmp_path) is None
+    v1 = tmp_path / "v1"
+    (v1 / "cpu").mkdir(parents=True)
+    (v1 / "cpu" / "cpu.cfs_quota_us").write_text("50000\n")
+    (v1 / "cpu" / "cpu.cfs_period_us").write_text("100000\n")
+    assert settings._cgroup_cpu_limit(v1) == 1
+    assert 1 <= settings.available_cpus() <= (os.cpu_count() or 1)

@@ -78,6 +78,13 @@ def test_rook_environment_seen_by_the_endpoint(pool):
     }
 
 
+def test_non_ascii_header_bytes_reach_r_as_utf8(pool):
+    # The HTTP layer hands raw header bytes over decoded as latin-1.
+    sent = "h\u00e9 \u2713".encode().decode("latin-1")
+    response = pool.get("/req", headers=[("x-custom", sent)])
+    assert body_json(response)["custom"] == ["h\u00e9 \u2713"]
+
+
 def test_large_body_crosses_intact(pool):
     body = os.urandom(3_000_000)
     response = pool.request("POST", "/mirror", headers=[("content-type", "application/octet-stream")],
@@ -104,6 +111,22 @@ def test_unknown_route_and_wrong_method(pool):
     wrong = pool.request("POST", "/text")
     assert wrong.status == 405
     assert body_json(wrong) == {"error": "405 - Method Not Allowed"}
+
+
+def test_character_vector_body_sends_its_first_element(pool):
+    assert pool.get("/text-vector").body == b"one"
+
+
+def test_plumber_exports_are_available_unqualified(pool):
+    response = pool.get("/attachment")
+    assert response.status == 200
+    assert ("Content-Disposition", 'attachment; filename="hello.txt"') in response.headers
+    assert response.body == b"hello"
+
+
+def test_repeated_request_headers_are_joined_like_httpuv(pool):
+    response = pool.get("/payload", headers=[("x-payload", "one"), ("x-payload", "two")])
+    assert body_json(response) == {"payload": ["one,two"]}
 
 
 def test_utf8_bytes_are_passed_through(pool):

@@ -1,8 +1,6 @@
 # Features the shipped examples do not exercise: serializers, response headers and statuses,
 # parsers, values jsonlite has opinions about, and errors raised in odd places.
 
-counter_start <- 10
-
 #* @serializer csv
 #* @get /csv
 function() {
@@ -92,7 +90,7 @@ function(res) {
 function(res) {
   res$status <- 302
   res$setHeader("Location", "/json-default")
-  res
+  list(moved = TRUE)
 }
 
 #* @get /raw-response
@@ -144,12 +142,6 @@ function(res) {
 function() {
   warning("careful")
   list(ok = TRUE)
-}
-
-#* @get /counter
-function() {
-  counter_start <<- counter_start + 1
-  list(value = counter_start)
 }
 
 #* @get /args/<a:int>/<b:double>/<c:bool>/<d:logical>/<e>

@@ -70,3 +70,15 @@ function(q) list(q = q)
 #* @serializer octet
 #* @post /mirror
 function(req) req$bodyRaw
+
+#* @serializer text
+#* @get /text-vector
+function() c("one", "two")
+
+# as_attachment() unqualified: plumber is attached, as under library(plumber).
+#* @serializer text
+#* @get /attachment
+function() as_attachment("hello", "hello.txt")
+
+#* @get /payload
+function(req) list(payload = req$HTTP_X_PAYLOAD)

@@ -1,0 +1,91 @@
+"""Features the shipped examples leave out, on tests/compat/apps/features/plumber.R:
+serializers, response statuses and headers set from R, parsers, jsonlite's corner cases,
+typed path and query parameters, and errors."""
+from __future__ import annotations
+
+import pytest
+
+from conftest import APPS, deliberate
+
+pytestmark = pytest.mark.slow
+APP = APPS / "features"  # served by the `pair` fixture (conftest.py), 2 workers
+
+
+@pytest.mark.parametrize("path", [
+    "/csv", "/tsv", "/html", "/json-options", "/values", "/json-default", "/vector", "/null",
+    "/text-vector", "/bytes", "/svg", "/jpeg",
+])
+def test_serializers(pair, path):
+    pair.compare("GET", path)
+
+
+# (A status R cannot convert, e.g. "abc", makes plumber itself send an invalid status line.)
+@pytest.mark.parametrize("code", ["201", "204", "299", "404", "500"])
+def test_status_set_by_r(pair, code):
+    pair.compare("GET", f"/status?code={code}")
+
+
+def test_headers_and_cookies_set_by_r(pair):
+    ex = pair.compare("GET", "/headers", same_headers=("x-one", "x-two", "cache-control"))
+    cookies = ex.plumber.headers.get_list("set-cookie")
+    assert len(cookies) == 2, ex.describe()
+    assert ex.plumbline.headers.get_list("set-cookie") == cookies, ex.describe()
+
+
+def test_redirect_and_hand_built_response(pair):
+    pair.compare("GET", "/redirect", follow_redirects=False)
+    pair.compare("GET", "/raw-response")
+
+
+@pytest.mark.parametrize("path, kwargs", [
+    ("/parse-text", {"content": b"hello", "headers": {"content-type": "text/plain"}}),
+    ("/parse-text", {"content": b'{"a": 1}', "headers": {"content-type": "application/json"}}),
+    ("/parse-json-only", {"content": b'{"a": [1, 2]}',
+                          "headers": {"content-type": "application/json"}}),
+    ("/parse-json-only", {"data": {"a": "1"}}),
+    ("/parse-json-only", {"content": b"text", "headers": {"content-type": "text/plain"}}),
+    ("/parse-form-only", {"data": {"a": "1", "b": "2"}}),
+    ("/parse-form-only", {"content": b'{"a": 1}', "headers": {"content-type": "application/json"}}),
+    ("/parse-octet", {"content": bytes(range(5)),
+                      "headers": {"content-type": "application/octet-stream"}}),
+])
+def test_parsers(pair, path, kwargs):
+    pair.compare("POST", path, **kwargs)
+
+
+def test_malformed_json_to_a_text_only_endpoint_reaches_r(pair):
+    # The endpoint does not parse JSON (`@parser text`), so plumber answers and so must we.
+    pair.compare("POST", "/parse-text", content=b'{"broken',
+                 headers={"content-type": "application/json"})
+
+
+def test_errors_and_warnings(pair):
+    pair.compare("GET", "/error-status")
+    pair.compare("GET", "/warning")
+
+
+@pytest.mark.parametrize("path", [
+    "/args/1/2.5/TRUE/false/x", "/args/-1/-2/T/F/%20", "/args/1/2/true/FALSE/e",
+    "/args/1.5/2/TRUE/TRUE/x", "/args/1/abc/TRUE/TRUE/x", "/args/1/2/maybe/TRUE/x",
+    "/args/1/1e3/1/0/x",
+])
+def test_typed_path_parameters(pair, path):
+    pair.compare("GET", path)
+
+
+@pytest.mark.parametrize("query", ["n=3", "n=abc", "n=3&flags=true&flags=false", "flags=TRUE",
+                                   "n=1.5", ""])
+def test_typed_query_parameters(pair, query):
+    pair.compare("GET", "/typed-query?" + query)
+
+
+@pytest.mark.parametrize("method", ["GET", "POST", "PUT"])
+def test_several_verbs_on_one_function(pair, method):
+    pair.compare(method, "/multi-verb")
+
+
+def test_wrong_verb_lists_every_verb(pair):
+    ex = pair.send("DELETE", "/multi-verb")
+    assert ex.plumber.status_code == ex.plumbline.status_code == 405, ex.describe()
+    deliberate("405 Allow header filled")
+    assert ex.plumbline.headers["allow"] == "GET, POST, PUT", ex.describe()
