@@ -42,7 +42,7 @@ def add_spec_arguments(parser: argparse.ArgumentParser) -> None:
     add("--config", metavar="TOML", default=None,
         help="app settings file (default: plumbline.toml beside PLUMBER_R, when present)")
     add("--name", help="app name, a DNS label (default: the plumber.R's folder name)")
-    add("--namespace", "-n", help="namespace (env PLUMBLINE_NAMESPACE; default: default)")
+    add("--namespace", "-n", help="namespace (env PLUMBLINE_NAMESPACE; default: the kube context's namespace, else default)")
     add("--image", help=f"runtime image (env PLUMBLINE_IMAGE; default: {DEFAULT_IMAGE})")
     add("--files-in-image", action="store_true", default=None,
         help="plumber.R and its files are baked into --image at /app: no ConfigMap")

@@ -339,7 +339,7 @@ def status(cluster: Cluster, name: str) -> AppStatus:
 def endpoint_urls(cluster: Cluster, name: str) -> list[str]:
     """How each endpoint of the app is reached: through its Ingress, else its Service."""
     labels = {INSTANCE_LABEL: name, MANAGED_BY_LABEL: MANAGED_BY}
-    routes = _endpoint_routes(cluster, labels)
+    routes = _endpoint_routes(cluster, name)
     bases = []  # (base URL, path, pathType)
     for ingress in cluster.list("networking.k8s.io/v1", "Ingress", labels):
         ing_spec = ingress.get("spec") or {}
@@ -369,9 +369,19 @@ def endpoint_urls(cluster: Cluster, name: str) -> list[str]:
     return urls
 
 
-def _endpoint_routes(cluster: Cluster, labels: dict[str, str]) -> list[tuple[str, str, str]]:
-    """(verbs, path template, static prefix) of the plumber.R shipped in the app's ConfigMap."""
-    for config_map in cluster.list("v1", "ConfigMap", labels):
+def _endpoint_routes(cluster: Cluster, name: str) -> list[tuple[str, str, str]]:
+    """(verbs, path template, static prefix) of the plumber.R the live Deployment mounts.
+
+    ConfigMaps are named by content and kept for rollbacks, so the one that counts is the
+    one named by the Deployment's app-files volume, not any labelled one.
+    """
+    deployment = cluster.get("apps/v1", "Deployment", name) or {}
+    volumes = (((deployment.get("spec") or {}).get("template") or {}).get("spec") or {}).get(
+        "volumes") or []
+    config_maps = [v["configMap"]["name"] for v in volumes
+                   if v.get("name") == "app-files" and v.get("configMap")]
+    for config_map_name in config_maps:
+        config_map = cluster.get("v1", "ConfigMap", config_map_name) or {}
         source = (config_map.get("data") or {}).get("plumber.R")
         if source is None:
             continue

@@ -3,7 +3,7 @@
 Instead of the cluster-admin binding the RStudio Kubernetes setups use, the Role grants
 only what plumbline's operations do (platform/operations.py through platform/kube.py):
 server-side apply of the app's objects (get, create, patch; restart, scale and rollback are
-patches too), listing by label (rollout polling, status, delete), deletion of what it
+patches too; `scale` goes through deployments/scale), listing by label (rollout polling, status, delete), deletion of what it
 created, and reading ReplicaSets (rollback), pods, pod logs and events (status and failure
 diagnosis). No watch (rollouts are polled), no update, no deletecollection, no Secrets.
 """
@@ -23,6 +23,7 @@ _READ = ["get", "list"]
 RULES: tuple[tuple[str, tuple[str, ...], list[str]], ...] = (
     ("", ("configmaps", "services"), _MANAGE),
     ("apps", ("deployments",), _MANAGE),
+    ("apps", ("deployments/scale",), ["get", "patch"]),  # `scale` uses the scale subresource
     ("apps", ("replicasets",), _READ),
     ("", ("pods",), _READ),
     ("", ("pods/log",), ["get"]),

@@ -43,7 +43,7 @@ class PlumblineApp:
         self.router = Router(spec)
         self.health = Health(pool)
         self.metrics = Metrics(pool)
-        self.proxy = Proxy(pool, options.max_body)
+        self.proxy = Proxy(pool, options.max_body, check_json=not spec.filters)
         self.assets = AssetFolders(spec.assets, Path(spec.path).parent) if spec.assets else None
         self.docs = SwaggerDocs() if options.docs else None
         self.forward_unmatched = bool(spec.filters)

@@ -36,6 +36,15 @@ plumbline_load <- function(file, attach, inline_futures) {
   }, error = function(e) paste0(basename(file), ": ", conditionMessage(e)))
 }
 
+# The worker is being stopped: run the app's "exit" hooks, as pr_run() does when it ends.
+plumbline_exit <- function() {
+  if (!is.null(plumbline$pr)) {
+    tryCatch(plumbline$pr$.__enclos_env__$private$runHooks("exit"),
+             error = function(e) message("exit hook failed: ", conditionMessage(e)))
+  }
+  invisible(NULL)
+}
+
 # future(expr) that evaluates at once: future() under a sequential plan costs ms per call and
 # turns the result into a promise, which plumber then resolves through the later event loop.
 install_inline_futures <- function(appenv, has_future) {

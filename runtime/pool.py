@@ -146,6 +146,8 @@ class _Worker:
     def kill(self, reason: str) -> None:
         if self.stop_reason is None:
             self.stop_reason = reason
+        if self.state != "unhealthy":
+            self.state = "stopping"
         if self.alive:
             try:
                 self.proc.kill()
@@ -356,8 +358,12 @@ class WorkerPool:
         while not self._closing:
             if failures:
                 await asyncio.sleep(min(_BACKOFF_FIRST * 2 ** (failures - 1), _BACKOFF_MAX))
-            worker = await self._spawn(slot)
-            error = await self._wait_loaded(worker)
+            try:
+                worker = await self._spawn(slot)
+            except OSError as exc:  # e.g. out of processes or file descriptors
+                error, worker = f"cannot start a worker process: {exc}", None
+            else:
+                error = await self._wait_loaded(worker)
             if error is not None:
                 failures += 1
                 self.restart_counts["load_failed"] += 1
@@ -440,6 +446,8 @@ class WorkerPool:
         return str(header.get("message", "unknown load failure"))
 
     def _report_load_failure(self, slot: int, message: str) -> None:
+        if self._closing:
+            return
         if self._first_load is not None and not self._first_load.done():
             self._first_load.set_exception(AppLoadError(message))
             return

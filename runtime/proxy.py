@@ -1,9 +1,11 @@
 """Forward a request to the R worker pool and its answer back to the client (pure ASGI).
 
 Before anything reaches R: bodies over max-body get 413 (checked against Content-Length and
-again while reading, for chunked uploads), and a Content-Type: application/json body that is
-not JSON gets 400 for endpoints that would parse it (plumber answers 500 there). Pool
-failures become JSON errors: PoolFull 503 (+Retry-After), WorkerTimeout 504, WorkerDied 502.
+again while reading, for chunked uploads), and a Content-Type: application/json body that
+jsonlite could not parse gets 400 for endpoints that would parse it (plumber answers 500
+there). Not when plumber.R has filters: plumber parses the body only after them, and a
+filter (say, a login check) must get to answer first. Pool failures become JSON errors:
+PoolFull 503 (+Retry-After), WorkerTimeout 504, WorkerDied 502.
 """
 from __future__ import annotations
 
@@ -37,9 +39,10 @@ def raw_path(scope) -> str:
 
 
 class Proxy:
-    def __init__(self, pool, max_body: int, retry_after: int = 1):
+    def __init__(self, pool, max_body: int, check_json: bool, retry_after: int = 1):
         self.pool = pool
         self.max_body = max_body
+        self.check_json = check_json
         self._retry_after = str(retry_after).encode()
 
     async def __call__(self, scope, receive, send, endpoint: Endpoint | None) -> None:
@@ -59,7 +62,8 @@ class Proxy:
         except BodyTooLarge:
             await self._too_large(send)
             return
-        if body and endpoint is not None and _parses_json(endpoint, content_type):
+        if (body and self.check_json and endpoint is not None
+                and _parses_json(endpoint, content_type)):
             problem = _json_problem(body)
             if problem:
                 await send_error(send, 400, "request body is not valid JSON", detail=problem)

@@ -66,6 +66,7 @@ class RBridge:
         ri.baseenv["sys.source"](str(BRIDGE_R), envir=bridge)
         self._load = bridge["plumbline_load"]
         self._handle = bridge["plumbline_handle"]
+        self._exit = bridge["plumbline_exit"]
 
     def load(self, plumber_file: Path, attach: list[str], inline_futures: bool) -> str | None:
         """Load the app; R's error message (with file and line) if it failed."""
@@ -76,6 +77,9 @@ class RBridge:
             ri.BoolSexpVector([inline_futures]),
         )
         return None if result is ri.NULL or len(result) == 0 else str(result[0])
+
+    def exit(self) -> None:
+        self._exit()
 
     def handle(self, request: WorkerRequest) -> WorkerResponse:
         ri = self._ri
@@ -168,7 +172,8 @@ def serve(args: argparse.Namespace) -> int:
 
     while True:
         frame = read_frame_blocking(requests)
-        if frame is None:
+        if frame is None:  # the pool closed the pipe: a graceful stop
+            bridge.exit()
             return 0
         header, body = frame
         try:

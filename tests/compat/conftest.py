@@ -358,7 +358,18 @@ def launcher():
 def pair(request, launcher):
     """One pair of servers per test class, or per module for tests outside a class; see
     PairSpec for the attributes that configure it."""
-    spec = PairSpec.of(request.cls or request.module)
+    if request.cls is None:
+        yield request.getfixturevalue("module_pair")
+        return
+    yield from _serve(PairSpec.of(request.cls), launcher)
+
+
+@pytest.fixture(scope="module")
+def module_pair(request, launcher):
+    yield from _serve(PairSpec.of(request.module), launcher)
+
+
+def _serve(spec: PairSpec, launcher: Launcher):
     missing = spec.missing_package()
     if missing:
         pytest.skip(f"R package {missing!r} is not installed")

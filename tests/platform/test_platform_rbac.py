@@ -48,8 +48,10 @@ def test_platform_rbac_grants_exactly_what_the_operations_use():
     assert grants[("", "pods")] == {"get", "list"}
     assert grants[("", "pods/log")] == {"get"}
     assert grants[("", "events")] == {"get", "list"}
+    assert grants[("apps", "deployments/scale")] == {"get", "patch"}  # `plumbline scale`
     assert set(grants) == {PLURAL[o["kind"]] for o in every_kind} | {
-        ("apps", "replicasets"), ("", "pods"), ("", "pods/log"), ("", "events")}
+        ("apps", "replicasets"), ("", "pods"), ("", "pods/log"), ("", "events"),
+        ("apps", "deployments/scale")}
     flat = {v for verbs in grants.values() for v in verbs}
     assert not flat & {"*", "update", "deletecollection", "escalate", "bind", "impersonate"}
     assert not any(resource in ("secrets", "*") for _, resource in grants)

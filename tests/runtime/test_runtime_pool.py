@@ -229,14 +229,17 @@ def test_queue_is_bounded():
         assert harness.pool.queue_depth == 0
 
 
-def test_close_waits_for_in_flight_requests_and_leaves_no_process():
-    with running_pool(BASIC, workers=1) as harness:
+def test_close_waits_for_in_flight_requests_and_runs_exit_hooks(tmp_path, monkeypatch):
+    marker = tmp_path / "exit-hooks"
+    monkeypatch.setenv("PLUMBLINE_TEST_EXIT_MARKER", str(marker))
+    with running_pool(BASIC, workers=2) as harness:
         harness.wait_until_idle()
         running = harness.submit("GET", "/sleep", "secs=1")
         wait_for(lambda: harness.pool.in_flight == 1)
         harness.run(harness.pool.close(10))
         assert running.result(5).body == b"slept"
         assert harness.snapshot() == []
+    assert marker.read_text() == "bye\n" * 2
 
 
 # ---- start-up failures -------------------------------------------------------------------

@@ -82,3 +82,10 @@ function() as_attachment("hello", "hello.txt")
 
 #* @get /payload
 function(req) list(payload = req$HTTP_X_PAYLOAD)
+
+#* @plumber
+function(pr) {
+  # Tests see the exit hook run when a worker is stopped gracefully.
+  marker <- Sys.getenv("PLUMBLINE_TEST_EXIT_MARKER")
+  if (nzchar(marker)) pr_hook(pr, "exit", function() cat("bye\n", file = marker, append = TRUE))
+}
