@@ -1,12 +1,13 @@
 """Micro-benchmark of the pool's hot path: GET /parity of the example app, no HTTP server.
 
-    .venv/bin/python benchmarks/pool_microbench.py [--workers 2] [--requests 4000]
+    .venv/bin/python benchmarks/pool_microbench.py [--workers 2] [--requests 1000] [--rounds 5]
 
-Prints requests/s at a few concurrencies (best of --repeat runs) with the CPU time per
-request of the pool process and the workers together, plumber's own CPU cost for the same
-request inside R (pr$call on a bare Rook environment: no pool, no pipes), and the
-difference: what the pool, the pipes and the bridge add. CPU time is the honest measure on a
-shared machine; wall-clock requests/s also count time spent waiting for a free core.
+Prints requests/s through the pool at a few concurrencies, and the CPU time one request
+costs: through the pool (the pool process and the worker together, sequential requests)
+and for plumber alone (pr$call on a bare Rook environment in a plain R process: no pool,
+no pipes, no rpy2). The difference is what the pool, the pipes and the bridge add.
+Measurements alternate between the two for --rounds rounds and the best of each is kept:
+on a shared machine CPU time is the honest measure, wall time also counts waiting for a core.
 """
 
 from __future__ import annotations
@@ -14,7 +15,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
-import subprocess
 import time
 from pathlib import Path
 
@@ -24,7 +24,8 @@ from plumbline.runtime.protocol import WorkerRequest
 EXAMPLE_APP = Path(__file__).parents[1] / "examples" / "plumber-on-k8s" / "plumber.R"
 BRIDGE = Path(__file__).parents[1] / "runtime" / "bridge.R"
 
-# plumber alone: the same request through pr$call in one R process, inline futures as the pool.
+# plumber alone, the app loaded as the workers load it; each line on stdin is a request
+# count to run, each answer the CPU seconds they took.
 PLUMBER_ALONE = r"""
 bridge <- new.env(); sys.source("{bridge}", envir = bridge)
 stopifnot(is.null(bridge$plumbline_load("{app}", character(), TRUE)))
@@ -36,21 +37,22 @@ call <- function() {{
   pr$call(req)
 }}
 for (i in 1:200) call()
-n <- {n}
-cpu <- function(t) t[["user.self"]] + t[["sys.self"]]
-best <- min(replicate({repeats}, cpu(system.time(for (i in seq_len(n)) call()))))
-cat(best / n * 1e6)
+cat("ready\n")
+input <- file("stdin", "r")
+while (length(line <- readLines(input, n = 1L)) > 0L) {{
+  t <- system.time(for (i in seq_len(as.integer(line))) call())
+  cat(t[["user.self"]] + t[["sys.self"]], "\n")
+}}
 """
 
 
 def request(i: int) -> WorkerRequest:
-    return WorkerRequest("GET", "/parity", f"int={i}", [("host", "127.0.0.1:8000"),
-                                                        ("user-agent", "microbench")])
+    headers = [("host", "127.0.0.1:8000"), ("user-agent", "microbench")]
+    return WorkerRequest("GET", "/parity", f"int={i}", headers)
 
 
 def cpu_seconds(pids: list[int]) -> float:
-    """CPU time (user + system) used so far by these processes: unlike wall time, it does
-    not grow when other jobs share the machine."""
+    """CPU time (user + system) these processes have used so far."""
     ticks = 0
     for pid in pids:
         fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
@@ -69,50 +71,62 @@ async def run_clients(pool: WorkerPool, total: int, concurrency: int) -> float:
     return time.perf_counter() - started
 
 
-async def bench_pool(workers: int, total: int, repeats: int) -> float:
+class PlumberAlone:
+    async def start(self) -> None:
+        script = PLUMBER_ALONE.format(bridge=BRIDGE, app=EXAMPLE_APP)
+        self.proc = await asyncio.create_subprocess_exec(
+            "Rscript", "-e", script, stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE)
+        assert (await self.proc.stdout.readline()).strip() == b"ready"
+
+    async def cpu_per_request(self, count: int) -> float:
+        self.proc.stdin.write(f"{count}\n".encode())
+        return float(await self.proc.stdout.readline()) / count
+
+    async def stop(self) -> None:
+        self.proc.stdin.close()
+        await self.proc.wait()
+
+
+async def bench(workers: int, total: int, rounds: int) -> None:
     pool = WorkerPool(PoolConfig(plumber_file=EXAMPLE_APP, workers=workers, max_queue=1000))
-    await pool.start()
+    alone = PlumberAlone()
+    await asyncio.gather(pool.start(), alone.start())
     while sum(row["state"] == "idle" for row in pool.snapshot()) < workers:
         await asyncio.sleep(0.1)
     try:
-        await run_clients(pool, 500, workers)  # warm-up
+        await run_clients(pool, 300, workers)  # warm-up
         pids = [os.getpid()] + [row["pid"] for row in pool.snapshot()]
-        for concurrency in sorted({1, workers, 2 * workers}):
-            best = None
-            for _ in range(repeats):
+        concurrencies = sorted({1, workers, 2 * workers})
+        best_wall = {c: float("inf") for c in concurrencies}
+        best_pool_cpu = best_alone_cpu = float("inf")
+        for _ in range(rounds):
+            for concurrency in concurrencies:
                 cpu_before = cpu_seconds(pids)
                 elapsed = await run_clients(pool, total, concurrency)
-                cpu = cpu_seconds(pids) - cpu_before
-                if best is None or elapsed < best[0]:
-                    best = (elapsed, cpu)
-            elapsed, cpu = best
-            print(f"concurrency {concurrency:2d}: {total / elapsed:8.0f} requests/s"
-                  f"  ({elapsed / total * 1e6:6.0f} us wall, {cpu / total * 1e6:6.0f} us CPU"
-                  f" per request, pool process and workers together)")
-            if concurrency == 1:
-                sequential_cpu_us = cpu / total * 1e6
+                best_wall[concurrency] = min(best_wall[concurrency], elapsed)
+                if concurrency == 1:
+                    best_pool_cpu = min(best_pool_cpu, (cpu_seconds(pids) - cpu_before) / total)
+            best_alone_cpu = min(best_alone_cpu, await alone.cpu_per_request(total))
     finally:
-        await pool.close(5)
-    return sequential_cpu_us
+        await asyncio.gather(pool.close(5), alone.stop())
 
-
-def plumber_alone_us(n: int, repeats: int) -> float:
-    script = PLUMBER_ALONE.format(bridge=BRIDGE, app=EXAMPLE_APP, n=n, repeats=repeats)
-    out = subprocess.run(["Rscript", "-e", script], capture_output=True, text=True, check=True)
-    return float(out.stdout.strip().splitlines()[-1])
+    for concurrency in concurrencies:
+        print(f"concurrency {concurrency:2d}, {workers} workers: "
+              f"{total / best_wall[concurrency]:7.0f} requests/s")
+    print(f"CPU per request through the pool : {best_pool_cpu * 1e6:6.0f} us")
+    print(f"CPU per request, plumber alone   : {best_alone_cpu * 1e6:6.0f} us")
+    print(f"added by pool + pipes + bridge   : {(best_pool_cpu - best_alone_cpu) * 1e6:6.0f} us")
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--workers", type=int, default=2, help="pool size (default 2)")
-    parser.add_argument("--requests", type=int, default=2000, help="per measurement (default 2000)")
-    parser.add_argument("--repeat", type=int, default=3,
-                        help="runs per measurement, the best is kept: a shared machine is noisy (default 3)")
+    parser.add_argument("--requests", type=int, default=1000,
+                        help="requests per measurement (default 1000)")
+    parser.add_argument("--rounds", type=int, default=5,
+                        help="rounds of measurements; the best of each is kept (default 5)")
     args = parser.parse_args()
-    pool_cpu_us = asyncio.run(bench_pool(args.workers, args.requests, args.repeat))
-    alone_us = plumber_alone_us(args.requests, args.repeat)
-    print(f"plumber's own pr$call in R: {alone_us:6.0f} us CPU per request")
-    print(f"pool + pipes + bridge add : {pool_cpu_us - alone_us:6.0f} us CPU per request")
+    asyncio.run(bench(args.workers, args.requests, args.rounds))
 
 
 if __name__ == "__main__":

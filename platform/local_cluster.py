@@ -121,6 +121,7 @@ class Replica:
     in_haproxy: bool = False
     stop_requested: bool = False
     output: collections.deque = field(default_factory=lambda: collections.deque(maxlen=200))
+    pump: threading.Thread | None = None  # reads its output into `output` and the logs
 
     @property
     def pid(self) -> int:
@@ -411,6 +412,7 @@ class LocalCluster:
             return
         reason = describe_exit(code)
         if not r.ever_ready:
+            r.pump.join(2.0)  # its last words (R's error) may still be in the pipe
             message = f"{r.name} {reason} before becoming ready:\n" + _why(r.output)
             if not self.announced_ready and not any(x.ever_ready for x in self.replicas):
                 self.fatal = "the app did not start; " + message
@@ -448,7 +450,8 @@ class LocalCluster:
         r = Replica(name, port, self.revision, self.plumber_file, process)
         with self.lock:
             self.replicas.append(r)
-        threading.Thread(target=self._pump, args=(r,), daemon=True, name=f"log-{name}").start()
+        r.pump = threading.Thread(target=self._pump, args=(r,), daemon=True, name=f"log-{name}")
+        r.pump.start()
         self._progress(f"{name} starting (revision {r.revision}, pid {r.pid}, port {port})")
 
     def _pump(self, r: Replica) -> None:

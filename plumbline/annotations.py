@@ -1,8 +1,9 @@
 """Read the `#*` / `#'` annotations of a plumber.R the way plumber 1.2.1 does (no R needed).
 
-plumber attaches a block of comment lines to the top-level expression right below it, reads
-the block bottom-up, and treats a line without a leading `@tag` as the continuation of the
-tag line above it (or, above all tags, as the endpoint's summary and description).
+plumber attaches a block of comment lines to the top-level expression right below it and reads
+the block bottom-up. A line without a leading `@tag` is a comment wherever it stands (1.2.1
+has no multi-line tags): the topmost comment is the endpoint's summary, the others its
+description.
 """
 from __future__ import annotations
 
@@ -26,6 +27,7 @@ class AnnotationError(ValueError):
 _ANNOTATION = re.compile(r"^#['*]")
 _TAG = re.compile(r"^#['*]\s*@(\w+)")
 _COMMENT_OR_BLANK = re.compile(r"^#|^\s*$")
+_COMMENT = re.compile(r"^#['*]\s*([^@\s].*)$")
 _VERB_TAG = re.compile(r"^#['*]\s*@(get|put|post|use|delete|head|options|patch)(?:\s+(.*))?$", re.S)
 _PARAM_TAG = re.compile(r"^#['*]\s*@param(\s+([^\s:]+):?([^\s*]+)?(\*)?(?:\s+(.*))?\s*)?$", re.S)
 _SERIALIZER_TAG = re.compile(r"^#['*]\s*@serializer(?:\s+(\S+)\s*(.*?)\s*)?$", re.S)
@@ -102,7 +104,9 @@ class _Block:
     @classmethod
     def read(cls, lines: list[str], start: int, path: str) -> "_Block":
         block = cls()
-        carry: list[str] = []
+        # Untagged lines, top to bottom. plumber 1.2.1 has no multi-line tags: every such
+        # line is a comment, wherever it stands in the block.
+        comments: list[str] = []
         i = start - 1
         while i >= 0 and _COMMENT_OR_BLANK.match(lines[i]):
             raw = lines[i]
@@ -110,15 +114,12 @@ class _Block:
                 i -= 1
                 continue
             if not _TAG.match(raw):
-                text = re.sub(r"^#['*]\s*", "", raw).strip()
-                carry.insert(0, "\n" if carry and text == "" else text)
+                if m := _COMMENT.match(raw):
+                    comments.insert(0, m.group(1).strip())
                 i -= 1
                 continue
-            line = "\n".join([raw] + carry)
-            carry = []
-            block._tag(line, i + 1, path)
+            block._tag(raw, i + 1, path)
             i -= 1
-        comments = carry  # untagged lines above all tags
         if comments:
             block.summary = comments[0]
             block.description = "\n".join(comments[1:])

@@ -2,10 +2,11 @@
 
 Order, per request: our endpoints (/livez, /readyz, /metrics, and /health and /openapi.json
 unless plumber.R defines GET on them), Swagger UI, the plumber.R's endpoints (to a worker),
-its @assets folders, then unmatched requests: to a worker when plumber.R has filters (a
-filter may answer them), else 404/405 in Python with plumber's body. Assets are served from
-Python; when plumber.R has filters (which may guard them, as with auth), a request for a
-path that passed our traversal checks goes to R instead, so the filters run as in plumber.
+its @assets folders, then unmatched requests: to a worker when plumber.R has filters or a
+`#* @plumber` block (see routing.r_sees_everything), else 404/405 in Python with plumber's
+body. Assets are served from Python; in the former case (filters may guard them, as with
+auth) a request for a path that passed our traversal checks goes to R instead, so the
+filters run as in plumber.
 
 Pure ASGI, no framework router: the proxy path costs one dict lookup, one route match and a
 few attribute reads on top of the R call.
@@ -25,7 +26,7 @@ from plumbline.runtime.errors import (PLUMBER_METHOD_NOT_ALLOWED, PLUMBER_NOT_FO
 from plumbline.runtime.health import Health
 from plumbline.runtime.metrics import Metrics
 from plumbline.runtime.proxy import Proxy, raw_path
-from plumbline.runtime.routing import Router
+from plumbline.runtime.routing import Router, r_sees_everything
 
 _READ_METHODS = frozenset({"GET", "HEAD"})
 _VERB_ORDER = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS")
@@ -43,10 +44,10 @@ class PlumblineApp:
         self.router = Router(spec)
         self.health = Health(pool)
         self.metrics = Metrics(pool)
-        self.proxy = Proxy(pool, options.max_body, check_json=not spec.filters)
+        self.forward_unmatched = r_sees_everything(spec)
+        self.proxy = Proxy(pool, options.max_body, check_json=not self.forward_unmatched)
         self.assets = AssetFolders(spec.assets, Path(spec.path).parent) if spec.assets else None
         self.docs = SwaggerDocs() if options.docs else None
-        self.forward_unmatched = bool(spec.filters)
         self._openapi = openapi.render(spec)
         system = {
             "/livez": self.health.livez,

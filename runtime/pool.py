@@ -40,6 +40,8 @@ _BACKOFF_MAX = 30.0
 # (close() timed out) gets SIGTERM, then SIGKILL.
 _TERM_AFTER = 1.0
 _KILL_AFTER = 5.0
+# A health check gets at least this long (capped by the request timeout).
+_HEALTH_TIMEOUT_MIN = 10.0
 
 
 @dataclass(frozen=True)
@@ -238,7 +240,7 @@ class WorkerPool:
         worker.requests += 1
         self.in_flight += 1
         try:
-            response = await self._exchange(worker, request, timeout_reason="timeout")
+            response = await self._exchange(worker, request, self._config.timeout, "timeout")
         finally:
             self.in_flight -= 1
         self._release(worker)
@@ -300,10 +302,10 @@ class WorkerPool:
         worker.state = "idle"
         self._idle.append(worker)
 
-    async def _exchange(self, worker: _Worker, request: WorkerRequest, timeout_reason: str) -> WorkerResponse:
+    async def _exchange(self, worker: _Worker, request: WorkerRequest, timeout: float | None,
+                        timeout_reason: str) -> WorkerResponse:
         """Send one request to a worker that is ours alone and read its answer."""
         worker.writer.write(encode_request(request))
-        timeout = self._config.timeout
         try:
             async with asyncio.timeout(timeout):
                 header, body = await read_frame(worker.reader)
@@ -361,7 +363,7 @@ class WorkerPool:
             try:
                 worker = await self._spawn(slot)
             except OSError as exc:  # e.g. out of processes or file descriptors
-                error, worker = f"cannot start a worker process: {exc}", None
+                error = f"cannot start a worker process: {exc}"
             else:
                 error = await self._wait_loaded(worker)
             if error is not None:
@@ -516,9 +518,14 @@ class WorkerPool:
                     checked.append(worker)
             await asyncio.gather(*(self._check(worker, request) for worker in checked))
 
+    def _health_timeout(self) -> float:
+        # A health check must not hang a worker forever, even with no request timeout.
+        limit = max(self._config.health_interval, _HEALTH_TIMEOUT_MIN)
+        return min(limit, self._config.timeout) if self._config.timeout else limit
+
     async def _check(self, worker: _Worker, request: WorkerRequest) -> None:
         try:
-            response = await self._exchange(worker, request, timeout_reason="unhealthy")
+            response = await self._exchange(worker, request, self._health_timeout(), "unhealthy")
         except (WorkerTimeout, WorkerDied) as exc:
             _log(logging.WARNING, "health_check_failed", str(exc), worker=worker.slot,
                  pid=worker.proc.pid)

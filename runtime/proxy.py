@@ -3,8 +3,8 @@
 Before anything reaches R: bodies over max-body get 413 (checked against Content-Length and
 again while reading, for chunked uploads), and a Content-Type: application/json body that
 jsonlite could not parse gets 400 for endpoints that would parse it (plumber answers 500
-there). Not when plumber.R has filters: plumber parses the body only after them, and a
-filter (say, a login check) must get to answer first. Pool failures become JSON errors:
+there). Not when plumber.R has filters or a `#* @plumber` block: plumber parses the body
+only after the filters, and a filter (say, a login check) must get to answer first. Pool failures become JSON errors:
 PoolFull 503 (+Retry-After), WorkerTimeout 504, WorkerDied 502.
 """
 from __future__ import annotations

@@ -7,11 +7,29 @@ a short loop instead of a regex per endpoint.
 """
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
+from pathlib import Path
 
 from plumbline.endpoints import Endpoint, PlumberFile
 
 UNMATCHED = "<unmatched>"  # route label for requests no endpoint matches (bounded cardinality)
+_PLUMBER_BLOCK = re.compile(r"^#['*]\s*@plumber\b", re.M)  # plumber's own pattern
+
+
+def r_sees_everything(spec: PlumberFile) -> bool:
+    """Whether R, not Python, must answer what the annotations do not route, and see bodies
+    unchecked: true when plumber.R has @filter blocks (a filter may answer, or refuse before
+    a body is parsed) or a `#* @plumber` block (it may add routes, filters, hooks, mounts
+    and 404/error handlers that no annotation shows).
+    """
+    if spec.filters:
+        return True
+    try:
+        source = Path(spec.path).read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError):
+        return False
+    return _PLUMBER_BLOCK.search(source) is not None
 
 
 @dataclass(frozen=True)

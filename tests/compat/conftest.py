@@ -1,10 +1,12 @@
 """Side-by-side harness: real plumber 1.2.1 and `plumbline serve` on the same plumber.R.
 
-Each test module starts one pair of servers (module-scoped fixture) and sends every request to
-both, comparing status, Content-Type, body and selected headers. Plumber is started the way a
-user runs it (`pr(file) |> pr_run()`), from the file's folder, with the packages an
-entrypoint.R beside the file attaches; plumbline is started from a neutral folder, so a test
-also shows that it finds files relative to the plumber.R as plumber does.
+Each test class (or module, for tests outside a class) gets one pair of servers from the
+`pair` fixture, configured by its attributes (see PairSpec), and sends every request to both,
+comparing status, Content-Type, body and selected headers. While a class runs, the next
+class's pair is already starting. Plumber is started the way a user runs it
+(`pr(file) |> pr_run()`), from the file's folder, with the packages an entrypoint.R beside
+the file attaches; plumbline (`plumbline serve FILE --workers 2`) is started from a neutral
+folder, so the tests also show that it finds files relative to the plumber.R as plumber does.
 """
 from __future__ import annotations
 
@@ -220,8 +222,8 @@ class ServerPair:
     def close(self) -> None:
         for client in self._clients.values():
             client.close()
-        self.plumber.stop()
-        self.plumbline.stop()
+        with ThreadPoolExecutor(2) as pool:  # each stop waits for its process to exit
+            list(pool.map(Server.stop, (self.plumber, self.plumbline)))
 
 
 def assert_same(ex: Exchange, *, body="exact", same_headers=DEFAULT_COMPARED_HEADERS) -> None:
@@ -338,11 +340,6 @@ def pytest_collection_modifyitems(session, config, items):
         spec = PairSpec.of(item.cls or item.module)
         if spec is not None and (not _ORDER or _ORDER[-1] != spec):
             _ORDER.append(spec)
-
-
-@pytest.fixture(scope="session")
-def plumber_examples() -> Path:
-    return plumber_examples_dir()
 
 
 @pytest.fixture(scope="session")

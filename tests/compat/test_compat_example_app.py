@@ -57,6 +57,17 @@ def test_wrong_method(pair, method, path, allowed):
     assert ex.plumbline.headers["allow"] == allowed, ex.describe()
 
 
+@pytest.mark.parametrize("path", ["/health", "/parity?int=3", "/nope"])
+def test_head(pair, path):
+    # plumber does not map HEAD to GET (405), and httpuv writes a body after its HEAD answer,
+    # which would spoil a kept-alive connection: one fresh connection per request.
+    plumber, plumbline = (httpx.head(server.url + path, headers={"Connection": "close"})
+                          for server in (pair.plumber, pair.plumbline))
+    assert plumber.status_code == plumbline.status_code, (plumber, plumbline)
+    assert plumber.headers["content-type"] == plumbline.headers["content-type"]
+    assert plumbline.content == b""
+
+
 def test_malformed_json_body(pair):
     request = {"content": b'{"int": 3', "headers": {"content-type": "application/json"}}
     ex = pair.send("POST", "/fail", **request)
@@ -103,3 +114,17 @@ def unhealthy_restarts(pair) -> float:
     text = pair.request("plumbline", "GET", "/metrics").text
     match = re.search(r'^plumbline_worker_restarts_total\{reason="unhealthy"\} (\S+)$', text, re.M)
     return float(match.group(1)) if match else 0.0
+
+
+def test_quit_fails_only_that_request(pair):
+    """Last: `POST /quit` calls quit(). plumber's whole server dies with it; plumbline answers
+    that request 502 JSON, replaces the worker and keeps serving (deliberate)."""
+    with pytest.raises(httpx.HTTPError):
+        pair.request("plumber", "POST", "/quit")
+    deliberate("a worker that dies fails only its own request")
+    reply = pair.request("plumbline", "POST", "/quit")
+    assert reply.status_code in (502, 503), reply.text
+    assert reply.headers["content-type"] == "application/json"
+    assert "error" in reply.json()
+    for value, answer in (("5", "odd"), ("8", "even")):
+        assert pair.request("plumbline", "GET", f"/parity?int={value}").text == answer

@@ -89,3 +89,16 @@ def test_wrong_verb_lists_every_verb(pair):
     assert ex.plumber.status_code == ex.plumbline.status_code == 405, ex.describe()
     deliberate("405 Allow header filled")
     assert ex.plumbline.headers["allow"] == "GET, POST, PUT", ex.describe()
+
+
+@pytest.mark.parametrize("path", ["/read-relative", "/include", "/rds"])
+def test_files_relative_to_plumber_r(pair, path):
+    # plumbline runs from another folder; R code still finds note.txt beside plumber.R.
+    pair.compare("GET", path)
+
+
+def test_large_binary_upload(pair):
+    blob = bytes(range(256)) * 8192  # 2 MiB
+    ex = pair.compare("POST", "/parse-octet", content=blob,
+                      headers={"content-type": "application/octet-stream"})
+    assert ex.plumbline.json()["length"] == [len(blob)]

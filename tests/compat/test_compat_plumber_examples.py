@@ -9,10 +9,11 @@ from __future__ import annotations
 
 import json
 import re
+from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
-from conftest import APPS, deliberate
+from conftest import APPS, assert_same, deliberate
 
 pytestmark = pytest.mark.slow
 
@@ -204,6 +205,18 @@ class TestSessions:
     def test_assets(self, pair, path):
         pair.compare("GET", path)
 
+    def test_asset_wrong_method_reaches_r(self, pair):
+        # The `#* @plumber` block means R may answer anything, so plumber's own answer (400).
+        pair.compare("POST", "/iframe.html")
+
+    @pytest.mark.parametrize("path", ["/%2e%2e/plumber.R", "/..%2fplumber.R"])
+    def test_no_file_outside_the_folder(self, pair, path):
+        ex = pair.send("GET", path)
+        assert ex.plumber.status_code == 404, ex.describe()
+        deliberate("a path that tries to leave an @assets folder is refused with 403")
+        assert ex.plumbline.status_code in (403, 404), ex.describe()
+        assert b"pr_cookie" not in ex.plumbline.content, ex.describe()
+
 
 class TestMailgun:
     """07-mailgun: mailgun posts to /mail from the internet; the endpoint itself is local."""
@@ -323,12 +336,8 @@ class TestPromises:
 
     def test_async_and_async_error(self, pair):
         # Both take ~5 s; each server gets both requests at once.
-        from concurrent.futures import ThreadPoolExecutor
-
         with ThreadPoolExecutor(2) as pool:
             ok, bad = pool.map(lambda p: pair.send("GET", p), ["/async", "/async-bad"])
-        from conftest import assert_same
-
         assert_same(ok, body=mask_time)
         assert_same(bad)
 

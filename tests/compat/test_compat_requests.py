@@ -4,6 +4,8 @@ exactly as plumber's own server (httpuv) hands them over.
 """
 from __future__ import annotations
 
+import json
+
 import pytest
 
 from conftest import APPS, deliberate
@@ -18,7 +20,7 @@ APP = APPS / "echo"  # served by the `pair` fixture (conftest.py), 2 workers
 
 @pytest.mark.parametrize("query", [
     "a=1", "a=1&a=2", "a", "a=", "=b", "a=1&&b=2", "a+b=c+d", "a%20b=c%20d", "x=%C3%A9t%C3%A9",
-    "x=%ZZ", "x=a%2Bb", "x=1;y=2", "x=" + "v" * 4000, "A=1&a=2", "x=%E9",
+    "x=%ZZ", "x=a%2Bb", "x=1;y=2", "x=" + "v" * 4000, "A=1&a=2", "x=%E9", "a=1?b=2",
 ])
 def test_query_strings(pair, query):
     pair.compare("GET", "/echo/w?" + query)
@@ -27,7 +29,7 @@ def test_query_strings(pair, query):
 @pytest.mark.parametrize("path", [
     "/echo/w/", "/echo//w", "//echo/w", "/echo/%77", "/echo/a%2Fb", "/echo/a+b", "/echo/%C3%A9",
     "/ECHO/w", "/echo/w.json", "/item/12", "/item/-3", "/item/+3", "/item/0x1F", "/item/1e3",
-    "/item/99999999999", "/item/",
+    "/item/99999999999", "/item/", "/echo/a%3Fb", "/echo/a;b",
 ])
 def test_paths(pair, path):
     pair.compare("GET", path)
@@ -144,11 +146,13 @@ def test_body_over_max_body_is_413(pair):
     ("POST", "/env", {"data": {"x": "1"}}),
     ("PUT", "/env", {"content": b"raw", "headers": {"content-type": "text/plain"}}),
     ("POST", "/env", {"content": b""}),
+    ("POST", "/env", {"content": iter([b"x=", b"chunked"]),  # no Content-Length
+                      "headers": {"content-type": "application/x-www-form-urlencoded"}}),
 ])
 def test_rook_environment(pair, method, path, kwargs):
     """The request fields plumber's R code reads (req$PATH_INFO, req$HTTP_*, req$postBody ...)."""
     def without_port(body: bytes) -> dict:
-        env = __import__("json").loads(body)
+        env = json.loads(body)
         env["HTTP_HOST"] = env["HTTP_HOST"].rsplit(":", 1)[0]
         return env
     pair.compare(method, path, body=without_port, **kwargs)

@@ -212,6 +212,22 @@ def test_watch_rolls_out_a_changed_plumber_file(cluster):
     assert answer.text == "seen"
 
 
+def test_deploy_of_a_plumber_file_that_fails_to_load_keeps_the_old_revision(cluster, tmp_path):
+    before = cluster.status()
+    broken = tmp_path / "broken" / "plumber.R"
+    broken.parent.mkdir()
+    broken.write_text('stop("model file not found")\n\n#* @get /parity\nfunction(int) "x"\n')
+    result = cluster.cli("deploy", str(broken), "--name", NAME, "--local", timeout=150)
+    assert result.returncode != 0
+    assert "model file not found" in result.stdout + result.stderr  # R's message
+    after = cluster.status()
+    assert (after["revision"], after["plumber_file"]) == (before["revision"],
+                                                          before["plumber_file"])
+    assert after["ready"] == 3
+    assert {r["pid"] for r in after["replicas"]} == {r["pid"] for r in before["replicas"]}
+    assert httpx.get(cluster.url + "/parity?int=2", timeout=10).text == "even"
+
+
 def test_ctrl_c_stops_everything(cluster):
     procs = cluster.descendants()
     names = {p.name() for p in procs}

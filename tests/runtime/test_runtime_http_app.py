@@ -31,8 +31,6 @@ APP_R = """\
 #* @apiDescription Things to buy.
 #* @apiVersion 0.3.1
 
-stock <- list()
-
 #* List items
 #* @tag items
 #* @param limit:int How many

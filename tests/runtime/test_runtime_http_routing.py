@@ -7,7 +7,7 @@ import pytest
 
 from plumbline.annotations import parse_file, parse_source
 from plumbline.endpoints import VERBS
-from plumbline.runtime.routing import UNMATCHED, Router
+from plumbline.runtime.routing import UNMATCHED, Router, r_sees_everything
 
 REPO = Path(__file__).resolve().parents[2]
 ORDERED = """\
@@ -50,3 +50,15 @@ def test_file_order_wins_over_static_paths():
     assert router.match("GET", "/users/42").route == "/users/<id:int>"
     assert router.match("POST", "/users/42").route == "/users/42"
     assert router.match("DELETE", "/users/42").allowed == {"GET", "POST"}
+
+
+def test_r_answers_unrouted_requests_when_filters_or_a_plumber_block_exist(tmp_path):
+    plain = tmp_path / "plain.R"
+    plain.write_text("#* @get /a\nfunction() 1\n")
+    assert not r_sees_everything(parse_file(plain))
+    block = tmp_path / "block.R"
+    block.write_text("#* @get /a\nfunction() 1\n\n#* @plumber\nfunction(pr) {\n"
+                     "  pr_get(pr, '/added', function() 2)\n}\n")
+    assert r_sees_everything(parse_file(block))
+    assert r_sees_everything(parse_file(REPO / "tests" / "fixtures" / "annotated" / "plumber.R"))
+    assert not r_sees_everything(parse_file(REPO / "examples" / "plumber-on-k8s" / "plumber.R"))

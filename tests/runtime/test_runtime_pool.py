@@ -78,6 +78,28 @@ def test_rook_environment_seen_by_the_endpoint(pool):
     }
 
 
+def test_rook_environment_has_what_httpuv_puts_there(pool):
+    # Recorded from plumber 1.2.1 on httpuv 1.6.9 for this request (less httpuv's private
+    # .bodyData connection): the CGI variables are strings, the rest what plumber adds.
+    response = pool.request("POST", "/rook-names", "a=1", body=b'{"q": 2}', headers=[
+        ("accept", "*/*"), ("content-type", "application/json"), ("user-agent", "curl/7.88.1"),
+        ("x-foo-bar", "baz")])
+    strings = {
+        "CONTENT_LENGTH", "CONTENT_TYPE", "HTTP_ACCEPT", "HTTP_CONTENT_LENGTH",
+        "HTTP_CONTENT_TYPE", "HTTP_HOST", "HTTP_USER_AGENT", "HTTP_X_FOO_BAR", "PATH_INFO",
+        "QUERY_STRING", "REMOTE_ADDR", "REMOTE_PORT", "REQUEST_METHOD", "rook.url_scheme",
+        "rook.version", "SCRIPT_NAME", "SERVER_NAME", "SERVER_PORT", "postBody",
+    }
+    others = {
+        ".internal": "environment", "args": "list", "argsBody": "list", "argsPath": "list",
+        "argsQuery": "list", "body": "list", "bodyRaw": "raw", "cookies": "list",
+        "HEADERS": "character", "httpuv.version": "package_version", "pr": "Plumber",
+        "rook.errors": "ErrorStream", "rook.input": "InputStream",
+    }
+    expected = {name: ["string"] for name in strings} | {k: [v] for k, v in others.items()}
+    assert body_json(response) == expected
+
+
 def test_non_ascii_header_bytes_reach_r_as_utf8(pool):
     # The HTTP layer hands raw header bytes over decoded as latin-1.
     sent = "h\u00e9 \u2713".encode().decode("latin-1")

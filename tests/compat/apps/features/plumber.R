@@ -162,3 +162,21 @@ function(n, flags = NULL) {
 function(req) {
   req$REQUEST_METHOD
 }
+
+#* Files read at request time, relative to plumber.R's folder (pr_run serves from there).
+#* @serializer text
+#* @get /read-relative
+function() {
+  readLines("note.txt")
+}
+
+#* @get /include
+function(res) {
+  include_file("note.txt", res, content_type = "text/plain")
+}
+
+#* @serializer rds
+#* @get /rds
+function() {
+  list(a = 1:3, b = "x")
+}

@@ -89,3 +89,13 @@ function(pr) {
   marker <- Sys.getenv("PLUMBLINE_TEST_EXIT_MARKER")
   if (nzchar(marker)) pr_hook(pr, "exit", function() cat("bye\n", file = marker, append = TRUE))
 }
+
+#* @post /rook-names
+function(req) {
+  names <- ls(req, all.names = TRUE)
+  scalars <- vapply(names, function(n) {
+    v <- get(n, envir = req)
+    if (is.character(v) && length(v) == 1L && is.null(names(v))) "string" else class(v)[[1]]
+  }, "")
+  as.list(scalars)
+}
