@@ -11,6 +11,7 @@ import sys
 import time
 from pathlib import Path
 
+from plumbline.cli import HelpFormatter
 from plumbline.platform.haproxy import HAProxyMissing, find_binary
 from plumbline.platform.local_cluster import LocalCluster, Settings, port_is_free
 from plumbline.platform.local_control import (ControlClient, ControlError, ControlServer,
@@ -39,7 +40,7 @@ def register(subparsers) -> None:
         "up", help="run the app locally: replicas behind HAProxy, in the foreground",
         description="Start N replicas of `plumbline serve` behind a real HAProxy ingress and "
                     "keep them running (like `docker compose up`). Ctrl-C stops everything.",
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+        formatter_class=HelpFormatter)
     up.add_argument("plumber_file", metavar="PLUMBER_R", help="the plumber.R to serve")
     up.add_argument("--name", default=None,
                     help="app name (default: from plumbline.toml or the plumber.R's folder)")
@@ -58,7 +59,7 @@ def register(subparsers) -> None:
     up.set_defaults(func=cmd_up)
 
     down = subparsers.add_parser("down", help="stop a local cluster started by `plumbline up`",
-                                 formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+                                 formatter_class=HelpFormatter)
     down.add_argument("--name", default=None,
                       help="which cluster (default: the only one running)")
     down.set_defaults(func=lambda args: run_local("delete", args))
@@ -67,7 +68,7 @@ def register(subparsers) -> None:
         "loadtest", help="run a Locust failover scenario against the local cluster",
         description="Drive Locust load through the local ingress while something breaks, "
                     "then judge it: scenarios " + ", ".join(_scenario_names()) + ".",
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+        formatter_class=HelpFormatter)
     load.add_argument("scenario", choices=_scenario_names())
     load.add_argument("--name", default=None, help="which cluster (default: the only one)")
     load.add_argument("--users", type=int, default=10, help="concurrent Locust users")

@@ -23,7 +23,7 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable
+from typing import Callable, Iterator
 
 import httpx
 import pytest
@@ -190,9 +190,15 @@ class ServerPair:
 
     def send(self, method: str, path: str, **kwargs) -> Exchange:
         """The same request to both servers, concurrently (slow endpoints cost their time once)."""
+        chunks = kwargs.get("content")
+        if isinstance(chunks, Iterator):  # a streamed (chunked) body: one stream per server
+            chunks = list(chunks)
+            kwargs_for = lambda: {**kwargs, "content": iter(chunks)}  # noqa: E731
+        else:
+            kwargs_for = lambda: kwargs  # noqa: E731
         with ThreadPoolExecutor(2) as pool:
-            a = pool.submit(self.request, "plumber", method, path, **kwargs)
-            b = pool.submit(self.request, "plumbline", method, path, **kwargs)
+            a = pool.submit(self.request, "plumber", method, path, **kwargs_for())
+            b = pool.submit(self.request, "plumbline", method, path, **kwargs_for())
             return Exchange(method, path, a.result(), b.result())
 
     def compare(
