@@ -36,7 +36,7 @@ _PARSER_TAG = re.compile(r"^#['*]\s*@parser(?:\s+(\S+)\s*(.*?)\s*)?$", re.S)
 _ASSETS_TAG = re.compile(r"^#['*]\s*@assets(?:\s+(\S*)(?:\s+(\S+))?\s*)?$")
 _RESPONSE_TAG = re.compile(r"^#['*]\s*@response\s+(\w+)(?:\s+@body\s+\S*)?\s+(\S.*?)\s*$", re.S)
 _TAG_TAG = re.compile(r"^#['*]\s*@tag\s+(\"[^\"]+\"|'[^']+'|\S+)")
-_API_TAG = re.compile(r"^#['*]\s*@api(Title|Description|Version)\s+(.*?)\s*$", re.S)
+_GLOBAL_LINE = re.compile(r"^#['*]\s*(@(api\w+)\s+)?(.*)$", re.I)  # plumber's argRegex
 
 SERIALIZERS = {
     "json", "unboxedJSON", "text", "html", "csv", "tsv", "contentType", "png", "jpeg", "svg",
@@ -200,11 +200,29 @@ class _Block:
 
 
 def _api_info(lines: list[str]) -> ApiInfo:
+    """plumber's plumbGlobals: an @api* line runs on over the `#*` lines below it that carry
+    no @api* tag (joined with a space) until a line that is not `#*`; a later one wins."""
     found: dict[str, str] = {}
+
+    def record(argument: str) -> None:
+        m = _GLOBAL_LINE.match(argument)
+        if m and m.group(2) in ("apiTitle", "apiDescription", "apiVersion"):
+            found[m.group(2)] = m.group(3).strip()
+
+    current = ""
     for raw in lines:
-        if m := _API_TAG.match(raw):
-            found.setdefault(m.group(1).lower(), m.group(2))
-    return ApiInfo(found.get("title", ""), found.get("description", ""), found.get("version", ""))
+        m = _GLOBAL_LINE.match(raw)
+        if m and not m.group(2):
+            if current:
+                current += " " + m.group(3)
+            continue
+        if current:
+            record(current)
+        current = raw if m else ""
+    if current:
+        record(current)
+    return ApiInfo(found.get("apiTitle", ""), found.get("apiDescription", ""),
+                   found.get("apiVersion", ""))
 
 
 def _top_level_starts(lines: list[str]) -> list[int]:

@@ -208,7 +208,8 @@ def _strip_comments(text: str) -> str | None:
 
 
 def _header_bytes(text: str) -> bytes:
+    # httpuv writes R's strings as their UTF-8 bytes; so do we (res$setHeader("X", "café"))
     try:
-        return text.encode("latin-1")
-    except UnicodeEncodeError:
-        return text.encode("utf-8")
+        return text.encode("utf-8", "surrogateescape")
+    except UnicodeEncodeError:  # a lone surrogate that did not come from undecodable bytes
+        return text.encode("utf-8", "replace")

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from conftest import APPS, deliberate
+from compat_harness import APPS, deliberate
 
 pytestmark = pytest.mark.slow
 APP = APPS / "features"  # served by the `pair` fixture (conftest.py), 2 workers
@@ -97,8 +97,22 @@ def test_files_relative_to_plumber_r(pair, path):
     pair.compare("GET", path)
 
 
+def test_large_response(pair):
+    ex = pair.compare("GET", "/big?n=300000")
+    assert len(ex.plumbline.content) > 2_000_000
+
+
 def test_large_binary_upload(pair):
     blob = bytes(range(256)) * 8192  # 2 MiB
     ex = pair.compare("POST", "/parse-octet", content=blob,
                       headers={"content-type": "application/octet-stream"})
     assert ex.plumbline.json()["length"] == [len(blob)]
+
+
+def test_non_ascii_response_headers_are_the_same_bytes(pair):
+    ex = pair.compare("GET", "/header-utf8", same_headers=())
+
+    def raw(reply, name: bytes) -> list[bytes]:
+        return [v for k, v in reply.headers.raw if k.lower() == name]
+    for name in (b"x-name", b"content-disposition"):
+        assert raw(ex.plumbline, name) == raw(ex.plumber, name), ex.describe()

@@ -13,7 +13,7 @@ from urllib.parse import quote
 
 import pytest
 
-from conftest import APPS, assert_same
+from compat_harness import APPS, assert_same
 
 pytestmark = pytest.mark.slow
 

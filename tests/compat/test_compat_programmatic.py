@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import pytest
 
-from conftest import APPS
+from compat_harness import APPS
 
 pytestmark = pytest.mark.slow
 APP = APPS / "programmatic"  # served by the `pair` fixture (conftest.py), 2 workers

@@ -8,7 +8,7 @@ import json
 
 import pytest
 
-from conftest import APPS, deliberate
+from compat_harness import APPS, deliberate
 
 pytestmark = pytest.mark.slow
 
@@ -33,6 +33,20 @@ def test_query_strings(pair, query):
 ])
 def test_paths(pair, path):
     pair.compare("GET", path)
+
+
+@pytest.mark.parametrize("value", ["caf\u00e9".encode(), b"\xe4\xb8\xad"])
+def test_utf8_request_header_and_cookie(pair, value):
+    pair.compare("GET", "/echo/w", headers=[(b"X-Payload", value), (b"Cookie", b"v=" + value)])
+
+
+def test_header_bytes_that_are_not_utf8(pair):
+    ex = pair.send("GET", "/echo/w", headers=[(b"X-Payload", b"caf\xe9"), (b"Cookie", b"v=caf\xe9")])
+    assert ex.plumber.status_code == 500  # R got an invalid UTF-8 string; the cookie parser fails
+    deliberate("header bytes that are not UTF-8 reach R read as Latin-1")
+    assert ex.plumbline.status_code == 200, ex.describe()
+    echoed = ex.plumbline.json()
+    assert (echoed["header"], echoed["cookies"]["v"]) == ("caf\u00e9", "caf\u00e9")
 
 
 def test_repeated_request_headers(pair):
@@ -83,6 +97,27 @@ def test_malformed_json_is_400(pair, body):
     assert ex.plumbline.json()["error"] == "request body is not valid JSON", ex.describe()
 
 
+def deep_json(depth: int) -> bytes:
+    return b'{"deep": ' + b"[" * depth + b"1" + b"]" * depth + b"}"
+
+
+@pytest.mark.parametrize("depth", [100, 300, 600])
+def test_deeply_nested_json(pair, depth):
+    """R recursing deep into a parsed body hits the C stack limit: plumber answers 500 (an R
+    error) and keeps serving; a worker must do the same, not crash."""
+    ex = pair.compare("POST", "/env", content=deep_json(depth), headers=JSON,
+                      body=lambda b: json.loads(b).get("args"))
+    assert ex.plumbline.status_code in (200, 500), ex.describe()
+
+
+def test_json_nested_deeper_than_python_parses(pair):
+    ex = pair.send("POST", "/env", content=deep_json(3000), headers=JSON)
+    assert ex.plumber.status_code == 500, ex.describe()
+    deliberate("JSON nested deeper than the 400 check can parse is refused")
+    assert ex.plumbline.status_code in (400, 500), ex.describe()
+    assert "error" in ex.plumbline.json()
+
+
 def test_empty_json_body(pair):
     pair.compare("POST", "/echo/w", content=b"", headers=JSON)
 
@@ -107,6 +142,8 @@ def test_multipart(pair):
 
 
 @pytest.mark.parametrize("content_type, body", [
+    ("multipart/form-data; boundary=xyz", b"--xyz\r\nContent-Disposition: form-data; name=\"v\"\r\n\r\n1"),
+    ("multipart/form-data", b"no boundary at all"),
     ("text/plain", b"just text"), ("text/plain; charset=utf-8", "é".encode()),
     ("application/octet-stream", bytes(range(10))), ("application/x-unknown", b"???"),
     ("text/csv", b"a,b\n1,2\n"),

@@ -180,3 +180,15 @@ function(res) {
 function() {
   list(a = 1:3, b = "x")
 }
+
+#* @get /header-utf8
+function(res) {
+  res$setHeader("X-Name", "caf\u00e9")
+  res$setHeader("Content-Disposition", "attachment; filename=\"r\u00e9sum\u00e9.txt\"")
+  list(ok = TRUE)
+}
+
+#* @get /big
+function(n = "100000") {
+  seq_len(as.integer(n)) / 7
+}

@@ -1,0 +1,337 @@
+"""Side-by-side harness: real plumber 1.2.1 and `plumbline serve` on the same plumber.R.
+(A module name of its own, so `from compat_harness import ...` never meets another conftest.)
+
+Each test class (or module, for tests outside a class) gets one pair of servers from the
+`pair` fixture, configured by its attributes (see PairSpec), and sends every request to both,
+comparing status, Content-Type, body and selected headers. While a class runs, the next
+class's pair is already starting. Plumber is started the way a user runs it
+(`pr(file) |> pr_run()`), from the file's folder, with the packages an entrypoint.R beside
+the file attaches; plumbline (`plumbline serve FILE --workers 2`) is started from a neutral
+folder, so the tests also show that it finds files relative to the plumber.R as plumber does.
+"""
+from __future__ import annotations
+
+import functools
+import json
+import os
+import re
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable, Iterator
+
+import httpx
+import pytest
+
+REPO = Path(__file__).resolve().parents[2]
+APPS = Path(__file__).resolve().parent / "apps"
+EXAMPLE_APP = REPO / "examples" / "plumber-on-k8s" / "plumber.R"
+PLUMBLINE = Path(sys.executable).parent / "plumbline"
+START_TIMEOUT = 120.0
+# Headers worth comparing when present; Date, Content-Length and request ids naturally differ.
+DEFAULT_COMPARED_HEADERS = ("content-disposition", "allow", "location")
+_LIBRARY_CALL = re.compile(r"""\b(?:library|require)\(\s*["']?([A-Za-z][A-Za-z0-9._]*)["']?""")
+
+
+@functools.cache
+def plumber_examples_dir() -> Path:
+    out = subprocess.run(
+        ["Rscript", "-e", 'cat(system.file("plumber", package="plumber"))'],
+        capture_output=True, text=True, check=True,
+    ).stdout.strip()
+    return Path(out)
+
+
+@functools.cache
+def r_package_installed(name: str) -> bool:
+    code = f'cat(requireNamespace("{name}", quietly = TRUE))'
+    out = subprocess.run(["Rscript", "-e", code], capture_output=True, text=True).stdout
+    return out.strip() == "TRUE"
+
+
+def entrypoint_packages(plumber_file: Path) -> list[str]:
+    """Packages that library()/require() calls in an entrypoint.R beside the file attach."""
+    entrypoint = plumber_file.parent / "entrypoint.R"
+    if not entrypoint.is_file():
+        return []
+    found = _LIBRARY_CALL.findall(entrypoint.read_text(encoding="utf-8"))
+    return list(dict.fromkeys(found))
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def _r_string(value: str) -> str:
+    return json.dumps(value)  # a JSON string literal is a valid R string literal here
+
+
+class Server:
+    """A server process in its own session, so stopping it also stops its children."""
+
+    def __init__(self, name: str, argv: list[str], cwd: Path, port: int, ready_path: str):
+        self.name = name
+        self.port = port
+        self.url = f"http://127.0.0.1:{port}"
+        self._log = tempfile.NamedTemporaryFile(prefix=f"compat-{name}-", suffix=".log", delete=False)
+        self.proc = subprocess.Popen(
+            argv, cwd=cwd, stdout=self._log, stderr=subprocess.STDOUT, start_new_session=True,
+        )
+        self._ready_path = ready_path
+
+    def log_tail(self, chars: int = 3000) -> str:
+        return Path(self._log.name).read_text(errors="replace")[-chars:]
+
+    def wait_ready(self, timeout: float = START_TIMEOUT) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"{self.name} exited with {self.proc.returncode}:\n{self.log_tail()}")
+            try:
+                reply = httpx.get(self.url + self._ready_path, timeout=2)
+                if self._ready_path == "/" or reply.status_code == 200:
+                    return
+            except httpx.HTTPError:
+                pass
+            time.sleep(0.2)
+        raise RuntimeError(f"{self.name} not ready after {timeout}s:\n{self.log_tail()}")
+
+    def alive(self) -> bool:
+        return self.proc.poll() is None
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            try:
+                os.killpg(self.proc.pid, signal.SIGTERM)
+                self.proc.wait(timeout=15)
+            except (ProcessLookupError, subprocess.TimeoutExpired):
+                pass
+        try:  # whatever is left of the session (R workers, future sessions)
+            os.killpg(self.proc.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+        self.proc.wait()
+        self._log.close()
+        os.unlink(self._log.name)
+
+
+def start_plumber(plumber_file: Path, *, from_dir: bool = False) -> Server:
+    """Real plumber: `pr(file) |> pr_run()`, or `plumb(dir=)` when the folder has an entrypoint.R
+    that builds the router (from_dir)."""
+    port = free_port()
+    packages = entrypoint_packages(plumber_file)
+    lines = ["options(warn = 1)", "library(plumber)"]
+    lines += [f"library({_r_string(p)}, character.only = TRUE)" for p in packages]
+    if from_dir:
+        lines.append(f"router <- plumber::plumb(dir = {_r_string(str(plumber_file.parent))})")
+    else:
+        lines.append(f"router <- plumber::pr({_r_string(str(plumber_file))})")
+    lines.append(f'router |> plumber::pr_run(host = "127.0.0.1", port = {port}, docs = FALSE)')
+    return Server("plumber", ["Rscript", "-e", "; ".join(lines)], plumber_file.parent, port, "/")
+
+
+@functools.cache
+def serve_flags() -> str:
+    """`plumbline serve --help`, or "" when there is no serve command."""
+    done = subprocess.run([str(PLUMBLINE), "serve", "--help"], capture_output=True, text=True)
+    return done.stdout if done.returncode == 0 else ""
+
+
+def start_plumbline(plumber_file: Path, *, workers: int = 2, flags: tuple[str, ...] = ()) -> Server:
+    port = free_port()
+    argv = [str(PLUMBLINE), "serve", str(plumber_file), "--port", str(port), "--workers", str(workers)]
+    if "--drain-delay" in serve_flags():
+        argv += ["--drain-delay", "0"]  # tests stop servers often; no load balancer to wait for
+    argv += list(flags)
+    return Server("plumbline", argv, Path(tempfile.gettempdir()), port, "/readyz")
+
+
+@dataclass
+class Exchange:
+    """One request sent to both servers and their two answers."""
+
+    method: str
+    path: str
+    plumber: httpx.Response
+    plumbline: httpx.Response
+
+    def describe(self) -> str:
+        def side(name: str, r: httpx.Response) -> str:
+            shown = {k: v for k, v in r.headers.items() if k.lower() not in ("date",)}
+            return f"  {name}: {r.status_code} {shown}\n    body: {r.content[:600]!r}"
+        return (f"{self.method} {self.path}\n" + side("plumber  ", self.plumber) + "\n"
+                + side("plumbline", self.plumbline))
+
+
+@dataclass
+class ServerPair:
+    plumber: Server
+    plumbline: Server
+    _clients: dict = field(default_factory=dict)
+
+    def client(self, which: str) -> httpx.Client:
+        if which not in self._clients:
+            server = getattr(self, which)
+            self._clients[which] = httpx.Client(base_url=server.url, timeout=60)
+        return self._clients[which]
+
+    def request(self, which: str, method: str, path: str, **kwargs) -> httpx.Response:
+        client = self.client(which)
+        try:
+            return client.request(method, path, **kwargs)
+        finally:
+            client.cookies.clear()  # cookies are sent explicitly by the tests that use them
+
+    def send(self, method: str, path: str, **kwargs) -> Exchange:
+        """The same request to both servers, concurrently (slow endpoints cost their time once)."""
+        chunks = kwargs.get("content")
+        if isinstance(chunks, Iterator):  # a streamed (chunked) body: one stream per server
+            chunks = list(chunks)
+            kwargs_for = lambda: {**kwargs, "content": iter(chunks)}  # noqa: E731
+        else:
+            kwargs_for = lambda: kwargs  # noqa: E731
+        with ThreadPoolExecutor(2) as pool:
+            a = pool.submit(self.request, "plumber", method, path, **kwargs_for())
+            b = pool.submit(self.request, "plumbline", method, path, **kwargs_for())
+            return Exchange(method, path, a.result(), b.result())
+
+    def compare(
+        self,
+        method: str,
+        path: str,
+        *,
+        body: str | Callable[[bytes], object] = "exact",
+        same_headers: tuple[str, ...] = DEFAULT_COMPARED_HEADERS,
+        **kwargs,
+    ) -> Exchange:
+        """Assert both answers agree. body: "exact" (bytes), "json" (parsed value), "ignore",
+        or a function whose results must be equal (for time stamps, random numbers).
+        same_headers: response headers that must be equal; kwargs go to httpx."""
+        ex = self.send(method, path, **kwargs)
+        assert_same(ex, body=body, same_headers=same_headers)
+        return ex
+
+    def wait_ready(self) -> None:
+        try:
+            self.plumber.wait_ready()
+            self.plumbline.wait_ready()
+        except Exception:
+            self.close()
+            raise
+
+    def close(self) -> None:
+        for client in self._clients.values():
+            client.close()
+        with ThreadPoolExecutor(2) as pool:  # each stop waits for its process to exit
+            list(pool.map(Server.stop, (self.plumber, self.plumbline)))
+
+
+def assert_same(ex: Exchange, *, body="exact", same_headers=DEFAULT_COMPARED_HEADERS) -> None:
+    p, q = ex.plumber, ex.plumbline
+    assert p.status_code == q.status_code, "status differs\n" + ex.describe()
+    assert p.headers.get("content-type") == q.headers.get("content-type"), (
+        "Content-Type differs\n" + ex.describe())
+    for name in same_headers:
+        assert p.headers.get(name) == q.headers.get(name), f"header {name} differs\n" + ex.describe()
+    if body == "exact":
+        assert p.content == q.content, "body differs\n" + ex.describe()
+    elif body == "json":
+        assert p.json() == q.json(), "JSON body differs\n" + ex.describe()
+    elif callable(body):
+        assert body(p.content) == body(q.content), "body differs\n" + ex.describe()
+    else:
+        assert body == "ignore", body
+
+
+# PLUMBLINE_COMPAT_SELFCHECK=1 puts a second real plumber in plumbline's place: every comparison
+# that is not about a deliberate improvement must then pass, which shows the harness itself
+# (masking of time stamps, random numbers, addresses) compares only what is deterministic.
+SELFCHECK = os.environ.get("PLUMBLINE_COMPAT_SELFCHECK") == "1"
+
+
+def launch_pair(plumber_file: Path, *, workers: int = 2, plumber_from_dir: bool = False,
+                plumbline_file: Path | None = None, flags: tuple[str, ...] = ()) -> ServerPair:
+    """Start both servers (their start-ups overlap); call wait_ready() before use."""
+    if SELFCHECK:
+        plumbline = start_plumber(plumber_file, from_dir=plumber_from_dir)
+    else:
+        plumbline = start_plumbline(plumbline_file or plumber_file, workers=workers, flags=flags)
+    plumber = start_plumber(plumber_file, from_dir=plumber_from_dir)
+    return ServerPair(plumber, plumbline)
+
+
+def deliberate(reason: str) -> None:
+    """Mark a test of a deliberate improvement: it checks plumbline's own behaviour."""
+    if SELFCHECK:
+        pytest.skip(f"deliberate improvement ({reason}): nothing to check plumber against itself")
+
+
+@dataclass(frozen=True)
+class PairSpec:
+    """What a test class (or module) serves, from its attributes:
+    EXAMPLE (folder under plumber's examples) or APP (a folder), FILE (default plumber.R),
+    WORKERS (default 2), PLUMBER_FROM_DIR (plumber runs the folder's entrypoint.R),
+    PLUMBLINE_FILE (plumbline serves this file instead; relative to the folder),
+    PLUMBLINE_FLAGS (more `plumbline serve` flags), NEEDS (R packages the app attaches)."""
+
+    plumber_file: Path
+    workers: int
+    plumber_from_dir: bool
+    plumbline_file: Path | None
+    flags: tuple[str, ...]
+    needs: tuple[str, ...]
+
+    @classmethod
+    def of(cls, owner) -> "PairSpec | None":
+        if hasattr(owner, "EXAMPLE"):
+            folder = plumber_examples_dir() / owner.EXAMPLE
+        elif hasattr(owner, "APP"):
+            folder = Path(owner.APP)
+        else:
+            return None
+        other = getattr(owner, "PLUMBLINE_FILE", None)
+        return cls(folder / getattr(owner, "FILE", "plumber.R"), getattr(owner, "WORKERS", 2),
+                   getattr(owner, "PLUMBER_FROM_DIR", False), folder / other if other else None,
+                   tuple(getattr(owner, "PLUMBLINE_FLAGS", ())), tuple(getattr(owner, "NEEDS", ())))
+
+    def missing_package(self) -> str | None:
+        return next((p for p in self.needs if not r_package_installed(p)), None)
+
+    def launch(self) -> ServerPair:
+        return launch_pair(self.plumber_file, workers=self.workers,
+                           plumber_from_dir=self.plumber_from_dir,
+                           plumbline_file=self.plumbline_file, flags=self.flags)
+
+
+class Launcher:
+    """Hands each test class its pair of servers and starts the next class's pair meanwhile,
+    so R start-up overlaps with the tests (the suite stays near its time budget)."""
+
+    def __init__(self, order: list[PairSpec]):
+        self.order = order  # the pairs the collected tests use, in run order
+        self.next = 0
+        self.pending: dict[PairSpec, ServerPair] = {}
+
+    def take(self, spec: PairSpec) -> ServerPair:
+        servers = self.pending.pop(spec, None) or spec.launch()
+        if spec in self.order[self.next:]:
+            self.next = self.order.index(spec, self.next) + 1
+        if self.next < len(self.order):
+            upcoming = self.order[self.next]
+            if upcoming not in self.pending and not upcoming.missing_package():
+                self.pending[upcoming] = upcoming.launch()
+        servers.wait_ready()
+        return servers
+
+    def close(self) -> None:
+        for servers in self.pending.values():
+            servers.close()
+        self.pending.clear()
