@@ -31,6 +31,8 @@ plumbline_load <- function(file, attach, inline_futures) {
     # pr_run() serves from the file's folder; the worker only ever serves this app.
     setwd(dirname(file))
     plumbline$pr <- pr
+    # fastpath.R, sourced beside this file; an app it cannot judge simply keeps pr$call().
+    tryCatch(fastpath_prepare(pr), error = function(e) fastpath$enabled <- FALSE)
     plumbline$httpuv_version <- utils::packageVersion("httpuv")
     NULL
   }, error = function(e) paste0(basename(file), ": ", conditionMessage(e)))
@@ -126,7 +128,8 @@ plumbline_handle <- function(fields, body) {
   if (!is.null(req$HTTP_CONTENT_LENGTH)) req$CONTENT_LENGTH <- req$HTTP_CONTENT_LENGTH
 
   tryCatch({
-    response <- plumbline$pr$call(req)
+    response <- fastpath_call(req)
+    if (is.null(response)) response <- plumbline$pr$call(req)
     if (promises::is.promise(response)) response <- settle(response)
     to_wire(response)
   }, error = function(e) internal_error(e))

@@ -32,6 +32,7 @@ EXIT_BOOT_FAILED = 3
 EXIT_LOAD_FAILED = 4
 
 BRIDGE_R = Path(__file__).with_name("bridge.R")
+FASTPATH_R = Path(__file__).with_name("fastpath.R")
 
 
 def _parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -61,7 +62,8 @@ class RBridge:
         callbacks.consolewrite_warnerror = _write_stderr
         self._ri = ri
         bridge = ri.evalr("new.env(parent = globalenv())")
-        ri.baseenv["sys.source"](str(BRIDGE_R), envir=bridge)
+        for source in (BRIDGE_R, FASTPATH_R):
+            ri.baseenv["sys.source"](str(source), envir=bridge)
         self._load = bridge["plumbline_load"]
         self._exit = bridge["plumbline_exit"]
         self._handle = _HandleCall(bridge["plumbline_handle"], openrlib.rlib, openrlib.ffi)

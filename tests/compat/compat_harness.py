@@ -104,9 +104,6 @@ class Server:
             time.sleep(0.2)
         raise RuntimeError(f"{self.name} not ready after {timeout}s:\n{self.log_tail()}")
 
-    def alive(self) -> bool:
-        return self.proc.poll() is None
-
     def stop(self) -> None:
         if self.proc.poll() is None:
             try:
@@ -138,19 +135,17 @@ def start_plumber(plumber_file: Path, *, from_dir: bool = False) -> Server:
     return Server("plumber", ["Rscript", "-e", "; ".join(lines)], plumber_file.parent, port, "/")
 
 
-@functools.cache
-def serve_flags() -> str:
-    """`plumbline serve --help`, or "" when there is no serve command."""
-    done = subprocess.run([str(PLUMBLINE), "serve", "--help"], capture_output=True, text=True)
-    return done.stdout if done.returncode == 0 else ""
+def serve_available() -> bool:
+    """Whether this checkout has the `plumbline serve` command."""
+    done = subprocess.run([str(PLUMBLINE), "serve", "--help"], capture_output=True)
+    return done.returncode == 0
 
 
 def start_plumbline(plumber_file: Path, *, workers: int = 2, flags: tuple[str, ...] = ()) -> Server:
     port = free_port()
-    argv = [str(PLUMBLINE), "serve", str(plumber_file), "--port", str(port), "--workers", str(workers)]
-    if "--drain-delay" in serve_flags():
-        argv += ["--drain-delay", "0"]  # tests stop servers often; no load balancer to wait for
-    argv += list(flags)
+    # --drain-delay 0: tests stop servers often and no load balancer needs time to notice.
+    argv = [str(PLUMBLINE), "serve", str(plumber_file), "--port", str(port),
+            "--workers", str(workers), "--drain-delay", "0", *flags]
     return Server("plumbline", argv, Path(tempfile.gettempdir()), port, "/readyz")
 
 

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import pytest
 
-from compat_harness import PLUMBLINE, SELFCHECK, Launcher, PairSpec, serve_flags
+from compat_harness import PLUMBLINE, SELFCHECK, Launcher, PairSpec, serve_available
 
 _ORDER: list[PairSpec] = []
 
@@ -21,7 +21,7 @@ def pytest_collection_modifyitems(session, config, items):
 
 @pytest.fixture(scope="session")
 def launcher():
-    if not SELFCHECK and (not PLUMBLINE.exists() or not serve_flags()):
+    if not SELFCHECK and (not PLUMBLINE.exists() or not serve_available()):
         pytest.skip("`plumbline serve` is not available in this checkout")
     pairs = Launcher(list(_ORDER))
     yield pairs
