@@ -487,16 +487,15 @@ class WorkerPool:
         reason = worker.stop_reason or ("killed_signal" if returncode < 0 else "exited")
         cause = _cause_of_death(returncode)
         if worker.stop_reason is None and worker.ready_at is not None:
-            _log(logging.ERROR, "worker_died", f"worker {_unexpected_death(returncode)}", worker=worker.slot,
-                 pid=worker.proc.pid, returncode=returncode, requests=worker.requests,
-                 reason=reason)
+            _log(logging.ERROR, "worker_died", f"worker {_unexpected_death(returncode)}",
+                 worker=worker.slot, pid=worker.proc.pid, returncode=returncode,
+                 requests=worker.requests, reason=reason)
         elif worker.stop_reason in ("timeout", "unhealthy"):
             _log(logging.WARNING, "worker_killed", f"worker {cause}", worker=worker.slot,
                  pid=worker.proc.pid, reason=reason)
         else:
             _log(logging.INFO, "worker_stopped", f"worker {cause}", worker=worker.slot,
                  pid=worker.proc.pid, reason=reason)
-        worker.state = "failed" if worker.stop_reason is None else "stopping"
         if not worker.replace.done():
             worker.replace.set_result(reason)
 

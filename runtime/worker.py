@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import resource
 import signal
 import sys
 import traceback
@@ -45,6 +46,14 @@ def _parse_args(argv: list[str] | None) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
+def _c_stack_limit() -> int | None:
+    """R's own choice: 95% of the stack rlimit (None keeps rpy2's default when unlimited)."""
+    soft, _ = resource.getrlimit(resource.RLIMIT_STACK)
+    if soft == resource.RLIM_INFINITY:
+        return None
+    return int(0.95 * soft)
+
+
 def _write_stderr(text: str) -> None:
     os.write(2, text.encode("utf-8", "replace"))
 
@@ -57,7 +66,9 @@ class RBridge:
         from rpy2.rinterface_lib import callbacks, openrlib
 
         # interactive=False, as under Rscript: plumber's debug default follows interactive().
-        ri.initr(interactive=False)
+        # rpy2 turns R's C stack check off by default; deep recursion (a deeply nested JSON
+        # body) would then crash the worker instead of raising an R error plumber answers.
+        ri.initr(interactive=False, _c_stack_limit=_c_stack_limit())
         callbacks.consolewrite_print = _write_stderr
         callbacks.consolewrite_warnerror = _write_stderr
         self._ri = ri

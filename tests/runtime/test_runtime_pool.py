@@ -67,6 +67,14 @@ def test_json_body_arguments(pool):
     assert (response.status, response.body) == (200, b'{"sum":[3]}')
 
 
+def test_deeply_nested_json_is_an_r_error_not_a_crash(pool):
+    pids = {row["pid"] for row in pool.snapshot()}
+    body = b'{"a": ' + b"[" * 5000 + b"1" + b"]" * 5000 + b', "b": 1}'
+    response = pool.request("POST", "/sum", headers=[("content-type", "application/json")], body=body)
+    assert response.status == 500
+    assert {row["pid"] for row in pool.snapshot()} == pids
+
+
 def test_rook_environment_seen_by_the_endpoint(pool):
     response = pool.request("POST", "/req", "x=1",
                             headers=[("x-custom", "yes"), ("content-type", "text/plain")],
@@ -235,6 +243,17 @@ def test_max_requests_recycles_workers_without_losing_requests():
         assert len(set(pids)) >= 3
         assert pids.count(pids[0]) >= 3
         assert harness.pool.restart_counts["max_requests"] >= 2
+
+
+def test_abandoned_request_does_not_leak_its_answer_to_the_next():
+    with running_pool(BASIC, workers=1) as harness:
+        harness.wait_until_idle()
+        abandoned = harness.submit("GET", "/sleep", "secs=1")
+        wait_for(lambda: harness.pool.in_flight == 1)
+        abandoned.cancel()  # the client went away while R was still working
+        assert harness.get("/text").body == b"hello"
+        assert harness.get("/json").body == b'{"a":[1]}'
+        assert harness.pool.restart_counts == dict.fromkeys(harness.pool.restart_counts, 0)
 
 
 def test_queue_is_bounded():
