@@ -182,6 +182,18 @@ plumbline {q['parity']['non2xx'] + q['summary']['non2xx']}.
 | plumber | {p['wait8']:.1f} s |
 | plumbline, `--workers 8` | {r['plumbline8']['wait8']:.1f} s |
 
+## Where the difference comes from
+
+- plumber serves one request at a time in one R process, and a body wrapped in `future()`
+  under a sequential plan pays for the future and for plumber's promise machinery (the
+  `later` loop) on every call. plumbline runs `future()` inline in its workers
+  (`--inline-futures`, on by default; concurrency comes from the pool's processes).
+- For apps with only plumber's default filters and no hooks, plumbline runs plumber's own
+  filters, parsers, argument matching, serializer and error handler directly
+  (`runtime/fastpath.R`) instead of through plumber's step runner; responses stay
+  byte-identical (tests/compat checks them against real plumber).
+- HTTP parsing, health, metrics and logs are in Python (uvicorn with httptools), outside R.
+
 ## Memory
 
 Resident memory per idle R worker (R + plumber + the app loaded): {mean_rss:.0f} MiB

@@ -31,6 +31,11 @@ plumbline_load <- function(file, attach, inline_futures) {
     # pr_run() serves from the file's folder; the worker only ever serves this app.
     setwd(dirname(file))
     plumbline$pr <- pr
+    # pr_run() reads this option (often set by plumber.R itself) when it starts serving;
+    # httpuv then asks pr$onHeaders() before reading a body. The worker never runs pr_run().
+    max_size <- getOption("plumber.maxRequestSize", 0)
+    pr$.__enclos_env__$private$maxSize <- max_size
+    plumbline$check_size <- isTRUE(max_size > 0)
     # fastpath.R, sourced beside this file; an app it cannot judge simply keeps pr$call().
     tryCatch(fastpath_prepare(pr), error = function(e) fastpath$enabled <- FALSE)
     plumbline$httpuv_version <- utils::packageVersion("httpuv")
@@ -128,7 +133,8 @@ plumbline_handle <- function(fields, body) {
   if (!is.null(req$HTTP_CONTENT_LENGTH)) req$CONTENT_LENGTH <- req$HTTP_CONTENT_LENGTH
 
   tryCatch({
-    response <- fastpath_call(req)
+    response <- if (plumbline$check_size) plumbline$pr$onHeaders(req)
+    if (is.null(response)) response <- fastpath_call(req)
     if (is.null(response)) response <- plumbline$pr$call(req)
     if (promises::is.promise(response)) response <- settle(response)
     to_wire(response)

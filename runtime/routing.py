@@ -15,13 +15,16 @@ from plumbline.endpoints import Endpoint, PlumberFile
 
 UNMATCHED = "<unmatched>"  # route label for requests no endpoint matches (bounded cardinality)
 _PLUMBER_BLOCK = re.compile(r"^#['*]\s*@plumber\b", re.M)  # plumber's own pattern
+# Options plumber's 404/405 step reads in R at request time.
+_ROUTING_OPTIONS = re.compile(r"plumber\.(?:trailingSlash|methodNotAllowed)\b")
 
 
 def r_sees_everything(spec: PlumberFile) -> bool:
     """Whether R, not Python, must answer what the annotations do not route, and see bodies
     unchecked: true when plumber.R has @filter blocks (a filter may answer, or refuse before
-    a body is parsed) or a `#* @plumber` block (it may add routes, filters, hooks, mounts
-    and 404/error handlers that no annotation shows).
+    a body is parsed), a `#* @plumber` block (it may add routes, filters, hooks, mounts and
+    404/error handlers that no annotation shows), or mentions the options that change
+    plumber's 404/405 answers (plumber.trailingSlash redirects, plumber.methodNotAllowed).
     """
     if spec.filters:
         return True
@@ -29,7 +32,7 @@ def r_sees_everything(spec: PlumberFile) -> bool:
         source = Path(spec.path).read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError):
         return False
-    return _PLUMBER_BLOCK.search(source) is not None
+    return bool(_PLUMBER_BLOCK.search(source) or _ROUTING_OPTIONS.search(source))
 
 
 @dataclass(frozen=True)

@@ -60,5 +60,8 @@ def test_r_answers_unrouted_requests_when_filters_or_a_plumber_block_exist(tmp_p
     block.write_text("#* @get /a\nfunction() 1\n\n#* @plumber\nfunction(pr) {\n"
                      "  pr_get(pr, '/added', function() 2)\n}\n")
     assert r_sees_everything(parse_file(block))
+    options = tmp_path / "options.R"
+    options.write_text("options(plumber.trailingSlash = TRUE)\n#* @get /a/\nfunction() 1\n")
+    assert r_sees_everything(parse_file(options))
     assert r_sees_everything(parse_file(REPO / "tests" / "fixtures" / "annotated" / "plumber.R"))
     assert not r_sees_everything(parse_file(REPO / "examples" / "plumber-on-k8s" / "plumber.R"))

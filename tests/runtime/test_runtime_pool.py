@@ -159,6 +159,15 @@ def test_repeated_request_headers_are_joined_like_httpuv(pool):
     assert body_json(response) == {"payload": ["one,two"]}
 
 
+def test_plumber_max_request_size_option_is_enforced():
+    with running_pool(APPS / "max_size" / "plumber.R", workers=1) as harness:
+        small = harness.request("POST", "/upload", body=b"x" * 50)
+        assert (small.status, small.body) == (200, b"50")
+        large = harness.request("POST", "/upload", body=b"x" * 200)
+        assert (large.status, content_type(large), large.body) == (
+            413, "text/plain", b"Maximum upload size exceeded")
+
+
 def test_utf8_bytes_are_passed_through(pool):
     assert pool.get("/bytes").body == "hé".encode()
 

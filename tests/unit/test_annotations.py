@@ -146,3 +146,11 @@ def test_endpoints_agree_with_real_plumber(tmp_path):
         for e in ours:
             e["verbs"] = sorted(e["verbs"]) if len(e["verbs"]) > 1 else e["verbs"]
         assert sorted(ours, key=key) == sorted(theirs, key=key), plumber_r
+
+
+def test_api_info_continues_over_following_lines_like_plumber():
+    source = ("#* @apiTitle Cars\n#* @apiDescription Manage the inventory of an automobile\n"
+              "#*   store using an API.\n#* @apiVersion 1.0\n\n#* @get /x\nfunction() 1\n")
+    info = parse_source(source).info
+    assert info.description == "Manage the inventory of an automobile store using an API."
+    assert (info.title, info.version) == ("Cars", "1.0")
