@@ -68,11 +68,12 @@ class AppLoadError(Exception):
 
 
 class PoolFull(Exception):
-    """No worker free and the wait queue is full (or the pool is shutting down)."""
+    """No worker free: the wait queue is full, a queued request waited past the timeout,
+    or the pool is shutting down."""
 
 
 class WorkerTimeout(Exception):
-    """The request ran (or waited) longer than the configured timeout."""
+    """The request ran in R longer than the configured timeout."""
 
 
 class WorkerDied(Exception):
@@ -270,8 +271,9 @@ class WorkerPool:
             async with asyncio.timeout(self._config.timeout):
                 return await fut
         except TimeoutError:
+            # It never reached R: "try again later" (503), not a gateway timeout.
             self._reclaim(fut)
-            raise WorkerTimeout(f"no worker became free within {self._config.timeout} s") from None
+            raise PoolFull(f"no worker became free within {self._config.timeout} s") from None
         except BaseException:
             self._reclaim(fut)
             raise

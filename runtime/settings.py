@@ -206,7 +206,8 @@ SETTINGS: tuple[Setting, ...] = (
             "Retry-After."),
     Setting("timeout", _seconds, 60.0,
             "Seconds one request may run in R before the client gets 504 and the worker is "
-            "replaced (0 = no limit)."),
+            "replaced; also the longest a request waits for a free worker before 503 "
+            "(0 = no limit)."),
     Setting("max_requests", _integer(0), 0,
             "Recycle a worker after this many requests, to bound memory growth (0 = never)."),
     Setting("max_requests_jitter", _integer(0), 0,

@@ -4,10 +4,12 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-# R and the R packages plumber.R files use; runtime/Dockerfile installs exactly these.
-R_PACKAGES="r-base-core r-cran-jsonlite r-cran-plumber r-cran-future r-cran-promises"
-# Tools for the local cluster (HAProxy) and the benchmarks (wrk).
-TOOL_PACKAGES="haproxy wrk"
+# R and the R packages plumber.R files use (readr, base64enc, yaml: plumber's csv/tsv and yaml
+# serializers and session cookies need them); runtime/Dockerfile installs exactly these.
+R_PACKAGES="r-base-core r-cran-jsonlite r-cran-plumber r-cran-future r-cran-promises r-cran-readr r-cran-base64enc r-cran-yaml"
+# Tools for the local cluster (HAProxy) and the benchmarks (wrk), and an R package only
+# plumber's example 07-mailgun uses (the compatibility suite serves it); not in the image.
+TOOL_PACKAGES="haproxy wrk r-cran-htmltools"
 PYTHON="${PYTHON:-python3}"
 
 missing=""

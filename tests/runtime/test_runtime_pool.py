@@ -208,6 +208,20 @@ def test_timeout_kills_and_replaces_the_worker():
         assert [harness.get("/text").body for _ in range(4)] == [b"hello"] * 4
 
 
+def test_request_still_queued_after_the_timeout_gets_pool_full_and_kills_nothing():
+    with running_pool(BASIC, workers=1, timeout=1.5) as harness:
+        harness.wait_until_idle()
+        first = harness.submit("GET", "/sleep", "secs=1")
+        wait_for(lambda: harness.pool.in_flight == 1)
+        second = harness.submit("GET", "/sleep", "secs=1")
+        wait_for(lambda: harness.pool.queue_depth == 1)
+        # Waits behind both (about 2 s), never reaching R within 1.5 s.
+        with pytest.raises(PoolFull, match="no worker became free"):
+            harness.get("/text")
+        assert first.result(30).body == b"slept" and second.result(30).body == b"slept"
+        assert harness.pool.restart_counts["timeout"] == 0
+
+
 def test_quit_fails_only_that_request_and_the_slot_is_refilled():
     with running_pool(BASIC, workers=2) as harness:
         harness.wait_until_idle()
