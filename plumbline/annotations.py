@@ -11,7 +11,7 @@ import re
 from pathlib import Path
 
 from .endpoints import (
-    VERBS, ApiInfo, Assets, Endpoint, Filter, Param, PathTemplate, PlumberFile, Serializer,
+    VERBS, ApiInfo, Assets, Endpoint, Filter, Formal, Param, PathTemplate, PlumberFile, Serializer,
     api_type,
 )
 
@@ -273,8 +273,8 @@ def _top_level_starts(lines: list[str]) -> list[int]:
     return starts
 
 
-def _formals(lines: list[str], start: int) -> tuple[str, ...]:
-    """Argument names of `function(a, b = 1, ...)` starting at `start`, if readable."""
+def _formals(lines: list[str], start: int) -> tuple[Formal, ...]:
+    """Arguments of `function(a, b = 1, ...)` starting at `start`, if readable."""
     text = "\n".join(lines[start:start + 40])
     m = re.search(r"function\s*\(", text)
     if not m:
@@ -293,9 +293,10 @@ def _formals(lines: list[str], start: int) -> tuple[str, ...]:
             current += ch
         i += 1
     args.append(current)
-    names = []
+    formals = []
     for arg in args:
-        name = arg.split("=", 1)[0].strip().strip("`")
+        name, eq, default = arg.partition("=")
+        name = name.strip().strip("`")
         if name:
-            names.append(name)
-    return tuple(names)
+            formals.append(Formal(name, default.strip() if eq else None))
+    return tuple(formals)

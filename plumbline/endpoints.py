@@ -52,6 +52,13 @@ class Param:
 
 
 @dataclass(frozen=True)
+class Formal:
+    """One argument of an endpoint function, as written: `n = 10` -> Formal("n", "10")."""
+    name: str
+    default: str | None = None  # R source of the default; None when it has none
+
+
+@dataclass(frozen=True)
 class PathParam:
     name: str
     type: str
@@ -128,7 +135,7 @@ class Endpoint:
     description: str = ""
     tags: tuple[str, ...] = ()
     responses: dict[str, str] = field(default_factory=dict)
-    formals: tuple[str, ...] = ()  # the function's argument names, when readable
+    formals: tuple[Formal, ...] = ()  # the function's arguments, when readable
 
     @property
     def route(self) -> str:

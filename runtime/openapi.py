@@ -1,15 +1,16 @@
 """The OpenAPI 3.0.3 document of a plumber.R, built once from its parsed annotations.
 
 Shaped like plumber's own /openapi.json (same info defaults, path templates, parameter
-schemas, 500/default responses) plus request bodies for POST/PUT/PATCH, so Swagger UI can
-send them.
+schemas, the function's undocumented arguments, 500/default responses) plus request bodies
+for POST/PUT/PATCH, so Swagger UI can send them.
 """
 from __future__ import annotations
 
 import json
 import re
+from dataclasses import replace
 
-from plumbline.endpoints import Endpoint, PlumberFile, Serializer
+from plumbline.endpoints import Endpoint, Formal, Param, PlumberFile, Serializer
 
 _FORMATS = {"integer": "int64", "number": "double"}
 _PARSER_TYPES = {
@@ -34,6 +35,8 @@ _SERIALIZER_TYPES = {
     "arrow_ipc_stream": "application/vnd.apache.arrow.stream",
 }
 _BODY_VERBS = ("POST", "PUT", "PATCH")
+_NOT_PARAMS = {"req", "res", "..."}  # plumber supplies these; never client parameters
+_NUMBER = re.compile(r"-?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?")
 
 
 def build(spec: PlumberFile) -> dict:
@@ -64,7 +67,8 @@ def _operation(ep: Endpoint, verb: str) -> dict:
     op["description"] = ep.description
     if ep.tags:
         op["tags"] = list(ep.tags)
-    documented = {p.name: p for p in ep.params}
+    params, defaults = _params(ep)
+    documented = {p.name: p for p in params}
     in_path = {p.name for p in ep.path.params}
     parameters = []
     for p in ep.path.params:
@@ -76,13 +80,13 @@ def _operation(ep: Endpoint, verb: str) -> dict:
         if p.is_array:
             param.update(style="simple", explode=False)
         parameters.append(param)
-    others = [p for p in ep.params if p.name not in in_path]
+    others = [p for p in params if p.name not in in_path]
     if verb in _BODY_VERBS:
-        op["requestBody"] = _request_body(ep, others)
+        op["requestBody"] = _request_body(ep, others, defaults)
     else:
         for p in others:
             param = {"name": p.name, "in": "query", "required": p.required,
-                     "schema": _schema(p.type, p.is_array)}
+                     "schema": _schema(p.type, p.is_array, defaults.get(p.name))}
             if p.description:
                 param["description"] = p.description
             if p.is_array:
@@ -93,24 +97,62 @@ def _operation(ep: Endpoint, verb: str) -> dict:
     return op
 
 
-def _schema(kind: str, is_array: bool) -> dict:
+def _params(ep: Endpoint) -> tuple[list[Param], dict[str, object]]:
+    """The documented @params and then the function's other arguments, as plumber lists
+    them: an argument without a default is required; a literal default gives the type and
+    the schema's default. Returns the params and those defaults by name."""
+    formals = {f.name: f for f in ep.formals if f.name not in _NOT_PARAMS}
+    params = [replace(p, required=formals[p.name].default is None) if p.name in formals else p
+              for p in ep.params]
+    documented = {p.name for p in ep.params}
+    defaults = {}
+    for formal in formals.values():
+        literal = _literal(formal)
+        if literal is not None:
+            defaults[formal.name] = literal[1]
+        if formal.name not in documented:
+            kind = literal[0] if literal else "string"
+            params.append(Param(formal.name, kind, required=formal.default is None))
+    return params, defaults
+
+
+def _literal(formal: Formal) -> tuple[str, object] | None:
+    """(OpenAPI type, value) of a default written as an R scalar literal, else None."""
+    source = (formal.default or "").strip()
+    if source in ("TRUE", "T", "FALSE", "F"):
+        return "boolean", source.startswith("T")
+    if source.endswith("L") and re.fullmatch(r"-?\d+", source[:-1]):
+        return "integer", int(source[:-1])
+    if _NUMBER.fullmatch(source):
+        value = float(source)
+        return "number", int(value) if value.is_integer() else value
+    m = re.fullmatch(r"\"([^\"\\]*)\"|'([^'\\]*)'", source)
+    if m:
+        return "string", m.group(1) if m.group(1) is not None else m.group(2)
+    return None
+
+
+def _schema(kind: str, is_array: bool, default: object = None) -> dict:
     if kind == "file":
         one = {"type": "string", "format": "binary"}
     else:
         one = {"type": kind}
         if kind in _FORMATS:
             one["format"] = _FORMATS[kind]
-    return {"type": "array", "items": one} if is_array else one
+    schema = {"type": "array", "items": one} if is_array else one
+    if default is not None and not is_array:
+        schema["default"] = default
+    return schema
 
 
-def _request_body(ep: Endpoint, params) -> dict:
+def _request_body(ep: Endpoint, params, defaults: dict[str, object]) -> dict:
     types = [_PARSER_TYPES[p] for p in ep.parsers if p in _PARSER_TYPES] or [
         "application/json"]
     content = {}
     for media in types:
         if media in _STRUCTURED_BODIES:
             schema: dict = {"type": "object", "properties": {
-                p.name: {**_schema(p.type, p.is_array),
+                p.name: {**_schema(p.type, p.is_array, defaults.get(p.name)),
                          **({"description": p.description} if p.description else {})}
                 for p in params}}
             required = [p.name for p in params if p.required]

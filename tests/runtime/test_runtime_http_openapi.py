@@ -1,6 +1,7 @@
 """/openapi.json documents: valid OpenAPI 3.0.3, built from the annotations alone."""
 from __future__ import annotations
 
+import json
 import subprocess
 from pathlib import Path
 
@@ -62,3 +63,25 @@ def test_multi_line_api_description_is_joined_as_plumber_does():
     assert doc["info"]["title"] == "Auto Inventory Manager"
     assert doc["info"]["description"] == (
         "Manage the inventory of an automobile store using an API.")
+
+
+def test_undocumented_arguments_are_listed_as_plumber_lists_them():
+    """Every argument but req/res/... is a parameter; its default gives type and default."""
+    fixture = REPO / "tests" / "fixtures" / "openapi-arguments" / "plumber.R"
+    ours = openapi.build(parse_file(fixture))
+    validate(ours)
+    code = ('spec <- plumber::pr(commandArgs(TRUE)[1])$getApiSpec(); '
+            'cat(jsonlite::toJSON(spec$paths, auto_unbox = TRUE, null = "null"))')
+    done = subprocess.run(["Rscript", "-e", code, str(fixture)], capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    plumbers = json.loads(done.stdout)
+    for path in ("/search", "/items/{id}"):
+        mine = {p["name"]: p for p in ours["paths"][path]["get"]["parameters"]}
+        theirs = {p["name"]: p for p in plumbers[path]["get"]["parameters"]}
+        assert set(mine) == set(theirs), path
+        for name, param in theirs.items():
+            assert (mine[name]["in"], mine[name]["required"], mine[name]["schema"]) == (
+                param["in"], param["required"], param["schema"]), (path, name)
+    search = {p["name"]: p for p in ours["paths"]["/search"]["get"]["parameters"]}
+    assert search["exact"]["schema"] == {"type": "boolean", "default": False}
+    assert search["q"]["required"] is True  # no default: required, though its @param has no `*`

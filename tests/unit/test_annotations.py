@@ -31,7 +31,7 @@ def test_example_app_endpoints():
     parity = api.endpoints[0]
     assert parity.params[0].name == "int" and parity.params[0].description == "Integer to test for parity"
     assert parity.summary == "Determine if an integer is odd or even"
-    assert parity.formals == ("int",)
+    assert [(f.name, f.default) for f in parity.formals] == [("int", None)]
 
 
 def test_fixture_annotations():
