@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Iterable
 
-from plumbline.endpoints import PathTemplate
+from plumbline.platform.manifests import ingress_paths
 
 INSTALL_HINT = "HAProxy is not installed: run `apt-get install haproxy` (or scripts/install.sh)"
 MIN_VERSION = (2, 6)
@@ -35,9 +35,6 @@ PR_SET_PDEATHSIG = 1
 # otherwise leastconn would keep picking a dead replica, which has the fewest connections.
 CHECK_OPTIONS = ("check inter 500ms fastinter 250ms downinter 500ms fall 2 rise 1 "
                  "observe layer4 error-limit 1 on-error mark-down")
-# Plumbline's own paths that are useful through the ingress (docs); probes and /metrics
-# stay on the replicas, as with a Kubernetes ingress.
-DOCS_ROUTES = (("exact", "/openapi.json"), ("prefix", "/__docs__/"))
 
 
 class HAProxyMissing(RuntimeError):
@@ -50,7 +47,7 @@ class HAProxyError(RuntimeError):
 
 @dataclass(frozen=True)
 class Route:
-    kind: str  # "exact" or "prefix"
+    kind: str  # "exact" or "prefix" (element-wise, as an Ingress Prefix rule)
     path: str
 
 
@@ -76,21 +73,9 @@ class ServerStat:
 
 
 def ingress_routes(spec) -> list[Route]:
-    """The paths HAProxy sends to the app: each endpoint exactly, typed params as prefix."""
-    if spec.ingress.path_prefix:
-        return [Route("prefix", spec.ingress.path_prefix)]
-    routes: list[Route] = []
-    for raw in spec.endpoint_paths:
-        template = PathTemplate.parse(raw)
-        route = (Route("prefix", template.static_prefix) if template.is_dynamic
-                 else Route("exact", raw))
-        if route not in routes:
-            routes.append(route)
-    for asset in (spec.api.assets if spec.api else ()):
-        routes.append(Route("prefix", asset.mount.rstrip("/") + "/"))
-    if spec.ingress.expose_docs:
-        routes.extend(Route(kind, path) for kind, path in DOCS_ROUTES)
-    return routes
+    """The Ingress rules `plumbline render` writes for the spec, as HAProxy routes: the local
+    ingress routes exactly what the cluster's would."""
+    return [Route(rule["pathType"].lower(), rule["path"]) for rule in ingress_paths(spec)]
 
 
 def server_line(server: Server) -> str:
@@ -110,8 +95,12 @@ def render_config(*, routes: Iterable[Route], bind_host: str, port: int, admin_s
                   servers: Iterable[Server], server_timeout: float) -> str:
     acls = []
     for route in routes:
-        matcher = "path" if route.kind == "exact" else "path_beg"
-        acls.append(f"    acl app_path {matcher} {_quote(route.path)}")
+        path = _quote(route.path)
+        if route.kind == "exact" or path != "/":
+            acls.append(f"    acl app_path path {path}")
+        if route.kind == "prefix":
+            # Kubernetes' Prefix matches whole path elements: /users and /users/..., not /usersX.
+            acls.append(f"    acl app_path path_beg {path.rstrip('/')}/")
     server_lines = [f"    server {s.name} {server_line(s)}" for s in servers]
     json_error = "content-type application/json string"
     return "\n".join([

@@ -5,7 +5,6 @@ under future's default sequential plan); plumbline serves the file unchanged wit
 """
 from __future__ import annotations
 
-import json
 import re
 import time
 

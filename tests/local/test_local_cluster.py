@@ -22,6 +22,7 @@ import psutil
 import pytest
 
 from plumbline.platform.failover import run_scenario
+from plumbline.platform.local_cluster import free_port
 from plumbline.platform.local_control import StateFile
 
 pytestmark = pytest.mark.slow
@@ -31,12 +32,6 @@ EXAMPLE_DIR = REPO / "examples" / "plumber-on-k8s"
 PLUMBLINE = [sys.executable, "-m", "plumbline"]
 NAME = "failover"
 START_TIMEOUT = 150
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 class Cluster:

@@ -4,11 +4,16 @@ from __future__ import annotations
 
 import shutil
 import subprocess
+import threading
+import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
+import httpx
 import pytest
 
-from plumbline.platform.haproxy import Server, ingress_routes, render_config
+from plumbline.platform.haproxy import HAProxy, Server, ingress_routes, render_config
+from plumbline.platform.local_cluster import free_port
 from plumbline.platform.spec import build_spec
 
 REPO = Path(__file__).resolve().parents[2]
@@ -53,13 +58,60 @@ def test_example_config_is_valid_and_routes_each_endpoint(tmp_path):
     assert "maxconn 2" in config
 
 
-def test_typed_path_params_become_prefixes(tmp_path):
+def typed_spec(tmp_path: Path):
     app = tmp_path / "typed" / "plumber.R"
     app.parent.mkdir()
     app.write_text(TYPED_APP)
-    routes = ingress_routes(build_spec(app, {"name": "typed"}))
-    assert [(r.kind, r.path) for r in routes][:2] == [("prefix", "/users/"), ("exact", "/items")]
-    assert len([r for r in routes if r.path == "/users/"]) == 1  # deduplicated
+    return build_spec(app, {"name": "typed"})
+
+
+def test_typed_path_params_become_prefixes(tmp_path):
+    routes = ingress_routes(typed_spec(tmp_path))
+    assert [(r.kind, r.path) for r in routes][:2] == [("prefix", "/users"), ("exact", "/items")]
+    assert len([r for r in routes if r.path == "/users"]) == 1  # deduplicated
+
+
+class _EchoPath(BaseHTTPRequestHandler):
+    """A stand-in replica: ready, and answers every request with its path."""
+
+    def do_GET(self):  # noqa: N802 (http.server's naming)
+        body = self.path.encode()
+        self.send_response(200)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, *args):
+        pass
+
+
+@pytest.mark.skipif(shutil.which("haproxy") is None, reason="haproxy not installed")
+def test_haproxy_matches_paths_as_a_kubernetes_ingress_does(tmp_path):
+    replica = ThreadingHTTPServer(("127.0.0.1", 0), _EchoPath)
+    threading.Thread(target=replica.serve_forever, daemon=True).start()
+    proxy = HAProxy(tmp_path, on_log=lambda line: None)
+    port = free_port()
+    try:
+        proxy.start(render_config(
+            routes=ingress_routes(typed_spec(tmp_path)), bind_host="127.0.0.1", port=port,
+            admin_socket=proxy.admin_socket, servers=[Server("r1", replica.server_port, 4)],
+            server_timeout=10))
+        deadline = time.monotonic() + 10
+        while not proxy.api.servers()["r1"].in_rotation and time.monotonic() < deadline:
+            time.sleep(0.1)
+        with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=5) as client:
+            for path in ("/users", "/users/7", "/users/7/posts", "/items", "/__docs__/"):
+                response = client.get(path)
+                assert (response.status_code, response.text) == (200, path)
+            # Prefix rules match whole path elements; Exact rules only the path itself;
+            # the replica's /metrics is not routed.
+            for path in ("/usersX", "/items/1", "/metrics"):
+                response = client.get(path)
+                assert response.status_code == 404, path
+                assert response.json() == {"error": "no route", "path": path}
+    finally:
+        proxy.stop()
+        replica.shutdown()
 
 
 def test_retries_never_replay_a_request_that_reached_a_replica(tmp_path):

@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import os
 import shutil
-import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -11,15 +10,11 @@ from pathlib import Path
 import psutil
 import pytest
 
+from plumbline.platform.local_cluster import free_port
+
 PLUMBLINE = [sys.executable, "-m", "plumbline"]
 REPO = Path(__file__).resolve().parents[2]
 EXAMPLE = REPO / "examples" / "plumber-on-k8s" / "plumber.R"
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def test_missing_haproxy_says_how_to_install_it(tmp_path):

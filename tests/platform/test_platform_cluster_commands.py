@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import pytest
 
-from platform_cluster_harness import EmulatedApiServer, PlayedControllers
+from platform_cluster_harness import PlayedControllers
 from plumbline.cli import main
 
 PLUMBER_R = """\
@@ -15,13 +15,6 @@ function(int) {
 """
 NS = "shop"
 pytestmark = pytest.mark.slow  # runs Rscript (the syntax check) and an API server
-
-
-@pytest.fixture
-def api_server():
-    server = EmulatedApiServer()
-    yield server
-    server.stop()
 
 
 @pytest.fixture

@@ -8,7 +8,7 @@ from __future__ import annotations
 import kmock
 import pytest
 
-from platform_cluster_harness import EmulatedApiServer, PlayedControllers
+from platform_cluster_harness import PlayedControllers
 from plumbline.platform.apply import ApplyError
 from plumbline.platform.kube import connect
 from plumbline.platform.manifests import render
@@ -34,13 +34,6 @@ NS = "shop"
 pytestmark = pytest.mark.slow  # runs Rscript (the syntax check) and an API server
 DEPLOYMENTS = f"/apis/apps/v1/namespaces/{NS}/deployments"
 FAST = {"poll_interval": 0.05}
-
-
-@pytest.fixture
-def api_server():
-    server = EmulatedApiServer()
-    yield server
-    server.stop()
 
 
 @pytest.fixture

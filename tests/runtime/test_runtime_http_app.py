@@ -218,7 +218,7 @@ def test_openapi_describes_the_app(shop):
     assert listing["summary"] == "List items" and listing["tags"] == ["items"]
     params = {p["name"]: p for p in listing["parameters"]}
     assert params["limit"]["in"] == "query"
-    assert params["limit"]["schema"] == {"type": "integer", "format": "int64"}
+    assert params["limit"]["schema"] == {"type": "integer", "format": "int64", "default": 10}
     assert params["ids"]["schema"]["type"] == "array"
     assert listing["responses"]["200"]["description"] == "The items"
     adding = doc["paths"]["/items"]["post"]
