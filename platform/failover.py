@@ -250,6 +250,22 @@ def _fmt(ms: float | None) -> str:
     return "n/a" if ms is None else f"{ms:.0f} ms"
 
 
+def _load_started(locust: subprocess.Popen, request_log: Path, report_dir: Path,
+                   timeout: float = 120.0) -> float:
+    """When load began: locust can take seconds to start (imports, a cold cache), and a
+    baseline counted from its launch would hold no request. The locustfile opens the
+    request log as it loads; its users start a moment later (WARMUP covers that)."""
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        if locust.poll() is not None:
+            raise ScenarioError("locust exited early; see " + str(report_dir / "locust.log"))
+        if request_log.exists():
+            return time.time()
+        time.sleep(0.1)
+    raise ScenarioError(f"locust did not start within {timeout:.0f} s; see "
+                        + str(report_dir / "locust.log"))
+
+
 def run_scenario(name: str, state: StateFile, *, users: int = 10, baseline: float = 10.0,
                  after: float = 5.0, reports: Path = Path("loadtest/reports"),
                  emit: Callable[[str], None] = print) -> ScenarioResult:
@@ -272,7 +288,7 @@ def run_scenario(name: str, state: StateFile, *, users: int = 10, baseline: floa
     error = None
     event_start = event_end = time.time()
     try:
-        load_start = time.time()
+        load_start = _load_started(locust, request_log, report_dir)
         time.sleep(WARMUP + baseline)
         if locust.poll() is not None:
             raise ScenarioError("locust exited early; see " + str(report_dir / "locust.log"))

@@ -11,8 +11,8 @@ import re
 from pathlib import Path
 
 from .endpoints import (
-    VERBS, ApiInfo, Assets, Endpoint, Filter, Formal, Param, PathTemplate, PlumberFile, Serializer,
-    api_type,
+    VERBS, ApiInfo, Assets, Endpoint, Filter, Formal, Param, PathTemplate, PlumberFile,
+    Serializer, api_type,
 )
 
 
