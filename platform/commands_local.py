@@ -12,6 +12,7 @@ from pathlib import Path
 
 from plumbline.cli import HelpFormatter
 from plumbline.platform.haproxy import HAProxyMissing, find_binary
+from plumbline.platform.manifests import ingress_warnings
 from plumbline.platform.local_cluster import LocalCluster, Settings, port_is_free
 from plumbline.platform.local_control import (ControlClient, ControlError, ControlServer,
                                               StateFile)
@@ -116,6 +117,8 @@ def cmd_up(args) -> int:
         signal.signal(sig, lambda signum, frame: cluster.request_stop(signal.strsignal(signum)))
     say(f"{spec.name}: {spec.replicas} replicas of {spec.plumber_file} "
         f"({spec.workers} R workers each); control {control.url}")
+    for warning in ingress_warnings(spec):
+        say(f"warning: {warning}")
     try:
         code = cluster.run()
     finally:

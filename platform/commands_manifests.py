@@ -16,7 +16,7 @@ import sys
 from pathlib import Path
 
 from plumbline.platform.helm_values import helm_values
-from plumbline.platform.manifests import render, render_yaml
+from plumbline.platform.manifests import ingress_warnings, render, render_yaml
 from plumbline.platform.profiles import apply_profile, parse_profiles
 from plumbline.platform.rbac import DEFAULT_ACCOUNT, render_rbac
 from plumbline.platform.spec import (
@@ -181,6 +181,8 @@ def _render(args: argparse.Namespace) -> int:
     except SpecError as e:
         print(f"plumbline render: refused: {e}", file=sys.stderr)
         return 2
+    for warning in ingress_warnings(spec):
+        print(f"plumbline render: warning: {warning}", file=sys.stderr)
     _write(text, args.output)
     return 0
 

@@ -356,6 +356,17 @@ def ingress_paths(spec: AppSpec) -> list[dict[str, str]]:
     return rules
 
 
+def ingress_warnings(spec: AppSpec) -> list[str]:
+    """What per-path Ingress rules would not route: paths added by `#* @plumber` blocks."""
+    api = spec.api
+    if not (spec.ingress.enabled and api) or spec.ingress.path_prefix:
+        return []
+    return [f"{spec.plumber_file}:{line}: a `#* @plumber` block may add routes that no "
+            "annotation shows; the ingress routes only the annotated paths (set "
+            "ingress.path_prefix, e.g. --path-prefix /, to route every path)"
+            for line in api.router_blocks]
+
+
 def ingress(spec: AppSpec) -> dict:
     backend = {"service": {"name": spec.name, "port": {"name": PORT_NAME}}}
     rule: dict[str, Any] = {"http": {"paths": [

@@ -19,6 +19,7 @@ from plumbline.annotations import AnnotationError, parse_file, parse_source
 from plumbline.endpoints import PlumberFile
 from plumbline.platform.apply import Applied, apply_manifests
 from plumbline.platform.kube import Cluster, KubeError, connect
+from plumbline.platform.manifests import ingress_warnings, render
 from plumbline.platform.rollout import (REVISION_ANNOTATION, RolloutResult, deployment_state,
                                         owned_replicasets, revision_of, watch_rollout)
 
@@ -100,8 +101,9 @@ def deploy(spec, cluster: Cluster | None = None, *, manifests: list[dict] | None
         if Path(extra).suffix.lower() == ".r":
             check_r_syntax(Path(extra))
     if manifests is None:
-        from plumbline.platform.manifests import render
         manifests = render(spec)
+    for warning in ingress_warnings(spec):
+        out(f"warning: {warning}")
     cluster = replace(cluster, namespace=spec.namespace) if cluster else \
         connect(namespace=spec.namespace)
     name = spec.name

@@ -36,6 +36,7 @@ _PARSER_TAG = re.compile(r"^#['*]\s*@parser(?:\s+(\S+)\s*(.*?)\s*)?$", re.S)
 _ASSETS_TAG = re.compile(r"^#['*]\s*@assets(?:\s+(\S*)(?:\s+(\S+))?\s*)?$")
 _RESPONSE_TAG = re.compile(r"^#['*]\s*@response\s+(\w+)(?:\s+@body\s+\S*)?\s+(\S.*?)\s*$", re.S)
 _TAG_TAG = re.compile(r"^#['*]\s*@tag\s+(\"[^\"]+\"|'[^']+'|\S+)")
+_ROUTER_BLOCK = re.compile(r"^#['*]\s*@plumber\b")  # plumber's own pattern
 _GLOBAL_LINE = re.compile(r"^#['*]\s*(@(api\w+)\s+)?(.*)$", re.I)  # plumber's argRegex
 
 SERIALIZERS = {
@@ -82,7 +83,9 @@ def parse_source(source: str, path: str = "plumber.R") -> PlumberFile:
         elif block.assets:
             directory, mount = block.assets
             assets.append(Assets(directory, mount, line))
-    return PlumberFile(path, tuple(endpoints), tuple(filters), tuple(assets), info)
+    router_blocks = tuple(i + 1 for i, text in enumerate(lines) if _ROUTER_BLOCK.match(text))
+    return PlumberFile(path, tuple(endpoints), tuple(filters), tuple(assets), info,
+                       router_blocks)
 
 
 class _Block:

@@ -170,6 +170,9 @@ class PlumberFile:
     filters: tuple[Filter, ...] = ()
     assets: tuple[Assets, ...] = ()
     info: ApiInfo = ApiInfo()
+    # Lines of `#* @plumber` blocks: R code that may add routes, filters and handlers no
+    # annotation shows.
+    router_blocks: tuple[int, ...] = ()
 
     def find(self, method: str, path: str) -> tuple[Endpoint | None, dict[str, str], set[str]]:
         """Route like plumber: first endpoint in file order whose path and verb match.

@@ -14,7 +14,6 @@ from pathlib import Path
 from plumbline.endpoints import Endpoint, PlumberFile
 
 UNMATCHED = "<unmatched>"  # route label for requests no endpoint matches (bounded cardinality)
-_PLUMBER_BLOCK = re.compile(r"^#['*]\s*@plumber\b", re.M)  # plumber's own pattern
 # Options plumber's 404/405 step reads in R at request time.
 _ROUTING_OPTIONS = re.compile(r"plumber\.(?:trailingSlash|methodNotAllowed)\b")
 
@@ -26,13 +25,13 @@ def r_sees_everything(spec: PlumberFile) -> bool:
     404/error handlers that no annotation shows), or mentions the options that change
     plumber's 404/405 answers (plumber.trailingSlash redirects, plumber.methodNotAllowed).
     """
-    if spec.filters:
+    if spec.filters or spec.router_blocks:
         return True
     try:
         source = Path(spec.path).read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError):
         return False
-    return bool(_PLUMBER_BLOCK.search(source) or _ROUTING_OPTIONS.search(source))
+    return bool(_ROUTING_OPTIONS.search(source))
 
 
 @dataclass(frozen=True)

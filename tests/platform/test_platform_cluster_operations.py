@@ -87,6 +87,15 @@ def test_deploy_applies_everything_then_a_second_deploy_changes_nothing(
         assert request.params == {"fieldManager": "plumbline"}
 
 
+def test_deploy_warns_when_r_code_adds_routes_the_ingress_does_not_route(cluster, controllers,
+                                                                           tmp_path):
+    source = PLUMBER_R + '\n#* @plumber\nfunction(pr) pr |> plumber::pr_get("/x", function() 1)\n'
+    out = []
+    assert deploy(make_spec(tmp_path, source=source), cluster, out=out.append, **FAST).ok
+    warnings = [line for line in out if line.startswith("warning: ")]
+    assert len(warnings) == 1 and "`#* @plumber` block may add routes" in warnings[0], out
+
+
 def test_a_changed_plumber_file_is_configured_and_rolled_out(api_server, cluster, controllers,
                                                              tmp_path):
     assert deploy(make_spec(tmp_path), cluster, out=lambda _: None, **FAST).ok

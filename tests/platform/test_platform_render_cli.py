@@ -97,3 +97,29 @@ def test_platform_render_cli_helm_values_and_rbac():
         "ServiceAccount", "Role", "RoleBinding"]
     done = plumbline("rbac")
     assert done.returncode == 2 and "--namespace is required" in done.stderr
+
+
+ROUTER_BLOCK_APP = '''#* @get /hello
+function() "hello"
+
+#* @plumber
+function(pr) {
+  pr |> plumber::pr_get("/added", function() "added in R")
+}
+'''
+
+
+def test_platform_render_cli_warns_that_the_ingress_misses_routes_added_in_r(tmp_path):
+    app = tmp_path / "plumber.R"
+    app.write_text(ROUTER_BLOCK_APP)
+    done = plumbline("render", app, "--name", "hello")
+    assert done.returncode == 0, done.stderr
+    assert f"warning: {app}:4: a `#* @plumber` block may add routes" in done.stderr
+    assert "--path-prefix /" in done.stderr
+    paths = by_kind(list(yaml.safe_load_all(done.stdout)))["Ingress"]["spec"]["rules"][0]
+    assert [p["path"] for p in paths["http"]["paths"]] == ["/hello", "/__docs__", "/openapi.json"]
+    # Routing every path answers the warning.
+    done = plumbline("render", app, "--name", "hello", "--path-prefix", "/")
+    assert done.returncode == 0 and "warning" not in done.stderr, done.stderr
+    done = plumbline("render", EXAMPLE / "plumber.R")
+    assert done.returncode == 0 and done.stderr == "", done.stderr

@@ -125,6 +125,13 @@ def _plumber_examples():
     return files + [EXAMPLE, FIXTURE]
 
 
+def test_router_blocks_are_found_with_their_lines():
+    api = parse_source('#* @get /a\nfunction() 1\n\n#* @plumber\nfunction(pr) pr\n'
+                       "#' @plumber\nfunction(pr) pr\n# @plumber is only a comment here\n")
+    assert api.router_blocks == (4, 6)
+    assert parse_file(EXAMPLE).router_blocks == ()
+
+
 @pytest.mark.slow
 def test_endpoints_agree_with_real_plumber(tmp_path):
     script = tmp_path / "dump.R"
