@@ -43,13 +43,13 @@ def register(subparsers) -> None:
 
     p = subparsers.add_parser("restart",
                               help="rolling restart of an app's pods, watched to completion")
-    p.add_argument("name", help="the app's name")
+    _add_name_argument(p)
     _add_wait_arguments(p)
     _add_cluster_arguments(p)
     p.set_defaults(func=_restart)
 
     p = subparsers.add_parser("scale", help="set an app's replica count")
-    p.add_argument("name", help="the app's name")
+    _add_name_argument(p)
     p.add_argument("replicas", type=int, help="the number of pods")
     _add_wait_arguments(p)
     _add_cluster_arguments(p)
@@ -57,13 +57,13 @@ def register(subparsers) -> None:
 
     p = subparsers.add_parser("status",
                               help="replicas, revision and endpoint URLs of an app")
-    p.add_argument("name", help="the app's name")
+    _add_name_argument(p)
     _add_cluster_arguments(p)
     p.set_defaults(func=_status)
 
     p = subparsers.add_parser("rollback",
                               help="return an app to an earlier revision (kubectl rollout undo)")
-    p.add_argument("name", help="the app's name")
+    _add_name_argument(p)
     p.add_argument("--to-revision", type=int, default=None,
                    help="the revision to return to (default: the one before the current)")
     _add_wait_arguments(p)
@@ -72,7 +72,7 @@ def register(subparsers) -> None:
 
     p = subparsers.add_parser("logs",
                               help="logs of all pods of an app, each line prefixed with its pod")
-    p.add_argument("name", help="the app's name")
+    _add_name_argument(p)
     p.add_argument("--tail", type=int, default=None,
                    help="only the last N lines of each pod (default: all)")
     p.add_argument("--follow", "-f", action="store_true",
@@ -82,9 +82,15 @@ def register(subparsers) -> None:
 
     p = subparsers.add_parser("delete",
                               help="delete everything plumbline created for an app")
-    p.add_argument("name", help="the app's name")
+    _add_name_argument(p)
     _add_cluster_arguments(p)
     p.set_defaults(func=_delete)
+
+
+def _add_name_argument(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("name", nargs="?", default=None,
+                        help="the app's name (with --local, the only local cluster running "
+                             "when left out)")
 
 
 def _add_cluster_arguments(parser: argparse.ArgumentParser) -> None:
@@ -119,6 +125,9 @@ def _command(run):
         if args.local or args.context == LOCAL_CONTEXT:
             from plumbline.platform.commands_local import run_local
             return run_local(args.command, args)
+        if getattr(args, "name", "") is None:
+            return _fail(f"plumbline {args.command}: the app's name is required "
+                         "(it may be left out only with --local)", EXIT_REFUSED)
         try:
             return run(args)
         except KeyboardInterrupt:

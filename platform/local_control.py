@@ -92,7 +92,8 @@ class StateFile:
                                "`plumbline up PLUMBER_R`)")
         if len(running) > 1:
             names = ", ".join(s.name for s in running)
-            raise ControlError(f"several local clusters are running ({names}); use --name")
+            raise ControlError(f"several local clusters are running ({names}); name the one "
+                               "you mean")
         return running[0]
 
 

@@ -138,6 +138,9 @@ def test_status_and_logs_commands(cluster):
         assert f"{cluster.url}{path}" in out
     logs = cluster.cli("logs", NAME, "--local")
     assert logs.returncode == 0, logs.stderr
+    # The only local cluster running needs no name, as in the README.
+    unnamed = cluster.cli("status", "--local")
+    assert unnamed.returncode == 0 and f"{NAME} (local): {cluster.url}" in unnamed.stdout
     assert re.search(r"^r\d+ \| .*listening", logs.stdout, re.M)
 
 

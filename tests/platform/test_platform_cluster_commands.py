@@ -107,6 +107,12 @@ def test_errors_end_in_a_verdict_and_a_failure_status(api_server, kubeconfig, tm
     assert code == 1
     assert err.startswith("scale failed: cannot reach the Kubernetes API at http://127.0.0.1:9")
 
+    # Only the local backend can guess which app is meant.
+    before = len(api_server.requests())
+    code, _, err = run(capsys, "scale", "3", "--kubeconfig", kubeconfig)
+    assert code == 2 and "the app's name is required" in err
+    assert len(api_server.requests()) == before
+
 
 @pytest.mark.parametrize("switch", [["--local"], ["--context", "local"]])
 def test_local_runs_the_command_against_the_local_backend(api_server, kubeconfig, capsys,
