@@ -91,6 +91,7 @@ def _add_name_argument(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("name", nargs="?", default=None,
                         help="the app's name (with --local, the only local cluster running "
                              "when left out)")
+    parser.set_defaults(name_is_positional=True)
 
 
 def _add_cluster_arguments(parser: argparse.ArgumentParser) -> None:
@@ -125,7 +126,7 @@ def _command(run):
         if args.local or args.context == LOCAL_CONTEXT:
             from plumbline.platform.commands_local import run_local
             return run_local(args.command, args)
-        if getattr(args, "name", "") is None:
+        if getattr(args, "name_is_positional", False) and args.name is None:
             return _fail(f"plumbline {args.command}: the app's name is required "
                          "(it may be left out only with --local)", EXIT_REFUSED)
         try:

@@ -252,17 +252,16 @@ def _fmt(ms: float | None) -> str:
 
 def _load_started(locust: subprocess.Popen, request_log: Path, report_dir: Path,
                    timeout: float = 120.0) -> float:
-    """When load began: locust can take seconds to start (imports, a cold cache), and a
-    baseline counted from its launch would hold no request. The locustfile opens the
-    request log as it loads; its users start a moment later (WARMUP covers that)."""
+    """When the first request of the load was answered: locust can take seconds to start
+    (imports, a cold cache), and a baseline counted from its launch would hold no request."""
     deadline = time.time() + timeout
     while time.time() < deadline:
         if locust.poll() is not None:
             raise ScenarioError("locust exited early; see " + str(report_dir / "locust.log"))
-        if request_log.exists():
+        if request_log.exists() and request_log.stat().st_size > 0:
             return time.time()
         time.sleep(0.1)
-    raise ScenarioError(f"locust did not start within {timeout:.0f} s; see "
+    raise ScenarioError(f"locust got no answer within {timeout:.0f} s; see "
                         + str(report_dir / "locust.log"))
 
 
@@ -325,8 +324,11 @@ def run_scenario(name: str, state: StateFile, *, users: int = 10, baseline: floa
     main = max(set(names), key=names.count) if names else ""
     base = [r["ms"] for r in records
             if r["name"] == main and load_start + WARMUP <= r["t"] < event_start]
+    # In flight at some moment of the event: a slow request that began just before it
+    # shows the event too, and a short event may see no request begin.
     during = [r["ms"] for r in records
-              if r["name"] == main and event_start <= r["t"] <= event_end]
+              if r["name"] == main and r["t"] <= event_end
+              and r["t"] + r["ms"] / 1000 >= event_start]
     passed = error is None and not failures and len(records) > 0
     verdict = (f"{'PASS' if passed else 'FAIL'} {name}: {len(failures)} failed of "
                f"{len(records)} requests; {main} p99 baseline {_fmt(percentile(base, 0.99))}, "
