@@ -1,7 +1,7 @@
 """Users of the example app (examples/plumber-on-k8s/plumber.R), every answer checked.
 
-Mostly /parity with a random integer (the answer must be the right "odd"/"even"), now and
-then the slow /wait (a JSON object with a time). Run it alone with
+Mostly /parity with a random integer (the answer must be the right "odd"/"even"), about one
+call in 100 the slow /wait (a JSON object with a time). Run it alone with
   locust -f loadtest/locustfile.py --headless -H http://127.0.0.1:8080 -u 10 -r 10 -t 30s
 or through `plumbline loadtest SCENARIO`, which also sets PLUMBLINE_LOADTEST_LOG: a JSON
 line per request (start time, latency, outcome) from which the scenarios judge the event.
@@ -39,7 +39,9 @@ class AppUser(FastHttpUser):
     network_timeout = 90.0  # a frozen replica's request completes once it is thawed/replaced
     connection_timeout = 5.0
 
-    @task(30)
+    # About 1 call in 100 is the 5-second /wait: each then holds an R worker as long as
+    # ~1,000 /parity calls, so a higher share would leave the pool mostly busy sleeping.
+    @task(100)
     def parity(self):
         number = random.randint(-10**6, 10**6)
         expected = "even" if number % 2 == 0 else "odd"
