@@ -35,6 +35,7 @@ class WorkerRequest:
     body: bytes = b""
     remote_addr: str = "127.0.0.1"
     remote_port: int = 0
+    server_name: str = "127.0.0.1"  # the address the connection came in on, as httpuv gives it
     server_port: int = 8000
     scheme: str = "http"
 
@@ -69,6 +70,7 @@ def encode_request(request: WorkerRequest) -> bytes:
             "headers": request.headers,
             "remote_addr": request.remote_addr,
             "remote_port": request.remote_port,
+            "server_name": request.server_name,
             "server_port": request.server_port,
             "scheme": request.scheme,
         },
@@ -85,6 +87,7 @@ def decode_request(header: dict, body: bytes) -> WorkerRequest:
         body=body,
         remote_addr=header["remote_addr"],
         remote_port=header["remote_port"],
+        server_name=header["server_name"],
         server_port=header["server_port"],
         scheme=header["scheme"],
     )

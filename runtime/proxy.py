@@ -79,6 +79,7 @@ class Proxy:
             body=body,
             remote_addr=client[0],
             remote_port=client[1] or 0,
+            server_name=server[0],
             server_port=server[1] or 0,
             scheme=scope.get("scheme", "http"),
         )

@@ -100,7 +100,7 @@ class RBridge:
             _as_sent(request.query_string),
             request.remote_addr,
             str(request.remote_port),
-            _server_name(request.headers),
+            request.server_name,
             str(request.server_port),
             request.scheme,
             *names,
@@ -187,14 +187,6 @@ def _as_sent(text: str) -> str:
         return text.encode("latin-1").decode("utf-8")
     except (UnicodeEncodeError, UnicodeDecodeError):
         return text
-
-
-def _server_name(headers: list[tuple[str, str]]) -> str:
-    for name, value in headers:
-        if name.lower() == "host":
-            host = value.rsplit(":", 1)[0] if not value.endswith("]") else value
-            return host.strip("[]") or "127.0.0.1"
-    return "127.0.0.1"
 
 
 def serve(args: argparse.Namespace) -> int:

@@ -179,6 +179,8 @@ def test_body_over_max_body_is_413(pair):
 @pytest.mark.parametrize("method, path, kwargs", [
     ("GET", "/env", {}),
     ("GET", "/env?a=1&b=%20", {"headers": {"X-Custom-Header": "v", "User-Agent": "compat"}}),
+    # SERVER_NAME is the address the server answers on, whatever Host the client sends.
+    ("GET", "/env", {"headers": {"Host": "api.example.com:9999"}}),
     ("POST", "/env", {"content": b'{"x": 1}', "headers": JSON}),
     ("POST", "/env", {"data": {"x": "1"}}),
     ("PUT", "/env", {"content": b"raw", "headers": {"content-type": "text/plain"}}),
