@@ -12,10 +12,10 @@ from pathlib import Path
 
 from plumbline.cli import HelpFormatter
 from plumbline.platform.haproxy import HAProxyMissing, find_binary
-from plumbline.platform.manifests import ingress_warnings
 from plumbline.platform.local_cluster import LocalCluster, Settings, port_is_free
 from plumbline.platform.local_control import (ControlClient, ControlError, ControlServer,
                                               StateFile)
+from plumbline.platform.manifests import ingress_warnings
 from plumbline.platform.spec import SpecError, build_spec
 
 DEFAULT_PORT = 8080
