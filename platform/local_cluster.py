@@ -29,7 +29,11 @@ from typing import Callable
 
 from plumbline.platform.haproxy import (HAProxy, HAProxyError, Server, die_with_parent,
                                         ingress_routes, render_config)
+from plumbline.platform.serve_command import (local_placement, serve_arguments,
+                                              serve_environment, serve_table,
+                                              without_serve_settings)
 from plumbline.platform.spec import AppSpec, load_api
+from plumbline.runtime import settings
 
 TICK = 0.2  # seconds between two looks at the replicas
 LOG_LINES = 2000  # lines of replica output kept for `plumbline logs`
@@ -75,18 +79,20 @@ def file_digest(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
-def serve_command(plumber_file: Path, port: int, spec: AppSpec, access_log: bool) -> list[str]:
-    # HAProxy has already drained a replica when it gets SIGTERM, so no drain delay.
-    cmd = [sys.executable, "-m", "plumbline", "serve", str(plumber_file),
-           "--host", "127.0.0.1", "--port", str(port), "--workers", str(spec.workers),
-           "--drain-delay", "0",
-           "--graceful-timeout", str(spec.rollout.graceful_timeout_seconds),
-           "--access-log", "on" if access_log else "off"]
-    if spec.request_timeout is not None:
-        cmd += ["--timeout", str(spec.request_timeout)]
-    if spec.max_queue is not None:
-        cmd += ["--max-queue", str(spec.max_queue)]
-    return cmd
+def replica_command(spec: AppSpec, port: int, access_log: bool) -> tuple[list[str], dict[str, str]]:
+    """The app's `plumbline serve` command line and environment for one local replica.
+
+    The same arguments a pod runs (serve_command.py), on loopback and with no drain delay:
+    HAProxy has already drained a replica when it gets SIGTERM. The replica does not
+    inherit PLUMBLINE_* serve settings from this shell, so plumbline.toml counts as in a
+    pod. Per-request access lines are off unless `up --access-log` asks for them or the
+    app's own [serve] table decides.
+    """
+    cmd = [sys.executable, "-m", "plumbline", *serve_arguments(spec, local_placement(spec, port))]
+    env = {**without_serve_settings(os.environ), **serve_environment(spec)}
+    if "access_log" not in serve_table(spec):
+        env[settings.BY_NAME["access_log"].env] = "on" if access_log else "off"
+    return cmd, env
 
 
 def describe_exit(code: int) -> str:
@@ -441,12 +447,12 @@ class LocalCluster:
     def _start_replica(self) -> None:
         port = free_port()
         name = f"r{next(self._names)}"
-        cmd = serve_command(self.plumber_file, port, self.spec, self.settings.access_log)
+        cmd, env = replica_command(self.spec, port, self.settings.access_log)
         process = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
                                    stderr=subprocess.STDOUT, text=True, errors="replace",
                                    start_new_session=True, preexec_fn=die_with_parent,
                                    cwd=self.plumber_file.parent,
-                                   env={**os.environ, **self.spec.env})
+                                   env=env)
         r = Replica(name, port, self.revision, self.plumber_file, process)
         with self.lock:
             self.replicas.append(r)

@@ -16,6 +16,8 @@ from typing import Any
 import yaml
 
 from plumbline.platform.profiles import apply_overrides
+from plumbline.platform.serve_command import (pod_placement, serve_arguments,
+                                                serve_environment)
 from plumbline.platform.spec import (
     APP_DIR, RUNTIME_PORT, RUNTIME_USER, AppSpec, SpecError, check_http_path,
 )
@@ -155,17 +157,9 @@ def configmap(spec: AppSpec, bundle: Bundle) -> dict:
 
 
 def serve_command(spec: AppSpec) -> list[str]:
-    command = ["plumbline", "serve", f"{APP_DIR}/{PLUMBER_KEY}", "--host", "0.0.0.0",
-               "--port", str(RUNTIME_PORT), "--workers", str(spec.workers),
-               "--drain-delay", str(spec.rollout.drain_delay_seconds),
-               "--graceful-timeout", str(spec.rollout.graceful_timeout_seconds)]
-    if spec.serve_config is not None:
-        command += ["--config", f"{APP_DIR}/{spec.serve_config.name}"]
-    if spec.request_timeout is not None:
-        command += ["--timeout", str(spec.request_timeout)]
-    if spec.max_queue is not None:
-        command += ["--max-queue", str(spec.max_queue)]
-    return command
+    """The container's command: the app's one `plumbline serve` command line, as in a pod."""
+    return ["plumbline", *serve_arguments(spec, pod_placement(APP_DIR, PLUMBER_KEY,
+                                                              RUNTIME_PORT))]
 
 
 def _probe(spec: AppSpec, path: str, failure_threshold: int) -> dict:
@@ -186,7 +180,7 @@ def container_resources(spec: AppSpec) -> dict:
 
 
 def container_env(spec: AppSpec) -> list[dict]:
-    env = [{"name": k, "value": v} for k, v in spec.env.items()]
+    env = [{"name": k, "value": v} for k, v in serve_environment(spec).items()]
     env += [{"name": var, "valueFrom": {"secretKeyRef": {"name": secret, "key": key}}}
             for var, (secret, key) in spec.secret_env.items()]
     return env

@@ -363,19 +363,12 @@ def build_spec(plumber_file: str | Path, flags: dict | None = None,
 
 def _check_serve_table(table, source: str) -> None:
     """The runtime's own settings (`plumbline serve --config`); checked here, used there."""
-    from plumbline.runtime import settings
+    from plumbline.platform.serve_command import ServeTableError, check_serve_table
 
-    if not isinstance(table, dict):
-        raise SpecError(f"{source}: serve must be a table ([serve])")
-    for key, value in table.items():
-        setting = settings.BY_NAME.get(key.replace("-", "_"))
-        if setting is None:
-            raise SpecError(f"{source}: unknown setting {key!r} in [serve] (known: "
-                            f"{', '.join(s.file_key for s in settings.SETTINGS)})")
-        try:
-            setting.parse(value, f"{source} [serve]")
-        except settings.SettingError as e:
-            raise SpecError(str(e)) from None
+    try:
+        check_serve_table(table, source)
+    except ServeTableError as e:
+        raise SpecError(str(e)) from None
 
 
 def _read_toml(path: Path) -> dict:

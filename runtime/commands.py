@@ -21,10 +21,10 @@ def register(subparsers) -> None:
 
 def _serve(args: argparse.Namespace) -> int:
     try:
-        values = settings.resolve(args)
+        config = settings.resolve(args)
     except settings.SettingError as exc:
         print(f"plumbline serve: {exc}", file=sys.stderr)
         return 2
     from plumbline.runtime import server  # uvicorn and the pool load only when serving
 
-    return server.run(args.plumber_file, values)
+    return server.run(args.plumber_file, config)

@@ -31,14 +31,14 @@ from plumbline.endpoints import PlumberFile
 from plumbline.runtime import logs
 from plumbline.runtime.app import AppOptions, create_app
 from plumbline.runtime.pool import AppLoadError, PoolConfig, WorkerPool
-from plumbline.runtime.settings import entrypoint_packages
+from plumbline.runtime.settings import ServeConfig, entrypoint_packages
 
 EXIT_OK, EXIT_USAGE, EXIT_APP_LOAD, EXIT_BIND = 0, 2, 3, 4
 log = logging.getLogger("plumbline.server")
 
 
-def run(plumber_file: str | Path, settings: dict[str, Any]) -> int:
-    logs.configure(settings["log_level"])
+def run(plumber_file: str | Path, config: ServeConfig) -> int:
+    logs.configure(config.log_level)
     try:
         spec = parse_file(plumber_file)
     except AnnotationError as exc:
@@ -48,25 +48,25 @@ def run(plumber_file: str | Path, settings: dict[str, Any]) -> int:
         print(f"plumbline: cannot read {plumber_file}: {exc}", file=sys.stderr)
         return EXIT_USAGE
     with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
-        return runner.run(_serve(spec, settings))
+        return runner.run(_serve(spec, config))
 
 
-def pool_config(spec: PlumberFile, settings: dict[str, Any]) -> PoolConfig:
+def pool_config(spec: PlumberFile, config: ServeConfig) -> PoolConfig:
     plumber_file = Path(spec.path).resolve()
     attach = entrypoint_packages(plumber_file)
-    attach += tuple(p for p in settings["attach"] if p not in attach)
+    attach += tuple(p for p in config.attach if p not in attach)
     return PoolConfig(
         plumber_file=plumber_file,
-        workers=settings["workers"],
-        max_queue=settings["max_queue"],
-        timeout=settings["timeout"] or None,
-        max_requests=settings["max_requests"],
-        max_requests_jitter=settings["max_requests_jitter"],
+        workers=config.workers,
+        max_queue=config.max_queue,
+        timeout=config.timeout or None,
+        max_requests=config.max_requests,
+        max_requests_jitter=config.max_requests_jitter,
         attach=attach,
-        inline_futures=settings["inline_futures"],
-        health_path=("/health" if spec.has_route("GET", "/health") and settings["health_interval"]
+        inline_futures=config.inline_futures,
+        health_path=("/health" if spec.has_route("GET", "/health") and config.health_interval
                      else None),
-        health_interval=settings["health_interval"],
+        health_interval=config.health_interval,
     )
 
 
@@ -96,13 +96,13 @@ class _Stop:
         (self.first, self.again, self.third)[min(self.count, 3) - 1].set()
 
 
-async def _serve(spec: PlumberFile, settings: dict[str, Any]) -> int:
+async def _serve(spec: PlumberFile, config: ServeConfig) -> int:
     loop = asyncio.get_running_loop()
     stop = _Stop()
     for signum in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(signum, stop, signum)
 
-    pool = WorkerPool(pool_config(spec, settings))
+    pool = WorkerPool(pool_config(spec, config))
     started = asyncio.ensure_future(pool.start())
     stopped = asyncio.ensure_future(stop.first.wait())
     await asyncio.wait({started, stopped}, return_when=asyncio.FIRST_COMPLETED)
@@ -110,7 +110,7 @@ async def _serve(spec: PlumberFile, settings: dict[str, Any]) -> int:
         started.cancel()
         with contextlib.suppress(asyncio.CancelledError, AppLoadError):
             await started
-        await pool.close(settings["graceful_timeout"])
+        await pool.close(config.graceful_timeout)
         return EXIT_OK
     stopped.cancel()
     try:
@@ -120,24 +120,24 @@ async def _serve(spec: PlumberFile, settings: dict[str, Any]) -> int:
         return EXIT_APP_LOAD
 
     try:
-        sock = _bind(settings["host"], settings["port"])
+        sock = _bind(config.host, config.port)
     except OSError as exc:
-        print(f"plumbline: cannot listen on {settings['host']}:{settings['port']}: "
+        print(f"plumbline: cannot listen on {config.host}:{config.port}: "
               f"{exc.strerror or exc}", file=sys.stderr)
-        await pool.close(settings["graceful_timeout"])
+        await pool.close(config.graceful_timeout)
         return EXIT_BIND
 
-    app = create_app(spec, pool, AppOptions(max_body=settings["max_body"], docs=settings["docs"],
-                                             access_log=settings["access_log"]))
-    config = uvicorn.Config(
+    app = create_app(spec, pool, AppOptions(max_body=config.max_body, docs=config.docs,
+                                             access_log=config.access_log))
+    uvicorn_config = uvicorn.Config(
         app, http="httptools", lifespan="off", access_log=False, log_config=None,
-        server_header=False, timeout_graceful_shutdown=settings["graceful_timeout"])
-    server = _Server(config)
+        server_header=False, timeout_graceful_shutdown=config.graceful_timeout)
+    server = _Server(uvicorn_config)
     host, port = sock.getsockname()[:2]
     log.info({"message": "listening", "url": f"http://{_url_host(host)}:{port}",
-              "workers": settings["workers"], "plumber_file": spec.path})
+              "workers": config.workers, "plumber_file": spec.path})
     serving = asyncio.ensure_future(server.serve(sockets=[sock]))
-    drained = asyncio.ensure_future(_drain(stop, app.plumbline.health, server, settings))
+    drained = asyncio.ensure_future(_drain(stop, app.plumbline.health, server, config))
     try:
         await asyncio.wait({serving, drained}, return_when=asyncio.FIRST_COMPLETED)
         server.should_exit = True
@@ -149,18 +149,19 @@ async def _serve(spec: PlumberFile, settings: dict[str, Any]) -> int:
             app.access_log.flush()
         # what is left of graceful-timeout since the listener closed, for queued R work
         since = time.monotonic() - (stop.closed_at or time.monotonic())
-        await pool.close(max(settings["graceful_timeout"] - since, 1.0))
+        await pool.close(max(config.graceful_timeout - since, 1.0))
     log.info({"message": "stopped"})
     return EXIT_OK
 
 
-async def _drain(stop: _Stop, health, server: uvicorn.Server, settings) -> None:
+async def _drain(stop: _Stop, health: Any, server: uvicorn.Server,
+                 config: ServeConfig) -> None:
     await stop.first.wait()
     health.draining = True
     with contextlib.suppress(asyncio.TimeoutError):
-        await asyncio.wait_for(stop.again.wait(), settings["drain_delay"])
+        await asyncio.wait_for(stop.again.wait(), config.drain_delay)
     log.info({"message": "closing listener, finishing in-flight requests",
-              "graceful_timeout": settings["graceful_timeout"]})
+              "graceful_timeout": config.graceful_timeout})
     server.should_exit = True
     stop.closed_at = time.monotonic()
     await stop.third.wait()

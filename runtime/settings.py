@@ -1,22 +1,28 @@
-"""Every `plumbline serve` setting, declared once (gunicorn-style).
+"""Every `plumbline serve` setting, declared once (gunicorn-style), read into one typed,
+frozen `ServeConfig`.
 
-Each Setting knows its flag, its PLUMBLINE_* environment variable, how to read a value and
-its help text; the argparse options and docs/configuration.md are generated from SETTINGS.
-Precedence: command-line flag, then environment variable, then the `[serve]` table of a TOML
-file given with --config (or PLUMBLINE_CONFIG), then the default. A bad value anywhere
-fails loudly, naming the setting and where the value came from.
+Each field of ServeConfig declares its setting: how a value is read (and checked), its
+default and its help. The flag (`--max-queue`), the environment variable
+(`PLUMBLINE_MAX_QUEUE`), the `[serve]` key (`max-queue`), the argparse options and
+docs/configuration.md all follow from the field's name. Precedence: command-line flag, then
+environment variable, then the `[serve]` table of a TOML file given with --config (or
+PLUMBLINE_CONFIG), then the default. A bad value anywhere fails loudly, naming the setting
+and where the value came from. The control plane checks an app's `[serve]` table with
+`read_table`, against these same declarations.
 """
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import math
 import os
 import re
 import sys
 import tomllib
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 ENV_PREFIX = "PLUMBLINE_"
 CONFIG_ENV = "PLUMBLINE_CONFIG"
@@ -27,9 +33,18 @@ class SettingError(ValueError):
     """A setting got a value it cannot take; the message names the setting and the source."""
 
 
+@dataclass(frozen=True)
+class ValueType:
+    """How one kind of value is read from a flag, an environment variable or TOML."""
+
+    kind: str  # as the docs name it
+    metavar: str  # as --help shows it
+    parse: Callable[[Any], Any]  # str (flag/env) or TOML value -> typed value; ValueError if bad
+
+
 # --- value readers: each takes a str (flag/env) or a TOML value, returns the typed value ---
 
-def _integer(minimum: int) -> Callable[[Any], int]:
+def _integer(minimum: int) -> ValueType:
     def read(value: Any) -> int:
         if isinstance(value, bool) or not isinstance(value, (int, str)):
             raise ValueError(f"expected an integer, got {value!r}")
@@ -37,8 +52,7 @@ def _integer(minimum: int) -> Callable[[Any], int]:
         if number < minimum:
             raise ValueError(f"must be >= {minimum}, got {number}")
         return number
-    read.kind = "integer"
-    return read
+    return ValueType("integer", "N", read)
 
 
 def _seconds(value: Any) -> float:
@@ -49,8 +63,6 @@ def _seconds(value: Any) -> float:
         raise ValueError(f"must be a finite number >= 0, got {value!r}")
     return number
 
-
-_seconds.kind = "seconds"
 
 _SIZE = re.compile(r"^\s*(\d+)\s*(b|kb|kib|mb|mib|gb|gib)?\s*$", re.I)
 _UNITS = {"b": 1, "kb": 1000, "kib": 1024, "mb": 1000 ** 2, "mib": 1024 ** 2,
@@ -71,8 +83,6 @@ def _byte_size(value: Any) -> int:
     return size
 
 
-_byte_size.kind = "bytes"
-
 _TRUE = {"1", "true", "yes", "on"}
 _FALSE = {"0", "false", "no", "off"}
 
@@ -88,16 +98,11 @@ def _boolean(value: Any) -> bool:
     raise ValueError(f"expected on/off (true/false, 1/0, yes/no), got {value!r}")
 
 
-_boolean.kind = "on/off"
-
-
 def _text(value: Any) -> str:
     if not isinstance(value, str) or not value.strip():
         raise ValueError(f"expected a non-empty string, got {value!r}")
     return value.strip()
 
-
-_text.kind = "string"
 
 _PACKAGE = re.compile(r"^[A-Za-z][A-Za-z0-9.]*$")
 
@@ -116,9 +121,6 @@ def _packages(value: Any) -> tuple[str, ...]:
     return tuple(names)
 
 
-_packages.kind = "list of R packages"
-
-
 def _log_level(value: Any) -> str:
     text = str(value).strip().lower()
     if text not in LOG_LEVELS:
@@ -126,7 +128,14 @@ def _log_level(value: Any) -> str:
     return text
 
 
-_log_level.kind = "one of " + "|".join(LOG_LEVELS)
+NATURAL = _integer(0)
+POSITIVE = _integer(1)
+SECONDS = ValueType("seconds", "SECONDS", _seconds)
+BYTES = ValueType("bytes", "SIZE", _byte_size)
+ON_OFF = ValueType("on/off", "on|off", _boolean)
+TEXT = ValueType("string", "TEXT", _text)
+PACKAGES = ValueType("list of R packages", "PKG[,PKG]", _packages)
+LEVEL = ValueType("one of " + "|".join(LOG_LEVELS), "LEVEL", _log_level)
 
 
 def available_cpus() -> int:
@@ -158,10 +167,76 @@ def _cgroup_cpu_limit(root: Path = Path("/sys/fs/cgroup")) -> int | None:
         return None
 
 
+def _setting(value_type: ValueType, default: Any, help: str, default_doc: str = "") -> Any:
+    """A ServeConfig field that is a setting (its declaration lives in the field's metadata)."""
+    return field(default=default, metadata={"type": value_type, "help": help,
+                                            "default_doc": default_doc})
+
+
+@dataclass(frozen=True)
+class ServeConfig:
+    """The effective settings of one `plumbline serve`; `resolve()` builds it."""
+
+    host: str = _setting(
+        TEXT, "127.0.0.1",
+        "Address to listen on. Use 0.0.0.0 in a container so the pod IP is reachable.")
+    port: int = _setting(NATURAL, 8000, "TCP port to listen on (0 picks a free port).")
+    workers: int = _setting(
+        POSITIVE, available_cpus(),
+        "Number of R worker processes; each runs one request at a time.",
+        default_doc="CPUs available (cgroup limit)")
+    max_queue: int = _setting(
+        NATURAL, 100,
+        "Requests that may wait for a free worker; beyond it clients get 503 with "
+        "Retry-After.")
+    timeout: float = _setting(
+        SECONDS, 60.0,
+        "Seconds one request may run in R before the client gets 504 and the worker is "
+        "replaced; also the longest a request waits for a free worker before 503 "
+        "(0 = no limit).")
+    max_requests: int = _setting(
+        NATURAL, 0,
+        "Recycle a worker after this many requests, to bound memory growth (0 = never).")
+    max_requests_jitter: int = _setting(
+        NATURAL, 0,
+        "Add a random 0..N to max-requests per worker so they do not recycle together.")
+    max_body: int = _setting(
+        BYTES, 10 * 1024 ** 2,
+        "Largest request body accepted, in bytes (suffixes KiB, MiB, GiB allowed); "
+        "larger bodies get 413 before anything reaches R.",
+        default_doc="10MiB")
+    drain_delay: float = _setting(
+        SECONDS, 5.0,
+        "On SIGTERM/SIGINT, keep serving this many seconds with /readyz at 503 so load "
+        "balancers stop sending traffic, then stop listening.")
+    graceful_timeout: float = _setting(
+        SECONDS, 30.0,
+        "After the listener closes, seconds in-flight requests get to finish before "
+        "they are cut off and the workers stopped.")
+    attach: tuple[str, ...] = _setting(
+        PACKAGES, (),
+        "R packages to attach in every worker before plumber.R is loaded, comma-separated; "
+        "added to the library()/require() calls of an entrypoint.R beside plumber.R.",
+        default_doc="packages named in entrypoint.R")
+    inline_futures: bool = _setting(
+        ON_OFF, True,
+        "Run future({...}) blocks inline in the worker (concurrency comes from the pool); "
+        "off uses the future package itself.")
+    health_interval: float = _setting(
+        SECONDS, 5.0,
+        "Seconds between calls of the app's own GET /health on idle workers "
+        "(0 = never).")
+    log_level: str = _setting(LEVEL, "info", "Minimum level of the JSON server log.")
+    access_log: bool = _setting(ON_OFF, True, "Write one JSON line per request to stdout.")
+    docs: bool = _setting(ON_OFF, True, "Serve Swagger UI at /__docs__/ (and /openapi.json).")
+
+
 @dataclass(frozen=True)
 class Setting:
+    """One setting of ServeConfig, with the names it goes by everywhere."""
+
     name: str             # attribute name, e.g. max_queue
-    read: Callable[[Any], Any]
+    type: ValueType
     default: Any
     help: str
     default_doc: str = ""  # how the default reads in --help and docs when it is computed
@@ -188,59 +263,26 @@ class Setting:
 
     def parse(self, value: Any, source: str) -> Any:
         try:
-            return self.read(value)
+            return self.type.parse(value)
         except (ValueError, TypeError) as exc:
             raise SettingError(f"invalid value for setting '{self.file_key}' (from {source}): "
                                f"{exc}") from None
 
+    def render(self, value: Any) -> str:
+        """A value as a flag or an environment variable takes it (the inverse of parse)."""
+        if isinstance(value, bool):
+            return "on" if value else "off"
+        if isinstance(value, tuple):
+            return ",".join(value)
+        if isinstance(value, float) and value.is_integer():
+            return str(int(value))
+        return str(value)
 
-SETTINGS: tuple[Setting, ...] = (
-    Setting("host", _text, "127.0.0.1",
-            "Address to listen on. Use 0.0.0.0 in a container so the pod IP is reachable."),
-    Setting("port", _integer(0), 8000, "TCP port to listen on (0 picks a free port)."),
-    Setting("workers", _integer(1), available_cpus(),
-            "Number of R worker processes; each runs one request at a time.",
-            default_doc="CPUs available (cgroup limit)"),
-    Setting("max_queue", _integer(0), 100,
-            "Requests that may wait for a free worker; beyond it clients get 503 with "
-            "Retry-After."),
-    Setting("timeout", _seconds, 60.0,
-            "Seconds one request may run in R before the client gets 504 and the worker is "
-            "replaced; also the longest a request waits for a free worker before 503 "
-            "(0 = no limit)."),
-    Setting("max_requests", _integer(0), 0,
-            "Recycle a worker after this many requests, to bound memory growth (0 = never)."),
-    Setting("max_requests_jitter", _integer(0), 0,
-            "Add a random 0..N to max-requests per worker so they do not recycle together."),
-    Setting("max_body", _byte_size, 10 * 1024 ** 2,
-            "Largest request body accepted, in bytes (suffixes KiB, MiB, GiB allowed); "
-            "larger bodies get 413 before anything reaches R.",
-            default_doc="10MiB"),
-    Setting("drain_delay", _seconds, 5.0,
-            "On SIGTERM/SIGINT, keep serving this many seconds with /readyz at 503 so load "
-            "balancers stop sending traffic, then stop listening."),
-    Setting("graceful_timeout", _seconds, 30.0,
-            "After the listener closes, seconds in-flight requests get to finish before "
-            "they are cut off and the workers stopped."),
-    Setting("attach", _packages, (),
-            "R packages to attach in every worker before plumber.R is loaded, comma-separated; "
-            "added to the library()/require() calls of an entrypoint.R beside plumber.R.",
-            default_doc="packages named in entrypoint.R"),
-    Setting("inline_futures", _boolean, True,
-            "Run future({...}) blocks inline in the worker (concurrency comes from the pool); "
-            "off uses the future package itself."),
-    Setting("health_interval", _seconds, 5.0,
-            "Seconds between calls of the app's own GET /health on idle workers "
-            "(0 = never)."),
-    Setting("log_level", _log_level, "info", "Minimum level of the JSON server log."),
-    Setting("access_log", _boolean, True, "Write one JSON line per request to stdout."),
-    Setting("docs", _boolean, True, "Serve Swagger UI at /__docs__/ (and /openapi.json)."),
-)
+
+SETTINGS: tuple[Setting, ...] = tuple(
+    Setting(f.name, f.metadata["type"], f.default, f.metadata["help"], f.metadata["default_doc"])
+    for f in dataclasses.fields(ServeConfig))
 BY_NAME = {s.name: s for s in SETTINGS}
-
-
-_METAVARS = {"integer": "N", "seconds": "SECONDS", "bytes": "SIZE", "on/off": "on|off",
-             _packages.kind: "PKG[,PKG]", _log_level.kind: "LEVEL"}
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -249,49 +291,54 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help=f"TOML file whose [serve] table sets any option below "
                              f"(env {CONFIG_ENV}; default: none)")
     for s in SETTINGS:
-        metavar = _METAVARS.get(s.read.kind, s.name.upper())
-        parser.add_argument(s.flag, dest=s.name, metavar=metavar, default=None,
+        parser.add_argument(s.flag, dest=s.name, metavar=s.type.metavar, default=None,
                             help=f"{s.help} (env {s.env}; default: {s.shown_default})")
 
 
 def resolve(args: argparse.Namespace | None = None,
-            environ: dict[str, str] | None = None) -> dict[str, Any]:
+            environ: Mapping[str, str] | None = None) -> ServeConfig:
     """The effective value of every setting: flag, then env, then config file, then default."""
     environ = os.environ if environ is None else environ
     values = vars(args) if args is not None else {}
     config_path = values.get("config") or environ.get(CONFIG_ENV)
-    from_file = _read_config(Path(config_path)) if config_path else {}
-    result = {}
+    from_file = read_config(Path(config_path)) if config_path else {}
+    result: dict[str, Any] = {}
     for s in SETTINGS:
         if values.get(s.name) is not None:
             result[s.name] = s.parse(values[s.name], f"flag {s.flag}")
         elif s.env in environ:
             result[s.name] = s.parse(environ[s.env], f"env {s.env}")
-        elif s.file_key in from_file:
-            result[s.name] = s.parse(from_file[s.file_key], f"{config_path} [serve]")
-        else:
-            result[s.name] = s.default
-    return result
+        elif s.name in from_file:
+            result[s.name] = from_file[s.name]
+    return ServeConfig(**result)
 
 
-def _read_config(path: Path) -> dict[str, Any]:
+def read_config(path: Path) -> dict[str, Any]:
+    """The `[serve]` table of a TOML file, checked: {setting name: typed value}."""
     try:
         data = tomllib.loads(path.read_text(encoding="utf-8"))
     except OSError as exc:
         raise SettingError(f"cannot read config file {path}: {exc.strerror}") from None
     except tomllib.TOMLDecodeError as exc:
         raise SettingError(f"config file {path} is not valid TOML: {exc}") from None
-    table = data.get("serve", {})
+    return read_table(data.get("serve", {}), f"config file {path}")
+
+
+def read_table(table: Any, source: str) -> dict[str, Any]:
+    """A `[serve]` table checked against the settings: {setting name: typed value}.
+
+    Keys may be written with '-' or '_'; an unknown key or a bad value raises SettingError
+    naming it and `source`.
+    """
     if not isinstance(table, dict):
-        raise SettingError(f"config file {path}: [serve] must be a table")
-    known = {s.file_key for s in SETTINGS}
-    found = {}
+        raise SettingError(f"{source}: [serve] must be a table")
+    found: dict[str, Any] = {}
     for key, value in table.items():
-        normal = key.replace("_", "-")
-        if normal not in known:
-            raise SettingError(f"config file {path}: unknown setting '{key}' in [serve] "
-                               f"(known: {', '.join(sorted(known))})")
-        found[normal] = value
+        setting = BY_NAME.get(str(key).replace("-", "_"))
+        if setting is None:
+            known = ", ".join(sorted(s.file_key for s in SETTINGS))
+            raise SettingError(f"{source}: unknown setting '{key}' in [serve] (known: {known})")
+        found[setting.name] = setting.parse(value, f"{source} [serve]")
     return found
 
 
@@ -331,16 +378,21 @@ def render_markdown() -> str:
         "```toml",
         "# plumbline.toml",
         "[serve]",
-        "workers = 4",
         "max-body = \"1MiB\"",
         "attach = [\"dplyr\"]",
+        "max-requests = 1000",
         "```",
+        "",
+        "When plumbline runs the app (`plumbline deploy`, `plumbline up`), the plumbline.toml "
+        "beside plumber.R is passed as `--config`; the settings plumbline sets itself (host, "
+        "port, workers, drain-delay, graceful-timeout, timeout, max-queue) come from the app "
+        "spec and are refused in its `[serve]` table (see docs/app-spec.md).",
         "",
         "| Setting | Flag | Environment | Type | Default | Description |",
         "|---|---|---|---|---|---|",
     ]
     for s in SETTINGS:
-        lines.append(f"| `{s.file_key}` | `{s.flag}` | `{s.env}` | {s.read.kind} | "
+        lines.append(f"| `{s.file_key}` | `{s.flag}` | `{s.env}` | {s.type.kind} | "
                      f"`{s.shown_default}` | {s.help} |")
     lines += [
         "",

@@ -15,20 +15,20 @@ REPO = Path(__file__).resolve().parents[2]
 EXAMPLE = REPO / "examples" / "plumber-on-k8s" / "plumber.R"
 
 
-def resolve(argv: list[str], env: dict[str, str] | None = None) -> dict:
+def resolve(argv: list[str], env: dict[str, str] | None = None) -> settings.ServeConfig:
     args = build_parser().parse_args(["serve", str(EXAMPLE), *argv])
     return settings.resolve(args, env or {})
 
 
 def test_defaults_without_flags_env_or_file():
     values = resolve([])
-    assert values["host"] == "127.0.0.1"
-    assert values["port"] == 8000
-    assert values["max_body"] == 10 * 1024 * 1024
-    assert values["drain_delay"] == 5.0
-    assert values["graceful_timeout"] == 30.0
-    assert values["inline_futures"] is True and values["docs"] is True
-    assert values["workers"] >= 1
+    assert values.host == "127.0.0.1"
+    assert values.port == 8000
+    assert values.max_body == 10 * 1024 * 1024
+    assert values.drain_delay == 5.0
+    assert values.graceful_timeout == 30.0
+    assert values.inline_futures is True and values.docs is True
+    assert values.workers >= 1
 
 
 def test_flag_beats_env_beats_file_beats_default(tmp_path):
@@ -36,19 +36,19 @@ def test_flag_beats_env_beats_file_beats_default(tmp_path):
     config.write_text('[serve]\nport = 7001\nworkers = 3\nmax-queue = 7\nmax_body = "1KiB"\n')
     env = {"PLUMBLINE_PORT": "7002", "PLUMBLINE_WORKERS": "5"}
     values = resolve(["--config", str(config), "--port", "7003"], env)
-    assert values["port"] == 7003          # flag
-    assert values["workers"] == 5          # env over file
-    assert values["max_queue"] == 7        # file
-    assert values["max_body"] == 1024      # file, underscore spelling, size suffix
-    assert values["timeout"] == 60.0       # default
+    assert values.port == 7003          # flag
+    assert values.workers == 5          # env over file
+    assert values.max_queue == 7        # file
+    assert values.max_body == 1024      # file, underscore spelling, size suffix
+    assert values.timeout == 60.0       # default
 
 
 def test_config_file_from_env(tmp_path):
     config = tmp_path / "c.toml"
     config.write_text("[serve]\naccess-log = false\nattach = ['jsonlite', 'stats']\n")
     values = resolve([], {"PLUMBLINE_CONFIG": str(config)})
-    assert values["access_log"] is False
-    assert values["attach"] == ("jsonlite", "stats")
+    assert values.access_log is False
+    assert values.attach == ("jsonlite", "stats")
 
 
 @pytest.mark.parametrize("argv, env, fragment", [
