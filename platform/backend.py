@@ -7,8 +7,9 @@ each other. Every method is synchronous and may take long (a rollout): progress 
 `emit` one line at a time, and the one-line verdict is the result's `verdict`.
 
 Errors a user must act on (no such app, the cluster refused, the app failed to load) raise
-`BackendError` with a message that says what and why; a rollout that ran but failed is not
-an exception, it is a result with `ok=False`.
+`BackendError` with a message that says what and why; `Refused` when nothing was changed
+because the request itself is wrong (a broken plumber.R, a spec the backend cannot run). A
+rollout that ran but failed is not an exception, it is a result with `ok=False`.
 """
 from __future__ import annotations
 
@@ -17,7 +18,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Protocol, runtime_checkable
 
 if TYPE_CHECKING:
-    from plumbline.platform.spec import AppSpec
+    from plumbline.platform.spec.appspec import AppSpec
 
 Emit = Callable[[str], None]  # one progress line, without a trailing newline
 
@@ -30,12 +31,20 @@ class NoSuchApp(BackendError):
     """The backend runs no app of that name."""
 
 
+class Refused(BackendError):
+    """Refused before anything changed: the request, spec or plumber.R is wrong."""
+
+
 @dataclass(frozen=True)
 class AppRef:
-    """Which app: its name and, on Kubernetes, its namespace (ignored by the local backend)."""
+    """Which app: its name and, on Kubernetes, its namespace (ignored by the local backend).
+
+    namespace None: the backend's own default (on Kubernetes, the kubeconfig context's
+    namespace, else "default").
+    """
 
     name: str
-    namespace: str = "default"
+    namespace: str | None = None
 
 
 @dataclass(frozen=True)
@@ -52,6 +61,8 @@ class ReplicaStatus:
     ready: bool
     revision: str | None = None
     restarts: int = 0
+    # Backend-specific facts worth a column in `plumbline status`: (heading, value).
+    details: tuple[tuple[str, str], ...] = ()
 
 
 @dataclass(frozen=True)
@@ -68,6 +79,9 @@ class AppStatus:
     url: str | None = None  # where clients reach the app (ingress), when known
     endpoints: tuple[str, ...] = ()  # "GET http://host/path", one per route
     replicas: tuple[ReplicaStatus, ...] = field(default=())
+    available: int = 0  # replicas ready long enough to count (Kubernetes' minReadySeconds)
+    images: tuple[str, ...] = ()  # container images (Kubernetes)
+    location: str = ""  # where it runs, for a person: "namespace shop", "local"
 
     @property
     def healthy(self) -> bool:

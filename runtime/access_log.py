@@ -6,18 +6,19 @@ inner app names the matched route in scope["plumbline.route"] (a template, for m
 Any exception that escapes the app is logged with the id and becomes a JSON 500.
 
 Access log lines go to stdout in batches (flushed every FLUSH_INTERVAL seconds): a write
-and flush per request through `logging` halved the throughput of the whole server.
+and flush per request through `logging` halved the throughput of the whole server. Each line
+is built by plumbline.runtime.logs, as every other log line.
 """
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 import os
 import re
 import sys
 import time
 
+from plumbline.runtime import logs
 from plumbline.runtime.errors import send_error
 from plumbline.runtime.routing import UNMATCHED
 
@@ -51,10 +52,9 @@ class AccessLog:
         second = int(now)
         if second != self._second:  # strftime once a second, not once a request
             self._second = second
-            self._stamp = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(second))
-        line = json.dumps({"time": f"{self._stamp}.{int(now % 1 * 1000):03d}Z",
-                           "level": "info", "logger": "plumbline.access", **entry},
-                          separators=(",", ":"))
+            self._stamp = logs.timestamp(second)[:-5]
+        line = logs.encode(logs.entry(f"{self._stamp}.{int(now % 1 * 1000):03d}Z", "info",
+                                      "plumbline.access", None, entry))
         self._lines.append(line)
         if not self._flush_scheduled:
             self._flush_scheduled = True

@@ -2,18 +2,17 @@
 from __future__ import annotations
 
 import argparse
-import sys
 
+from plumbline.exits import CommandError, ExitCode
 from plumbline.runtime import settings
 
 
-def register(subparsers) -> None:
-    parser = subparsers.add_parser(
-        "serve", help="serve a plumber.R over HTTP with a pool of R workers",
-        description="Serve an unchanged plumber.R: Python answers HTTP, health, metrics and "
-                    "docs; a pool of R worker processes runs the endpoints. Every option can "
-                    "also be set with its PLUMBLINE_* environment variable or in the [serve] "
-                    "table of a --config TOML file (flag > env > file > default).")
+def configure(name: str, parser: argparse.ArgumentParser) -> None:
+    parser.description = (
+        "Serve an unchanged plumber.R: Python answers HTTP, health, metrics and docs; a pool "
+        "of R worker processes runs the endpoints. Every option can also be set with its "
+        "PLUMBLINE_* environment variable or in the [serve] table of a --config TOML file "
+        "(flag > env > file > default).")
     parser.add_argument("plumber_file", metavar="PLUMBER_R", help="path to the plumber.R file")
     settings.add_arguments(parser)
     parser.set_defaults(func=_serve)
@@ -23,8 +22,7 @@ def _serve(args: argparse.Namespace) -> int:
     try:
         config = settings.resolve(args)
     except settings.SettingError as exc:
-        print(f"plumbline serve: {exc}", file=sys.stderr)
-        return 2
+        raise CommandError(str(exc), ExitCode.USAGE) from None
     from plumbline.runtime import server  # uvicorn and the pool load only when serving
 
     return server.run(args.plumber_file, config)

@@ -1,7 +1,11 @@
-"""Structured logs: one JSON object per line, for the server log and the access log.
+"""Structured logs: one JSON object per line, built in one place.
 
-The server log (plumbline.*, uvicorn.*) goes to stderr; the access log (access_log.py)
-to stdout, so a platform can route or drop them separately.
+Every log line of plumbline (the server, the pool, the access log, the local supervisor's
+JSON mode) is `entry()` encoded by `encode()`: time, level, logger, message, then the
+line's own fields. A logger passes fields as `log.info("msg", extra={"fields": {...}})`
+(or, as a shorthand, a dict message with a "message" key). The server log
+(plumbline.*, uvicorn.*) goes to stderr; the access log (access_log.py) to stdout, so a
+platform can route or drop them separately.
 """
 from __future__ import annotations
 
@@ -9,33 +13,48 @@ import json
 import logging
 import sys
 import time
+from typing import IO, Any
+
+
+def timestamp(created: float) -> str:
+    """RFC 3339 UTC with milliseconds, as every line carries it."""
+    return (time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(created))
+            + f".{int(created % 1 * 1000):03d}Z")
+
+
+def entry(stamp: str, level: str, logger: str, message: str | None,
+          fields: dict[str, Any]) -> dict[str, Any]:
+    base: dict[str, Any] = {"time": stamp, "level": level, "logger": logger}
+    if message is not None:
+        base["message"] = message
+    base.update(fields)
+    return base
+
+
+def encode(line: dict[str, Any]) -> str:
+    return json.dumps(line, default=str, separators=(",", ":"))
 
 
 class JsonFormatter(logging.Formatter):
     def format(self, record: logging.LogRecord) -> str:
-        if isinstance(record.msg, str) and record.msg.startswith("{") and not record.args:
-            return record.msg  # already a JSON object (the pool logs that way)
-        entry = {
-            "time": time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(record.created))
-            + f".{int(record.msecs):03d}Z",
-            "level": record.levelname.lower(),
-            "logger": record.name,
-        }
+        fields = dict(getattr(record, "fields", None) or {})
         if isinstance(record.msg, dict):
-            entry.update(record.msg)
+            fields = {**record.msg, **fields}
+            message = fields.pop("message", None)
         else:
-            entry["message"] = record.getMessage()
+            message = record.getMessage()
         if record.exc_info:
-            entry["exception"] = self.formatException(record.exc_info)
-        return json.dumps(entry, default=str, separators=(",", ":"))
+            fields["exception"] = self.formatException(record.exc_info)
+        return encode(entry(timestamp(record.created), record.levelname.lower(), record.name,
+                            message, fields))
 
 
-def configure(level: str) -> None:
-    formatter = JsonFormatter()
-    server = logging.StreamHandler(sys.stderr)
-    server.setFormatter(formatter)
+def configure(level: str, stream: IO[str] | None = None) -> None:
+    """Every logger to `stream` (stderr) as JSON lines, from `level` up."""
+    handler = logging.StreamHandler(stream or sys.stderr)
+    handler.setFormatter(JsonFormatter())
     root = logging.getLogger()
-    root.handlers[:] = [server]
+    root.handlers[:] = [handler]
     root.setLevel(level.upper())
     for name in ("uvicorn", "uvicorn.error", "uvicorn.access"):
         logger = logging.getLogger(name)

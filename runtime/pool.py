@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import collections
-import json
 import logging
 import os
 import random
@@ -81,18 +80,8 @@ class WorkerDied(Exception):
 
 
 def _log(level: int, event: str, message: str, **fields) -> None:
-    # Already one JSON object (the shape of plumbline.runtime.logs), whatever the handler.
-    if logger.isEnabledFor(level):
-        now = time.time()
-        record = {
-            "time": time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(now)) + f".{int(now % 1 * 1000):03d}Z",
-            "level": logging.getLevelName(level).lower(),
-            "logger": logger.name,
-            "event": event,
-            "message": message,
-            **fields,
-        }
-        logger.log(level, json.dumps(record, default=str, separators=(",", ":")))
+    # Structured fields; plumbline.runtime.logs formats the line.
+    logger.log(level, message, extra={"fields": {"event": event, **fields}})
 
 
 def _unexpected_death(returncode: int) -> str:

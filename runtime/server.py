@@ -1,6 +1,7 @@
 """`plumbline serve`: parse plumber.R, start the R workers, then listen; drain on SIGTERM.
 
-Order matters. Annotations are checked first (exit 2, file:line on stderr). The worker pool
+Exit codes are plumbline.exits.ExitCode. Order matters. Annotations are checked first
+(exit 2, file:line on stderr). The worker pool
 starts before the port is bound, so a plumber.R that fails to load in R exits 3 with R's
 message and a load balancer never sees the port open. Then uvicorn serves on a socket we
 bound ourselves (a busy port is a clear message and exit 4).
@@ -16,6 +17,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import math
 import signal
 import socket
 import sys
@@ -28,12 +30,14 @@ import uvloop
 
 from plumbline.annotations import AnnotationError, parse_file
 from plumbline.endpoints import PlumberFile
+from plumbline.exits import ExitCode
 from plumbline.runtime import logs
 from plumbline.runtime.app import AppOptions, create_app
 from plumbline.runtime.pool import AppLoadError, PoolConfig, WorkerPool
 from plumbline.runtime.settings import ServeConfig, entrypoint_packages
 
-EXIT_OK, EXIT_USAGE, EXIT_APP_LOAD, EXIT_BIND = 0, 2, 3, 4
+EXIT_OK, EXIT_USAGE, EXIT_APP_LOAD, EXIT_BIND = (ExitCode.OK, ExitCode.USAGE, ExitCode.APP_LOAD,
+                                              ExitCode.BIND)
 log = logging.getLogger("plumbline.server")
 
 
@@ -42,10 +46,10 @@ def run(plumber_file: str | Path, config: ServeConfig) -> int:
     try:
         spec = parse_file(plumber_file)
     except AnnotationError as exc:
-        print(f"plumbline: {exc}", file=sys.stderr)
+        print(f"plumbline serve: {exc}", file=sys.stderr)
         return EXIT_USAGE
     except (OSError, UnicodeDecodeError) as exc:
-        print(f"plumbline: cannot read {plumber_file}: {exc}", file=sys.stderr)
+        print(f"plumbline serve: cannot read {plumber_file}: {exc}", file=sys.stderr)
         return EXIT_USAGE
     with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
         return runner.run(_serve(spec, config))
@@ -90,9 +94,9 @@ class _Stop:
 
     def __call__(self, signum: int) -> None:
         self.count += 1
-        log.info({"message": ("stop requested, draining", "skipping the drain delay",
-                              "forcing exit")[min(self.count, 3) - 1],
-                  "signal": signal.Signals(signum).name})
+        log.info(("stop requested, draining", "skipping the drain delay",
+                  "forcing exit")[min(self.count, 3) - 1],
+                 extra={"fields": {"signal": signal.Signals(signum).name}})
         (self.first, self.again, self.third)[min(self.count, 3) - 1].set()
 
 
@@ -116,13 +120,13 @@ async def _serve(spec: PlumberFile, config: ServeConfig) -> int:
     try:
         started.result()
     except AppLoadError as exc:
-        print(f"plumbline: {spec.path} failed to load in R:\n{exc.message}", file=sys.stderr)
+        print(f"plumbline serve: {spec.path} failed to load in R:\n{exc.message}", file=sys.stderr)
         return EXIT_APP_LOAD
 
     try:
         sock = _bind(config.host, config.port)
     except OSError as exc:
-        print(f"plumbline: cannot listen on {config.host}:{config.port}: "
+        print(f"plumbline serve: cannot listen on {config.host}:{config.port}: "
               f"{exc.strerror or exc}", file=sys.stderr)
         await pool.close(config.graceful_timeout)
         return EXIT_BIND
@@ -131,11 +135,13 @@ async def _serve(spec: PlumberFile, config: ServeConfig) -> int:
                                              access_log=config.access_log))
     uvicorn_config = uvicorn.Config(
         app, http="httptools", lifespan="off", access_log=False, log_config=None,
-        server_header=False, timeout_graceful_shutdown=config.graceful_timeout)
+        server_header=False,
+        timeout_graceful_shutdown=math.ceil(config.graceful_timeout))
     server = _Server(uvicorn_config)
     host, port = sock.getsockname()[:2]
-    log.info({"message": "listening", "url": f"http://{_url_host(host)}:{port}",
-              "workers": config.workers, "plumber_file": spec.path})
+    log.info("listening", extra={"fields": {"url": f"http://{_url_host(host)}:{port}",
+                                            "workers": config.workers,
+                                            "plumber_file": spec.path}})
     serving = asyncio.ensure_future(server.serve(sockets=[sock]))
     drained = asyncio.ensure_future(_drain(stop, app.plumbline.health, server, config))
     try:
@@ -150,7 +156,7 @@ async def _serve(spec: PlumberFile, config: ServeConfig) -> int:
         # what is left of graceful-timeout since the listener closed, for queued R work
         since = time.monotonic() - (stop.closed_at or time.monotonic())
         await pool.close(max(config.graceful_timeout - since, 1.0))
-    log.info({"message": "stopped"})
+    log.info("stopped")
     return EXIT_OK
 
 
@@ -160,8 +166,8 @@ async def _drain(stop: _Stop, health: Any, server: uvicorn.Server,
     health.draining = True
     with contextlib.suppress(asyncio.TimeoutError):
         await asyncio.wait_for(stop.again.wait(), config.drain_delay)
-    log.info({"message": "closing listener, finishing in-flight requests",
-              "graceful_timeout": config.graceful_timeout})
+    log.info("closing listener, finishing in-flight requests",
+             extra={"fields": {"graceful_timeout": config.graceful_timeout}})
     server.should_exit = True
     stop.closed_at = time.monotonic()
     await stop.third.wait()

@@ -24,6 +24,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from plumbline.exits import exit_codes_markdown
+
 ENV_PREFIX = "PLUMBLINE_"
 CONFIG_ENV = "PLUMBLINE_CONFIG"
 LOG_LEVELS = ("debug", "info", "warning", "error", "critical")
@@ -398,12 +400,9 @@ def render_markdown() -> str:
         "",
         "## Exit codes",
         "",
-        "| Code | Meaning |",
-        "|---|---|",
-        "| 0 | Stopped by SIGTERM/SIGINT after draining. |",
-        "| 2 | Bad usage, bad setting, or a plumber.R annotation plumber would refuse. |",
-        "| 3 | plumber.R failed to load in R (R's message is printed); the port was never bound. |",
-        "| 4 | The address could not be bound (for example the port is in use). |",
+        "Every `plumbline` command exits with one of these (`plumbline.exits.ExitCode`).",
+        "",
+        *exit_codes_markdown(),
         "",
     ]
     return "\n".join(lines)

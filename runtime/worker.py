@@ -17,8 +17,10 @@ import resource
 import signal
 import sys
 import traceback
+import warnings
 from pathlib import Path
 
+from plumbline.exits import ExitCode
 from plumbline.runtime.protocol import (
     WorkerRequest,
     WorkerResponse,
@@ -29,8 +31,8 @@ from plumbline.runtime.protocol import (
     write_all,
 )
 
-EXIT_BOOT_FAILED = 3
-EXIT_LOAD_FAILED = 4
+EXIT_BOOT_FAILED = ExitCode.R_BOOT
+EXIT_LOAD_FAILED = ExitCode.APP_LOAD
 
 BRIDGE_R = Path(__file__).with_name("bridge.R")
 FASTPATH_R = Path(__file__).with_name("fastpath.R")
@@ -62,6 +64,10 @@ class RBridge:
     """The embedded R session with bridge.R loaded; the only code here that talks to R."""
 
     def __init__(self) -> None:
+        # rpy2 warns, once per worker, that R set PWD (and other variables) its own way at
+        # start; that is expected and changes nothing here.
+        warnings.filterwarnings("ignore", message=r"Environment variable .* redefined by R",
+                                category=UserWarning)
         import rpy2.rinterface as ri
         from rpy2.rinterface_lib import callbacks, openrlib
 

@@ -28,7 +28,7 @@ import httpx
 import kmock
 import yaml
 
-from plumbline.platform.kube import RESOURCES
+from plumbline.platform.kube.client import RESOURCES
 
 REVISION = "deployment.kubernetes.io/revision"
 

@@ -7,7 +7,7 @@ from pathlib import Path
 import kubernetes_validate
 from packaging.version import Version
 
-from plumbline.platform.manifests import LIVENESS_PATH, READINESS_PATH
+from plumbline.platform.kube.manifests import LIVENESS_PATH, READINESS_PATH
 
 # Every Kubernetes version kubernetes-validate ships a schema for, from 1.29 to the newest.
 K8S_VERSIONS = sorted({v for v in kubernetes_validate.utils.all_versions()

@@ -21,18 +21,11 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+from support import EXAMPLE, REPO, free_port
 
 pytestmark = pytest.mark.slow
 
-REPO = Path(__file__).resolve().parents[2]
-EXAMPLE = REPO / "examples" / "plumber-on-k8s" / "plumber.R"
 PLUMBLINE = [sys.executable, "-m", "plumbline", "serve"]
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @dataclass

@@ -4,15 +4,13 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-from pathlib import Path
 
 import pytest
 
 from plumbline.cli import build_parser
 from plumbline.runtime import settings
+from support import EXAMPLE, REPO
 
-REPO = Path(__file__).resolve().parents[2]
-EXAMPLE = REPO / "examples" / "plumber-on-k8s" / "plumber.R"
 
 
 def resolve(argv: list[str], env: dict[str, str] | None = None) -> settings.ServeConfig:

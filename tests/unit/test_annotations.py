@@ -11,10 +11,9 @@ import pytest
 
 from plumbline.annotations import AnnotationError, parse_file, parse_source
 from plumbline.endpoints import PathTemplate
+from support import EXAMPLE, REPO as ROOT
 
-ROOT = Path(__file__).resolve().parents[2]
 FIXTURE = ROOT / "tests/fixtures/annotated/plumber.R"
-EXAMPLE = ROOT / "examples/plumber-on-k8s/plumber.R"
 
 
 def test_example_app_endpoints():

@@ -5,9 +5,8 @@ install script and the project, which is what would make a build diverge.
 """
 import re
 import shlex
-from pathlib import Path
+from support import REPO as ROOT
 
-ROOT = Path(__file__).resolve().parents[2]
 DOCKERFILE = (ROOT / "runtime/Dockerfile").read_text()
 INSTALL = (ROOT / "scripts/install.sh").read_text()
 

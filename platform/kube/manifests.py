@@ -1,0 +1,374 @@
+"""AppSpec -> Kubernetes objects (plain dicts), the way an experienced operator writes them.
+
+`render(spec)` returns, in apply order: ConfigMap (the plumber.R bundle), Service,
+Deployment, PodDisruptionBudget, HorizontalPodAutoscaler, Ingress (each when the spec asks
+for it). The Helm chart in charts/plumbline-app produces the same objects.
+"""
+from __future__ import annotations
+
+import base64
+import hashlib
+import json
+import re
+from dataclasses import dataclass
+from typing import Any
+
+import yaml
+
+from plumbline.platform.spec.ingress import ingress_paths
+from plumbline.platform.spec.profiles import apply_overrides
+from plumbline.platform.spec.serve import (pod_placement, serve_arguments,
+                                                serve_environment)
+from plumbline.platform.spec.appspec import APP_DIR, RUNTIME_PORT, RUNTIME_USER, AppSpec, SpecError
+
+CONFIGMAP_LIMIT = 1024 * 1024  # bytes; etcd refuses larger objects
+PLUMBER_KEY = "plumber.R"
+CONTAINER_NAME = "api"
+PORT_NAME = "http"
+SERVICE_PORT = 80
+LIVENESS_PATH = "/livez"    # answered by the HTTP layer, never touches R
+READINESS_PATH = "/readyz"  # 200 once a worker has loaded, 503 while draining
+BUNDLE_ANNOTATION = "plumbline.dev/bundle-sha256"
+MANAGED_BY = "plumbline"
+_CONFIG_KEY = re.compile(r"^[-._a-zA-Z0-9]+$")
+
+
+@dataclass(frozen=True)
+class Bundle:
+    """plumber.R and its files as ConfigMap content, with the hash that names it."""
+
+    data: dict[str, str]         # key -> UTF-8 text
+    binary_data: dict[str, str]  # key -> base64
+    items: list[dict[str, str]]  # key -> path under /app
+    sha256: str
+    size: int
+
+    @property
+    def short_hash(self) -> str:
+        return self.sha256[:10]
+
+
+def go_json(value: Any) -> str:
+    """JSON exactly as Go's encoding/json writes it (Helm's toJson), so hashes agree."""
+    text = json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    for char, escaped in (("<", "\\u003c"), (">", "\\u003e"), ("&", "\\u0026"),
+                          ("\u2028", "\\u2028"), ("\u2029", "\\u2029")):
+        text = text.replace(char, escaped)
+    return text.replace("\\b", "\\u0008").replace("\\f", "\\u000c")
+
+
+def config_key(relative_path: str) -> str:
+    """ConfigMap keys cannot hold '/': `www/index.html` is stored as `www__index.html`."""
+    return relative_path.replace("/", "__")
+
+
+def make_bundle(spec: AppSpec) -> Bundle:
+    files = [(PLUMBER_KEY, spec.plumber_file)]
+    files += [(f.relative_to(spec.app_dir).as_posix(), f) for f in spec.extra_files]
+    data: dict[str, str] = {}
+    binary: dict[str, str] = {}
+    items = []
+    for relative, path in files:
+        key = config_key(relative)
+        if not _CONFIG_KEY.match(key) or len(key) > 253:
+            raise SpecError(f"{path}: the name {relative!r} cannot be a ConfigMap key (letters, "
+                            "digits, '-', '_' and '.' only); rename it or use the custom-image "
+                            "route (files_in_image)")
+        if key in data or key in binary:
+            raise SpecError(f"{path}: two files map to the ConfigMap key {key!r}")
+        raw = path.read_bytes()
+        try:
+            data[key] = raw.decode("utf-8")
+        except UnicodeDecodeError:
+            binary[key] = base64.b64encode(raw).decode("ascii")
+        items.append({"key": key, "path": relative})
+    size = sum(len(k) + len(v.encode("utf-8")) for k, v in data.items()) \
+        + sum(len(k) + len(v) for k, v in binary.items())
+    if size > CONFIGMAP_LIMIT:
+        raise SpecError(_too_big(spec, size))
+    hashed = go_json(data) if not binary else go_json(data) + go_json(binary)
+    return Bundle(data, binary, sorted(items, key=lambda i: i["path"]),
+                  hashlib.sha256(hashed.encode("utf-8")).hexdigest(), size)
+
+
+def _too_big(spec: AppSpec, size: int) -> str:
+    return (f"{spec.plumber_file}: the app's files come to {size / 2**20:.2f} MiB, over the "
+            f"1 MiB a ConfigMap can hold. Use the custom-image route: bake the files into an "
+            f"image built FROM the runtime image,\n"
+            f"    FROM {spec.image}\n    COPY --chown={RUNTIME_USER} . {APP_DIR}/\n"
+            f"push it, and deploy with --image YOUR-IMAGE --files-in-image (or image = \"...\" "
+            f"and files_in_image = true in plumbline.toml).")
+
+
+# ---- labels -----------------------------------------------------------------------------
+
+def selector_labels(spec: AppSpec) -> dict[str, str]:
+    """Exactly this app's pods: the Deployment, Service, PDB and spread constraints use these."""
+    return {"app.kubernetes.io/name": spec.name, "app.kubernetes.io/instance": spec.name}
+
+
+def app_version(spec: AppSpec) -> str:
+    """The plumber.R's @apiVersion, else the image tag, as a label value."""
+    version = spec.api.info.version if spec.api and spec.api.info.version else ""
+    if not version:
+        reference = spec.image.split("@", 1)[0]
+        last = reference.rsplit("/", 1)[-1]
+        version = last.rsplit(":", 1)[1] if ":" in last else "latest"
+    version = re.sub(r"[^A-Za-z0-9._-]", "-", version)[:63]
+    return re.sub(r"^[^A-Za-z0-9]+|[^A-Za-z0-9]+$", "", version) or "unknown"
+
+
+def common_labels(spec: AppSpec) -> dict[str, str]:
+    return {
+        **spec.labels,
+        **selector_labels(spec),
+        "app.kubernetes.io/version": app_version(spec),
+        "app.kubernetes.io/component": "api",
+        "app.kubernetes.io/part-of": spec.name,
+        "app.kubernetes.io/managed-by": MANAGED_BY,
+    }
+
+
+def _metadata(spec: AppSpec, name: str | None = None, annotations=None) -> dict:
+    meta = {"name": name or spec.name, "namespace": spec.namespace, "labels": common_labels(spec)}
+    if annotations:
+        meta["annotations"] = dict(annotations)
+    return meta
+
+
+def configmap_name(spec: AppSpec, bundle: Bundle) -> str:
+    """Named by content: a new plumber.R is a new immutable ConfigMap, and a rollback to an
+    older ReplicaSet mounts the files that revision ran with."""
+    return f"{spec.name}-{bundle.short_hash}"
+
+
+# ---- objects ----------------------------------------------------------------------------
+
+def configmap(spec: AppSpec, bundle: Bundle) -> dict:
+    obj = {"apiVersion": "v1", "kind": "ConfigMap",
+           "metadata": _metadata(spec, configmap_name(spec, bundle)),
+           "immutable": True, "data": dict(sorted(bundle.data.items()))}
+    if bundle.binary_data:
+        obj["binaryData"] = dict(sorted(bundle.binary_data.items()))
+    return obj
+
+
+def serve_command(spec: AppSpec) -> list[str]:
+    """The container's command: the app's one `plumbline serve` command line, as in a pod."""
+    return ["plumbline", *serve_arguments(spec, pod_placement(APP_DIR, PLUMBER_KEY,
+                                                              RUNTIME_PORT))]
+
+
+def _probe(spec: AppSpec, path: str, failure_threshold: int) -> dict:
+    return {"httpGet": {"path": path, "port": PORT_NAME},
+            "periodSeconds": spec.probes.period_seconds,
+            "timeoutSeconds": spec.probes.timeout_seconds,
+            "failureThreshold": failure_threshold}
+
+
+def container_resources(spec: AppSpec) -> dict:
+    r = spec.resources
+    limits = {"cpu": r.cpu_limit, "memory": r.memory_limit}
+    if r.nvidia_gpus:
+        limits["nvidia.com/gpu"] = str(r.nvidia_gpus)
+    if r.amd_gpus:
+        limits["amd.com/gpu"] = str(r.amd_gpus)
+    return {"requests": {"cpu": r.cpu_request, "memory": r.memory_request}, "limits": limits}
+
+
+def container_env(spec: AppSpec) -> list[dict]:
+    env = [{"name": k, "value": v} for k, v in serve_environment(spec).items()]
+    env += [{"name": var, "valueFrom": {"secretKeyRef": {"name": secret, "key": key}}}
+            for var, (secret, key) in spec.secret_env.items()]
+    return env
+
+
+def user_volumes(spec: AppSpec) -> tuple[list[dict], list[dict]]:
+    volumes, mounts = [], []
+    for v in spec.volumes:
+        if v.kind == "pvc":
+            source = {"persistentVolumeClaim": {"claimName": v.source, "readOnly": v.read_only}}
+        elif v.kind == "secret":
+            source = {"secret": {"secretName": v.source}}
+        elif v.kind == "configmap":
+            source = {"configMap": {"name": v.source}}
+        else:
+            csi: dict[str, Any] = {"driver": v.source, "readOnly": v.read_only}
+            if v.csi_attributes:
+                csi["volumeAttributes"] = dict(v.csi_attributes)
+            if v.csi_secret:
+                csi["nodePublishSecretRef"] = {"name": v.csi_secret}
+            source = {"csi": csi}
+        volumes.append({"name": v.name, **source})
+        mounts.append({"name": v.name, "mountPath": v.mount_path, "readOnly": v.read_only})
+    return volumes, mounts
+
+
+def pod_affinity(spec: AppSpec) -> dict:
+    """Profile placement constraints offering several values: the pod may go to any of them."""
+    if not spec.node_affinity:
+        return {}
+    return {"nodeAffinity": {"requiredDuringSchedulingIgnoredDuringExecution": {
+        "nodeSelectorTerms": [{"matchExpressions": [
+            {"key": k, "operator": "In", "values": list(v)}
+            for k, v in sorted(spec.node_affinity.items())]}]}}}
+
+
+def deployment(spec: AppSpec, bundle: Bundle | None) -> dict:
+    volumes = [{"name": "tmp", "emptyDir": {"sizeLimit": spec.tmp_size}}]
+    mounts = [{"name": "tmp", "mountPath": "/tmp"}]
+    annotations = dict(spec.annotations)
+    if bundle is not None:
+        # A changed plumber.R changes the pod template, so it rolls out by itself.
+        annotations[BUNDLE_ANNOTATION] = bundle.sha256
+        volumes.insert(0, {"name": "app-files", "configMap": {
+            "name": configmap_name(spec, bundle), "items": bundle.items, "defaultMode": 0o444}})
+        mounts.insert(0, {"name": "app-files", "mountPath": APP_DIR, "readOnly": True})
+    extra_volumes, extra_mounts = user_volumes(spec)
+    container = {
+        "name": CONTAINER_NAME,
+        "image": spec.image,
+        "imagePullPolicy": "IfNotPresent",
+        "command": serve_command(spec),
+        "workingDir": APP_DIR,
+        "ports": [{"name": PORT_NAME, "containerPort": RUNTIME_PORT, "protocol": "TCP"}],
+        "resources": container_resources(spec),
+        "startupProbe": _probe(spec, READINESS_PATH, spec.probes.startup_failure_threshold),
+        "livenessProbe": _probe(spec, LIVENESS_PATH, spec.probes.failure_threshold),
+        "readinessProbe": _probe(spec, READINESS_PATH, spec.probes.failure_threshold),
+        "securityContext": {
+            "runAsNonRoot": True,
+            "readOnlyRootFilesystem": True,
+            "allowPrivilegeEscalation": False,
+            "capabilities": {"drop": ["ALL"]},
+            "seccompProfile": {"type": "RuntimeDefault"},
+        },
+        "volumeMounts": mounts + extra_mounts,
+    }
+    env = container_env(spec)
+    if env:
+        container["env"] = env
+    if spec.rollout.drain_delay_seconds:
+        # The endpoint removal reaches every node and ingress controller a little late:
+        # keep serving for the drain delay before the runtime sees SIGTERM.
+        container["lifecycle"] = {"preStop": {"exec": {
+            "command": ["sleep", str(spec.rollout.drain_delay_seconds)]}}}
+    pod_spec: dict[str, Any] = {
+        "automountServiceAccountToken": False,
+        "enableServiceLinks": False,
+        "terminationGracePeriodSeconds": spec.rollout.termination_grace_seconds,
+        "securityContext": {
+            "runAsNonRoot": True,
+            "runAsUser": RUNTIME_USER,
+            "runAsGroup": RUNTIME_USER,
+            "fsGroup": RUNTIME_USER,
+            "seccompProfile": {"type": "RuntimeDefault"},
+        },
+        "topologySpreadConstraints": [{
+            "maxSkew": 1, "topologyKey": "kubernetes.io/hostname",
+            "whenUnsatisfiable": "ScheduleAnyway",
+            "labelSelector": {"matchLabels": selector_labels(spec)},
+        }],
+        "containers": [container],
+        "volumes": volumes + extra_volumes,
+    }
+    if spec.image_pull_secrets:
+        pod_spec["imagePullSecrets"] = [{"name": s} for s in spec.image_pull_secrets]
+    if spec.node_selector:
+        pod_spec["nodeSelector"] = dict(spec.node_selector)
+    if spec.node_affinity:
+        pod_spec["affinity"] = pod_affinity(spec)
+    template_meta: dict[str, Any] = {"labels": common_labels(spec)}
+    if annotations:
+        template_meta["annotations"] = annotations
+    deploy_spec: dict[str, Any] = {}
+    if not spec.autoscaling.enabled:  # else the HPA owns the replica count
+        deploy_spec["replicas"] = spec.replicas
+    deploy_spec.update({
+        "revisionHistoryLimit": spec.rollout.revision_history_limit,
+        "progressDeadlineSeconds": spec.rollout.progress_deadline_seconds,
+        "selector": {"matchLabels": selector_labels(spec)},
+        "strategy": {"type": "RollingUpdate", "rollingUpdate": {
+            "maxSurge": spec.rollout.max_surge, "maxUnavailable": spec.rollout.max_unavailable}},
+        "template": {"metadata": template_meta, "spec": pod_spec},
+    })
+    obj = {"apiVersion": "apps/v1", "kind": "Deployment",
+           "metadata": _metadata(spec, annotations=spec.annotations), "spec": deploy_spec}
+    if spec.deployment_overrides:
+        apply_overrides(obj, spec.deployment_overrides)
+    return obj
+
+
+def service(spec: AppSpec) -> dict:
+    return {"apiVersion": "v1", "kind": "Service", "metadata": _metadata(spec),
+            "spec": {"type": "ClusterIP", "selector": selector_labels(spec),
+                     "ports": [{"name": PORT_NAME, "port": SERVICE_PORT,
+                                "targetPort": PORT_NAME, "protocol": "TCP"}]}}
+
+
+def ingress(spec: AppSpec) -> dict:
+    backend = {"service": {"name": spec.name, "port": {"name": PORT_NAME}}}
+    rule: dict[str, Any] = {"http": {"paths": [
+        {**p, "backend": backend} for p in ingress_paths(spec)]}}
+    if spec.ingress.host:
+        rule = {"host": spec.ingress.host, **rule}
+    ing_spec: dict[str, Any] = {}
+    if spec.ingress.class_name:
+        ing_spec["ingressClassName"] = spec.ingress.class_name
+    if spec.ingress.tls_secret:
+        ing_spec["tls"] = [{"hosts": [spec.ingress.host], "secretName": spec.ingress.tls_secret}]
+    ing_spec["rules"] = [rule]
+    return {"apiVersion": "networking.k8s.io/v1", "kind": "Ingress",
+            "metadata": _metadata(spec, annotations=spec.ingress.annotations), "spec": ing_spec}
+
+
+def pod_disruption_budget(spec: AppSpec) -> dict:
+    # maxUnavailable 1 rather than minAvailable 1: with a single replica, minAvailable 1
+    # would block every node drain forever; this keeps drains and upgrades possible.
+    return {"apiVersion": "policy/v1", "kind": "PodDisruptionBudget", "metadata": _metadata(spec),
+            "spec": {"maxUnavailable": 1, "selector": {"matchLabels": selector_labels(spec)}}}
+
+
+def horizontal_pod_autoscaler(spec: AppSpec) -> dict:
+    a = spec.autoscaling
+    return {"apiVersion": "autoscaling/v2", "kind": "HorizontalPodAutoscaler",
+            "metadata": _metadata(spec),
+            "spec": {"scaleTargetRef": {"apiVersion": "apps/v1", "kind": "Deployment",
+                                        "name": spec.name},
+                     "minReplicas": a.min_replicas, "maxReplicas": a.max_replicas,
+                     "metrics": [{"type": "Resource", "resource": {"name": "cpu", "target": {
+                         "type": "Utilization", "averageUtilization": a.cpu_utilization}}}]}}
+
+
+def render(spec: AppSpec) -> list[dict]:
+    """Every object of the app, in the order to apply them."""
+    bundle = None if spec.files_in_image else make_bundle(spec)
+    objects = [configmap(spec, bundle)] if bundle else []
+    objects += [service(spec), deployment(spec, bundle)]
+    if spec.disruption_budget:
+        objects.append(pod_disruption_budget(spec))
+    if spec.autoscaling.enabled:
+        objects.append(horizontal_pod_autoscaler(spec))
+    if spec.ingress.enabled:
+        objects.append(ingress(spec))
+    return objects
+
+
+class _Dumper(yaml.SafeDumper):
+    def ignore_aliases(self, data):  # no &id001 anchors: each object reads on its own
+        return True
+
+
+def _str(dumper, value: str):
+    # Files (plumber.R) read best as literal blocks.
+    style = "|" if "\n" in value else None
+    return dumper.represent_scalar("tag:yaml.org,2002:str", value, style=style)
+
+
+_Dumper.add_representer(str, _str)
+
+
+def render_yaml(objects: list[dict]) -> str:
+    """Multi-document YAML, objects in the given order, keys as built (kind first)."""
+    return yaml.dump_all(objects, Dumper=_Dumper, sort_keys=False, default_flow_style=False,
+                         allow_unicode=True, explicit_start=True, width=100)

@@ -1,0 +1,56 @@
+"""Least-privilege access for plumbline in one namespace: ServiceAccount, Role, RoleBinding.
+
+Instead of the cluster-admin binding the RStudio Kubernetes setups use, the Role grants
+only what plumbline's operations do (platform/operations.py through platform/kube.py):
+server-side apply of the app's objects (get, create, patch; restart, scale and rollback are
+patches too; `scale` goes through deployments/scale), listing by label (rollout polling, status, delete), deletion of what it
+created, and reading ReplicaSets (rollback), pods, pod logs and events (status and failure
+diagnosis). No watch (rollouts are polled), no update, no deletecollection, no Secrets.
+"""
+from __future__ import annotations
+
+import re
+
+from plumbline.platform.kube.manifests import MANAGED_BY
+from plumbline.platform.spec.appspec import SpecError
+
+DEFAULT_ACCOUNT = "plumbline-deployer"
+_MANAGE = ["get", "list", "create", "patch", "delete"]
+_READ = ["get", "list"]
+
+# (API group, resources, verbs) - what `deploy`, `restart`, `scale`, `status`, `rollback`,
+# `logs` and `delete` call.
+RULES: tuple[tuple[str, tuple[str, ...], list[str]], ...] = (
+    ("", ("configmaps", "services"), _MANAGE),
+    ("apps", ("deployments",), _MANAGE),
+    ("apps", ("deployments/scale",), ["get", "patch"]),  # `scale` uses the scale subresource
+    ("apps", ("replicasets",), _READ),
+    ("", ("pods",), _READ),
+    ("", ("pods/log",), ["get"]),
+    ("", ("events",), _READ),
+    ("networking.k8s.io", ("ingresses",), _MANAGE),
+    ("policy", ("poddisruptionbudgets",), _MANAGE),
+    ("autoscaling", ("horizontalpodautoscalers",), _MANAGE),
+)
+
+
+def _labels(name: str) -> dict[str, str]:
+    return {"app.kubernetes.io/name": name, "app.kubernetes.io/component": "rbac",
+            "app.kubernetes.io/part-of": "plumbline", "app.kubernetes.io/managed-by": MANAGED_BY}
+
+
+def render_rbac(namespace: str, account: str = DEFAULT_ACCOUNT) -> list[dict]:
+    for what, value in (("namespace", namespace), ("service account", account)):
+        if not re.fullmatch(r"[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?", value):
+            raise SpecError(f"{what} {value!r}: must be a DNS label")
+    meta = {"name": account, "namespace": namespace, "labels": _labels(account)}
+    return [
+        {"apiVersion": "v1", "kind": "ServiceAccount", "metadata": dict(meta)},
+        {"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "Role", "metadata": dict(meta),
+         "rules": [{"apiGroups": [group], "resources": list(resources), "verbs": list(verbs)}
+                   for group, resources, verbs in RULES]},
+        {"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "RoleBinding",
+         "metadata": dict(meta),
+         "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": account},
+         "subjects": [{"kind": "ServiceAccount", "name": account, "namespace": namespace}]},
+    ]

@@ -1,0 +1,319 @@
+"""The cluster operations end to end against KMock's Kubernetes emulator on loopback.
+
+The official kubernetes client talks HTTP to the emulator; a background thread plays the
+cluster's controllers and kubelets (see platform_cluster_harness). Nothing is mocked.
+"""
+from __future__ import annotations
+
+import kmock
+import pytest
+
+from platform_cluster_harness import PlayedControllers
+from plumbline.platform.kube.apply import ApplyError
+from plumbline.platform.kube.client import connect
+from plumbline.platform.kube.manifests import render
+from plumbline.platform.kube.operations import (InvalidPlumberFile, OperationError, delete, deploy,
+                                           logs, restart, rollback, scale, status)
+from plumbline.platform.spec.appspec import build_spec
+
+PLUMBER_R = """\
+#* Determine if an integer is odd or even
+#* @serializer text
+#* @get /parity
+function(int) {
+  if (as.integer(int) %% 2 == 0) "even" else "odd"
+}
+
+#* One item
+#* @get /items/<id:int>
+function(id) {
+  list(id = id)
+}
+"""
+NS = "shop"
+pytestmark = pytest.mark.slow  # runs Rscript (the syntax check) and an API server
+DEPLOYMENTS = f"/apis/apps/v1/namespaces/{NS}/deployments"
+FAST = {"poll_interval": 0.05}
+
+
+@pytest.fixture
+def cluster(api_server, tmp_path):
+    # Through a kubeconfig file, as a user would connect; its context names the namespace.
+    return connect(kubeconfig=str(api_server.kubeconfig(tmp_path, namespace=NS)))
+
+
+def make_spec(tmp_path, name="parity", image="registry.example/parity:v1", source=PLUMBER_R,
+              **flags):
+    app = tmp_path / name
+    app.mkdir(exist_ok=True)
+    (app / "plumber.R").write_text(source)
+    return build_spec(app / "plumber.R", {"name": name, "namespace": NS, "image": image,
+                                          "replicas": 2, "ingress.host": "parity.example.com",
+                                          **flags})
+
+
+def deployment_image(api_server, name="parity"):
+    return api_server.get(f"{DEPLOYMENTS}/{name}")["spec"]["template"]["spec"]["containers"][0]["image"]
+
+
+@pytest.fixture
+def controllers(api_server):
+    with PlayedControllers(api_server.url, NS, "parity") as played:
+        yield played
+    assert not played.errors
+
+
+def test_deploy_applies_everything_then_a_second_deploy_changes_nothing(
+        api_server, cluster, controllers, tmp_path):
+    spec = make_spec(tmp_path)
+    out = []
+    first = deploy(spec, cluster, out=out.append, **FAST)
+    assert first.ok, out
+    assert {a.kind for a in first.applied} >= {"ConfigMap", "Service", "Deployment", "Ingress"}
+    assert all(a.action == "created" for a in first.applied)
+    assert "rollout of parity complete (revision 1)" in first.verdict
+    assert any(line.startswith("parity: 2/2 updated, 2/2 ready, 2/2 available") for line in out)
+
+    before = len(api_server.requests())
+    second = deploy(spec, cluster, out=out.append, **FAST)
+    assert second.ok
+    assert [a.action for a in second.applied] == ["unchanged"] * len(first.applied)
+    assert "0 of" in second.verdict
+    # Server-side apply, as field manager plumbline, never forced.
+    applies = [r for r in api_server.requests()[before:] if r.method == "PATCH"]
+    assert len(applies) == len(first.applied)
+    for request in applies:
+        assert request.headers["Content-Type"] == "application/apply-patch+yaml"
+        assert request.params == {"fieldManager": "plumbline"}
+
+
+def test_deploy_warns_when_r_code_adds_routes_the_ingress_does_not_route(cluster, controllers,
+                                                                           tmp_path):
+    source = PLUMBER_R + '\n#* @plumber\nfunction(pr) pr |> plumber::pr_get("/x", function() 1)\n'
+    out = []
+    assert deploy(make_spec(tmp_path, source=source), cluster, out=out.append, **FAST).ok
+    warnings = [line for line in out if line.startswith("warning: ")]
+    assert len(warnings) == 1 and "`#* @plumber` block may add routes" in warnings[0], out
+
+
+def test_a_changed_plumber_file_is_configured_and_rolled_out(api_server, cluster, controllers,
+                                                             tmp_path):
+    assert deploy(make_spec(tmp_path), cluster, out=lambda _: None, **FAST).ok
+    changed = make_spec(tmp_path, source=PLUMBER_R + '\n#* @get /ping\nfunction() "pong"\n')
+    result = deploy(changed, cluster, out=lambda _: None, **FAST)
+    assert result.ok
+    actions = {a.kind: a.action for a in result.applied}
+    assert actions["Deployment"] == "configured" and actions["Ingress"] == "configured"
+    assert "revision 2" in result.verdict
+    # Each content-named ConfigMap is owned by the ReplicaSet mounting it, so the garbage
+    # collector removes it with that ReplicaSet once it leaves the revision history.
+    replicasets = api_server.get(f"/apis/apps/v1/namespaces/{NS}/replicasets")["items"]
+    mounted_by = {rs["spec"]["template"]["spec"]["volumes"][0]["configMap"]["name"]:
+                  rs["metadata"]["uid"] for rs in replicasets}
+    config_maps = api_server.get(f"/api/v1/namespaces/{NS}/configmaps")["items"]
+    assert len(config_maps) == 2
+    for config_map in config_maps:
+        owners = config_map["metadata"]["ownerReferences"]
+        assert [(o["kind"], o["uid"]) for o in owners] == [
+            ("ReplicaSet", mounted_by[config_map["metadata"]["name"]])]
+
+
+def test_status_reports_replicas_revision_and_endpoint_urls(cluster, controllers, tmp_path):
+    assert deploy(make_spec(tmp_path), cluster, out=lambda _: None, **FAST).ok
+    st = status(cluster, "parity")
+    assert (st.desired, st.updated, st.ready, st.available) == (2, 2, 2, 2)
+    assert st.revision == "1" and st.healthy
+    assert st.images == ["registry.example/parity:v1"]
+    assert "GET http://parity.example.com/parity" in st.urls
+    assert "GET http://parity.example.com/items/<id:int>" in st.urls
+
+
+def test_status_of_an_unknown_app_says_so(cluster):
+    with pytest.raises(OperationError, match="no deployment nope in namespace shop"):
+        status(cluster, "nope")
+
+
+def test_restart_stamps_the_pod_template_and_waits_for_new_pods(api_server, cluster,
+                                                                controllers, tmp_path):
+    assert deploy(make_spec(tmp_path), cluster, out=lambda _: None, **FAST).ok
+    out = []
+    result = restart(cluster, "parity", out=out.append, **FAST)
+    assert result.ok and result.revision == "2", out
+    template = api_server.get(f"{DEPLOYMENTS}/parity")["spec"]["template"]
+    assert "kubectl.kubernetes.io/restartedAt" in template["metadata"]["annotations"]
+    patch = [r for r in api_server.requests() if r.method == "PATCH"
+             and r.headers["Content-Type"] == "application/merge-patch+json"
+             and r.url.path == f"{DEPLOYMENTS}/parity"]
+    assert patch, "the restart is a patch of the Deployment itself"
+    assert out[-1].startswith("parity: 2/2 updated, 2/2 ready, 2/2 available")
+    pods = api_server.get(f"/api/v1/namespaces/{NS}/pods")["items"]
+    hashes = {p["metadata"]["labels"]["pod-template-hash"] for p in pods}
+    assert len(pods) == 2 and len(hashes) == 1, "all pods were replaced by the new revision"
+
+
+def test_scale_goes_through_the_scale_subresource(api_server, cluster, controllers, tmp_path):
+    assert deploy(make_spec(tmp_path), cluster, out=lambda _: None, **FAST).ok
+    result = scale(cluster, "parity", 4, out=lambda _: None, **FAST)
+    assert result.ok
+    assert api_server.get(f"{DEPLOYMENTS}/parity")["spec"]["replicas"] == 4
+    assert any(r.method == "PATCH" and r.url.path == f"{DEPLOYMENTS}/parity/scale"
+               for r in api_server.requests())
+    assert status(cluster, "parity").available == 4
+    with pytest.raises(OperationError, match="must be 0 or more"):
+        scale(cluster, "parity", -1)
+
+
+def test_rollback_puts_an_earlier_template_back(api_server, cluster, controllers, tmp_path):
+    quiet = {"out": lambda _: None, **FAST}
+    assert deploy(make_spec(tmp_path), cluster, **quiet).ok
+    assert deploy(make_spec(tmp_path, image="registry.example/parity:v2"), cluster, **quiet).ok
+    assert deployment_image(api_server) == "registry.example/parity:v2"
+
+    result = rollback(cluster, "parity", **quiet)  # to the revision before the current one
+    assert result.ok and result.revision == "3"  # the old template comes back as a new revision
+    assert deployment_image(api_server) == "registry.example/parity:v1"
+    labels = api_server.get(f"{DEPLOYMENTS}/parity")["spec"]["template"]["metadata"]["labels"]
+    assert "pod-template-hash" not in labels
+
+    assert rollback(cluster, "parity", to_revision=2, **quiet).ok
+    assert deployment_image(api_server) == "registry.example/parity:v2"
+    with pytest.raises(OperationError, match="revision 9 of parity not found"):
+        rollback(cluster, "parity", to_revision=9)
+
+
+def test_delete_removes_the_apps_objects_and_nothing_else(api_server, cluster, tmp_path):
+    quiet = {"out": lambda _: None, "wait": False}
+    deploy(make_spec(tmp_path), cluster, **quiet)
+    deploy(make_spec(tmp_path, name="other", **{"ingress.host": "other.example.com"}), cluster,
+           **quiet)
+    # Not plumbline's, though named like the app and carrying its instance label.
+    cluster.apply({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {
+        "name": "parity-notes", "namespace": NS,
+        "labels": {"app.kubernetes.io/instance": "parity"}}, "data": {"a": "b"}})
+
+    out = []
+    deleted = delete(cluster, "parity", out=out.append)
+    assert {ref.split("/")[0] for ref in deleted} == {
+        "ingress", "poddisruptionbudget", "service", "deployment", "configmap"}
+    assert api_server.get(f"{DEPLOYMENTS}/parity") is None
+    assert api_server.names(f"/api/v1/namespaces/{NS}/services") == {"other"}
+    assert api_server.names(f"/apis/networking.k8s.io/v1/namespaces/{NS}/ingresses") == {"other"}
+    config_maps = api_server.names(f"/api/v1/namespaces/{NS}/configmaps")
+    assert "parity-notes" in config_maps
+    assert any(name.startswith("other-") for name in config_maps)
+    assert not any(name.startswith("parity-") and name != "parity-notes" for name in config_maps)
+    assert delete(cluster, "parity", out=out.append) == []  # idempotent
+
+
+def test_logs_prefix_every_line_with_its_pod(cluster, controllers, tmp_path):
+    assert deploy(make_spec(tmp_path), cluster, out=lambda _: None, **FAST).ok
+    out = []
+    assert logs(cluster, "parity", out=out.append) == 4
+    pods = sorted({line.split("]")[0][1:] for line in out})
+    assert len(pods) == 2
+    for line in out:
+        pod = line.split("]")[0][1:]
+        assert line.startswith(f"[{pod}] ")
+    assert f"[{pods[0]}] GET /parity 200 (served by {pods[0]})" in out
+
+
+@pytest.mark.parametrize("broken, where", [
+    ("#* @get /parity\nfunction(int) {\n  if (int > 1 \"odd\"\n}\n", ":3:"),
+    ("#* @get\nfunction() 1\n", ":1:"),
+])
+def test_a_broken_plumber_file_is_refused_before_any_request(api_server, cluster, tmp_path,
+                                                             broken, where):
+    spec = make_spec(tmp_path)
+    spec.plumber_file.write_text(broken)  # edited after the spec was built
+    with pytest.raises(InvalidPlumberFile) as refused:
+        deploy(spec, cluster, out=lambda _: None)
+    assert f"{spec.plumber_file}{where}" in str(refused.value)
+    assert api_server.requests() == []
+
+
+def test_a_crash_loop_is_detected_and_rolled_back(api_server, cluster, controllers, tmp_path):
+    assert deploy(make_spec(tmp_path), cluster, out=lambda _: None, **FAST).ok
+    out = []
+    result = deploy(make_spec(tmp_path, image="registry.example/parity:crash"), cluster,
+                    out=out.append, **FAST)
+    assert not result.ok
+    assert result.rollout.reason.endswith("CrashLoopBackOff")
+    text = "\n".join(out)
+    assert "exit code 1" in text  # the container's last exit
+    assert "BackOff: Back-off restarting failed container" in text  # the pod's events
+    assert result.rolled_back_to == "1"
+    assert "rolled back to revision 1, which is serving again" in result.verdict
+    assert deployment_image(api_server) == "registry.example/parity:v1"
+
+
+def test_a_progress_deadline_is_detected_and_rolled_back(api_server, cluster, controllers,
+                                                         tmp_path):
+    assert deploy(make_spec(tmp_path), cluster, out=lambda _: None, **FAST).ok
+    out = []
+    result = deploy(make_spec(tmp_path, image="registry.example/parity:stuck"), cluster,
+                    out=out.append, **FAST)
+    assert not result.ok
+    assert result.rollout.reason.startswith("progress deadline exceeded")
+    assert "has timed out progressing" in "\n".join(out)
+    assert result.rolled_back_to == "1"
+    assert deployment_image(api_server) == "registry.example/parity:v1"
+
+
+def test_pods_never_ready_within_the_deadline_fail_and_stay_when_rollback_is_off(
+        api_server, cluster, controllers, tmp_path):
+    assert deploy(make_spec(tmp_path), cluster, out=lambda _: None, **FAST).ok
+    out = []
+    result = deploy(make_spec(tmp_path, image="registry.example/parity:silent"), cluster,
+                    out=out.append, timeout=1.5, auto_rollback=False, **FAST)
+    assert not result.ok and result.rolled_back_to is None
+    assert result.rollout.reason.startswith("pods not ready within 1.5s")
+    assert "ContainerCreating" in "\n".join(out)
+    assert "automatic rollback disabled" in result.verdict
+    assert "`plumbline rollback parity` returns to revision 1" in result.verdict
+    assert deployment_image(api_server) == "registry.example/parity:silent"
+
+
+def test_a_failed_first_deploy_has_nothing_to_roll_back_to(api_server, cluster, controllers,
+                                                           tmp_path):
+    result = deploy(make_spec(tmp_path, image="registry.example/parity:crash"), cluster,
+                    out=lambda _: None, **FAST)
+    assert not result.ok
+    assert ("no earlier healthy revision to roll back to: it is the app's first deploy"
+            in result.verdict)
+    assert api_server.get(f"{DEPLOYMENTS}/parity") is not None
+
+
+def test_logs_follow_reads_all_pods_side_by_side(api_server, cluster, controllers, tmp_path):
+    assert deploy(make_spec(tmp_path), cluster, out=lambda _: None, **FAST).ok
+    out = []
+    assert logs(cluster, "parity", follow=True, tail=10, out=out.append) == 4
+    assert len({line.split("]")[0] for line in out}) == 2
+    followed = [r for r in api_server.requests() if r.url.path.endswith("/log")]
+    assert len(followed) == 2
+    assert all(r.params == {"container": "api", "tailLines": "10", "follow": "true"}
+               for r in followed)
+
+
+def test_an_apply_conflict_is_refused_unless_forced(api_server, cluster, tmp_path):
+    quiet = {"out": lambda _: None, "wait": False}
+    deploy(make_spec(tmp_path), cluster, **quiet)
+
+    def conflict(request):  # what an API server answers when another manager owns a field
+        if request.params.get("force") == "true":
+            raise NotImplementedError  # forced: let the emulator apply it as usual
+        return kmock.Response(status=409, payload={
+            "apiVersion": "v1", "kind": "Status", "status": "Failure", "reason": "Conflict",
+            "code": 409, "message": 'Apply failed with 1 conflict: conflict with "kubectl-edit" '
+                                    'using v1: .spec.ports[name="http"].port'})
+
+    api_server.emulator[kmock.method.PATCH, kmock.resource("v1/services")] << conflict
+    with pytest.raises(ApplyError) as refused:
+        deploy(make_spec(tmp_path), cluster, **quiet)
+    assert 'service/parity: Apply failed with 1 conflict: conflict with "kubectl-edit"' \
+        in str(refused.value)
+    assert "re-run with --force-conflicts" in str(refused.value)
+
+    assert deploy(make_spec(tmp_path), cluster, force_conflicts=True, **quiet).ok
+    forced = [r for r in api_server.requests() if r.method == "PATCH"][
+        -len(render(make_spec(tmp_path))):]
+    assert all(r.params == {"fieldManager": "plumbline", "force": "true"} for r in forced)

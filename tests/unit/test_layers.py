@@ -1,0 +1,36 @@
+"""What import-linter (pyproject.toml) cannot see: `plumbline.cli` sits on top of everything,
+so no module of runtime/ or platform/ imports it."""
+from __future__ import annotations
+
+import ast
+
+import pytest
+
+from support import REPO
+
+MODULES = sorted([*(REPO / "runtime").rglob("*.py"), *(REPO / "platform").rglob("*.py")])
+
+
+def _imports(path) -> set[str]:
+    found = set()
+    for node in ast.walk(ast.parse(path.read_text(), str(path))):
+        if isinstance(node, ast.Import):
+            found |= {alias.name for alias in node.names}
+        elif isinstance(node, ast.ImportFrom) and node.module:
+            found.add(node.module)
+            found |= {f"{node.module}.{alias.name}" for alias in node.names}
+    return found
+
+
+@pytest.mark.parametrize("path", MODULES, ids=lambda p: str(p.relative_to(REPO)))
+def test_nothing_below_the_cli_imports_it(path):
+    assert not {name for name in _imports(path) if name == "plumbline.cli"
+                or name.startswith("plumbline.cli.")}
+
+
+def test_the_folders_show_the_layers():
+    assert not (REPO / "runtime" / "__init__.py").exists()
+    assert not (REPO / "platform" / "__init__.py").exists()
+    for layer in ("spec", "kube", "local", "cli"):
+        assert (REPO / "platform" / layer / "__init__.py").is_file()
+    assert not [p.name for p in (REPO / "platform").glob("*.py") if p.name != "backend.py"]
