@@ -14,6 +14,7 @@ from pathlib import Path
 
 from plumbline.exits import CommandError, ExitCode
 from plumbline.platform.backend import AppRef, BackendError
+from plumbline.platform.cli.apps import say
 from plumbline.platform.local.backend import KUBERNETES_ONLY, LocalBackend
 from plumbline.platform.local.cluster import MAX_REPLICAS, Settings, port_is_free
 from plumbline.platform.local.control import ControlClient, ControlError, HostRecord
@@ -25,10 +26,6 @@ from plumbline.runtime import logs
 DEFAULT_PORT = 8080
 SCENARIOS = ("rolling-restart", "kill-replica", "quit-worker", "fail-health", "deploy-change",
              "freeze-replica")  # platform/local/failover.py, loaded only when one runs
-
-
-def say(line: str) -> None:
-    print(line, flush=True)
 
 
 _REPLICA_LINE = re.compile(r"^(r\d+|haproxy) \| (.*)$")

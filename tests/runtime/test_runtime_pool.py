@@ -235,6 +235,11 @@ def test_quit_fails_only_that_request_and_the_slot_is_refilled():
         assert harness.get("/text").body == b"hello"
 
 
+def _logged(record: logging.LogRecord) -> dict:
+    """A pool log record as its JSON line reads: the message and its structured fields."""
+    return {"message": record.getMessage(), **getattr(record, "fields", {})}
+
+
 def test_idle_worker_killed_by_the_os_is_replaced(caplog):
     caplog.set_level(logging.INFO, logger="plumbline.pool")
     with running_pool(BASIC, workers=1) as harness:
@@ -245,8 +250,7 @@ def test_idle_worker_killed_by_the_os_is_replaced(caplog):
         assert len(rows) == 1
         assert harness.pool.restart_counts["killed_signal"] == 1
         assert harness.get("/text").body == b"hello"
-    died = [json.loads(r.getMessage()) for r in caplog.records
-            if json.loads(r.getMessage())["event"] == "worker_died"]
+    died = [e for e in map(_logged, caplog.records) if e["event"] == "worker_died"]
     assert len(died) == 1
     assert "SIGKILL" in died[0]["message"] and "perhaps out of memory?" in died[0]["message"]
     assert died[0]["pid"] == victim
@@ -340,7 +344,7 @@ def test_later_load_failures_back_off_and_log_once(tmp_path, monkeypatch, caplog
         breaker.unlink()
         harness.wait_until_idle(timeout=60)
         assert harness.get("/ok").body == b"fine"
-    logged = [json.loads(r.getMessage()) for r in caplog.records]
+    logged = [_logged(r) for r in caplog.records]
     load_errors = [r for r in logged if r["event"] == "load_failed"]
     assert len(load_errors) == 1
     assert "broken on purpose" in load_errors[0]["message"]
