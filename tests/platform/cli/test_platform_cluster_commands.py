@@ -5,6 +5,7 @@ import pytest
 
 from platform_cluster_harness import PlayedControllers
 from plumbline.cli import main
+from plumbline.platform.kube.backend import KubernetesBackend
 
 PLUMBER_R = """\
 #* @serializer text
@@ -56,6 +57,9 @@ def test_the_commands_deploy_inspect_change_and_delete_an_app(api_server, kubeco
                           "2/2 available")
         assert "  GET http://parity.example.com/parity" in out
         assert out[-1] == "parity is healthy"
+        listed = KubernetesBackend(kubeconfig=kubeconfig, namespace=NS).list_apps()
+        assert [(a.name, a.namespace, a.backend, a.healthy) for a in listed] == [
+            ("parity", NS, "kubernetes", True)]
 
         code, out, _ = run(capsys, "scale", "parity", "3", *target)
         assert code == 0 and out[0] == "deployment/parity scaled to 3"

@@ -22,6 +22,7 @@ import httpx
 import psutil
 import pytest
 
+from plumbline.platform.local.backend import LocalBackend
 from plumbline.platform.local.cluster import MAX_REPLICAS, STARTING_AT_ONCE
 from plumbline.platform.local.control import ControlClient, HostRecord
 from plumbline.platform.local.failover import run_scenario
@@ -142,6 +143,10 @@ def test_status_and_logs_commands(cluster):
         assert f"{cluster.url}{path}" in out
     logs = cluster.cli("logs", NAME, "--local")
     assert logs.returncode == 0, logs.stderr
+    cluster.client()  # this process looks in the test cluster's state directory too
+    listed = LocalBackend().list_apps()
+    assert [(a.name, a.backend, a.url, a.ready) for a in listed] == [
+        (NAME, "local", cluster.url, 3)]
     # The only local cluster running needs no name, as in the README.
     unnamed = cluster.cli("status", "--local")
     assert unnamed.returncode == 0 and f"{NAME} (local, {cluster.url})" in unnamed.stdout
