@@ -296,7 +296,10 @@ try:
     body = b'{"replicas": 0}'
     s.sendall(b"POST /apps/%s/scale HTTP/1.0\\r\\nContent-Type: application/json\\r\\n"
               b"Content-Length: %d\\r\\n\\r\\n%s" % (sys.argv[3].encode(), len(body), body))
-    answer = s.recv(65536).decode()
+    chunks = []  # HTTP/1.0: the server closes the connection after its answer
+    while chunk := s.recv(65536):
+        chunks.append(chunk)
+    answer = b"".join(chunks).decode()
     outcome["socket"] = answer.split("\\r\\n")[0] + " " + answer.rsplit("\\r\\n", 1)[-1]
 except OSError as exc:
     outcome["socket"] = type(exc).__name__
