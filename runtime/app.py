@@ -18,6 +18,7 @@ from pathlib import Path
 
 from plumbline.endpoints import PlumberFile
 from plumbline.runtime import openapi
+from plumbline.runtime.access import KeyAccess
 from plumbline.runtime.access_log import AccessLog, RequestLogMiddleware
 from plumbline.runtime.assets import AssetFolders
 from plumbline.runtime.docs import SwaggerDocs
@@ -26,6 +27,7 @@ from plumbline.runtime.errors import (PLUMBER_METHOD_NOT_ALLOWED, PLUMBER_NOT_FO
 from plumbline.runtime.health import Health
 from plumbline.runtime.metrics import Metrics
 from plumbline.runtime.proxy import Proxy, raw_path
+from plumbline.runtime.root_path import RootPath
 from plumbline.runtime.routing import Router, r_sees_everything
 
 _READ_METHODS = frozenset({"GET", "HEAD"})
@@ -37,6 +39,10 @@ class AppOptions:
     max_body: int = 10 * 1024 ** 2
     docs: bool = True
     access_log: bool = True
+    root_path: str = ""
+    access: str = "public"
+    access_keys: tuple[str, ...] = ()
+    access_keys_file: str = ""
 
 
 class PlumblineApp:
@@ -48,7 +54,7 @@ class PlumblineApp:
         self.proxy = Proxy(pool, options.max_body, check_json=not self.forward_unmatched)
         self.assets = AssetFolders(spec.assets, Path(spec.path).parent) if spec.assets else None
         self.docs = SwaggerDocs() if options.docs else None
-        self._openapi = openapi.render(spec)
+        self._openapi = openapi.render(spec, options.root_path)
         system = {
             "/livez": self.health.livez,
             "/readyz": self.health.readyz,
@@ -124,8 +130,13 @@ def create_app(spec: PlumberFile, pool, options: AppOptions = AppOptions()):
     when the server stops.
     """
     inner = PlumblineApp(spec, pool, options)
+    app = inner
+    if options.access == "keys":
+        app = KeyAccess(app, options.access_keys, options.access_keys_file)
+    if options.root_path:
+        app = RootPath(app, options.root_path)
     access_log = AccessLog() if options.access_log else None
-    outer = RequestLogMiddleware(inner, inner.metrics, access_log)
+    outer = RequestLogMiddleware(app, inner.metrics, access_log)
     outer.plumbline = inner
     outer.access_log = access_log
     return outer

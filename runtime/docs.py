@@ -66,8 +66,9 @@ class SwaggerDocs:
     async def __call__(self, scope, receive, send) -> None:
         path = scope["path"]
         if path == PREFIX:  # relative URLs in the page need the trailing slash
+            location = scope.get("root_path", "") + PREFIX + "/"
             await send({"type": "http.response.start", "status": 307,
-                        "headers": [(b"location", (PREFIX + "/").encode()),
+                        "headers": [(b"location", location.encode("latin-1")),
                                     (b"content-length", b"0")]})
             await send({"type": "http.response.body", "body": b""})
             return

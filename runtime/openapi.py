@@ -39,13 +39,13 @@ _NOT_PARAMS = {"req", "res", "..."}  # plumber supplies these; never client para
 _NUMBER = re.compile(r"-?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?")
 
 
-def build(spec: PlumberFile) -> dict:
+def build(spec: PlumberFile, root_path: str = "") -> dict:
     paths: dict[str, dict] = {}
     for ep in spec.endpoints:
         item = paths.setdefault(ep.path.openapi_path, {})
         for verb in ep.verbs:
             item.setdefault(verb.lower(), _operation(ep, verb))
-    return {
+    document = {
         "openapi": "3.0.3",
         "info": {
             "title": spec.info.title or "API Title",
@@ -54,10 +54,13 @@ def build(spec: PlumberFile) -> dict:
         },
         "paths": paths,
     }
+    if root_path:  # behind a path prefix: Swagger UI's "Try it out" must call through it
+        document["servers"] = [{"url": root_path}]
+    return document
 
 
-def render(spec: PlumberFile) -> bytes:
-    return json.dumps(build(spec), separators=(",", ":")).encode()
+def render(spec: PlumberFile, root_path: str = "") -> bytes:
+    return json.dumps(build(spec, root_path), separators=(",", ":")).encode()
 
 
 def _operation(ep: Endpoint, verb: str) -> dict:

@@ -139,6 +139,44 @@ TEXT = ValueType("string", "TEXT", _text)
 PACKAGES = ValueType("list of R packages", "PKG[,PKG]", _packages)
 LEVEL = ValueType("one of " + "|".join(LOG_LEVELS), "LEVEL", _log_level)
 
+_ROOT_PATH = re.compile(r"^(/[A-Za-z0-9._~!$&'()*+,;=:@%-]+)+$")
+
+
+def _root_path(value: Any) -> str:
+    text = str(value).strip().rstrip("/")
+    if text and not _ROOT_PATH.match(text):
+        raise ValueError(f"expected a path such as /content/my-api, got {value!r}")
+    return text
+
+
+ACCESS_MODES = ("public", "keys")
+
+
+def _access(value: Any) -> str:
+    text = str(value).strip().lower()
+    if text not in ACCESS_MODES:
+        raise ValueError(f"expected one of {', '.join(ACCESS_MODES)}, got {value!r}")
+    return text
+
+
+_HASH = re.compile(r"^[0-9a-f]{64}$")
+
+
+def _key_hashes(value: Any) -> tuple[str, ...]:
+    """sha256 hex digests of API keys: a comma-separated string or a TOML list."""
+    items = value if isinstance(value, list) else str(value).split(",")
+    hashes = tuple(str(item).strip().lower() for item in items if str(item).strip())
+    for item in hashes:
+        if not _HASH.match(item):
+            raise ValueError(f"{item[:12]!r}... is not a sha256 hex digest")
+    return hashes
+
+
+ROOT_PATH = ValueType("path", "PATH", _root_path)
+ACCESS = ValueType("one of " + "|".join(ACCESS_MODES), "public|keys", _access)
+KEY_HASHES = ValueType("list of sha256", "SHA256[,SHA256]", _key_hashes)
+FILE = ValueType("file", "FILE", lambda value: str(value).strip())
+
 
 def available_cpus() -> int:
     """CPUs this process may use: its affinity, capped by a cgroup CPU quota (a pod's limit).
@@ -231,6 +269,24 @@ class ServeConfig:
     log_level: str = _setting(LEVEL, "info", "Minimum level of the JSON server log.")
     access_log: bool = _setting(ON_OFF, True, "Write one JSON line per request to stdout.")
     docs: bool = _setting(ON_OFF, True, "Serve Swagger UI at /__docs__/ (and /openapi.json).")
+    root_path: str = _setting(
+        ROOT_PATH, "",
+        "Public path prefix the app is reached under behind a proxy, e.g. /content/my-api: "
+        "removed from request paths that carry it, so plumber.R sees /parity, and given as "
+        "the server URL in /openapi.json (and so Swagger UI).", default_doc="none")
+    access: str = _setting(
+        ACCESS, "public",
+        "Who may call the app: public, or keys (requests need `Authorization: Key <key>` "
+        "with a key whose sha256 is in --access-keys or --access-keys-file; /livez and "
+        "/readyz stay open for probes).")
+    access_keys: tuple[str, ...] = _setting(
+        KEY_HASHES, (),
+        "sha256 hex digests of the API keys allowed when access is keys, comma-separated.",
+        default_doc="none")
+    access_keys_file: str = _setting(
+        FILE, "",
+        "File of allowed key digests, one sha256 hex a line; re-read when it changes, so "
+        "keys are granted and revoked without a restart.", default_doc="none")
 
 
 @dataclass(frozen=True)

@@ -7,9 +7,11 @@ cd "$(dirname "$0")/.."
 # R and the R packages plumber.R files use (readr, base64enc, yaml: plumber's csv/tsv and yaml
 # serializers and session cookies need them); runtime/Dockerfile installs exactly these.
 R_PACKAGES="r-base-core r-cran-jsonlite r-cran-plumber r-cran-future r-cran-promises r-cran-readr r-cran-base64enc r-cran-yaml"
-# Tools for the local cluster (HAProxy) and the benchmarks (wrk), and an R package only
-# plumber's example 07-mailgun uses (the compatibility suite serves it); not in the image.
-TOOL_PACKAGES="haproxy wrk r-cran-htmltools"
+# Tools for the local cluster (HAProxy) and the benchmarks (wrk), an R package only
+# plumber's example 07-mailgun uses (the compatibility suite serves it), and for the server's
+# tests the R publishing client (rsconnect) and PostgreSQL (the tests start their own); not
+# in the image.
+TOOL_PACKAGES="haproxy wrk r-cran-htmltools r-cran-rsconnect postgresql-15"
 PYTHON="${PYTHON:-python3}"
 
 missing=""

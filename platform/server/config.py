@@ -1,0 +1,172 @@
+"""The server's settings, declared once: flag, PLUMBLINE_SERVER_* variable, default, help.
+
+`ServerConfig` is the frozen, typed object the server reads by attribute. Precedence: flag,
+then environment, then default; a bad value fails loudly, naming the setting.
+"""
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import os
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable
+
+ENV_PREFIX = "PLUMBLINE_SERVER_"
+_SIZE = re.compile(r"^\s*(\d+)\s*(b|kb|kib|mb|mib|gb|gib)?\s*$", re.I)
+_UNITS = {"b": 1, "kb": 1000, "kib": 1024, "mb": 1000 ** 2, "mib": 1024 ** 2,
+          "gb": 1000 ** 3, "gib": 1024 ** 3}
+
+
+class ConfigError(ValueError):
+    """A setting got a value it cannot take; the message names the setting and its source."""
+
+
+def byte_size(value: Any) -> int:
+    if isinstance(value, int) and not isinstance(value, bool):
+        size = value
+    else:
+        m = _SIZE.match(str(value))
+        if not m:
+            raise ValueError(f"expected a size such as 500MiB or 2GiB, got {value!r}")
+        size = int(m.group(1)) * _UNITS[(m.group(2) or "b").lower()]
+    if size < 1:
+        raise ValueError("must be at least 1 byte")
+    return size
+
+
+def _positive_int(value: Any) -> int:
+    number = int(value)
+    if number < 1:
+        raise ValueError(f"must be 1 or more, got {number}")
+    return number
+
+
+def _seconds(value: Any) -> float:
+    number = float(value)
+    if not number > 0:
+        raise ValueError(f"must be more than 0, got {value!r}")
+    return number
+
+
+def _url_or_none(value: Any) -> str | None:
+    text = str(value).strip().rstrip("/")
+    if not text:
+        return None
+    if not re.match(r"^https?://[^/\s]+(/\S*)?$", text):
+        raise ValueError(f"expected an http(s) URL, got {value!r}")
+    return text
+
+
+def _backend(value: Any) -> str:
+    text = str(value).strip().lower()
+    if text not in ("local", "kubernetes"):
+        raise ValueError(f"expected local or kubernetes, got {value!r}")
+    return text
+
+
+@dataclass(frozen=True)
+class ServerConfig:
+    data_dir: Path = Path("plumbline-server")
+    database_url: str | None = None   # None: SQLite in data_dir
+    host: str = "127.0.0.1"
+    port: int = 3939
+    public_url: str | None = None     # how users reach the server (app URLs derive from it)
+    backend: str = "local"
+    namespace: str = "default"        # Kubernetes namespace of published apps
+    retention: int = 5                # deployed versions kept per app (the active one always)
+    max_bundle_size: int = 2 * 1024 ** 3       # compressed upload limit
+    max_expanded_size: int = 4 * 1024 ** 3     # what an archive may expand to
+    max_bundle_files: int = 20000
+    auth_failures: int = 10           # failed authentications per client and window...
+    auth_window: float = 60.0         # ...before 429 until the window passes
+    deploy_timeout: float = 900.0     # longest a deploy task waits for its rollout
+    task_workers: int = 2             # tasks run at once (one per app at a time)
+
+    @property
+    def bundle_dir(self) -> Path:
+        return self.data_dir / "bundles"
+
+    @property
+    def apps_dir(self) -> Path:
+        return self.data_dir / "apps"
+
+    @property
+    def url(self) -> str:
+        return self.public_url or f"http://{self.host}:{self.port}"
+
+    def sqlalchemy_url(self) -> str:
+        if self.database_url:
+            url = self.database_url
+            # One driver for PostgreSQL: psycopg 3 (binary wheels), whatever the URL says.
+            return re.sub(r"^postgres(ql)?(\+\w+)?://", "postgresql+psycopg://", url)
+        return f"sqlite:///{(self.data_dir / 'plumbline.db').resolve()}"
+
+
+@dataclass(frozen=True)
+class _Setting:
+    name: str
+    read: Callable[[Any], Any]
+    help: str
+
+    @property
+    def flag(self) -> str:
+        return "--" + self.name.replace("_", "-")
+
+    @property
+    def env(self) -> str:
+        return ENV_PREFIX + self.name.upper()
+
+
+SETTINGS = (
+    _Setting("data_dir", Path, "Folder for the SQLite database, bundles and extracted versions."),
+    _Setting("database_url", str, "Database URL, e.g. postgresql://user@host/db "
+             "(default: SQLite in the data folder)."),
+    _Setting("host", str, "Address to listen on."),
+    _Setting("port", int, "TCP port to listen on."),
+    _Setting("public_url", _url_or_none, "URL users reach the server at; app URLs are "
+             "<public-url>/content/<name>/ (default: http://HOST:PORT)."),
+    _Setting("backend", _backend, "Where apps run: local (replicas behind HAProxy) or "
+             "kubernetes."),
+    _Setting("namespace", str, "Kubernetes namespace for published apps."),
+    _Setting("retention", _positive_int, "Deployed versions kept per app for rollback."),
+    _Setting("max_bundle_size", byte_size, "Largest bundle upload (compressed)."),
+    _Setting("max_expanded_size", byte_size, "Largest size a bundle may expand to."),
+    _Setting("max_bundle_files", _positive_int, "Most files a bundle may hold."),
+    _Setting("auth_failures", _positive_int, "Failed authentications allowed per client "
+             "address within --auth-window before it gets 429."),
+    _Setting("auth_window", _seconds, "Seconds over which failed authentications count."),
+    _Setting("deploy_timeout", _seconds, "Seconds a deploy task waits for its rollout."),
+    _Setting("task_workers", _positive_int, "Tasks (deploys, restarts...) run at once."),
+)
+
+
+def add_arguments(parser: argparse.ArgumentParser, names: tuple[str, ...] | None = None) -> None:
+    defaults = ServerConfig()
+    for s in SETTINGS:
+        if names is not None and s.name not in names:
+            continue
+        default = getattr(defaults, s.name)
+        shown = "none" if default is None else default
+        parser.add_argument(s.flag, dest=s.name, default=None, metavar=s.name.upper(),
+                            help=f"{s.help} (env {s.env}; default: {shown})")
+
+
+def resolve(args: argparse.Namespace | None = None,
+            environ: dict[str, str] | None = None) -> ServerConfig:
+    environ = os.environ if environ is None else environ
+    given = vars(args) if args is not None else {}
+    values = {}
+    for s in SETTINGS:
+        if given.get(s.name) is not None:
+            raw, source = given[s.name], f"flag {s.flag}"
+        elif environ.get(s.env):
+            raw, source = environ[s.env], f"env {s.env}"
+        else:
+            continue
+        try:
+            values[s.name] = s.read(raw)
+        except (TypeError, ValueError) as exc:
+            raise ConfigError(f"invalid value for {s.flag} (from {source}): {exc}") from None
+    return dataclasses.replace(ServerConfig(), **values)

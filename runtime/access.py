@@ -1,0 +1,88 @@
+"""Pure-ASGI middleware: a key-only app answers only requests with an allowed API key.
+
+Clients send `Authorization: Key <key>` (as rsconnect and Posit Connect do). The app knows
+no key, only the sha256 of each allowed one, from `--access-keys` and `--access-keys-file`;
+the file is re-read when it changes (looked at no more than once a second), so the server
+grants and revokes keys without restarting replicas. Probes (/livez, /readyz) stay open.
+Installed only for key-only apps: public apps pay nothing.
+"""
+from __future__ import annotations
+
+import hashlib
+import logging
+import os
+import time
+
+from plumbline.runtime.errors import send_error
+
+OPEN_PATHS = frozenset({"/livez", "/readyz"})
+RECHECK_SECONDS = 1.0
+log = logging.getLogger("plumbline.server")
+
+
+class KeyFile:
+    """The allowed digests in a file, cached until the file's mtime or size changes."""
+
+    def __init__(self, path: str):
+        self.path = path
+        self._stamp: tuple[float, int] | None = None
+        self._checked = 0.0
+        self.hashes: frozenset[str] = frozenset()
+
+    def current(self) -> frozenset[str]:
+        now = time.monotonic()
+        if now - self._checked >= RECHECK_SECONDS:
+            self._checked = now
+            try:
+                st = os.stat(self.path)
+                stamp = (st.st_mtime, st.st_size)
+                if stamp != self._stamp:
+                    with open(self.path, encoding="ascii") as f:
+                        self.hashes = frozenset(line.strip().lower() for line in f
+                                                if line.strip() and not line.startswith("#"))
+                    self._stamp = stamp
+            except (OSError, UnicodeDecodeError) as exc:
+                if self.hashes or self._stamp is not None:
+                    log.warning({"message": "access keys file unreadable; refusing every key",
+                                 "file": self.path, "error": str(exc)})
+                self.hashes, self._stamp = frozenset(), None
+        return self.hashes
+
+
+class KeyAccess:
+    def __init__(self, app, hashes: tuple[str, ...] = (), keys_file: str = ""):
+        self.app = app
+        self.fixed = frozenset(hashes)
+        self.file = KeyFile(keys_file) if keys_file else None
+
+    def allowed(self, key: bytes) -> bool:
+        digest = hashlib.sha256(key).hexdigest()
+        if digest in self.fixed:
+            return True
+        return self.file is not None and digest in self.file.current()
+
+    async def __call__(self, scope, receive, send) -> None:
+        if scope["type"] != "http" or scope["path"] in OPEN_PATHS:
+            await self.app(scope, receive, send)
+            return
+        key = _key(scope["headers"])
+        if key is None:
+            await send_error(send, 401, "this API needs a key: send `Authorization: Key <key>`",
+                             headers=[(b"www-authenticate", b"Key")])
+            return
+        if not self.allowed(key):
+            await send_error(send, 403, "this key may not call this API")
+            return
+        # The key is the caller's credential for the server too: the app's R code never sees it.
+        headers = [(n, v) for n, v in scope["headers"] if n != b"authorization"]
+        await self.app(dict(scope, headers=headers), receive, send)
+
+
+def _key(headers) -> bytes | None:
+    for name, value in headers:
+        if name == b"authorization":
+            scheme, _, key = value.strip().partition(b" ")
+            if scheme.lower() in (b"key", b"bearer") and key.strip():
+                return key.strip()
+            return None
+    return None

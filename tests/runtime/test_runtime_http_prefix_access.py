@@ -1,0 +1,90 @@
+"""`plumbline serve --root-path` and `--access keys`, with real R and real requests.
+
+Behind the server's ingress an app is reached as /content/<name>/...: the unchanged
+plumber.R must answer there (prefix removed, whether the proxy stripped it or not), its
+OpenAPI document must name the prefix, and Swagger UI's redirect must stay under it. A
+key-only app refuses requests without an allowed key before anything reaches R, and
+follows its keys file as the server rewrites it.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import time
+
+import pytest
+
+from test_runtime_http_serve import serve
+
+pytestmark = pytest.mark.slow
+
+PREFIX = "/content/parity-api"
+KEY = "plk_" + "k" * 40
+OTHER = "plk_" + "o" * 40
+
+
+def digest(key: str) -> str:
+    return hashlib.sha256(key.encode()).hexdigest()
+
+
+def test_root_path_prefix_is_removed_and_documented(tmp_path):
+    with serve(tmp_path, "--workers", "1", "--root-path", PREFIX + "/") as app:
+        for path in (f"{PREFIX}/parity?int=7", "/parity?int=7"):  # carried, or stripped
+            status, headers, body = app.get(path)
+            assert (status, body) == (200, b"odd"), path
+        status, _, body = app.get(f"{PREFIX}/openapi.json")
+        document = json.loads(body)
+        assert status == 200 and document["servers"] == [{"url": PREFIX}]
+        assert "/parity" in document["paths"]
+        status, headers, _ = app.get(f"{PREFIX}/__docs__")
+        assert status == 307 and headers["location"] == f"{PREFIX}/__docs__/"
+        status, headers, body = app.get(f"{PREFIX}/__docs__/")
+        assert status == 200 and b"swagger-ui" in body
+        # a path that merely starts with the prefix's letters is not under it
+        assert app.get(f"{PREFIX}x/parity?int=7")[0] == 404
+
+
+def test_bad_root_path_is_refused_before_serving(tmp_path):
+    import subprocess
+    import sys
+    from test_runtime_http_serve import EXAMPLE
+    proc = subprocess.run([sys.executable, "-m", "plumbline", "serve", str(EXAMPLE),
+                           "--root-path", "content/no-slash"], capture_output=True, text=True)
+    assert proc.returncode == 2 and "root-path" in proc.stderr
+
+
+def test_key_only_app_checks_keys_from_env_and_file(tmp_path):
+    keys_file = tmp_path / "keys"
+    keys_file.write_text(digest(KEY) + "\n")
+    with serve(tmp_path, "--workers", "1", "--access", "keys",
+               "--access-keys-file", str(keys_file)) as app:
+        status, headers, body = app.get("/parity?int=2")
+        assert status == 401 and headers["www-authenticate"] == "Key"
+        assert "Authorization: Key" in json.loads(body)["error"]
+        assert app.get("/parity?int=2", headers={"Authorization": f"Key {OTHER}"})[0] == 403
+        status, _, body = app.get("/parity?int=2", headers={"Authorization": f"Key {KEY}"})
+        assert (status, body) == (200, b"even")
+        assert app.get("/readyz")[0] == 200  # probes need no key
+        assert app.get("/openapi.json")[0] == 401
+
+        # The server revokes KEY and grants OTHER by rewriting the file: no restart.
+        keys_file.write_text(digest(OTHER) + "\n")
+        os.utime(keys_file, (time.time() + 5, time.time() + 5))
+        deadline = time.monotonic() + 10
+        while app.get("/parity?int=2", headers={"Authorization": f"Key {KEY}"})[0] != 403:
+            assert time.monotonic() < deadline, "the revoked key still works"
+            time.sleep(0.2)
+        assert app.get("/parity?int=2", headers={"Authorization": f"Key {OTHER}"})[0] == 200
+
+
+def test_key_never_reaches_r(tmp_path):
+    app_dir = tmp_path / "echo"
+    app_dir.mkdir()
+    (app_dir / "plumber.R").write_text(
+        '#* @serializer text\n#* @get /auth\nfunction(req) {\n'
+        '  if (is.null(req$HTTP_AUTHORIZATION)) "none" else req$HTTP_AUTHORIZATION\n}\n')
+    with serve(tmp_path, "--workers", "1", "--access", "keys", "--access-keys",
+               digest(KEY), plumber_file=app_dir / "plumber.R") as app:
+        status, _, body = app.get("/auth", headers={"Authorization": f"Key {KEY}"})
+        assert (status, body) == (200, b"none")
