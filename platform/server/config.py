@@ -72,7 +72,8 @@ class ServerConfig:
     database_url: str | None = None   # None: SQLite in data_dir
     host: str = "127.0.0.1"
     port: int = 3939
-    public_url: str | None = None     # how users reach the server (app URLs derive from it)
+    public_url: str | None = None     # how users reach the server
+    apps_url: str | None = None       # where apps are reached (the ingress); default public_url
     backend: str = "local"
     namespace: str = "default"        # Kubernetes namespace of published apps
     retention: int = 5                # deployed versions kept per app (the active one always)
@@ -125,8 +126,10 @@ SETTINGS = (
              "(default: SQLite in the data folder)."),
     _Setting("host", str, "Address to listen on."),
     _Setting("port", int, "TCP port to listen on."),
-    _Setting("public_url", _url_or_none, "URL users reach the server at; app URLs are "
-             "<public-url>/content/<name>/ (default: http://HOST:PORT)."),
+    _Setting("public_url", _url_or_none, "URL users reach the server at "
+             "(default: http://HOST:PORT)."),
+    _Setting("apps_url", _url_or_none, "URL of the ingress that serves the apps; app URLs are "
+             "<apps-url>/content/<name>/ (default: the local ingress, or --public-url)."),
     _Setting("backend", _backend, "Where apps run: local (replicas behind HAProxy) or "
              "kubernetes."),
     _Setting("namespace", str, "Kubernetes namespace for published apps."),

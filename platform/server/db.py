@@ -58,7 +58,8 @@ class App(Base):
     __tablename__ = "apps"
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     guid: Mapped[str] = mapped_column(String(36), unique=True)
-    name: Mapped[str] = mapped_column(String(63), unique=True)
+    name: Mapped[str] = mapped_column(String(64), unique=True)  # as rsconnect names it
+    slug: Mapped[str] = mapped_column(String(63), unique=True)  # DNS label: routes, k8s names
     title: Mapped[str | None] = mapped_column(String(200))
     owner_id: Mapped[int] = mapped_column(ForeignKey("users.id"), index=True)
     access_type: Mapped[str] = mapped_column(String(16), default="acl")
@@ -147,9 +148,15 @@ class Database:
 
     @contextlib.contextmanager
     def session(self) -> Iterator[Session]:
-        """A transaction: committed when the block ends, rolled back on an exception."""
-        with self.sessions() as session, session.begin():
-            yield session
+        """Committed when the block ends (a block may commit earlier too); rolled back on
+        an exception."""
+        with self.sessions() as session:
+            try:
+                yield session
+                session.commit()
+            except BaseException:
+                session.rollback()
+                raise
 
     def dispose(self) -> None:
         self.engine.dispose()

@@ -46,7 +46,8 @@ def upgrade() -> None:
     op.create_table('apps',
     sa.Column('id', sa.Integer(), nullable=False),
     sa.Column('guid', sa.String(length=36), nullable=False),
-    sa.Column('name', sa.String(length=63), nullable=False),
+    sa.Column('name', sa.String(length=64), nullable=False),
+    sa.Column('slug', sa.String(length=63), nullable=False),
     sa.Column('title', sa.String(length=200), nullable=True),
     sa.Column('owner_id', sa.Integer(), nullable=False),
     sa.Column('access_type', sa.String(length=16), nullable=False),
@@ -60,6 +61,7 @@ def upgrade() -> None:
     sa.PrimaryKeyConstraint('id'),
     sa.UniqueConstraint('guid'),
     sa.UniqueConstraint('name'),
+    sa.UniqueConstraint('slug'),
     sa.UniqueConstraint('vanity_path'),
     sa.UniqueConstraint('host')
     )

@@ -1,0 +1,70 @@
+"""The server process's parts, assembled: database, bundle store, backend, tasks, HTTP API."""
+from __future__ import annotations
+
+import logging
+
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse
+
+from plumbline.platform.backend import Backend
+from plumbline.platform.server import auth
+from plumbline.platform.server.api import ROUTES
+from plumbline.platform.server.bundles import BundleStore
+from plumbline.platform.server.config import ServerConfig
+from plumbline.platform.server.db import Database
+from plumbline.platform.server.deploys import Deployer, store_limits
+from plumbline.platform.server.tasks import TaskRunner
+
+log = logging.getLogger("plumbline.server")
+
+
+class Server:
+    """Everything a request handler may use, built once per process."""
+
+    def __init__(self, config: ServerConfig, backend: Backend, *, migrate: bool = True):
+        self.config = config
+        config.data_dir.mkdir(parents=True, exist_ok=True)
+        config.data_dir.chmod(0o700)  # the database and the bundles are private
+        self.db = Database(config.sqlalchemy_url())
+        if migrate:
+            self.db.migrate()
+        self.store = BundleStore(config.bundle_dir, store_limits(config))
+        self.backend = backend
+        self.tasks = TaskRunner(self.db, config.task_workers)
+        recovered = self.tasks.recover()
+        if recovered:
+            log.warning("%d task(s) left unfinished by the previous server process were "
+                        "marked failed", recovered)
+        self.deployer = Deployer(self.db, self.store, backend, config, self.tasks)
+        self.limiter = auth.FailureLimiter(config.auth_failures, config.auth_window)
+
+    def authenticate(self, key: str, role: str) -> auth.Caller:
+        with self.db.session() as s:
+            caller = auth.authenticate(s, key)
+        caller.require(role)
+        return caller
+
+    def close(self) -> None:
+        self.tasks.wait_idle()
+        self.db.dispose()
+
+
+async def _not_found(request: Request, exc) -> JSONResponse:
+    return JSONResponse({"error": "not found", "path": request.url.path}, status_code=404)
+
+
+async def _not_allowed(request: Request, exc) -> JSONResponse:
+    return JSONResponse({"error": "method not allowed"}, status_code=405)
+
+
+async def _server_error(request: Request, exc) -> JSONResponse:
+    log.exception("unhandled error on %s %s", request.method, request.url.path)
+    return JSONResponse({"error": "internal server error"}, status_code=500)
+
+
+def create_app(server: Server) -> Starlette:
+    app = Starlette(routes=ROUTES, exception_handlers={
+        404: _not_found, 405: _not_allowed, 500: _server_error, Exception: _server_error})
+    app.state.server = server
+    return app

@@ -1,0 +1,267 @@
+"""What the server does to apps through the Backend interface, each as a task.
+
+deploy: extract the bundle into its own version folder, check it (plumber.R, R syntax, the
+bundle's plumbline.toml), build the AppSpec and hand it to `backend.deploy()`; only when
+the rollout succeeded does the version become the active one. A rollback is a deploy of a
+kept version. Anything that fails before the backend is called changes nothing that runs;
+a rollout that fails is undone by the backend, and the active version stays.
+"""
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+from sqlalchemy import select
+
+from plumbline.platform.backend import AppRef, Backend, BackendError
+from plumbline.platform.server import auth
+from plumbline.platform.server.bundles import BundleError, BundleStore, Limits, extract
+from plumbline.platform.server.config import ServerConfig
+from plumbline.platform.server.db import App, Bundle, Database, utcnow
+from plumbline.platform.server.tasks import TaskContext, TaskFailed, TaskRunner
+from plumbline.platform.server.validate import check_app_folder
+from plumbline.platform.spec import AppSpec, SpecError, build_spec
+
+CONTENT_PREFIX = "/content"
+
+
+def content_path(name: str) -> str:
+    return f"{CONTENT_PREFIX}/{name}"
+
+
+class Deployer:
+    def __init__(self, db: Database, store: BundleStore, backend: Backend,
+                 config: ServerConfig, tasks: TaskRunner):
+        self.db, self.store, self.backend = db, store, backend
+        self.config, self.tasks = config, tasks
+        self.limits = store.limits
+        config.apps_dir.mkdir(parents=True, exist_ok=True)
+        self.access_dir = config.data_dir / "access"
+        self.access_dir.mkdir(exist_ok=True)
+
+    def ref(self, app: App) -> AppRef:
+        return AppRef(app.slug, self.config.namespace)
+
+    # ---- tasks ----------------------------------------------------------------------
+
+    def submit_deploy(self, app_id: int, bundle_id: int, user_id: int | None) -> str:
+        return self.tasks.submit("deploy", lambda ctx: self._deploy(ctx, app_id, bundle_id),
+                                 app_id=app_id, user_id=user_id, bundle_id=bundle_id)
+
+    def submit_restart(self, app_id: int, user_id: int | None) -> str:
+        return self.tasks.submit("restart", lambda ctx: self._restart(ctx, app_id),
+                                 app_id=app_id, user_id=user_id)
+
+    def submit_scale(self, app_id: int, replicas: int, user_id: int | None) -> str:
+        return self.tasks.submit("scale", lambda ctx: self._scale(ctx, app_id, replicas),
+                                 app_id=app_id, user_id=user_id)
+
+    def submit_delete(self, app_id: int, user_id: int | None) -> str:
+        return self.tasks.submit("delete", lambda ctx: self._delete(ctx, app_id),
+                                 app_id=app_id, user_id=user_id)
+
+    # ---- deploy ---------------------------------------------------------------------
+
+    def version_dir(self, app_id: int, bundle_id: int) -> Path:
+        return self.config.apps_dir / str(app_id) / str(bundle_id)
+
+    def _deploy(self, ctx: TaskContext, app_id: int, bundle_id: int) -> None:
+        with self.db.session() as s:
+            app, bundle = s.get(App, app_id), s.get(Bundle, bundle_id)
+            if app is None or bundle is None or bundle.app_id != app_id:
+                raise TaskFailed(f"bundle {bundle_id} is not a bundle of app {app_id}")
+            rollback = bundle.deployed_at is not None and app.active_bundle_id != bundle.id
+            ctx.emit(f"{'Rolling back' if rollback else 'Deploying'} {app.name}: bundle "
+                     f"{bundle.id} ({_size(bundle.size)}, sha256 {bundle.sha256[:12]})")
+        folder = self.version_dir(app_id, bundle_id)
+        if not folder.is_dir():
+            archive = self.store.path_of(bundle.sha256)
+            if not archive.is_file():
+                raise TaskFailed(f"bundle {bundle_id} is no longer stored (removed by the "
+                                 "retention setting); upload it again")
+            ctx.emit("Extracting the bundle")
+            folder.parent.mkdir(parents=True, exist_ok=True)
+            try:
+                extract(archive, folder, self.limits)
+            except BundleError as exc:
+                raise TaskFailed(_noted(exc, "nothing was changed")) from None
+        ctx.emit("Checking plumber.R, the R syntax of every .R file and plumbline.toml")
+        try:
+            check_app_folder(folder)
+        except BundleError as exc:
+            raise TaskFailed(_noted(exc, "nothing was changed (the running version keeps "
+                                         "serving)")) from None
+        with self.db.session() as s:
+            app = s.get(App, app_id)
+            spec = self._spec(s, app, folder)
+        ctx.emit(f"Rolling out to the {self.backend.kind} backend "
+                 f"({spec.replicas} replica{'s' if spec.replicas != 1 else ''})")
+        try:
+            result = self.backend.deploy(spec, emit=ctx.emit, wait=True,
+                                         timeout=self.config.deploy_timeout)
+        except (BackendError, SpecError) as exc:
+            raise TaskFailed(self._explain(exc)) from None
+        if not result.ok:
+            raise TaskFailed(f"{result.verdict} (the previous version keeps serving)")
+        with self.db.session() as s:
+            app, bundle = s.get(App, app_id), s.get(Bundle, bundle_id)
+            app.active_bundle_id = bundle.id
+            app.updated_at = bundle.deployed_at = utcnow()
+            removed = self._apply_retention(s, app)
+            url = self.app_url(app)
+        for old in removed:
+            ctx.emit(f"Removed bundle {old} (beyond the {self.config.retention} kept versions)")
+        ctx.emit(result.verdict)
+        ctx.emit(f"Serving bundle {bundle_id} at {url}")
+        ctx.result = {"bundle_id": bundle_id, "url": url}
+
+    def _explain(self, exc: Exception) -> str:
+        text = str(exc)
+        if "ConfigMap" in text and self.backend.kind == "kubernetes":
+            return ("the app's files are larger than the 1 MiB a ConfigMap holds, and on "
+                    "Kubernetes published apps still travel in one (larger bundles need pods "
+                    "that fetch their bundle from the server, not yet available); nothing was "
+                    f"changed. Detail: {text.splitlines()[0]}")
+        return _noted(text, "nothing was changed")
+
+    def _spec(self, s, app: App, folder: Path) -> AppSpec:
+        files = sorted(str(p.relative_to(folder)) for p in folder.rglob("*")
+                       if p.is_file() and p.name != "plumber.R")
+        flags = {"name": app.slug, "namespace": self.config.namespace,
+                 "replicas": app.replicas, "ingress.path_prefix": content_path(app.slug),
+                 "env": self.access_env(s, app), "extra_files": files}
+        if app.host:
+            flags["ingress.host"] = app.host
+        try:
+            return build_spec(folder / "plumber.R", flags)
+        except SpecError as exc:
+            raise TaskFailed(_noted(exc, "nothing was changed")) from None
+
+    # ---- access -----------------------------------------------------------------------
+
+    def access_env(self, s, app: App) -> dict[str, str]:
+        """The runtime settings that put the app under its path and enforce its access."""
+        env = {"PLUMBLINE_ROOT_PATH": content_path(app.slug), "PLUMBLINE_ACCESS": "public",
+               "PLUMBLINE_ACCESS_KEYS": "", "PLUMBLINE_ACCESS_KEYS_FILE": ""}
+        if app.access_type == "all":
+            return env
+        env["PLUMBLINE_ACCESS"] = "keys"
+        if self.backend.kind == "local":  # replicas read the file: changes apply at once
+            env["PLUMBLINE_ACCESS_KEYS_FILE"] = str(self.write_access_file(s, app))
+        else:  # elsewhere the digests travel in the spec: changes need a rollout
+            env["PLUMBLINE_ACCESS_KEYS"] = ",".join(auth.key_hashes_for_app(s, app))
+        return env
+
+    def write_access_file(self, s, app: App) -> Path:
+        path = (self.access_dir / f"{app.id}.keys").resolve()
+        tmp = path.with_suffix(".tmp")
+        tmp.write_text("".join(h + "\n" for h in auth.key_hashes_for_app(s, app)))
+        tmp.replace(path)
+        return path
+
+    def refresh_access(self, app_ids: list[int] | None = None, user_id: int | None = None) -> None:
+        """Keys, users or grants changed: bring every affected key-only app up to date."""
+        with self.db.session() as s:
+            query = select(App).where(App.access_type != "all")
+            if app_ids is not None:
+                query = query.where(App.id.in_(app_ids))
+            apps = list(s.scalars(query))
+            for app in apps:
+                if self.backend.kind == "local":
+                    self.write_access_file(s, app)
+                elif app.active_bundle_id is not None:
+                    self.submit_deploy(app.id, app.active_bundle_id, user_id)
+
+    # ---- versions -------------------------------------------------------------------
+
+    def _apply_retention(self, s, app: App) -> list[int]:
+        """Keep the newest `retention` deployed versions and the active one; drop the rest,
+        and bundles that never deployed and are older than the active one."""
+        bundles = list(s.scalars(select(Bundle).where(Bundle.app_id == app.id)
+                                 .order_by(Bundle.id.desc())))
+        deployed = [b for b in bundles if b.deployed_at is not None]
+        keep = {b.id for b in deployed[:self.config.retention]} | {app.active_bundle_id}
+        drop = [b for b in bundles if b.id not in keep
+                and (b.deployed_at is not None or b.id < (app.active_bundle_id or 0))]
+        for bundle in drop:
+            s.delete(bundle)
+        s.flush()
+        for bundle in drop:
+            shutil.rmtree(self.version_dir(app.id, bundle.id), ignore_errors=True)
+            if s.scalar(select(Bundle.id).where(Bundle.sha256 == bundle.sha256).limit(1)) is None:
+                self.store.delete(bundle.sha256)
+        return [b.id for b in drop]
+
+    def app_url(self, app: App) -> str:
+        if app.host:
+            return f"http://{app.host}{content_path(app.slug)}/"
+        base = (self.config.apps_url or self.config.url).rstrip("/")
+        return f"{base}{content_path(app.slug)}/"
+
+    # ---- restart, scale, delete ------------------------------------------------------
+
+    def _app(self, app_id: int) -> App:
+        with self.db.session() as s:
+            app = s.get(App, app_id)
+            if app is None:
+                raise TaskFailed(f"no app {app_id}")
+            return app
+
+    def _restart(self, ctx: TaskContext, app_id: int) -> None:
+        app = self._app(app_id)
+        ctx.emit(f"Restarting {app.name}, one replica at a time")
+        self._finish(ctx, lambda: self.backend.restart(self.ref(app), emit=ctx.emit,
+                                                       timeout=self.config.deploy_timeout))
+
+    def _scale(self, ctx: TaskContext, app_id: int, replicas: int) -> None:
+        app = self._app(app_id)
+        ctx.emit(f"Scaling {app.name} to {replicas} replicas")
+        self._finish(ctx, lambda: self.backend.scale(self.ref(app), replicas, emit=ctx.emit,
+                                                     timeout=self.config.deploy_timeout))
+        with self.db.session() as s:
+            s.get(App, app_id).replicas = replicas
+
+    def _delete(self, ctx: TaskContext, app_id: int) -> None:
+        app = self._app(app_id)
+        if app.active_bundle_id is not None:
+            ctx.emit(f"Removing {app.name} from the {self.backend.kind} backend")
+            self._finish(ctx, lambda: self.backend.delete(self.ref(app), emit=ctx.emit))
+        with self.db.session() as s:
+            shas = list(s.scalars(select(Bundle.sha256).where(Bundle.app_id == app_id)))
+            s.delete(s.get(App, app_id))
+            s.flush()
+            orphans = [sha for sha in shas if s.scalar(
+                select(Bundle.id).where(Bundle.sha256 == sha).limit(1)) is None]
+        shutil.rmtree(self.config.apps_dir / str(app_id), ignore_errors=True)
+        (self.access_dir / f"{app_id}.keys").unlink(missing_ok=True)
+        for sha in orphans:
+            self.store.delete(sha)
+        ctx.emit(f"Deleted {app.name}")
+
+    @staticmethod
+    def _finish(ctx: TaskContext, operation) -> None:
+        try:
+            result = operation()
+        except BackendError as exc:
+            raise TaskFailed(str(exc)) from None
+        if not result.ok:
+            raise TaskFailed(result.verdict)
+        ctx.emit(result.verdict)
+
+
+def _noted(message, note: str) -> str:
+    """The note at the end of the message's first line (R's code excerpt stays below)."""
+    first, newline, rest = str(message).partition("\n")
+    return f"{first}; {note}{newline}{rest}"
+
+
+def _size(size: int) -> str:
+    for unit in ("bytes", "KiB", "MiB", "GiB"):
+        if size < 1024 or unit == "GiB":
+            return f"{size:.0f} {unit}" if unit == "bytes" else f"{size:.1f} {unit}"
+        size /= 1024
+    return str(size)
+
+
+def store_limits(config: ServerConfig) -> Limits:
+    return Limits(config.max_bundle_size, config.max_expanded_size, config.max_bundle_files)

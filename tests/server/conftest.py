@@ -1,0 +1,114 @@
+"""Fixtures for plumbline server: a real PostgreSQL (started once), a database URL per test
+for SQLite and PostgreSQL alike, and a running server (uvicorn on loopback) around them."""
+from __future__ import annotations
+
+import socket
+import threading
+import time
+from pathlib import Path
+
+import httpx
+import pytest
+import uvicorn
+
+from plumbline.platform.server import auth
+from plumbline.platform.server.app import Server, create_app
+from plumbline.platform.server.config import ServerConfig
+from postgres_harness import Postgres
+from recording_backend import RecordingBackend
+
+
+@pytest.fixture(scope="session")
+def postgres():
+    pg = Postgres()
+    pg.start()
+    yield pg
+    pg.stop()
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def database_url(request, tmp_path):
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path / 'server.db'}"
+    return request.getfixturevalue("postgres").new_database()
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class RunningServer:
+    """plumbline server in this process: uvicorn on a free loopback port, in a thread."""
+
+    def __init__(self, config: ServerConfig, backend):
+        self.config, self.backend = config, backend
+        self.url = f"http://127.0.0.1:{config.port}"
+        self.start()
+
+    def start(self) -> None:
+        self.server = Server(self.config, self.backend)
+        self.uvicorn = uvicorn.Server(uvicorn.Config(
+            create_app(self.server), host="127.0.0.1", port=self.config.port, log_config=None,
+            access_log=False, lifespan="off"))
+        self.thread = threading.Thread(target=self.uvicorn.run, daemon=True)
+        self.thread.start()
+        deadline = time.monotonic() + 20
+        while not self.uvicorn.started:
+            assert self.thread.is_alive() and time.monotonic() < deadline, "server did not start"
+            time.sleep(0.02)
+
+    def stop(self) -> None:
+        self.uvicorn.should_exit = True
+        self.thread.join(20)
+        self.server.close()
+
+    def restart(self) -> None:
+        """A new server process's worth of state: everything must come from the database."""
+        self.stop()
+        self.start()
+
+    def user(self, username: str, role: str) -> str:
+        """A new user with that role; its API key."""
+        with self.server.db.session() as s:
+            user = auth.create_user(s, username, role)
+            _, key = auth.create_key(s, user, "test")
+        return key
+
+    def client(self, key: str | None) -> httpx.Client:
+        headers = {"Authorization": f"Key {key}"} if key else {}
+        return httpx.Client(base_url=self.url, headers=headers, timeout=60)
+
+    def wait_task(self, client: httpx.Client, task_id: str, timeout: float = 120) -> dict:
+        """Poll the task as rsconnect does; the whole output and the final state."""
+        first, lines = 0, []
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            task = client.get(f"/__api__/tasks/{task_id}", params={"first_status": first}).json()
+            lines += task["status"]
+            first = task["last_status"]
+            if task["finished"]:
+                return {**task, "output": lines}
+            time.sleep(0.1)
+        raise AssertionError(f"task {task_id} did not finish: {lines}")
+
+
+@pytest.fixture
+def make_server(tmp_path, database_url):
+    started = []
+
+    def make(use_backend=None, **settings) -> RunningServer:
+        config = ServerConfig(data_dir=tmp_path / "data", database_url=database_url,
+                              port=free_port(), **settings)
+        running = RunningServer(config, use_backend or RecordingBackend())
+        started.append(running)
+        return running
+
+    yield make
+    for running in started:
+        running.stop()
+
+
+REPO = Path(__file__).resolve().parents[2]
+EXAMPLE_DIR = REPO / "examples" / "plumber-on-k8s"
