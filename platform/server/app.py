@@ -50,8 +50,16 @@ class Server:
         self.db.dispose()
 
 
+_CONNECT_PATHS = ("/server_settings", "/users/", "/applications", "/tasks/")
+
+
 async def _not_found(request: Request, exc) -> JSONResponse:
-    return JSONResponse({"error": "not found", "path": request.url.path}, status_code=404)
+    path = request.url.path
+    body = {"error": "not found", "path": path}
+    if path.startswith(_CONNECT_PATHS):  # rsconnect given the server's URL without /__api__
+        body["error"] = ("not found: the API is under /__api__; in R, add the server as "
+                         "rsconnect::addServer(\"<server URL>/__api__\", name = ...)")
+    return JSONResponse(body, status_code=404)
 
 
 async def _not_allowed(request: Request, exc) -> JSONResponse:
