@@ -6,6 +6,7 @@ the file is re-read when it changes (looked at no more than once a second), so t
 grants and revokes keys without restarting replicas. Probes (/livez, /readyz) stay open.
 Installed only for key-only apps: public apps pay nothing.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -38,13 +39,21 @@ class KeyFile:
                 stamp = (st.st_mtime, st.st_size)
                 if stamp != self._stamp:
                     with open(self.path, encoding="ascii") as f:
-                        self.hashes = frozenset(line.strip().lower() for line in f
-                                                if line.strip() and not line.startswith("#"))
+                        self.hashes = frozenset(
+                            line.strip().lower()
+                            for line in f
+                            if line.strip() and not line.startswith("#")
+                        )
                     self._stamp = stamp
             except (OSError, UnicodeDecodeError) as exc:
                 if self.hashes or self._stamp is not None:
-                    log.warning({"message": "access keys file unreadable; refusing every key",
-                                 "file": self.path, "error": str(exc)})
+                    log.warning(
+                        {
+                            "message": "access keys file unreadable; refusing every key",
+                            "file": self.path,
+                            "error": str(exc),
+                        }
+                    )
                 self.hashes, self._stamp = frozenset(), None
         return self.hashes
 
@@ -67,8 +76,12 @@ class KeyAccess:
             return
         key = _key(scope["headers"])
         if key is None:
-            await send_error(send, 401, "this API needs a key: send `Authorization: Key <key>`",
-                             headers=[(b"www-authenticate", b"Key")])
+            await send_error(
+                send,
+                401,
+                "this API needs a key: send `Authorization: Key <key>`",
+                headers=[(b"www-authenticate", b"Key")],
+            )
             return
         if not self.allowed(key):
             await send_error(send, 403, "this key may not call this API")

@@ -5,6 +5,7 @@ rewrite) pass it on: requests that carry it have it removed, so an unchanged plu
 /parity whether the client called /content/my-api/parity through one or the other. The
 prefix goes into scope["root_path"] for the docs page's links.
 """
+
 from __future__ import annotations
 
 
@@ -18,9 +19,9 @@ class RootPath:
         if scope["type"] == "http":
             path = scope["path"]
             if path == self.root_path or path.startswith(self.root_path + "/"):
-                scope = dict(scope, path=path[len(self.root_path):] or "/")
+                scope = dict(scope, path=path[len(self.root_path) :] or "/")
                 raw = scope.get("raw_path")
                 if raw is not None and raw.startswith(self._raw):
-                    scope["raw_path"] = raw[len(self._raw):] or b"/"
+                    scope["raw_path"] = raw[len(self._raw) :] or b"/"
             scope["root_path"] = self.root_path
         await self.app(scope, receive, send)

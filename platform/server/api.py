@@ -5,6 +5,7 @@ Every route authenticates (`Authorization: Key <key>`); failed authentications c
 against the caller's address (429 past the limit). Handlers are plain functions run in a
 thread with a database transaction; they raise ApiError for a clear 4xx.
 """
+
 from __future__ import annotations
 
 import inspect
@@ -12,8 +13,9 @@ import json
 import logging
 import re
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any
 
 from sqlalchemy import func, or_, select
 from sqlalchemy.exc import IntegrityError
@@ -27,8 +29,18 @@ from plumbline.platform.backend import BackendError, NoSuchApp
 from plumbline.platform.server import auth
 from plumbline.platform.server.auth import AuthError, Caller, Forbidden
 from plumbline.platform.server.bundles import BundleError, TooLarge
-from plumbline.platform.server.db import (ACCESS_TYPES, APP_ROLES, ROLES, ApiKey, App, Bundle,
-                                          Permission, Task, User, utcnow)
+from plumbline.platform.server.db import (
+    ACCESS_TYPES,
+    APP_ROLES,
+    ROLES,
+    ApiKey,
+    App,
+    Bundle,
+    Permission,
+    Task,
+    User,
+    utcnow,
+)
 from plumbline.platform.server.tasks import task_view
 from plumbline.platform.server.views import app_view, bundle_view, key_view, user_view
 
@@ -48,6 +60,7 @@ class ApiError(Exception):
 @dataclass
 class Call:
     """One authenticated request, as a handler sees it."""
+
     request: Request
     caller: Caller
     session: Any
@@ -57,7 +70,7 @@ class Call:
     def param(self, name: str) -> str:
         return self.request.path_params[name]
 
-    def query_int(self, name: str, default: int, minimum: int = 0, maximum: int = 10 ** 9) -> int:
+    def query_int(self, name: str, default: int, minimum: int = 0, maximum: int = 10**9) -> int:
         raw = self.request.query_params.get(name)
         if raw is None:
             return default
@@ -79,6 +92,7 @@ def endpoint(role: str = "viewer", *, raw_body: bool = False):
     handler is a coroutine given (request, caller, server) that reads the body itself
     (uploads stream to disk) and opens its own transactions.
     """
+
     def wrap(handler: Callable):
         async def route(request: Request):
             server = request.app.state.server
@@ -86,14 +100,22 @@ def endpoint(role: str = "viewer", *, raw_body: bool = False):
             wait = server.limiter.retry_after(client)
             if wait > 0:
                 seconds = max(1, round(wait))
-                return JSONResponse({"error": "too many failed authentications from this "
-                                              f"address; try again in {seconds}s"},
-                                    status_code=429, headers={"Retry-After": str(seconds)})
+                return JSONResponse(
+                    {
+                        "error": "too many failed authentications from this "
+                        f"address; try again in {seconds}s"
+                    },
+                    status_code=429,
+                    headers={"Retry-After": str(seconds)},
+                )
             key = auth.key_from_header(request.headers.get("authorization"))
             if key is None:
                 server.limiter.failed(client, "no key", request.url.path)
-                return error(401, "authentication needed: send `Authorization: Key <API key>` "
-                             "(create a key with `plumbline server bootstrap` or in the API)")
+                return error(
+                    401,
+                    "authentication needed: send `Authorization: Key <API key>` "
+                    "(create a key with `plumbline server bootstrap` or in the API)",
+                )
             try:
                 if raw_body:
                     caller = await run_in_threadpool(server.authenticate, key, role)
@@ -107,8 +129,10 @@ def endpoint(role: str = "viewer", *, raw_body: bool = False):
                 return error(403, str(exc))
             except ApiError as exc:
                 return error(exc.status, exc.message, **exc.detail)
+
         route.__name__ = handler.__name__
         return route
+
     return wrap
 
 
@@ -144,11 +168,15 @@ async def _json_body(request: Request) -> dict:
 
 # ---- helpers ------------------------------------------------------------------------------
 
+
 def find_app(call: Call, ref: str | None = None) -> App:
     ref = ref if ref is not None else call.param("app")
     s = call.session
-    app = s.get(App, int(ref)) if ref.isdigit() else s.scalar(
-        select(App).where(or_(App.name == ref, App.slug == ref)))
+    app = (
+        s.get(App, int(ref))
+        if ref.isdigit()
+        else s.scalar(select(App).where(or_(App.name == ref, App.slug == ref)))
+    )
     if app is None or not can_see(call, app):
         raise ApiError(404, f"no app {ref!r}")
     return app
@@ -156,15 +184,22 @@ def find_app(call: Call, ref: str | None = None) -> App:
 
 def can_see(call: Call, app: App) -> bool:
     c = call.caller
-    return (c.role == "admin" or app.access_type in ("all", "logged_in")
-            or auth.app_role(call.session, c, app) is not None)
+    return (
+        c.role == "admin"
+        or app.access_type in ("all", "logged_in")
+        or auth.app_role(call.session, c, app) is not None
+    )
 
 
 def show_app(call: Call, app: App) -> dict:
     owner = call.session.get(User, app.owner_id)
-    return app_view(app, owner, call.server.deployer.app_url(app),
-                    role=auth.app_role(call.session, call.caller, app),
-                    can_change=auth.can_change(call.session, call.caller, app))
+    return app_view(
+        app,
+        owner,
+        call.server.deployer.app_url(app),
+        role=auth.app_role(call.session, call.caller, app),
+        can_change=auth.can_change(call.session, call.caller, app),
+    )
 
 
 def visible_apps(call: Call):
@@ -172,8 +207,11 @@ def visible_apps(call: Call):
     c = call.caller
     if c.role != "admin":
         granted = select(Permission.app_id).where(Permission.user_id == c.id)
-        query = query.where(or_(App.access_type.in_(("all", "logged_in")),
-                                App.owner_id == c.id, App.id.in_(granted)))
+        query = query.where(
+            or_(
+                App.access_type.in_(("all", "logged_in")), App.owner_id == c.id, App.id.in_(granted)
+            )
+        )
     return query
 
 
@@ -195,11 +233,21 @@ def create_app(call: Call) -> tuple[dict, int]:
     slug = slug_for(name)
     s = call.session
     if s.scalar(select(App.id).where(or_(App.name == name, App.slug == slug))) is not None:
-        raise ApiError(409, f"an app named {name!r} exists already (names are unique on "
-                       "the server; choose another with appName=)", name=name)
-    app = App(guid=str(uuid.uuid4()), name=name, slug=slug,
-              title=title if isinstance(title, str) and title else None,
-              owner_id=call.caller.id, access_type=access, replicas=_replicas(call, 1))
+        raise ApiError(
+            409,
+            f"an app named {name!r} exists already (names are unique on "
+            "the server; choose another with appName=)",
+            name=name,
+        )
+    app = App(
+        guid=str(uuid.uuid4()),
+        name=name,
+        slug=slug,
+        title=title if isinstance(title, str) and title else None,
+        owner_id=call.caller.id,
+        access_type=access,
+        replicas=_replicas(call, 1),
+    )
     s.add(app)
     try:
         s.flush()
@@ -225,12 +273,15 @@ async def upload(request: Request, caller: Caller, server) -> JSONResponse:
             app = find_app(call, ref)
             auth.require_change(s, caller, app)
             return app.id
+
     try:
         app_id = await run_in_threadpool(check)
         length = request.headers.get("content-length")
         if length and length.isdigit() and int(length) > server.store.limits.max_bundle_size:
-            raise TooLarge(f"the bundle ({length} bytes) is larger than the server's limit of "
-                           f"{server.store.limits.max_bundle_size} bytes (--max-bundle-size)")
+            raise TooLarge(
+                f"the bundle ({length} bytes) is larger than the server's limit of "
+                f"{server.store.limits.max_bundle_size} bytes (--max-bundle-size)"
+            )
         stored = await server.store.receive(request.stream())
     except TooLarge as exc:
         return error(413, str(exc))
@@ -239,12 +290,14 @@ async def upload(request: Request, caller: Caller, server) -> JSONResponse:
 
     def record() -> dict:
         with server.db.session() as s:
-            bundle = Bundle(app_id=app_id, sha256=stored.sha256, size=stored.size,
-                            created_by=caller.id)
+            bundle = Bundle(
+                app_id=app_id, sha256=stored.sha256, size=stored.size, created_by=caller.id
+            )
             s.add(bundle)
             s.flush()
             app = s.get(App, app_id)
             return bundle_view(bundle, app.active_bundle_id)
+
     return JSONResponse(await run_in_threadpool(record))
 
 
@@ -261,8 +314,11 @@ def deploy_bundle(call: Call, app: App, bundle_id) -> dict:
         raise ApiError(400, "bundle must be a bundle id") from None
     bundle = s.get(Bundle, bundle_id)
     if bundle is None or bundle.app_id != app.id:
-        raise ApiError(404, f"no bundle {bundle_id} of {app.name} (kept versions: see "
-                       f"/__api__/v1/apps/{app.id}/versions)")
+        raise ApiError(
+            404,
+            f"no bundle {bundle_id} of {app.name} (kept versions: see "
+            f"/__api__/v1/apps/{app.id}/versions)",
+        )
     s.commit()  # the task reads what this transaction saw
     task_id = call.server.deployer.submit_deploy(app.id, bundle.id, call.caller.id)
     return {"task_id": task_id, "id": task_id, "app_id": app.id, "bundle_id": bundle.id}
@@ -282,11 +338,17 @@ def find_task(call: Call) -> Task:
 
 # ---- Connect's API, as rsconnect 0.8.29 calls it ---------------------------------------
 
+
 @endpoint()
 def server_settings(call: Call):
-    return {"version": "plumbline " + __version__, "build": __version__,
-            "api_enabled": True, "authentication": {"name": "api-key"},
-            "runtimes": ["R"], "content_types": ["api"]}
+    return {
+        "version": "plumbline " + __version__,
+        "build": __version__,
+        "api_enabled": True,
+        "authentication": {"name": "api-key"},
+        "runtimes": ["R"],
+        "content_types": ["api"],
+    }
 
 
 @endpoint()
@@ -306,8 +368,9 @@ def list_applications(call: Call):
                 user_id = int(value)
             except ValueError:
                 raise ApiError(400, "account_id must be a user id") from None
-            granted = select(Permission.app_id).where(Permission.user_id == user_id,
-                                                      Permission.role == "collaborator")
+            granted = select(Permission.app_id).where(
+                Permission.user_id == user_id, Permission.role == "collaborator"
+            )
             query = query.where(or_(App.owner_id == user_id, App.id.in_(granted)))
         elif key:
             raise ApiError(400, f"unknown filter {key!r} (known: name, account_id)")
@@ -315,8 +378,7 @@ def list_applications(call: Call):
     offset = call.query_int("offset", 0)
     total = call.session.scalar(select(func.count()).select_from(query.subquery()))
     apps = list(call.session.scalars(query.offset(offset).limit(count)))
-    return {"applications": [show_app(call, a) for a in apps], "count": len(apps),
-            "total": total}
+    return {"applications": [show_app(call, a) for a in apps], "count": len(apps), "total": total}
 
 
 @endpoint("publisher")
@@ -338,19 +400,25 @@ def deploy_application(call: Call):
 def application_config(call: Call):
     app = find_app(call)
     base = call.server.config.url
-    return {"config_url": call.server.deployer.app_url(app),
-            "logs_url": f"{base}/__api__/v1/apps/{app.id}/logs"}
+    return {
+        "config_url": call.server.deployer.app_url(app),
+        "logs_url": f"{base}/__api__/v1/apps/{app.id}/logs",
+    }
 
 
 @endpoint()
 def get_task(call: Call):
     task = find_task(call)
-    first = call.query_int("first_status", 0) if "first_status" in call.request.query_params \
+    first = (
+        call.query_int("first_status", 0)
+        if "first_status" in call.request.query_params
         else call.query_int("first", 0)
+    )
     return task_view(call.server.db, task.id, first)
 
 
 # ---- plumbline's API ------------------------------------------------------------------
+
 
 @endpoint()
 def v1_user(call: Call):
@@ -397,8 +465,9 @@ def v1_update_user(call: Call):
 
 @endpoint()
 def v1_keys(call: Call):
-    keys = call.session.scalars(select(ApiKey).where(ApiKey.user_id == call.caller.id)
-                                .order_by(ApiKey.id))
+    keys = call.session.scalars(
+        select(ApiKey).where(ApiKey.user_id == call.caller.id).order_by(ApiKey.id)
+    )
     return {"keys": [key_view(k) for k in keys]}
 
 
@@ -464,8 +533,11 @@ def v1_update_app(call: Call):
     body = call.body
     unknown = set(body) - {"title", "access_type", "host"}
     if unknown:
-        raise ApiError(400, f"cannot change {', '.join(sorted(unknown))} here (title, "
-                       "access_type, host); scale with POST .../scale")
+        raise ApiError(
+            400,
+            f"cannot change {', '.join(sorted(unknown))} here (title, "
+            "access_type, host); scale with POST .../scale",
+        )
     if "title" in body:
         if not isinstance(body["title"], str):
             raise ApiError(400, "title must be a string")
@@ -489,8 +561,9 @@ def v1_update_app(call: Call):
         raise ApiError(409, "another app uses that host name") from None
     result = show_app(call, app)
     if redeploy and app.active_bundle_id is not None:  # where and how it is served changed
-        result["task_id"] = call.server.deployer.submit_deploy(app.id, app.active_bundle_id,
-                                                               call.caller.id)
+        result["task_id"] = call.server.deployer.submit_deploy(
+            app.id, app.active_bundle_id, call.caller.id
+        )
     return result
 
 
@@ -505,11 +578,15 @@ def v1_delete_app(call: Call):
 @endpoint()
 def v1_versions(call: Call):
     app = find_app(call)
-    bundles = call.session.scalars(select(Bundle).where(Bundle.app_id == app.id)
-                                   .order_by(Bundle.id.desc()))
-    return {"app_id": app.id, "active_bundle_id": app.active_bundle_id,
-            "retention": call.server.config.retention,
-            "versions": [bundle_view(b, app.active_bundle_id) for b in bundles]}
+    bundles = call.session.scalars(
+        select(Bundle).where(Bundle.app_id == app.id).order_by(Bundle.id.desc())
+    )
+    return {
+        "app_id": app.id,
+        "active_bundle_id": app.active_bundle_id,
+        "retention": call.server.config.retention,
+        "versions": [bundle_view(b, app.active_bundle_id) for b in bundles],
+    }
 
 
 @endpoint("publisher")
@@ -525,9 +602,15 @@ def v1_rollback(call: Call):
     target = call.body.get("bundle_id")
     if target is None:
         target = call.session.scalar(
-            select(Bundle.id).where(Bundle.app_id == app.id, Bundle.deployed_at.is_not(None),
-                                    Bundle.id != (app.active_bundle_id or 0))
-            .order_by(Bundle.deployed_at.desc()).limit(1))
+            select(Bundle.id)
+            .where(
+                Bundle.app_id == app.id,
+                Bundle.deployed_at.is_not(None),
+                Bundle.id != (app.active_bundle_id or 0),
+            )
+            .order_by(Bundle.deployed_at.desc())
+            .limit(1)
+        )
         if target is None:
             raise ApiError(409, f"{app.name} has no earlier version to roll back to")
     else:
@@ -573,17 +656,33 @@ def v1_status(call: Call):
     try:
         status = call.server.backend.status(call.server.deployer.ref(app))
     except NoSuchApp:
-        raise ApiError(404, f"{app.name} is not running on the {call.server.backend.kind} "
-                       "backend") from None
+        raise ApiError(
+            404, f"{app.name} is not running on the {call.server.backend.kind} backend"
+        ) from None
     except BackendError as exc:
         raise ApiError(502, f"the backend could not say: {exc}") from None
-    return {"app_id": app.id, "backend": status.backend, "desired": status.desired,
-            "ready": status.ready, "updated": status.updated, "revision": status.revision,
-            "state": status.state, "message": status.message, "healthy": status.healthy,
-            "url": call.server.deployer.app_url(app),
-            "replicas": [{"name": r.name, "state": r.state, "ready": r.ready,
-                          "revision": r.revision, "restarts": r.restarts}
-                         for r in status.replicas]}
+    return {
+        "app_id": app.id,
+        "backend": status.backend,
+        "desired": status.desired,
+        "ready": status.ready,
+        "updated": status.updated,
+        "revision": status.revision,
+        "state": status.state,
+        "message": status.message,
+        "healthy": status.healthy,
+        "url": call.server.deployer.app_url(app),
+        "replicas": [
+            {
+                "name": r.name,
+                "state": r.state,
+                "ready": r.ready,
+                "revision": r.revision,
+                "restarts": r.restarts,
+            }
+            for r in status.replicas
+        ],
+    }
 
 
 @endpoint("publisher")
@@ -603,20 +702,30 @@ def v1_logs(call: Call):
 def v1_app_tasks(call: Call):
     app = find_app(call)
     auth.require_change(call.session, call.caller, app)
-    tasks = call.session.scalars(select(Task).where(Task.app_id == app.id)
-                                 .order_by(Task.created_at.desc()).limit(50))
-    return {"tasks": [{k: v for k, v in task_view(call.server.db, t.id, 10 ** 9).items()
-                       if k != "status"} for t in tasks]}
+    tasks = call.session.scalars(
+        select(Task).where(Task.app_id == app.id).order_by(Task.created_at.desc()).limit(50)
+    )
+    return {
+        "tasks": [
+            {k: v for k, v in task_view(call.server.db, t.id, 10**9).items() if k != "status"}
+            for t in tasks
+        ]
+    }
 
 
 @endpoint()
 def v1_permissions(call: Call):
     app = find_app(call)
-    rows = call.session.execute(select(Permission, User).join(User, User.id == Permission.user_id)
-                                .where(Permission.app_id == app.id))
+    rows = call.session.execute(
+        select(Permission, User)
+        .join(User, User.id == Permission.user_id)
+        .where(Permission.app_id == app.id)
+    )
     owner = call.session.get(User, app.owner_id)
-    return {"owner": user_view(owner),
-            "permissions": [{"user": user_view(u), "role": p.role} for p, u in rows]}
+    return {
+        "owner": user_view(owner),
+        "permissions": [{"user": user_view(u), "role": p.role} for p, u in rows],
+    }
 
 
 @endpoint("publisher")
@@ -670,8 +779,11 @@ ROUTES = [
     Route(f"{CONNECT}/applications", list_applications),
     Route(f"{CONNECT}/applications", create_application, methods=["POST"]),
     Route(f"{CONNECT}/applications/{{app}}", get_application),
-    Route(f"{CONNECT}/applications/{{app}}/upload", endpoint("publisher", raw_body=True)(upload),
-          methods=["POST"]),
+    Route(
+        f"{CONNECT}/applications/{{app}}/upload",
+        endpoint("publisher", raw_body=True)(upload),
+        methods=["POST"],
+    ),
     Route(f"{CONNECT}/applications/{{app}}/deploy", deploy_application, methods=["POST"]),
     Route(f"{CONNECT}/applications/{{app}}/config", application_config),
     Route(f"{CONNECT}/tasks/{{task}}", get_task),
@@ -689,8 +801,9 @@ ROUTES = [
     Route(f"{V1}/apps/{{app}}", v1_app),
     Route(f"{V1}/apps/{{app}}", v1_update_app, methods=["PATCH"]),
     Route(f"{V1}/apps/{{app}}", v1_delete_app, methods=["DELETE"]),
-    Route(f"{V1}/apps/{{app}}/bundles", endpoint("publisher", raw_body=True)(upload),
-          methods=["POST"]),
+    Route(
+        f"{V1}/apps/{{app}}/bundles", endpoint("publisher", raw_body=True)(upload), methods=["POST"]
+    ),
     Route(f"{V1}/apps/{{app}}/versions", v1_versions),
     Route(f"{V1}/apps/{{app}}/deploy", v1_deploy, methods=["POST"]),
     Route(f"{V1}/apps/{{app}}/rollback", v1_rollback, methods=["POST"]),

@@ -1,4 +1,5 @@
 """The server process's parts, assembled: database, bundle store, backend, tasks, HTTP API."""
+
 from __future__ import annotations
 
 import logging
@@ -34,8 +35,10 @@ class Server:
         self.tasks = TaskRunner(self.db, config.task_workers)
         recovered = self.tasks.recover()
         if recovered:
-            log.warning("%d task(s) left unfinished by the previous server process were "
-                        "marked failed", recovered)
+            log.warning(
+                "%d task(s) left unfinished by the previous server process were marked failed",
+                recovered,
+            )
         self.deployer = Deployer(self.db, self.store, backend, config, self.tasks)
         self.limiter = auth.FailureLimiter(config.auth_failures, config.auth_window)
 
@@ -57,8 +60,10 @@ async def _not_found(request: Request, exc) -> JSONResponse:
     path = request.url.path
     body = {"error": "not found", "path": path}
     if path.startswith(_CONNECT_PATHS):  # rsconnect given the server's URL without /__api__
-        body["error"] = ("not found: the API is under /__api__; in R, add the server as "
-                         "rsconnect::addServer(\"<server URL>/__api__\", name = ...)")
+        body["error"] = (
+            "not found: the API is under /__api__; in R, add the server as "
+            'rsconnect::addServer("<server URL>/__api__", name = ...)'
+        )
     return JSONResponse(body, status_code=404)
 
 
@@ -72,7 +77,14 @@ async def _server_error(request: Request, exc) -> JSONResponse:
 
 
 def create_app(server: Server) -> Starlette:
-    app = Starlette(routes=ROUTES, exception_handlers={
-        404: _not_found, 405: _not_allowed, 500: _server_error, Exception: _server_error})
+    app = Starlette(
+        routes=ROUTES,
+        exception_handlers={
+            404: _not_found,
+            405: _not_allowed,
+            500: _server_error,
+            Exception: _server_error,
+        },
+    )
     app.state.server = server
     return app

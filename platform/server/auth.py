@@ -4,6 +4,7 @@ A key is 40 random URL-safe characters after a `plk_` prefix (about 240 bits), s
 sha256 is enough to store it: nobody can guess a key from its hash, and a lookup is one
 indexed query. Clients send it as rsconnect does: `Authorization: Key <key>`.
 """
+
 from __future__ import annotations
 
 import collections
@@ -54,6 +55,7 @@ def key_from_header(value: str | None) -> str | None:
 @dataclass(frozen=True)
 class Caller:
     """The authenticated user of one request (a detached snapshot, safe across sessions)."""
+
     id: int
     guid: str
     username: str
@@ -91,13 +93,14 @@ def create_user(session: Session, username: str, role: str, email: str | None = 
 def create_key(session: Session, user: User, name: str) -> tuple[ApiKey, str]:
     """A new key for `user`: (its row, the key itself, which is never stored)."""
     key = new_key()
-    row = ApiKey(user_id=user.id, name=name, hint=key[:len(KEY_PREFIX) + 4], hash=hash_key(key))
+    row = ApiKey(user_id=user.id, name=name, hint=key[: len(KEY_PREFIX) + 4], hash=hash_key(key))
     session.add(row)
     session.flush()
     return row, key
 
 
 # ---- what a caller may do with an app ---------------------------------------------------
+
 
 def app_role(session: Session, caller: Caller, app: App) -> str | None:
     """'owner', 'collaborator', 'viewer' or None (admins act as owners)."""
@@ -110,14 +113,18 @@ def app_role(session: Session, caller: Caller, app: App) -> str | None:
 def can_change(session: Session, caller: Caller, app: App) -> bool:
     if caller.role == "admin":
         return True
-    return caller.role == "publisher" and app_role(session, caller, app) in ("owner",
-                                                                            "collaborator")
+    return caller.role == "publisher" and app_role(session, caller, app) in (
+        "owner",
+        "collaborator",
+    )
 
 
 def require_change(session: Session, caller: Caller, app: App) -> None:
     if not can_change(session, caller, app):
-        raise Forbidden(f"{caller.username} may not change the app {app.name!r} (only its "
-                        "owner, its collaborators and admins may)")
+        raise Forbidden(
+            f"{caller.username} may not change the app {app.name!r} (only its "
+            "owner, its collaborators and admins may)"
+        )
 
 
 def require_owner(session: Session, caller: Caller, app: App) -> None:
@@ -127,16 +134,21 @@ def require_owner(session: Session, caller: Caller, app: App) -> None:
 
 def key_hashes_for_app(session: Session, app: App) -> list[str]:
     """sha256 of every key that may call the app's endpoints (for key-only apps)."""
-    query = select(ApiKey.hash).join(User, User.id == ApiKey.user_id).where(
-        ApiKey.revoked_at.is_(None), User.locked.is_(False))
+    query = (
+        select(ApiKey.hash)
+        .join(User, User.id == ApiKey.user_id)
+        .where(ApiKey.revoked_at.is_(None), User.locked.is_(False))
+    )
     if app.access_type == "acl":
         allowed = select(Permission.user_id).where(Permission.app_id == app.id)
-        query = query.where((User.id == app.owner_id) | (User.role == "admin")
-                            | User.id.in_(allowed))
+        query = query.where(
+            (User.id == app.owner_id) | (User.role == "admin") | User.id.in_(allowed)
+        )
     return sorted(session.scalars(query))
 
 
 # ---- failed authentications -------------------------------------------------------------
+
 
 class FailureLimiter:
     """At most `limit` failed authentications per client address within `window` seconds;
@@ -160,8 +172,17 @@ class FailureLimiter:
             failures = self._recent(client)
             failures.append(self.clock())
             count = len(failures)
-        log.warning(json.dumps({"event": "auth_failed", "client": client, "reason": reason,
-                                "path": path, "failures_in_window": count}))
+        log.warning(
+            json.dumps(
+                {
+                    "event": "auth_failed",
+                    "client": client,
+                    "reason": reason,
+                    "path": path,
+                    "failures_in_window": count,
+                }
+            )
+        )
 
     def _recent(self, client: str) -> collections.deque:
         failures = self._failures.setdefault(client, collections.deque())

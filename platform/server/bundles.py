@@ -6,6 +6,7 @@ limit. Extraction trusts nothing in the archive: every member must be a plain fi
 or a link that stays inside the app's folder; names may not be absolute or climb out with
 `..`; the total size and the number of files are capped before anything is written.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -65,9 +66,11 @@ class BundleStore:
                 async for chunk in chunks:
                     size += len(chunk)
                     if size > self.limits.max_bundle_size:
-                        raise TooLarge(f"the bundle is larger than the server's limit of "
-                                       f"{self.limits.max_bundle_size} bytes "
-                                       "(--max-bundle-size)")
+                        raise TooLarge(
+                            f"the bundle is larger than the server's limit of "
+                            f"{self.limits.max_bundle_size} bytes "
+                            "(--max-bundle-size)"
+                        )
                     digest.update(chunk)
                     out.write(chunk)
             if size == 0:
@@ -123,24 +126,30 @@ def _checked_members(tar: tarfile.TarFile, limits: Limits) -> list[tuple[str, ta
     for member in tar:
         name = _clean_name(member.name)
         if len(members) >= limits.max_files:
-            raise BundleError(f"the bundle has more than {limits.max_files} files "
-                              "(--max-bundle-files)")
+            raise BundleError(
+                f"the bundle has more than {limits.max_files} files (--max-bundle-files)"
+            )
         if member.issym() or member.islnk():
             target = member.linkname
             base = posixpath.dirname(name) if member.issym() else ""
             resolved = posixpath.normpath(posixpath.join(base, target))
             if target.startswith("/") or resolved == ".." or resolved.startswith("../"):
                 kind = "symbolic" if member.issym() else "hard"
-                raise BundleError(f"the bundle has a {kind} link pointing outside the app "
-                                  f"folder: {member.name!r} -> {target!r}")
+                raise BundleError(
+                    f"the bundle has a {kind} link pointing outside the app "
+                    f"folder: {member.name!r} -> {target!r}"
+                )
         elif member.isfile():
             total += member.size
             if total > limits.max_expanded_size:
-                raise BundleError(f"the bundle expands to more than "
-                                  f"{limits.max_expanded_size} bytes (--max-expanded-size)")
+                raise BundleError(
+                    f"the bundle expands to more than "
+                    f"{limits.max_expanded_size} bytes (--max-expanded-size)"
+                )
         elif not member.isdir():
-            raise BundleError(f"the bundle has a member that is not a file, folder or link: "
-                              f"{member.name!r}")
+            raise BundleError(
+                f"the bundle has a member that is not a file, folder or link: {member.name!r}"
+            )
         if name != ".":
             members.append((name, member))
     return members
@@ -174,8 +183,10 @@ def _write_members(tar: tarfile.TarFile, members, root: Path) -> None:
         if member.islnk():
             source = root / _clean_name(member.linkname)
             if not source.is_file() or source.is_symlink():
-                raise BundleError(f"the bundle has a hard link to a missing file: "
-                                  f"{member.name!r} -> {member.linkname!r}")
+                raise BundleError(
+                    f"the bundle has a hard link to a missing file: "
+                    f"{member.name!r} -> {member.linkname!r}"
+                )
             shutil.copyfile(source, path)
             continue
         extracted = tar.extractfile(member)
@@ -187,5 +198,7 @@ def _write_members(tar: tarfile.TarFile, members, root: Path) -> None:
         os.symlink(member.linkname, path)
         real = os.path.realpath(path)
         if real != real_root and not real.startswith(real_root + os.sep):
-            raise BundleError(f"the bundle has a symbolic link pointing outside the app folder: "
-                              f"{member.name!r} -> {member.linkname!r}")
+            raise BundleError(
+                f"the bundle has a symbolic link pointing outside the app folder: "
+                f"{member.name!r} -> {member.linkname!r}"
+            )

@@ -1,5 +1,6 @@
 """`plumbline server` (run it), `plumbline server bootstrap` (the first admin key) and
 `plumbline server migrate`."""
+
 from __future__ import annotations
 
 import logging
@@ -13,29 +14,36 @@ STORAGE = ("data_dir", "database_url")
 
 def register(subparsers) -> None:
     parser = subparsers.add_parser(
-        "server", help="run plumbline server: R users publish to it with rsconnect",
+        "server",
+        help="run plumbline server: R users publish to it with rsconnect",
         description="Run the publishing server: rsconnect::deployAPI() and `plumbline "
-                    "publish` upload bundles to it; it keeps users, API keys, apps and "
-                    "versions in a database and deploys through the configured backend. "
-                    "Every setting can also come from PLUMBLINE_SERVER_<SETTING>.")
+        "publish` upload bundles to it; it keeps users, API keys, apps and "
+        "versions in a database and deploys through the configured backend. "
+        "Every setting can also come from PLUMBLINE_SERVER_<SETTING>.",
+    )
     server_config.add_arguments(parser)
     parser.set_defaults(func=cmd_run)
     sub = parser.add_subparsers(dest="server_command", metavar="SUBCOMMAND")
 
     boot = sub.add_parser(
-        "bootstrap", help="create the first admin and print its API key (once)",
+        "bootstrap",
+        help="create the first admin and print its API key (once)",
         description="Create an admin user and print a new API key for it. The key is shown "
-                    "only now: the server stores its sha256. Refused when an admin exists, "
-                    "unless --another is given.")
+        "only now: the server stores its sha256. Refused when an admin exists, "
+        "unless --another is given.",
+    )
     server_config.add_arguments(boot, STORAGE)
     boot.add_argument("--username", default="admin", help="the admin's user name")
-    boot.add_argument("--another", action="store_true",
-                      help="create an admin even though one exists already")
+    boot.add_argument(
+        "--another", action="store_true", help="create an admin even though one exists already"
+    )
     boot.set_defaults(func=cmd_bootstrap)
 
-    migrate = sub.add_parser("migrate", help="bring the database schema up to date",
-                             description="Apply the database migrations (the server also "
-                                         "does it when it starts).")
+    migrate = sub.add_parser(
+        "migrate",
+        help="bring the database schema up to date",
+        description="Apply the database migrations (the server also does it when it starts).",
+    )
     server_config.add_arguments(migrate, STORAGE)
     migrate.set_defaults(func=cmd_migrate)
 
@@ -79,21 +87,29 @@ def cmd_bootstrap(args) -> int:
         with db.session() as s:
             admin = s.scalar(select(User).where(User.role == "admin").limit(1))
             if admin is not None and not args.another:
-                print(f"plumbline server bootstrap: an admin exists already ({admin.username}); "
-                      "create keys through the API, or pass --another", file=sys.stderr)
+                print(
+                    f"plumbline server bootstrap: an admin exists already ({admin.username}); "
+                    "create keys through the API, or pass --another",
+                    file=sys.stderr,
+                )
                 return 1
             if s.scalar(select(User.id).where(User.username == args.username)) is not None:
-                print(f"plumbline server bootstrap: a user {args.username!r} exists already; "
-                      "choose another --username", file=sys.stderr)
+                print(
+                    f"plumbline server bootstrap: a user {args.username!r} exists already; "
+                    "choose another --username",
+                    file=sys.stderr,
+                )
                 return 1
             user = auth.create_user(s, args.username, "admin")
             _, key = auth.create_key(s, user, "bootstrap")
     finally:
         db.dispose()
-    print(f"admin {args.username!r} created. Its API key, shown only this once:\n\n  {key}\n\n"
-          "In R:  rsconnect::addServer(\"<server URL>\", name = \"plumbline\")\n"
-          f"       rsconnect::connectApiUser(account = \"{args.username}\", server = "
-          "\"plumbline\", apiKey = \"<the key>\")")
+    print(
+        f"admin {args.username!r} created. Its API key, shown only this once:\n\n  {key}\n\n"
+        'In R:  rsconnect::addServer("<server URL>", name = "plumbline")\n'
+        f'       rsconnect::connectApiUser(account = "{args.username}", server = '
+        '"plumbline", apiKey = "<the key>")'
+    )
     return 0
 
 
@@ -115,11 +131,21 @@ def cmd_run(args) -> int:
         return 1
     server = Server(config, backend)
     app = create_app(server)
-    print(f"plumbline server on http://{config.host}:{config.port} "
-          f"(database {_safe_url(config)}, {config.backend} backend, data in {config.data_dir})",
-          flush=True)
-    uv = uvicorn.Server(uvicorn.Config(app, host=config.host, port=config.port,
-                                       log_config=None, access_log=False, lifespan="off"))
+    print(
+        f"plumbline server on http://{config.host}:{config.port} "
+        f"(database {_safe_url(config)}, {config.backend} backend, data in {config.data_dir})",
+        flush=True,
+    )
+    uv = uvicorn.Server(
+        uvicorn.Config(
+            app,
+            host=config.host,
+            port=config.port,
+            log_config=None,
+            access_log=False,
+            lifespan="off",
+        )
+    )
     try:
         uv.run()
     finally:
@@ -133,4 +159,3 @@ def cmd_run(args) -> int:
 def _safe_url(config) -> str:
     """The database URL without a password, for messages."""
     return re.sub(r"://([^:/@]+):[^@]*@", r"://\1:***@", config.sqlalchemy_url())
-

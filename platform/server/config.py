@@ -3,20 +3,29 @@
 `ServerConfig` is the frozen, typed object the server reads by attribute. Precedence: flag,
 then environment, then default; a bad value fails loudly, naming the setting.
 """
+
 from __future__ import annotations
 
 import argparse
 import dataclasses
 import os
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 ENV_PREFIX = "PLUMBLINE_SERVER_"
 _SIZE = re.compile(r"^\s*(\d+)\s*(b|kb|kib|mb|mib|gb|gib)?\s*$", re.I)
-_UNITS = {"b": 1, "kb": 1000, "kib": 1024, "mb": 1000 ** 2, "mib": 1024 ** 2,
-          "gb": 1000 ** 3, "gib": 1024 ** 3}
+_UNITS = {
+    "b": 1,
+    "kb": 1000,
+    "kib": 1024,
+    "mb": 1000**2,
+    "mib": 1024**2,
+    "gb": 1000**3,
+    "gib": 1024**3,
+}
 
 
 class ConfigError(ValueError):
@@ -69,21 +78,21 @@ def _backend(value: Any) -> str:
 @dataclass(frozen=True)
 class ServerConfig:
     data_dir: Path = Path("plumbline-server")
-    database_url: str | None = None   # None: SQLite in data_dir
+    database_url: str | None = None  # None: SQLite in data_dir
     host: str = "127.0.0.1"
     port: int = 3939
-    public_url: str | None = None     # how users reach the server
-    apps_url: str | None = None       # where apps are reached (the ingress); default public_url
+    public_url: str | None = None  # how users reach the server
+    apps_url: str | None = None  # where apps are reached (the ingress); default public_url
     backend: str = "local"
-    namespace: str = "default"        # Kubernetes namespace of published apps
-    retention: int = 5                # deployed versions kept per app (the active one always)
-    max_bundle_size: int = 2 * 1024 ** 3       # compressed upload limit
-    max_expanded_size: int = 4 * 1024 ** 3     # what an archive may expand to
+    namespace: str = "default"  # Kubernetes namespace of published apps
+    retention: int = 5  # deployed versions kept per app (the active one always)
+    max_bundle_size: int = 2 * 1024**3  # compressed upload limit
+    max_expanded_size: int = 4 * 1024**3  # what an archive may expand to
     max_bundle_files: int = 20000
-    auth_failures: int = 10           # failed authentications per client and window...
-    auth_window: float = 60.0         # ...before 429 until the window passes
-    deploy_timeout: float = 900.0     # longest a deploy task waits for its rollout
-    task_workers: int = 2             # tasks run at once (one per app at a time)
+    auth_failures: int = 10  # failed authentications per client and window...
+    auth_window: float = 60.0  # ...before 429 until the window passes
+    deploy_timeout: float = 900.0  # longest a deploy task waits for its rollout
+    task_workers: int = 2  # tasks run at once (one per app at a time)
 
     @property
     def bundle_dir(self) -> Path:
@@ -122,23 +131,34 @@ class _Setting:
 
 SETTINGS = (
     _Setting("data_dir", Path, "Folder for the SQLite database, bundles and extracted versions."),
-    _Setting("database_url", str, "Database URL, e.g. postgresql://user@host/db "
-             "(default: SQLite in the data folder)."),
+    _Setting(
+        "database_url",
+        str,
+        "Database URL, e.g. postgresql://user@host/db (default: SQLite in the data folder).",
+    ),
     _Setting("host", str, "Address to listen on."),
     _Setting("port", int, "TCP port to listen on."),
-    _Setting("public_url", _url_or_none, "URL users reach the server at "
-             "(default: http://HOST:PORT)."),
-    _Setting("apps_url", _url_or_none, "URL of the ingress that serves the apps; app URLs are "
-             "<apps-url>/content/<name>/ (default: the local ingress, or --public-url)."),
-    _Setting("backend", _backend, "Where apps run: local (replicas behind HAProxy) or "
-             "kubernetes."),
+    _Setting(
+        "public_url", _url_or_none, "URL users reach the server at (default: http://HOST:PORT)."
+    ),
+    _Setting(
+        "apps_url",
+        _url_or_none,
+        "URL of the ingress that serves the apps; app URLs are "
+        "<apps-url>/content/<name>/ (default: the local ingress, or --public-url).",
+    ),
+    _Setting("backend", _backend, "Where apps run: local (replicas behind HAProxy) or kubernetes."),
     _Setting("namespace", str, "Kubernetes namespace for published apps."),
     _Setting("retention", _positive_int, "Deployed versions kept per app for rollback."),
     _Setting("max_bundle_size", byte_size, "Largest bundle upload (compressed)."),
     _Setting("max_expanded_size", byte_size, "Largest size a bundle may expand to."),
     _Setting("max_bundle_files", _positive_int, "Most files a bundle may hold."),
-    _Setting("auth_failures", _positive_int, "Failed authentications allowed per client "
-             "address within --auth-window before it gets 429."),
+    _Setting(
+        "auth_failures",
+        _positive_int,
+        "Failed authentications allowed per client "
+        "address within --auth-window before it gets 429.",
+    ),
     _Setting("auth_window", _seconds, "Seconds over which failed authentications count."),
     _Setting("deploy_timeout", _seconds, "Seconds a deploy task waits for its rollout."),
     _Setting("task_workers", _positive_int, "Tasks (deploys, restarts...) run at once."),
@@ -152,12 +172,18 @@ def add_arguments(parser: argparse.ArgumentParser, names: tuple[str, ...] | None
             continue
         default = getattr(defaults, s.name)
         shown = "none" if default is None else default
-        parser.add_argument(s.flag, dest=s.name, default=None, metavar=s.name.upper(),
-                            help=f"{s.help} (env {s.env}; default: {shown})")
+        parser.add_argument(
+            s.flag,
+            dest=s.name,
+            default=None,
+            metavar=s.name.upper(),
+            help=f"{s.help} (env {s.env}; default: {shown})",
+        )
 
 
-def resolve(args: argparse.Namespace | None = None,
-            environ: dict[str, str] | None = None) -> ServerConfig:
+def resolve(
+    args: argparse.Namespace | None = None, environ: dict[str, str] | None = None
+) -> ServerConfig:
     environ = os.environ if environ is None else environ
     given = vars(args) if args is not None else {}
     values = {}

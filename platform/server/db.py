@@ -5,25 +5,36 @@ replicas. The schema is owned by Alembic migrations (`migrations/`); `Database.m
 brings any database to the newest one, and a test checks that the models and the
 migrations describe the same schema.
 """
+
 from __future__ import annotations
 
 import contextlib
 from collections.abc import Iterator
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
-from sqlalchemy import (BigInteger, Boolean, DateTime, ForeignKey, Integer, String, Text,
-                        UniqueConstraint, create_engine, event)
+from sqlalchemy import (
+    BigInteger,
+    Boolean,
+    DateTime,
+    ForeignKey,
+    Integer,
+    String,
+    Text,
+    UniqueConstraint,
+    create_engine,
+    event,
+)
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column, sessionmaker
 
 MIGRATIONS = Path(__file__).with_name("migrations")
-ROLES = ("viewer", "publisher", "admin")         # each can do what the one before can
-ACCESS_TYPES = ("all", "logged_in", "acl")       # Connect's words: public, any key, listed
-APP_ROLES = ("viewer", "collaborator")           # per-app grants beside the owner
+ROLES = ("viewer", "publisher", "admin")  # each can do what the one before can
+ACCESS_TYPES = ("all", "logged_in", "acl")  # Connect's words: public, any key, listed
+APP_ROLES = ("viewer", "collaborator")  # per-app grants beside the owner
 
 
 def utcnow() -> datetime:
-    return datetime.now(timezone.utc)
+    return datetime.now(UTC)
 
 
 class Base(DeclarativeBase):
@@ -43,6 +54,7 @@ class User(Base):
 
 class ApiKey(Base):
     """Only the key's sha256 is stored; the key itself is shown once, when created."""
+
     __tablename__ = "api_keys"
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
@@ -73,15 +85,16 @@ class App(Base):
 
 class Permission(Base):
     __tablename__ = "permissions"
-    app_id: Mapped[int] = mapped_column(ForeignKey("apps.id", ondelete="CASCADE"),
-                                        primary_key=True)
-    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"),
-                                         primary_key=True)
+    app_id: Mapped[int] = mapped_column(ForeignKey("apps.id", ondelete="CASCADE"), primary_key=True)
+    user_id: Mapped[int] = mapped_column(
+        ForeignKey("users.id", ondelete="CASCADE"), primary_key=True
+    )
     role: Mapped[str] = mapped_column(String(16))
 
 
 class Bundle(Base):
     """One upload of an app's folder; a version once it deployed successfully."""
+
     __tablename__ = "bundles"
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     app_id: Mapped[int] = mapped_column(ForeignKey("apps.id", ondelete="CASCADE"), index=True)
@@ -96,9 +109,10 @@ class Bundle(Base):
 class Task(Base):
     __tablename__ = "tasks"
     id: Mapped[str] = mapped_column(String(32), primary_key=True)
-    kind: Mapped[str] = mapped_column(String(16))   # deploy, restart, scale, delete
-    app_id: Mapped[int | None] = mapped_column(ForeignKey("apps.id", ondelete="SET NULL"),
-                                               index=True)
+    kind: Mapped[str] = mapped_column(String(16))  # deploy, restart, scale, delete
+    app_id: Mapped[int | None] = mapped_column(
+        ForeignKey("apps.id", ondelete="SET NULL"), index=True
+    )
     bundle_id: Mapped[int | None] = mapped_column(Integer)
     user_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
     state: Mapped[str] = mapped_column(String(16), default="queued")  # queued running done failed
@@ -115,6 +129,7 @@ class Task(Base):
 
 class TaskLine(Base):
     """A task's output, one row per line, so that any server replica can stream it."""
+
     __tablename__ = "task_lines"
     __table_args__ = (UniqueConstraint("task_id", "seq"),)
     id: Mapped[int] = mapped_column(Integer, primary_key=True)

@@ -6,6 +6,7 @@ the rollout succeeded does the version become the active one. A rollback is a de
 kept version. Anything that fails before the backend is called changes nothing that runs;
 a rollout that fails is undone by the backend, and the active version stays.
 """
+
 from __future__ import annotations
 
 import shutil
@@ -30,8 +31,14 @@ def content_path(name: str) -> str:
 
 
 class Deployer:
-    def __init__(self, db: Database, store: BundleStore, backend: Backend,
-                 config: ServerConfig, tasks: TaskRunner):
+    def __init__(
+        self,
+        db: Database,
+        store: BundleStore,
+        backend: Backend,
+        config: ServerConfig,
+        tasks: TaskRunner,
+    ):
         self.db, self.store, self.backend = db, store, backend
         self.config, self.tasks = config, tasks
         self.limits = store.limits
@@ -45,20 +52,28 @@ class Deployer:
     # ---- tasks ----------------------------------------------------------------------
 
     def submit_deploy(self, app_id: int, bundle_id: int, user_id: int | None) -> str:
-        return self.tasks.submit("deploy", lambda ctx: self._deploy(ctx, app_id, bundle_id),
-                                 app_id=app_id, user_id=user_id, bundle_id=bundle_id)
+        return self.tasks.submit(
+            "deploy",
+            lambda ctx: self._deploy(ctx, app_id, bundle_id),
+            app_id=app_id,
+            user_id=user_id,
+            bundle_id=bundle_id,
+        )
 
     def submit_restart(self, app_id: int, user_id: int | None) -> str:
-        return self.tasks.submit("restart", lambda ctx: self._restart(ctx, app_id),
-                                 app_id=app_id, user_id=user_id)
+        return self.tasks.submit(
+            "restart", lambda ctx: self._restart(ctx, app_id), app_id=app_id, user_id=user_id
+        )
 
     def submit_scale(self, app_id: int, replicas: int, user_id: int | None) -> str:
-        return self.tasks.submit("scale", lambda ctx: self._scale(ctx, app_id, replicas),
-                                 app_id=app_id, user_id=user_id)
+        return self.tasks.submit(
+            "scale", lambda ctx: self._scale(ctx, app_id, replicas), app_id=app_id, user_id=user_id
+        )
 
     def submit_delete(self, app_id: int, user_id: int | None) -> str:
-        return self.tasks.submit("delete", lambda ctx: self._delete(ctx, app_id),
-                                 app_id=app_id, user_id=user_id)
+        return self.tasks.submit(
+            "delete", lambda ctx: self._delete(ctx, app_id), app_id=app_id, user_id=user_id
+        )
 
     # ---- deploy ---------------------------------------------------------------------
 
@@ -71,14 +86,18 @@ class Deployer:
             if app is None or bundle is None or bundle.app_id != app_id:
                 raise TaskFailed(f"bundle {bundle_id} is not a bundle of app {app_id}")
             rollback = bundle.deployed_at is not None and app.active_bundle_id != bundle.id
-            ctx.emit(f"{'Rolling back' if rollback else 'Deploying'} {app.name}: bundle "
-                     f"{bundle.id} ({_size(bundle.size)}, sha256 {bundle.sha256[:12]})")
+            ctx.emit(
+                f"{'Rolling back' if rollback else 'Deploying'} {app.name}: bundle "
+                f"{bundle.id} ({_size(bundle.size)}, sha256 {bundle.sha256[:12]})"
+            )
         folder = self.version_dir(app_id, bundle_id)
         if not folder.is_dir():
             archive = self.store.path_of(bundle.sha256)
             if not archive.is_file():
-                raise TaskFailed(f"bundle {bundle_id} is no longer stored (removed by the "
-                                 "retention setting); upload it again")
+                raise TaskFailed(
+                    f"bundle {bundle_id} is no longer stored (removed by the "
+                    "retention setting); upload it again"
+                )
             ctx.emit("Extracting the bundle")
             folder.parent.mkdir(parents=True, exist_ok=True)
             try:
@@ -89,16 +108,20 @@ class Deployer:
         try:
             check_app_folder(folder)
         except BundleError as exc:
-            raise TaskFailed(_noted(exc, "nothing was changed (the running version keeps "
-                                         "serving)")) from None
+            raise TaskFailed(
+                _noted(exc, "nothing was changed (the running version keeps serving)")
+            ) from None
         with self.db.session() as s:
             app = s.get(App, app_id)
             spec = self._spec(s, app, folder)
-        ctx.emit(f"Rolling out to the {self.backend.kind} backend "
-                 f"({spec.replicas} replica{'s' if spec.replicas != 1 else ''})")
+        ctx.emit(
+            f"Rolling out to the {self.backend.kind} backend "
+            f"({spec.replicas} replica{'s' if spec.replicas != 1 else ''})"
+        )
         try:
-            result = self.backend.deploy(spec, emit=ctx.emit, wait=True,
-                                         timeout=self.config.deploy_timeout)
+            result = self.backend.deploy(
+                spec, emit=ctx.emit, wait=True, timeout=self.config.deploy_timeout
+            )
         except (BackendError, SpecError) as exc:
             raise TaskFailed(self._explain(exc)) from None
         if not result.ok:
@@ -118,18 +141,28 @@ class Deployer:
     def _explain(self, exc: Exception) -> str:
         text = str(exc)
         if "ConfigMap" in text and self.backend.kind == "kubernetes":
-            return ("the app's files are larger than the 1 MiB a ConfigMap holds, and on "
-                    "Kubernetes published apps still travel in one (larger bundles need pods "
-                    "that fetch their bundle from the server, not yet available); nothing was "
-                    f"changed. Detail: {text.splitlines()[0]}")
+            return (
+                "the app's files are larger than the 1 MiB a ConfigMap holds, and on "
+                "Kubernetes published apps still travel in one (larger bundles need pods "
+                "that fetch their bundle from the server, not yet available); nothing was "
+                f"changed. Detail: {text.splitlines()[0]}"
+            )
         return _noted(text, "nothing was changed")
 
     def _spec(self, s, app: App, folder: Path) -> AppSpec:
-        files = sorted(str(p.relative_to(folder)) for p in folder.rglob("*")
-                       if p.is_file() and p.name != "plumber.R")
-        flags = {"name": app.slug, "namespace": self.config.namespace,
-                 "replicas": app.replicas, "ingress.path_prefix": content_path(app.slug),
-                 "env": self.access_env(s, app), "extra_files": files}
+        files = sorted(
+            str(p.relative_to(folder))
+            for p in folder.rglob("*")
+            if p.is_file() and p.name != "plumber.R"
+        )
+        flags = {
+            "name": app.slug,
+            "namespace": self.config.namespace,
+            "replicas": app.replicas,
+            "ingress.path_prefix": content_path(app.slug),
+            "env": self.access_env(s, app),
+            "extra_files": files,
+        }
         if app.host:
             flags["ingress.host"] = app.host
         try:
@@ -141,8 +174,12 @@ class Deployer:
 
     def access_env(self, s, app: App) -> dict[str, str]:
         """The runtime settings that put the app under its path and enforce its access."""
-        env = {"PLUMBLINE_ROOT_PATH": content_path(app.slug), "PLUMBLINE_ACCESS": "public",
-               "PLUMBLINE_ACCESS_KEYS": "", "PLUMBLINE_ACCESS_KEYS_FILE": ""}
+        env = {
+            "PLUMBLINE_ROOT_PATH": content_path(app.slug),
+            "PLUMBLINE_ACCESS": "public",
+            "PLUMBLINE_ACCESS_KEYS": "",
+            "PLUMBLINE_ACCESS_KEYS_FILE": "",
+        }
         if app.access_type == "all":
             return env
         env["PLUMBLINE_ACCESS"] = "keys"
@@ -177,12 +214,17 @@ class Deployer:
     def _apply_retention(self, s, app: App) -> list[int]:
         """Keep the newest `retention` deployed versions and the active one; drop the rest,
         and bundles that never deployed and are older than the active one."""
-        bundles = list(s.scalars(select(Bundle).where(Bundle.app_id == app.id)
-                                 .order_by(Bundle.id.desc())))
+        bundles = list(
+            s.scalars(select(Bundle).where(Bundle.app_id == app.id).order_by(Bundle.id.desc()))
+        )
         deployed = [b for b in bundles if b.deployed_at is not None]
-        keep = {b.id for b in deployed[:self.config.retention]} | {app.active_bundle_id}
-        drop = [b for b in bundles if b.id not in keep
-                and (b.deployed_at is not None or b.id < (app.active_bundle_id or 0))]
+        keep = {b.id for b in deployed[: self.config.retention]} | {app.active_bundle_id}
+        drop = [
+            b
+            for b in bundles
+            if b.id not in keep
+            and (b.deployed_at is not None or b.id < (app.active_bundle_id or 0))
+        ]
         for bundle in drop:
             s.delete(bundle)
         s.flush()
@@ -210,14 +252,22 @@ class Deployer:
     def _restart(self, ctx: TaskContext, app_id: int) -> None:
         app = self._app(app_id)
         ctx.emit(f"Restarting {app.name}, one replica at a time")
-        self._finish(ctx, lambda: self.backend.restart(self.ref(app), emit=ctx.emit,
-                                                       timeout=self.config.deploy_timeout))
+        self._finish(
+            ctx,
+            lambda: self.backend.restart(
+                self.ref(app), emit=ctx.emit, timeout=self.config.deploy_timeout
+            ),
+        )
 
     def _scale(self, ctx: TaskContext, app_id: int, replicas: int) -> None:
         app = self._app(app_id)
         ctx.emit(f"Scaling {app.name} to {replicas} replicas")
-        self._finish(ctx, lambda: self.backend.scale(self.ref(app), replicas, emit=ctx.emit,
-                                                     timeout=self.config.deploy_timeout))
+        self._finish(
+            ctx,
+            lambda: self.backend.scale(
+                self.ref(app), replicas, emit=ctx.emit, timeout=self.config.deploy_timeout
+            ),
+        )
         with self.db.session() as s:
             s.get(App, app_id).replicas = replicas
 
@@ -230,8 +280,11 @@ class Deployer:
             shas = list(s.scalars(select(Bundle.sha256).where(Bundle.app_id == app_id)))
             s.delete(s.get(App, app_id))
             s.flush()
-            orphans = [sha for sha in shas if s.scalar(
-                select(Bundle.id).where(Bundle.sha256 == sha).limit(1)) is None]
+            orphans = [
+                sha
+                for sha in shas
+                if s.scalar(select(Bundle.id).where(Bundle.sha256 == sha).limit(1)) is None
+            ]
         shutil.rmtree(self.config.apps_dir / str(app_id), ignore_errors=True)
         (self.access_dir / f"{app_id}.keys").unlink(missing_ok=True)
         for sha in orphans:

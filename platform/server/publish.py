@@ -3,6 +3,7 @@
 Same API, same steps: find or create the app by name, upload the folder as a .tar.gz
 (streamed from a temporary file), deploy it, and print the task's output as it comes.
 """
+
 from __future__ import annotations
 
 import json
@@ -19,8 +20,16 @@ from pathlib import Path
 
 KEY_ENV = "PLUMBLINE_API_KEY"
 SERVER_ENV = "PLUMBLINE_SERVER"
-SKIPPED = {"rsconnect", ".git", ".Rproj.user", "packrat", "renv", "__pycache__", ".Rhistory",
-           ".DS_Store"}
+SKIPPED = {
+    "rsconnect",
+    ".git",
+    ".Rproj.user",
+    "packrat",
+    "renv",
+    "__pycache__",
+    ".Rhistory",
+    ".DS_Store",
+}
 
 
 class PublishError(RuntimeError):
@@ -29,20 +38,28 @@ class PublishError(RuntimeError):
 
 def register(subparsers) -> None:
     parser = subparsers.add_parser(
-        "publish", help="publish an app folder to plumbline server (as rsconnect does)",
+        "publish",
+        help="publish an app folder to plumbline server (as rsconnect does)",
         description="Bundle DIR (plumber.R and every file beside it), upload it to a plumbline "
-                    "server, deploy it and follow the deploy task to its end.")
+        "server, deploy it and follow the deploy task to its end.",
+    )
     parser.add_argument("directory", metavar="DIR", help="the app folder, with plumber.R")
-    parser.add_argument("--server", default=os.environ.get(SERVER_ENV),
-                        help=f"the server's URL (env {SERVER_ENV})")
-    parser.add_argument("--api-key", default=None,
-                        help=f"API key (env {KEY_ENV}; better than the flag, which other users "
-                             "can see in the process list)")
-    parser.add_argument("--name", default=None,
-                        help="app name on the server (default: the folder's name)")
+    parser.add_argument(
+        "--server", default=os.environ.get(SERVER_ENV), help=f"the server's URL (env {SERVER_ENV})"
+    )
+    parser.add_argument(
+        "--api-key",
+        default=None,
+        help=f"API key (env {KEY_ENV}; better than the flag, which other users "
+        "can see in the process list)",
+    )
+    parser.add_argument(
+        "--name", default=None, help="app name on the server (default: the folder's name)"
+    )
     parser.add_argument("--title", default=None, help="app title (default: the name)")
-    parser.add_argument("--no-wait", action="store_true",
-                        help="return once the deploy task started")
+    parser.add_argument(
+        "--no-wait", action="store_true", help="return once the deploy task started"
+    )
     parser.set_defaults(func=cmd_publish)
 
 
@@ -54,8 +71,9 @@ def cmd_publish(args) -> int:
         return _fail(f"give an API key in {KEY_ENV} (or --api-key)")
     try:
         client = Client(args.server, key)
-        ok = publish(client, Path(args.directory), name=args.name, title=args.title,
-                     wait=not args.no_wait)
+        ok = publish(
+            client, Path(args.directory), name=args.name, title=args.title, wait=not args.no_wait
+        )
     except PublishError as exc:
         return _fail(str(exc))
     return 0 if ok else 1
@@ -69,18 +87,27 @@ def _fail(message: str) -> int:
 def default_name(folder: Path) -> str:
     name = re.sub(r"[^a-z0-9_-]+", "-", folder.resolve().name.lower()).strip("-_")[:64]
     if len(name) < 3:
-        raise PublishError(f"cannot make an app name from the folder {folder.name!r}; "
-                           "give --name")
+        raise PublishError(f"cannot make an app name from the folder {folder.name!r}; give --name")
     return name
 
 
-def publish(client: Client, folder: Path, *, name: str | None = None,
-            title: str | None = None, wait: bool = True, say=print) -> bool:
+def publish(
+    client: Client,
+    folder: Path,
+    *,
+    name: str | None = None,
+    title: str | None = None,
+    wait: bool = True,
+    say=print,
+) -> bool:
     if not (folder / "plumber.R").is_file():
         raise PublishError(f"{folder} has no plumber.R")
     name = name or default_name(folder)
-    found = client.call("GET", "/__api__/applications?" + urllib.parse.urlencode(
-        [("filter", f"name:{name}"), ("count", "100"), ("offset", "0")]))["applications"]
+    found = client.call(
+        "GET",
+        "/__api__/applications?"
+        + urllib.parse.urlencode([("filter", f"name:{name}"), ("count", "100"), ("offset", "0")]),
+    )["applications"]
     if found:
         app = found[0]
         say(f"Updating {name} (app {app['id']})")
@@ -94,10 +121,16 @@ def publish(client: Client, folder: Path, *, name: str | None = None,
         size = archive.stat().st_size
         say(f"Uploading {count} files ({size / 2**20:.1f} MiB)")
         with archive.open("rb") as body:
-            bundle = client.call("POST", f"/__api__/applications/{app['id']}/upload",
-                                 raw=body, length=size, content_type="application/x-gzip")
-    task = client.call("POST", f"/__api__/applications/{app['id']}/deploy",
-                       {"bundle": bundle["id"]})
+            bundle = client.call(
+                "POST",
+                f"/__api__/applications/{app['id']}/upload",
+                raw=body,
+                length=size,
+                content_type="application/x-gzip",
+            )
+    task = client.call(
+        "POST", f"/__api__/applications/{app['id']}/deploy", {"bundle": bundle["id"]}
+    )
     say(f"Deploying bundle {bundle['id']} (task {task['task_id']})")
     if not wait:
         return True
@@ -140,12 +173,20 @@ class Client:
     def __init__(self, url: str, key: str, timeout: float = 60.0):
         self.url = url.rstrip("/")
         if self.url.endswith("/__api__"):
-            self.url = self.url[:-len("/__api__")]
+            self.url = self.url[: -len("/__api__")]
         self.key = key
         self.timeout = timeout
 
-    def call(self, method: str, path: str, body: dict | None = None, *, raw=None,
-             length: int | None = None, content_type: str = "application/json") -> dict:
+    def call(
+        self,
+        method: str,
+        path: str,
+        body: dict | None = None,
+        *,
+        raw=None,
+        length: int | None = None,
+        content_type: str = "application/json",
+    ) -> dict:
         headers = {"Authorization": f"Key {self.key}", "Accept": "application/json"}
         data = raw
         if body is not None:
@@ -153,8 +194,7 @@ class Client:
         if data is not None:
             headers["Content-Type"] = content_type
             headers["Content-Length"] = str(length if length is not None else len(data))
-        request = urllib.request.Request(self.url + path, data=data, method=method,
-                                         headers=headers)
+        request = urllib.request.Request(self.url + path, data=data, method=method, headers=headers)
         try:
             with urllib.request.urlopen(request, timeout=self.timeout) as response:
                 return json.loads(response.read() or b"{}")

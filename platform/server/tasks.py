@@ -7,6 +7,7 @@ run one at a time, in the order they were asked for; tasks of different apps run
 side (up to --task-workers). A task still running when the server stopped is marked failed
 when it starts again: nothing would finish it.
 """
+
 from __future__ import annotations
 
 import json
@@ -15,7 +16,7 @@ import secrets
 import threading
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from datetime import timezone
+from datetime import UTC
 
 from sqlalchemy import select, update
 
@@ -60,17 +61,39 @@ class TaskRunner:
     def recover(self) -> int:
         """Mark tasks left unfinished by an earlier server process as failed."""
         with self.db.session() as s:
-            result = s.execute(update(Task).where(Task.state.in_(("queued", "running"))).values(
-                state="failed", code=1, finished_at=utcnow(),
-                error="the server stopped before this task finished; run it again"))
+            result = s.execute(
+                update(Task)
+                .where(Task.state.in_(("queued", "running")))
+                .values(
+                    state="failed",
+                    code=1,
+                    finished_at=utcnow(),
+                    error="the server stopped before this task finished; run it again",
+                )
+            )
             return result.rowcount or 0
 
-    def submit(self, kind: str, job: Job, *, app_id: int | None, user_id: int | None,
-               bundle_id: int | None = None) -> str:
+    def submit(
+        self,
+        kind: str,
+        job: Job,
+        *,
+        app_id: int | None,
+        user_id: int | None,
+        bundle_id: int | None = None,
+    ) -> str:
         task_id = secrets.token_hex(8)
         with self.db.session() as s:
-            s.add(Task(id=task_id, kind=kind, app_id=app_id, user_id=user_id,
-                       bundle_id=bundle_id, state="queued"))
+            s.add(
+                Task(
+                    id=task_id,
+                    kind=kind,
+                    app_id=app_id,
+                    user_id=user_id,
+                    bundle_id=bundle_id,
+                    state="queued",
+                )
+            )
         with self._guard:
             lock = self._app_locks.setdefault(app_id, threading.Lock())
         self.pool.submit(self._run, task_id, job, lock)
@@ -98,9 +121,14 @@ class TaskRunner:
             s.execute(update(Task).where(Task.id == task_id).values(**values))
 
     def _finish(self, task_id: str, ctx: TaskContext, *, ok: bool, error: str) -> None:
-        self._set(task_id, state="done" if ok else "failed", code=0 if ok else 1, error=error,
-                  finished_at=utcnow(),
-                  result=json.dumps(ctx.result) if ctx.result is not None else None)
+        self._set(
+            task_id,
+            state="done" if ok else "failed",
+            code=0 if ok else 1,
+            error=error,
+            finished_at=utcnow(),
+            result=json.dumps(ctx.result) if ctx.result is not None else None,
+        )
 
     def wait_idle(self, timeout: float | None = None) -> None:
         """Stop taking tasks and wait for the running ones (server shutdown)."""
@@ -115,15 +143,30 @@ def task_view(db: Database, task_id: str, first: int = 0) -> dict | None:
         task = s.get(Task, task_id)
         if task is None:
             return None
-        lines = list(s.scalars(select(TaskLine.line).where(
-            TaskLine.task_id == task_id, TaskLine.seq >= first).order_by(TaskLine.seq)))
+        lines = list(
+            s.scalars(
+                select(TaskLine.line)
+                .where(TaskLine.task_id == task_id, TaskLine.seq >= first)
+                .order_by(TaskLine.seq)
+            )
+        )
         return {
-            "id": task.id, "task_id": task.id, "kind": task.kind, "app_id": task.app_id,
-            "bundle_id": task.bundle_id, "user_id": task.user_id, "state": task.state,
-            "status": lines, "first_status": first, "last_status": first + len(lines),
-            "finished": task.finished, "code": task.code, "error": task.error,
+            "id": task.id,
+            "task_id": task.id,
+            "kind": task.kind,
+            "app_id": task.app_id,
+            "bundle_id": task.bundle_id,
+            "user_id": task.user_id,
+            "state": task.state,
+            "status": lines,
+            "first_status": first,
+            "last_status": first + len(lines),
+            "finished": task.finished,
+            "code": task.code,
+            "error": task.error,
             "result": json.loads(task.result) if task.result else None,
-            "created_time": iso(task.created_at), "finished_time": iso(task.finished_at),
+            "created_time": iso(task.created_at),
+            "finished_time": iso(task.finished_at),
         }
 
 
@@ -131,5 +174,5 @@ def iso(value) -> str | None:
     if value is None:
         return None
     if value.tzinfo is None:  # SQLite hands back naive datetimes; they are UTC
-        value = value.replace(tzinfo=timezone.utc)
+        value = value.replace(tzinfo=UTC)
     return value.isoformat().replace("+00:00", "Z")

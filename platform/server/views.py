@@ -3,6 +3,7 @@
 Field names follow Posit Connect's where rsconnect reads them (id, guid, name, url,
 owner_username, user_role, created_time...), so one shape serves rsconnect and the dashboard.
 """
+
 from __future__ import annotations
 
 import json
@@ -12,36 +13,73 @@ from plumbline.platform.server.tasks import iso
 
 
 def user_view(user: User) -> dict:
-    return {"id": user.id, "guid": user.guid, "username": user.username,
-            "email": user.email or "", "first_name": "", "last_name": "",
-            "user_role": user.role, "locked": user.locked,
-            "created_time": iso(user.created_at)}
+    return {
+        "id": user.id,
+        "guid": user.guid,
+        "username": user.username,
+        "email": user.email or "",
+        "first_name": "",
+        "last_name": "",
+        "user_role": user.role,
+        "locked": user.locked,
+        "created_time": iso(user.created_at),
+    }
 
 
 def key_view(key: ApiKey) -> dict:
-    return {"id": key.id, "user_id": key.user_id, "name": key.name, "hint": key.hint,
-            "created_time": iso(key.created_at), "last_used_time": iso(key.last_used_at),
-            "revoked_time": iso(key.revoked_at), "active": key.revoked_at is None}
+    return {
+        "id": key.id,
+        "user_id": key.user_id,
+        "name": key.name,
+        "hint": key.hint,
+        "created_time": iso(key.created_at),
+        "last_used_time": iso(key.last_used_at),
+        "revoked_time": iso(key.revoked_at),
+        "active": key.revoked_at is None,
+    }
 
 
-def app_view(app: App, owner: User | None, url: str, role: str | None = None,
-             can_change: bool = False) -> dict:
-    return {"id": app.id, "guid": app.guid, "name": app.name, "slug": app.slug,
-            "title": app.title or app.name, "url": url,
-            "owner_id": app.owner_id, "owner_guid": owner.guid if owner else None,
-            "owner_username": owner.username if owner else None,
-            "access_type": app.access_type, "host": app.host, "replicas": app.replicas,
-            "bundle_id": app.active_bundle_id, "active_bundle_id": app.active_bundle_id,
-            "app_role": role, "can_change": can_change,
-            "created_time": iso(app.created_at), "updated_time": iso(app.updated_at)}
+def app_view(
+    app: App, owner: User | None, url: str, role: str | None = None, can_change: bool = False
+) -> dict:
+    return {
+        "id": app.id,
+        "guid": app.guid,
+        "name": app.name,
+        "slug": app.slug,
+        "title": app.title or app.name,
+        "url": url,
+        "owner_id": app.owner_id,
+        "owner_guid": owner.guid if owner else None,
+        "owner_username": owner.username if owner else None,
+        "access_type": app.access_type,
+        "host": app.host,
+        "replicas": app.replicas,
+        "bundle_id": app.active_bundle_id,
+        "active_bundle_id": app.active_bundle_id,
+        "app_role": role,
+        "can_change": can_change,
+        "created_time": iso(app.created_at),
+        "updated_time": iso(app.updated_at),
+    }
 
 
 def bundle_view(bundle: Bundle, active_id: int | None) -> dict:
     manifest = json.loads(bundle.manifest) if bundle.manifest else None
-    packages = sorted((manifest or {}).get("packages") or {}) if isinstance(
-        (manifest or {}).get("packages"), dict) else []
-    return {"id": bundle.id, "app_id": bundle.app_id, "sha256": bundle.sha256,
-            "size": bundle.size, "created_by": bundle.created_by,
-            "created_time": iso(bundle.created_at), "deployed_time": iso(bundle.deployed_at),
-            "active": bundle.id == active_id, "kept_version": bundle.deployed_at is not None,
-            "packages": packages}
+    packages = (
+        sorted((manifest or {}).get("packages") or {})
+        if isinstance((manifest or {}).get("packages"), dict)
+        else []
+    )
+    return {
+        "id": bundle.id,
+        "app_id": bundle.app_id,
+        "sha256": bundle.sha256,
+        "size": bundle.size,
+        "created_by": bundle.created_by,
+        "created_time": iso(bundle.created_at),
+        "deployed_time": iso(bundle.deployed_at),
+        "active": bundle.id == active_id,
+        "kept_version": bundle.deployed_at is not None,
+        "packages": packages,
+    }

@@ -6,6 +6,7 @@ OpenAPI document must name the prefix, and Swagger UI's redirect must stay under
 key-only app refuses requests without an allowed key before anything reaches R, and
 follows its keys file as the server rewrites it.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -14,7 +15,6 @@ import os
 import time
 
 import pytest
-
 from test_runtime_http_serve import serve
 
 pytestmark = pytest.mark.slow
@@ -48,17 +48,31 @@ def test_root_path_prefix_is_removed_and_documented(tmp_path):
 def test_bad_root_path_is_refused_before_serving(tmp_path):
     import subprocess
     import sys
+
     from test_runtime_http_serve import EXAMPLE
-    proc = subprocess.run([sys.executable, "-m", "plumbline", "serve", str(EXAMPLE),
-                           "--root-path", "content/no-slash"], capture_output=True, text=True)
+
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "plumbline",
+            "serve",
+            str(EXAMPLE),
+            "--root-path",
+            "content/no-slash",
+        ],
+        capture_output=True,
+        text=True,
+    )
     assert proc.returncode == 2 and "root-path" in proc.stderr
 
 
 def test_key_only_app_checks_keys_from_env_and_file(tmp_path):
     keys_file = tmp_path / "keys"
     keys_file.write_text(digest(KEY) + "\n")
-    with serve(tmp_path, "--workers", "1", "--access", "keys",
-               "--access-keys-file", str(keys_file)) as app:
+    with serve(
+        tmp_path, "--workers", "1", "--access", "keys", "--access-keys-file", str(keys_file)
+    ) as app:
         status, headers, body = app.get("/parity?int=2")
         assert status == 401 and headers["www-authenticate"] == "Key"
         assert "Authorization: Key" in json.loads(body)["error"]
@@ -82,9 +96,18 @@ def test_key_never_reaches_r(tmp_path):
     app_dir = tmp_path / "echo"
     app_dir.mkdir()
     (app_dir / "plumber.R").write_text(
-        '#* @serializer text\n#* @get /auth\nfunction(req) {\n'
-        '  if (is.null(req$HTTP_AUTHORIZATION)) "none" else req$HTTP_AUTHORIZATION\n}\n')
-    with serve(tmp_path, "--workers", "1", "--access", "keys", "--access-keys",
-               digest(KEY), plumber_file=app_dir / "plumber.R") as app:
+        "#* @serializer text\n#* @get /auth\nfunction(req) {\n"
+        '  if (is.null(req$HTTP_AUTHORIZATION)) "none" else req$HTTP_AUTHORIZATION\n}\n'
+    )
+    with serve(
+        tmp_path,
+        "--workers",
+        "1",
+        "--access",
+        "keys",
+        "--access-keys",
+        digest(KEY),
+        plumber_file=app_dir / "plumber.R",
+    ) as app:
         status, _, body = app.get("/auth", headers={"Authorization": f"Key {KEY}"})
         assert (status, body) == (200, b"none")

@@ -1,4 +1,5 @@
 """Bundles as tests need them: good ones from a folder, and each kind of bad one."""
+
 from __future__ import annotations
 
 import io

@@ -1,5 +1,6 @@
 """Fixtures for plumbline server: a real PostgreSQL (started once), a database URL per test
 for SQLite and PostgreSQL alike, and a running server (uvicorn on loopback) around them."""
+
 from __future__ import annotations
 
 import socket
@@ -10,12 +11,12 @@ from pathlib import Path
 import httpx
 import pytest
 import uvicorn
+from postgres_harness import Postgres
+from recording_backend import RecordingBackend
 
 from plumbline.platform.server import auth
 from plumbline.platform.server.app import Server, create_app
 from plumbline.platform.server.config import ServerConfig
-from postgres_harness import Postgres
-from recording_backend import RecordingBackend
 
 
 @pytest.fixture(scope="session")
@@ -49,9 +50,16 @@ class RunningServer:
 
     def start(self) -> None:
         self.server = Server(self.config, self.backend)
-        self.uvicorn = uvicorn.Server(uvicorn.Config(
-            create_app(self.server), host="127.0.0.1", port=self.config.port, log_config=None,
-            access_log=False, lifespan="off"))
+        self.uvicorn = uvicorn.Server(
+            uvicorn.Config(
+                create_app(self.server),
+                host="127.0.0.1",
+                port=self.config.port,
+                log_config=None,
+                access_log=False,
+                lifespan="off",
+            )
+        )
         self.thread = threading.Thread(target=self.uvicorn.run, daemon=True)
         self.thread.start()
         deadline = time.monotonic() + 20
@@ -99,8 +107,9 @@ def make_server(tmp_path, database_url):
     started = []
 
     def make(use_backend=None, **settings) -> RunningServer:
-        config = ServerConfig(data_dir=tmp_path / "data", database_url=database_url,
-                              port=free_port(), **settings)
+        config = ServerConfig(
+            data_dir=tmp_path / "data", database_url=database_url, port=free_port(), **settings
+        )
         running = RunningServer(config, use_backend or RecordingBackend())
         started.append(running)
         return running

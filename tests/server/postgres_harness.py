@@ -1,5 +1,6 @@
 """A real PostgreSQL 15 (Debian's) for the tests: its own cluster in a temporary folder,
 run as the `postgres` OS user on a Unix socket in that folder (no TCP port), stopped after."""
+
 from __future__ import annotations
 
 import itertools
@@ -34,17 +35,41 @@ class Postgres:
         self.port = 5432  # only names the socket file; nothing listens on TCP
 
     def start(self) -> None:
-        done = _as_postgres(str(BIN / "initdb"), "-D", str(self.data), "-A", "trust",
-                            "-U", "postgres", "--no-sync", "-E", "UTF8")
+        done = _as_postgres(
+            str(BIN / "initdb"),
+            "-D",
+            str(self.data),
+            "-A",
+            "trust",
+            "-U",
+            "postgres",
+            "--no-sync",
+            "-E",
+            "UTF8",
+        )
         if done.returncode:
             raise PostgresUnavailable(f"initdb failed: {done.stderr}")
-        options = (f"-k {self.socket_dir} -p {self.port} -c listen_addresses='' "
-                   "-c fsync=off -c synchronous_commit=off -c full_page_writes=off")
-        done = _as_postgres(str(BIN / "pg_ctl"), "-D", str(self.data), "-o", options,
-                            "-l", str(self.root / "server.log"), "-w", "start")
+        options = (
+            f"-k {self.socket_dir} -p {self.port} -c listen_addresses='' "
+            "-c fsync=off -c synchronous_commit=off -c full_page_writes=off"
+        )
+        done = _as_postgres(
+            str(BIN / "pg_ctl"),
+            "-D",
+            str(self.data),
+            "-o",
+            options,
+            "-l",
+            str(self.root / "server.log"),
+            "-w",
+            "start",
+        )
         if done.returncode:
-            log = (self.root / "server.log").read_text() if (self.root / "server.log").exists() \
+            log = (
+                (self.root / "server.log").read_text()
+                if (self.root / "server.log").exists()
                 else ""
+            )
             raise PostgresUnavailable(f"pg_ctl start failed: {done.stderr}{log}")
 
     def stop(self) -> None:
@@ -57,8 +82,14 @@ class Postgres:
     def new_database(self) -> str:
         """A fresh, empty database; its URL."""
         import psycopg
+
         name = f"plumbline_{os.getpid()}_{next(_names)}"
-        with psycopg.connect(host=str(self.socket_dir), port=self.port, user="postgres",
-                             dbname="postgres", autocommit=True) as conn:
+        with psycopg.connect(
+            host=str(self.socket_dir),
+            port=self.port,
+            user="postgres",
+            dbname="postgres",
+            autocommit=True,
+        ) as conn:
             conn.execute(f'CREATE DATABASE "{name}"')
         return self.url(name)

@@ -1,12 +1,12 @@
 """A Backend for the server's own tests: it records what the server asks and answers as a
 backend would, without running anything. End-to-end tests use the real backends."""
+
 from __future__ import annotations
 
 import threading
 from dataclasses import dataclass, field
 
-from plumbline.platform.backend import (AppRef, AppStatus, BackendError, NoSuchApp,
-                                        OperationResult)
+from plumbline.platform.backend import AppRef, AppStatus, BackendError, NoSuchApp, OperationResult
 
 
 @dataclass
@@ -22,7 +22,7 @@ class RecordingBackend:
         self.deploys: list[Deployed] = []
         self.running: dict[str, Deployed] = {}
         self.calls: list[tuple] = []
-        self.fail_next: str | None = None   # next deploy's rollout fails with this verdict
+        self.fail_next: str | None = None  # next deploy's rollout fails with this verdict
         self.raise_next: str | None = None  # next deploy raises BackendError
         self.gate: threading.Event | None = None  # deploy waits on it, when set
         self.lock = threading.Lock()
@@ -40,14 +40,18 @@ class RecordingBackend:
                 emit("rollout failed; rolled back")
                 return OperationResult(False, verdict)
             folder = spec.plumber_file.parent
-            files = {p.relative_to(folder).as_posix(): p.read_bytes()
-                     for p in folder.rglob("*") if p.is_file()}
+            files = {
+                p.relative_to(folder).as_posix(): p.read_bytes()
+                for p in folder.rglob("*")
+                if p.is_file()
+            }
             record = Deployed(spec, files)
             self.deploys.append(record)
             self.running[spec.name] = record
             emit(f"{spec.name}: {spec.replicas}/{spec.replicas} replicas ready")
-            return OperationResult(True, f"deploy of {spec.name} succeeded",
-                                   revision=str(len(self.deploys)))
+            return OperationResult(
+                True, f"deploy of {spec.name} succeeded", revision=str(len(self.deploys))
+            )
 
     def _require(self, app: AppRef) -> Deployed:
         if app.name not in self.running:
@@ -67,8 +71,9 @@ class RecordingBackend:
     def status(self, app):
         record = self._require(app)
         n = record.spec.replicas
-        return AppStatus(app.name, app.namespace, self.kind, n, n, n, str(len(self.deploys)),
-                         "done")
+        return AppStatus(
+            app.name, app.namespace, self.kind, n, n, n, str(len(self.deploys)), "done"
+        )
 
     def list_apps(self, namespace=None):
         return [self.status(AppRef(name)) for name in self.running]

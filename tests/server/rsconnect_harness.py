@@ -1,5 +1,6 @@
 """Real R with real rsconnect (Debian's r-cran-rsconnect 0.8.29) talking to a plumbline
 server: addServer(), connectApiUser() with a plumbline API key, deployAPI() of a folder."""
+
 from __future__ import annotations
 
 import os
@@ -21,17 +22,29 @@ if (!isTRUE(ok)) quit(status = 3)
 
 
 def rsconnect_available() -> bool:
-    return subprocess.run(["Rscript", "-e", "library(rsconnect)"],
-                          capture_output=True).returncode == 0
+    return (
+        subprocess.run(["Rscript", "-e", "library(rsconnect)"], capture_output=True).returncode == 0
+    )
 
 
-def deploy_api(home: Path, url: str, key: str, account: str, app_dir: Path, app_name: str,
-               timeout: float = 600) -> subprocess.CompletedProcess:
+def deploy_api(
+    home: Path, url: str, key: str, account: str, app_dir: Path, app_name: str, timeout: float = 600
+) -> subprocess.CompletedProcess:
     """Run rsconnect as an R user would; its config lives under `home` (one user's machine)."""
     home.mkdir(parents=True, exist_ok=True)
     script = home / "deploy.R"
     script.write_text(DEPLOY_R)
-    env = {**os.environ, "HOME": str(home), "R_USER_CONFIG_DIR": str(home / ".config"),
-           "XDG_CONFIG_HOME": str(home / ".config"), "PLUMBLINE_TEST_KEY": key}
-    return subprocess.run(["Rscript", "--vanilla", str(script), url, account, str(app_dir),
-                           app_name], capture_output=True, text=True, timeout=timeout, env=env)
+    env = {
+        **os.environ,
+        "HOME": str(home),
+        "R_USER_CONFIG_DIR": str(home / ".config"),
+        "XDG_CONFIG_HOME": str(home / ".config"),
+        "PLUMBLINE_TEST_KEY": key,
+    }
+    return subprocess.run(
+        ["Rscript", "--vanilla", str(script), url, account, str(app_dir), app_name],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        env=env,
+    )

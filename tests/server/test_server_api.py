@@ -4,17 +4,17 @@ The backend here records what the server asks of it (the end-to-end tests use th
 backends); everything else is real: database, migrations, bundle store, extraction, R's
 syntax check, tasks. Each test runs once per database.
 """
+
 from __future__ import annotations
 
 import hashlib
-import tarfile
 import threading
 import time
 
 import pytest
+from bundle_maker import file_member, good_bundle, link_member, tar_gz
 from sqlalchemy import select
 
-from bundle_maker import file_member, good_bundle, link_member, tar_gz
 from plumbline.platform.server.api import ROUTES
 from plumbline.platform.server.db import ApiKey, Bundle
 
@@ -22,8 +22,11 @@ pytestmark = pytest.mark.slow  # real servers and R's parser
 
 
 def upload(client, app_id: int, data: bytes):
-    return client.post(f"/__api__/applications/{app_id}/upload", content=data,
-                       headers={"Content-Type": "application/x-gzip"})
+    return client.post(
+        f"/__api__/applications/{app_id}/upload",
+        content=data,
+        headers={"Content-Type": "application/x-gzip"},
+    )
 
 
 def new_app(client, name: str = "parity-api", **body) -> dict:
@@ -35,8 +38,9 @@ def new_app(client, name: str = "parity-api", **body) -> dict:
 def publish(srv, client, app_id: int, data: bytes) -> dict:
     bundle = upload(client, app_id, data)
     assert bundle.status_code == 200, bundle.text
-    task = client.post(f"/__api__/applications/{app_id}/deploy",
-                       json={"bundle": bundle.json()["id"]})
+    task = client.post(
+        f"/__api__/applications/{app_id}/deploy", json={"bundle": bundle.json()["id"]}
+    )
     assert task.status_code == 200, task.text
     return {**srv.wait_task(client, task.json()["task_id"]), "bundle_id": bundle.json()["id"]}
 
@@ -54,8 +58,12 @@ def admin(srv):
 def test_every_route_needs_a_key(srv):
     anonymous, wrong = srv.client(None), srv.client("plk_not-a-key")
     for route in ROUTES:
-        path = route.path.replace("{app}", "1").replace("{task}", "x").replace(
-            "{user}", "1").replace("{key}", "1")
+        path = (
+            route.path.replace("{app}", "1")
+            .replace("{task}", "x")
+            .replace("{user}", "1")
+            .replace("{key}", "1")
+        )
         for method in route.methods - {"HEAD"}:
             for client in (anonymous, wrong):
                 response = client.request(method, path)
@@ -69,20 +77,26 @@ def test_connect_flow_deploys_and_streams_the_task(srv, admin):
     assert me["username"] == "root" and me["user_role"] == "admin"
     app = new_app(admin, "Parity_API", title="Parity")
     assert app["slug"] == "parity-api" and app["url"].endswith("/content/parity-api/")
-    listed = admin.get("/__api__/applications", params=[
-        ("filter", f"account_id:{me['id']}"), ("filter", "name:Parity_API"),
-        ("count", "100"), ("offset", "0")]).json()
+    listed = admin.get(
+        "/__api__/applications",
+        params=[
+            ("filter", f"account_id:{me['id']}"),
+            ("filter", "name:Parity_API"),
+            ("count", "100"),
+            ("offset", "0"),
+        ],
+    ).json()
     assert listed["total"] == 1 and listed["applications"][0]["id"] == app["id"]
-    assert admin.get("/__api__/applications", params={"filter": "name:other"}).json()[
-        "total"] == 0
+    assert admin.get("/__api__/applications", params={"filter": "name:other"}).json()["total"] == 0
 
     done = publish(srv, admin, app["id"], good_bundle(1, {"data/model.csv": b"x,y\n1,2\n"}))
     assert done["code"] == 0 and done["error"] == "", done["output"]
     assert any("Extracting" in line for line in done["output"])
     assert any("succeeded" in line for line in done["output"])
     # rsconnect's incremental reading: from last_status on, nothing is repeated
-    again = admin.get(f"/__api__/tasks/{done['id']}",
-                      params={"first_status": done["last_status"]}).json()
+    again = admin.get(
+        f"/__api__/tasks/{done['id']}", params={"first_status": done["last_status"]}
+    ).json()
     assert again["status"] == [] and again["finished"]
     middle = admin.get(f"/__api__/tasks/{done['id']}", params={"first_status": 2}).json()
     assert middle["status"] == done["output"][2:]
@@ -92,8 +106,7 @@ def test_connect_flow_deploys_and_streams_the_task(srv, admin):
     assert spec.name == "parity-api" and spec.ingress.path_prefix == "/content/parity-api"
     assert spec.env["PLUMBLINE_ROOT_PATH"] == "/content/parity-api"
     assert deployed.files["data/model.csv"] == b"x,y\n1,2\n"
-    assert admin.get(f"/__api__/applications/{app['id']}").json()["bundle_id"] == \
-        done["bundle_id"]
+    assert admin.get(f"/__api__/applications/{app['id']}").json()["bundle_id"] == done["bundle_id"]
     config = admin.get(f"/__api__/applications/{app['id']}/config").json()
     assert config["config_url"] == app["url"]
 
@@ -102,8 +115,9 @@ def test_output_is_readable_while_the_task_runs(srv, admin):
     app = new_app(admin)
     srv.backend.gate = threading.Event()
     bundle = upload(admin, app["id"], good_bundle()).json()
-    task_id = admin.post(f"/__api__/applications/{app['id']}/deploy",
-                         json={"bundle": bundle["id"]}).json()["task_id"]
+    task_id = admin.post(
+        f"/__api__/applications/{app['id']}/deploy", json={"bundle": bundle["id"]}
+    ).json()["task_id"]
     deadline = time.monotonic() + 60
     while True:  # the lines before the rollout are there while the backend still works
         task = admin.get(f"/__api__/tasks/{task_id}", params={"first_status": 0}).json()
@@ -132,27 +146,38 @@ def test_roles_and_ownership(srv, admin):
     assert upload(bob, app["id"], good_bundle()).status_code == 404
 
     # a viewer grant: bob sees it, cannot change it
-    assert alice.put(f"/__api__/v1/apps/{app['id']}/permissions/{bob_id}",
-                     json={"role": "viewer"}).status_code == 200
+    assert (
+        alice.put(
+            f"/__api__/v1/apps/{app['id']}/permissions/{bob_id}", json={"role": "viewer"}
+        ).status_code
+        == 200
+    )
     assert bob.get(f"/__api__/applications/{app['id']}").status_code == 200
     assert upload(bob, app["id"], good_bundle()).status_code == 403
     assert bob.post(f"/__api__/v1/apps/{app['id']}/restart").status_code == 403
-    assert bob.put(f"/__api__/v1/apps/{app['id']}/permissions/{vera_id}",
-                   json={"role": "viewer"}).status_code == 403
+    assert (
+        bob.put(
+            f"/__api__/v1/apps/{app['id']}/permissions/{vera_id}", json={"role": "viewer"}
+        ).status_code
+        == 403
+    )
     # a collaborator may publish, not delete or grant
     alice.put(f"/__api__/v1/apps/{app['id']}/permissions/{bob_id}", json={"role": "collaborator"})
     assert publish(srv, bob, app["id"], good_bundle())["code"] == 0
     assert bob.delete(f"/__api__/v1/apps/{app['id']}").status_code == 403
     # a viewer with a grant still may not change anything: the role caps the grant
-    alice.put(f"/__api__/v1/apps/{app['id']}/permissions/{vera_id}",
-              json={"role": "collaborator"})
+    alice.put(f"/__api__/v1/apps/{app['id']}/permissions/{vera_id}", json={"role": "collaborator"})
     assert upload(viewer, app["id"], good_bundle()).status_code == 403
     # users are the admin's
     assert alice.get("/__api__/v1/users").status_code == 403
-    assert alice.post("/__api__/v1/users", json={"username": "eve", "role": "admin"}
-                      ).status_code == 403
-    assert admin.post("/__api__/v1/users", json={"username": "eve", "role": "publisher"}
-                      ).status_code == 200
+    assert (
+        alice.post("/__api__/v1/users", json={"username": "eve", "role": "admin"}).status_code
+        == 403
+    )
+    assert (
+        admin.post("/__api__/v1/users", json={"username": "eve", "role": "publisher"}).status_code
+        == 200
+    )
     assert admin.post(f"/__api__/applications/{app['id']}/deploy", json={}).status_code == 200
     assert new_app(admin, "alices-api-2")["owner_username"] == "root"
     assert admin.post("/__api__/applications", json={"name": "alices-api"}).status_code == 409
@@ -226,27 +251,47 @@ def test_versions_retention_and_rollback(srv, admin):
 
 BAD_BUNDLES = {
     "not a gzip tar": (b"PK\x03\x04 this is a zip", "not a gzip-compressed tar"),
-    "gzip of garbage": (__import__("gzip").compress(b"not a tar at all" * 100),
-                        "not a valid .tar.gz"),
-    "dot-dot member": (tar_gz([file_member("plumber.R", b"1"),
-                               file_member("../../evil.R", b"x")]), "escapes the app folder"),
-    "absolute member": (tar_gz([file_member("plumber.R", b"1"),
-                                file_member("/tmp/evil.R", b"x")]), "absolute path"),
-    "symlink outside": (tar_gz([file_member("plumber.R", b"1"),
-                                link_member("data", "../../../etc")]), "pointing outside"),
-    "absolute symlink": (tar_gz([file_member("plumber.R", b"1"),
-                                 link_member("passwd", "/etc/passwd")]), "pointing outside"),
-    "hard link outside": (tar_gz([file_member("plumber.R", b"1"),
-                                  link_member("h", "../x", hard=True)]), "pointing outside"),
+    "gzip of garbage": (
+        __import__("gzip").compress(b"not a tar at all" * 100),
+        "not a valid .tar.gz",
+    ),
+    "dot-dot member": (
+        tar_gz([file_member("plumber.R", b"1"), file_member("../../evil.R", b"x")]),
+        "escapes the app folder",
+    ),
+    "absolute member": (
+        tar_gz([file_member("plumber.R", b"1"), file_member("/tmp/evil.R", b"x")]),
+        "absolute path",
+    ),
+    "symlink outside": (
+        tar_gz([file_member("plumber.R", b"1"), link_member("data", "../../../etc")]),
+        "pointing outside",
+    ),
+    "absolute symlink": (
+        tar_gz([file_member("plumber.R", b"1"), link_member("passwd", "/etc/passwd")]),
+        "pointing outside",
+    ),
+    "hard link outside": (
+        tar_gz([file_member("plumber.R", b"1"), link_member("h", "../x", hard=True)]),
+        "pointing outside",
+    ),
     "no plumber.R": (tar_gz([file_member("app.R", b"1")]), "no plumber.R"),
-    "R syntax error": (good_bundle(extra={"helpers.R": b"f <- function( {\n"}),
-                       "R syntax error: helpers.R:1:"),
-    "bad annotation": (tar_gz([file_member("plumber.R", b"#* @get\nfunction() 1\n")]),
-                       "nothing was changed"),
-    "toml takes the ingress": (good_bundle(extra={"plumbline.toml": b'name = "other"\n'}),
-                               "server decides"),
-    "toml sets access": (good_bundle(extra={"plumbline.toml": b'[serve]\naccess = "public"\n'}),
-                         "serve.access"),
+    "R syntax error": (
+        good_bundle(extra={"helpers.R": b"f <- function( {\n"}),
+        "R syntax error: helpers.R:1:",
+    ),
+    "bad annotation": (
+        tar_gz([file_member("plumber.R", b"#* @get\nfunction() 1\n")]),
+        "nothing was changed",
+    ),
+    "toml takes the ingress": (
+        good_bundle(extra={"plumbline.toml": b'name = "other"\n'}),
+        "server decides",
+    ),
+    "toml sets access": (
+        good_bundle(extra={"plumbline.toml": b'[serve]\naccess = "public"\n'}),
+        "serve.access",
+    ),
 }
 
 
@@ -263,10 +308,14 @@ def test_bad_bundles_fail_their_task_and_change_nothing(srv, admin, case):
     assert "nothing was changed" in done["error"] or "keeps serving" in done["error"]
     assert any(line.startswith("error: ") for line in done["output"])
     assert len(srv.backend.deploys) == deploys  # the backend was never asked
-    assert admin.get(f"/__api__/v1/apps/{app['id']}").json()["active_bundle_id"] == \
-        first["bundle_id"]
-    leftovers = [p.name for p in (srv.config.apps_dir / str(app["id"])).iterdir()
-                 if p.name.startswith(".extract")]
+    assert (
+        admin.get(f"/__api__/v1/apps/{app['id']}").json()["active_bundle_id"] == first["bundle_id"]
+    )
+    leftovers = [
+        p.name
+        for p in (srv.config.apps_dir / str(app["id"])).iterdir()
+        if p.name.startswith(".extract")
+    ]
     assert leftovers == []
     assert not (srv.config.data_dir / "evil.R").exists()
 
@@ -297,8 +346,9 @@ def test_a_failed_rollout_keeps_the_active_version(srv, admin):
     srv.backend.raise_next = "the cluster refused it"
     done = publish(srv, admin, app["id"], good_bundle(3))
     assert done["code"] == 1 and "the cluster refused it" in done["error"]
-    assert admin.get(f"/__api__/v1/apps/{app['id']}").json()["active_bundle_id"] == \
-        first["bundle_id"]
+    assert (
+        admin.get(f"/__api__/v1/apps/{app['id']}").json()["active_bundle_id"] == first["bundle_id"]
+    )
     versions = admin.get(f"/__api__/v1/apps/{app['id']}/versions").json()["versions"]
     assert [v["kept_version"] for v in versions] == [False, False, True]
 
@@ -310,8 +360,9 @@ def test_state_survives_a_restart(srv, admin):
     done = publish(srv, alice, app["id"], good_bundle(1))
     srv.backend.gate = threading.Event()  # the next deploy is stuck in the backend...
     bundle = upload(alice, app["id"], good_bundle(2)).json()
-    stuck = alice.post(f"/__api__/applications/{app['id']}/deploy",
-                       json={"bundle": bundle["id"]}).json()["task_id"]
+    stuck = alice.post(
+        f"/__api__/applications/{app['id']}/deploy", json={"bundle": bundle["id"]}
+    ).json()["task_id"]
     threading.Timer(1.0, srv.backend.gate.set).start()
     srv.restart()  # ...when the server stops
     srv.backend.gate = None
@@ -369,7 +420,8 @@ def test_scale_restart_status_logs_delete(srv, admin):
     status = admin.get(f"/__api__/v1/apps/{app['id']}/status").json()
     assert status["state"] == "done" and status["url"].endswith("/content/parity-api/")
     assert admin.get(f"/__api__/v1/apps/{app['id']}/logs").json()["lines"] == [
-        "[parity-api-1] hello from R"]
+        "[parity-api-1] hello from R"
+    ]
     tasks = admin.get(f"/__api__/v1/apps/{app['id']}/tasks").json()["tasks"]
     assert [t["kind"] for t in tasks][:3] == ["restart", "scale", "deploy"]
     deleted = admin.delete(f"/__api__/v1/apps/{app['id']}")

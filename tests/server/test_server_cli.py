@@ -1,4 +1,5 @@
 """`plumbline server bootstrap` and `plumbline publish`, run as a user runs them."""
+
 from __future__ import annotations
 
 import os
@@ -7,7 +8,6 @@ import subprocess
 import sys
 
 import pytest
-
 from bundle_maker import app_folder
 
 pytestmark = pytest.mark.slow
@@ -16,8 +16,13 @@ PLUMBLINE = [sys.executable, "-m", "plumbline"]
 
 
 def run(*args, env=None, timeout=300):
-    return subprocess.run([*PLUMBLINE, *args], capture_output=True, text=True, timeout=timeout,
-                          env={**os.environ, **(env or {})})
+    return subprocess.run(
+        [*PLUMBLINE, *args],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        env={**os.environ, **(env or {})},
+    )
 
 
 def test_bootstrap_prints_the_first_admin_key_once(make_server, tmp_path, database_url):

@@ -1,4 +1,5 @@
 """The schema comes from Alembic's migrations, and they match the models (both databases)."""
+
 from __future__ import annotations
 
 import pytest

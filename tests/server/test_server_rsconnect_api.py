@@ -4,15 +4,17 @@ The backend records what it is asked (the end-to-end test in test_server_local_e
 the real local backend); this checks the protocol: rsconnect's calls, its task polling with
 first_status, the messages an R user sees, a second deploy reusing the app, errors.
 """
+
 from __future__ import annotations
 
 import pytest
-
 from bundle_maker import app_folder
 from rsconnect_harness import deploy_api, rsconnect_available
 
-pytestmark = [pytest.mark.slow,
-              pytest.mark.skipif(not rsconnect_available(), reason="r-cran-rsconnect missing")]
+pytestmark = [
+    pytest.mark.slow,
+    pytest.mark.skipif(not rsconnect_available(), reason="r-cran-rsconnect missing"),
+]
 
 
 def test_rsconnect_deploys_and_redeploys(make_server, tmp_path):

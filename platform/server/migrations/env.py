@@ -1,4 +1,5 @@
 """Alembic's entry point: runs the migrations on the connection Database.migrate() gives."""
+
 from __future__ import annotations
 
 from alembic import context
@@ -11,8 +12,11 @@ connection = config.attributes.get("connection")
 
 
 def _run(conn) -> None:
-    context.configure(connection=conn, target_metadata=Base.metadata,
-                      render_as_batch=conn.dialect.name == "sqlite")
+    context.configure(
+        connection=conn,
+        target_metadata=Base.metadata,
+        render_as_batch=conn.dialect.name == "sqlite",
+    )
     with context.begin_transaction():
         context.run_migrations()
 
