@@ -83,6 +83,8 @@ class ServerConfig:
     port: int = 3939
     public_url: str | None = None  # how users reach the server
     apps_url: str | None = None  # where apps are reached (the ingress); default public_url
+    apps_host: str = "127.0.0.1"  # the local backend's ingress (HAProxy) address...
+    apps_port: int = 3940  # ...and port
     backend: str = "local"
     namespace: str = "default"  # Kubernetes namespace of published apps
     retention: int = 5  # deployed versions kept per app (the active one always)
@@ -141,6 +143,8 @@ SETTINGS = (
     _Setting(
         "public_url", _url_or_none, "URL users reach the server at (default: http://HOST:PORT)."
     ),
+    _Setting("apps_host", str, "Address the local backend's ingress (HAProxy) listens on."),
+    _Setting("apps_port", int, "Port of the local backend's ingress."),
     _Setting(
         "apps_url",
         _url_or_none,
@@ -172,12 +176,13 @@ def add_arguments(parser: argparse.ArgumentParser, names: tuple[str, ...] | None
             continue
         default = getattr(defaults, s.name)
         shown = "none" if default is None else default
+        shown = "" if "default" in s.help else f"; default: {shown}"
         parser.add_argument(
             s.flag,
             dest=s.name,
             default=None,
             metavar=s.name.upper(),
-            help=f"{s.help} (env {s.env}; default: {shown})",
+            help=f"{s.help} (env {s.env}{shown})",
         )
 
 
