@@ -24,7 +24,15 @@ import pytest
 from conftest import EXAMPLE_DIR, free_port
 from rsconnect_harness import deploy_api, rsconnect_available
 
+
+def _local_backend_available() -> bool:
+    import importlib.util
+
+    return importlib.util.find_spec("plumbline.platform.local") is not None
+
+
 pytestmark = [
+    pytest.mark.skipif(not _local_backend_available(), reason="no local backend in this tree"),
     pytest.mark.slow,
     pytest.mark.skipif(not rsconnect_available(), reason="r-cran-rsconnect missing"),
 ]
