@@ -49,6 +49,10 @@ COMMANDS = (
     Command("rollback", _APPS, "return an app to an earlier revision"),
     Command("logs", _APPS, "logs of all replicas of an app, each line prefixed with its replica"),
     Command("delete", _APPS, "delete everything plumbline created for an app"),
+    Command("server", "plumbline.platform.server.commands",
+            "run plumbline server, which R users publish to with rsconnect"),
+    Command("publish", "plumbline.platform.server.publish",
+            "publish an app folder to plumbline server (as rsconnect::deployAPI does)"),
 )
 
 

@@ -1,67 +1,50 @@
-"""`plumbline server` (run it), `plumbline server bootstrap` (the first admin key) and
-`plumbline server migrate`."""
+"""`plumbline server [run|bootstrap|migrate]`: run the server, create the first admin key,
+or bring the database schema up to date."""
 
 from __future__ import annotations
 
+import argparse
 import logging
 import re
-import sys
 
+from plumbline.exits import CommandError, ExitCode
 from plumbline.platform.server import config as server_config
 
-STORAGE = ("data_dir", "database_url")
+ACTIONS = ("run", "bootstrap", "migrate")
 
 
-def register(subparsers) -> None:
-    parser = subparsers.add_parser(
-        "server",
-        help="run plumbline server: R users publish to it with rsconnect",
-        description="Run the publishing server: rsconnect::deployAPI() and `plumbline "
-        "publish` upload bundles to it; it keeps users, API keys, apps and "
-        "versions in a database and deploys through the configured backend. "
-        "Every setting can also come from PLUMBLINE_SERVER_<SETTING>.",
+def configure(name: str, parser: argparse.ArgumentParser) -> None:
+    parser.description = (
+        "Run the publishing server (ACTION run, the default): rsconnect::deployAPI() and "
+        "`plumbline publish` upload bundles to it; it keeps users, API keys, apps and versions "
+        "in a database and deploys through the configured backend. `bootstrap` creates the "
+        "first admin and prints its API key once; `migrate` brings the database schema up to "
+        "date (run does it too)."
+    )
+    parser.add_argument(
+        "action", nargs="?", choices=ACTIONS, default="run", help="what to do (default: run)"
     )
     server_config.add_arguments(parser)
-    parser.set_defaults(func=cmd_run)
-    sub = parser.add_subparsers(dest="server_command", metavar="SUBCOMMAND")
-
-    boot = sub.add_parser(
-        "bootstrap",
-        help="create the first admin and print its API key (once)",
-        description="Create an admin user and print a new API key for it. The key is shown "
-        "only now: the server stores its sha256. Refused when an admin exists, "
-        "unless --another is given.",
+    parser.add_argument("--username", default="admin", help="bootstrap: the admin's user name")
+    parser.add_argument(
+        "--another",
+        action="store_true",
+        help="bootstrap: create an admin even though one exists already",
     )
-    server_config.add_arguments(boot, STORAGE)
-    boot.add_argument("--username", default="admin", help="the admin's user name")
-    boot.add_argument(
-        "--another", action="store_true", help="create an admin even though one exists already"
-    )
-    boot.set_defaults(func=cmd_bootstrap)
-
-    migrate = sub.add_parser(
-        "migrate",
-        help="bring the database schema up to date",
-        description="Apply the database migrations (the server also does it when it starts).",
-    )
-    server_config.add_arguments(migrate, STORAGE)
-    migrate.set_defaults(func=cmd_migrate)
+    parser.set_defaults(func=lambda args: _ACTIONS[args.action](args))
 
 
-def _config(args) -> server_config.ServerConfig | None:
+def _config(args) -> server_config.ServerConfig:
     try:
         return server_config.resolve(args)
     except server_config.ConfigError as exc:
-        print(f"plumbline server: {exc}", file=sys.stderr)
-        return None
+        raise CommandError(str(exc), ExitCode.USAGE) from None
 
 
 def cmd_migrate(args) -> int:
     from plumbline.platform.server.db import Database
 
     config = _config(args)
-    if config is None:
-        return 2
     config.data_dir.mkdir(parents=True, exist_ok=True)
     db = Database(config.sqlalchemy_url())
     db.migrate()
@@ -77,8 +60,6 @@ def cmd_bootstrap(args) -> int:
     from plumbline.platform.server.db import Database, User
 
     config = _config(args)
-    if config is None:
-        return 2
     config.data_dir.mkdir(parents=True, exist_ok=True)
     config.data_dir.chmod(0o700)
     db = Database(config.sqlalchemy_url())
@@ -87,26 +68,21 @@ def cmd_bootstrap(args) -> int:
         with db.session() as s:
             admin = s.scalar(select(User).where(User.role == "admin").limit(1))
             if admin is not None and not args.another:
-                print(
-                    f"plumbline server bootstrap: an admin exists already ({admin.username}); "
-                    "create keys through the API, or pass --another",
-                    file=sys.stderr,
+                raise CommandError(
+                    f"an admin exists already ({admin.username}); create keys through the "
+                    "API, or pass --another"
                 )
-                return 1
             if s.scalar(select(User.id).where(User.username == args.username)) is not None:
-                print(
-                    f"plumbline server bootstrap: a user {args.username!r} exists already; "
-                    "choose another --username",
-                    file=sys.stderr,
+                raise CommandError(
+                    f"a user {args.username!r} exists already; choose another --username"
                 )
-                return 1
             user = auth.create_user(s, args.username, "admin")
             _, key = auth.create_key(s, user, "bootstrap")
     finally:
         db.dispose()
     print(
         f"admin {args.username!r} created. Its API key, shown only this once:\n\n  {key}\n\n"
-        'In R:  rsconnect::addServer("<server URL>", name = "plumbline")\n'
+        'In R:  rsconnect::addServer("<server URL>/__api__", name = "plumbline")\n'
         f'       rsconnect::connectApiUser(account = "{args.username}", server = '
         '"plumbline", apiKey = "<the key>")'
     )
@@ -121,39 +97,42 @@ def cmd_run(args) -> int:
     from plumbline.platform.server.backends import open_backend
 
     config = _config(args)
-    if config is None:
-        return 2
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     try:
-        backend = open_backend(config)
+        opened = open_backend(config)
     except BackendError as exc:
-        print(f"plumbline server: {exc}", file=sys.stderr)
-        return 1
-    server = Server(config, backend)
-    app = create_app(server)
-    print(
-        f"plumbline server on http://{config.host}:{config.port} "
-        f"(database {_safe_url(config)}, {config.backend} backend, data in {config.data_dir})",
-        flush=True,
-    )
-    uv = uvicorn.Server(
-        uvicorn.Config(
-            app,
-            host=config.host,
-            port=config.port,
-            log_config=None,
-            access_log=False,
-            lifespan="off",
-        )
-    )
+        raise CommandError(str(exc)) from None
     try:
-        uv.run()
+        server = Server(opened.config, opened.backend)
+        server.reconcile()
+        app = create_app(server)
+        print(
+            f"plumbline server on http://{config.host}:{config.port} (database "
+            f"{_safe_url(config)}, {config.backend} backend, apps at "
+            f"{opened.config.apps_url or opened.config.url}, data in {config.data_dir})",
+            flush=True,
+        )
+        uv = uvicorn.Server(
+            uvicorn.Config(
+                app,
+                host=config.host,
+                port=config.port,
+                log_config=None,
+                access_log=False,
+                lifespan="off",
+                timeout_graceful_shutdown=5,
+            )
+        )
+        try:
+            uv.run()
+        finally:
+            server.close()
     finally:
-        server.close()
-        close = getattr(backend, "close", None)
-        if callable(close):
-            close()
+        opened.close()
     return 0
+
+
+_ACTIONS = {"run": cmd_run, "bootstrap": cmd_bootstrap, "migrate": cmd_migrate}
 
 
 def _safe_url(config) -> str:

@@ -1,21 +1,20 @@
-"""The server's settings, declared once: flag, PLUMBLINE_SERVER_* variable, default, help.
+"""The server's settings, declared once: flag, default, help (the CLI adds each flag's
+PLUMBLINE_<FLAG> environment variable, as for every command).
 
-`ServerConfig` is the frozen, typed object the server reads by attribute. Precedence: flag,
-then environment, then default; a bad value fails loudly, naming the setting.
+`ServerConfig` is the frozen, typed object the server reads by attribute; a bad value fails
+loudly, naming the setting.
 """
 
 from __future__ import annotations
 
 import argparse
 import dataclasses
-import os
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-ENV_PREFIX = "PLUMBLINE_SERVER_"
 _SIZE = re.compile(r"^\s*(\d+)\s*(b|kb|kib|mb|mib|gb|gib)?\s*$", re.I)
 _UNITS = {
     "b": 1,
@@ -126,10 +125,6 @@ class _Setting:
     def flag(self) -> str:
         return "--" + self.name.replace("_", "-")
 
-    @property
-    def env(self) -> str:
-        return ENV_PREFIX + self.name.upper()
-
 
 SETTINGS = (
     _Setting("data_dir", Path, "Folder for the SQLite database, bundles and extracted versions."),
@@ -169,38 +164,27 @@ SETTINGS = (
 )
 
 
-def add_arguments(parser: argparse.ArgumentParser, names: tuple[str, ...] | None = None) -> None:
+def add_arguments(parser: argparse.ArgumentParser) -> None:
     defaults = ServerConfig()
     for s in SETTINGS:
-        if names is not None and s.name not in names:
-            continue
         default = getattr(defaults, s.name)
-        shown = "none" if default is None else default
-        shown = "" if "default" in s.help else f"; default: {shown}"
+        shown = (
+            "" if "default" in s.help else f" (default: {'none' if default is None else default})"
+        )
         parser.add_argument(
-            s.flag,
-            dest=s.name,
-            default=None,
-            metavar=s.name.upper(),
-            help=f"{s.help} (env {s.env}{shown})",
+            s.flag, dest=s.name, default=None, metavar=s.name.upper(), help=s.help + shown
         )
 
 
-def resolve(
-    args: argparse.Namespace | None = None, environ: dict[str, str] | None = None
-) -> ServerConfig:
-    environ = os.environ if environ is None else environ
-    given = vars(args) if args is not None else {}
+def resolve(args: argparse.Namespace) -> ServerConfig:
+    """The config from parsed flags (the CLI has put PLUMBLINE_<FLAG> variables in them)."""
+    given = vars(args)
     values = {}
     for s in SETTINGS:
-        if given.get(s.name) is not None:
-            raw, source = given[s.name], f"flag {s.flag}"
-        elif environ.get(s.env):
-            raw, source = environ[s.env], f"env {s.env}"
-        else:
+        if given.get(s.name) is None:
             continue
         try:
-            values[s.name] = s.read(raw)
+            values[s.name] = s.read(given[s.name])
         except (TypeError, ValueError) as exc:
-            raise ConfigError(f"invalid value for {s.flag} (from {source}): {exc}") from None
+            raise ConfigError(f"invalid value for {s.flag}: {exc}") from None
     return dataclasses.replace(ServerConfig(), **values)

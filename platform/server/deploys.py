@@ -21,7 +21,7 @@ from plumbline.platform.server.config import ServerConfig
 from plumbline.platform.server.db import App, Bundle, Database, utcnow
 from plumbline.platform.server.tasks import TaskContext, TaskFailed, TaskRunner
 from plumbline.platform.server.validate import check_app_folder
-from plumbline.platform.spec import AppSpec, SpecError, build_spec
+from plumbline.platform.spec.appspec import AppSpec, SpecError, build_spec
 
 CONTENT_PREFIX = "/content"
 

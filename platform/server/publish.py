@@ -6,10 +6,9 @@ Same API, same steps: find or create the app by name, upload the folder as a .ta
 
 from __future__ import annotations
 
+import argparse
 import json
-import os
 import re
-import sys
 import tarfile
 import tempfile
 import time
@@ -17,6 +16,8 @@ import urllib.error
 import urllib.parse
 import urllib.request
 from pathlib import Path
+
+from plumbline.exits import CommandError, ExitCode
 
 KEY_ENV = "PLUMBLINE_API_KEY"
 SERVER_ENV = "PLUMBLINE_SERVER"
@@ -36,22 +37,18 @@ class PublishError(RuntimeError):
     pass
 
 
-def register(subparsers) -> None:
-    parser = subparsers.add_parser(
-        "publish",
-        help="publish an app folder to plumbline server (as rsconnect does)",
-        description="Bundle DIR (plumber.R and every file beside it), upload it to a plumbline "
-        "server, deploy it and follow the deploy task to its end.",
+def configure(name: str, parser: argparse.ArgumentParser) -> None:
+    parser.description = (
+        "Bundle DIR (plumber.R and every file beside it), upload it to a plumbline server, "
+        "deploy it and follow the deploy task to its end, as rsconnect::deployAPI() does."
     )
     parser.add_argument("directory", metavar="DIR", help="the app folder, with plumber.R")
-    parser.add_argument(
-        "--server", default=os.environ.get(SERVER_ENV), help=f"the server's URL (env {SERVER_ENV})"
-    )
+    parser.add_argument("--server", default=None, help="the server's URL")
     parser.add_argument(
         "--api-key",
         default=None,
-        help=f"API key (env {KEY_ENV}; better than the flag, which other users "
-        "can see in the process list)",
+        help="API key (better in the environment than as a flag, which other users can see "
+        "in the process list)",
     )
     parser.add_argument(
         "--name", default=None, help="app name on the server (default: the folder's name)"
@@ -64,24 +61,18 @@ def register(subparsers) -> None:
 
 
 def cmd_publish(args) -> int:
-    key = args.api_key or os.environ.get(KEY_ENV)
     if not args.server:
-        return _fail(f"give the server's URL with --server or {SERVER_ENV}")
-    if not key:
-        return _fail(f"give an API key in {KEY_ENV} (or --api-key)")
+        raise CommandError(f"give the server's URL with --server or {SERVER_ENV}", ExitCode.USAGE)
+    if not args.api_key:
+        raise CommandError(f"give an API key in {KEY_ENV} (or --api-key)", ExitCode.USAGE)
     try:
-        client = Client(args.server, key)
+        client = Client(args.server, args.api_key)
         ok = publish(
             client, Path(args.directory), name=args.name, title=args.title, wait=not args.no_wait
         )
     except PublishError as exc:
-        return _fail(str(exc))
-    return 0 if ok else 1
-
-
-def _fail(message: str) -> int:
-    print(f"plumbline publish: {message}", file=sys.stderr)
-    return 1
+        raise CommandError(str(exc)) from None
+    return ExitCode.OK if ok else ExitCode.FAILED
 
 
 def default_name(folder: Path) -> str:

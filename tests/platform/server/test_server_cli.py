@@ -5,14 +5,12 @@ from __future__ import annotations
 import os
 import re
 import subprocess
-import sys
 
 import pytest
 from bundle_maker import app_folder
+from support import PLUMBLINE
 
 pytestmark = pytest.mark.slow
-
-PLUMBLINE = [sys.executable, "-m", "plumbline"]
 
 
 def run(*args, env=None, timeout=300):
@@ -67,6 +65,6 @@ def test_publish_from_the_shell(make_server, tmp_path):
     assert b"hello v2" in srv.backend.deploys[-1].files["plumber.R"]
 
     nokey = run("publish", str(folder), "--server", srv.url, env={"PLUMBLINE_API_KEY": ""})
-    assert nokey.returncode == 1 and "API key" in nokey.stderr
+    assert nokey.returncode == 2 and "API key" in nokey.stderr
     badkey = run("publish", str(folder), "--server", srv.url, env={"PLUMBLINE_API_KEY": "plk_x"})
     assert badkey.returncode == 1 and "HTTP 401" in badkey.stderr

@@ -14,15 +14,14 @@ import os
 import re
 import signal
 import subprocess
-import sys
 import threading
 import time
 from pathlib import Path
 
 import httpx
 import pytest
-from conftest import EXAMPLE_DIR, free_port
 from rsconnect_harness import deploy_api, rsconnect_available
+from support import EXAMPLE_DIR, PLUMBLINE, free_port
 
 
 def _local_backend_available() -> bool:
@@ -37,7 +36,6 @@ pytestmark = [
     pytest.mark.skipif(not rsconnect_available(), reason="r-cran-rsconnect missing"),
 ]
 
-PLUMBLINE = [sys.executable, "-m", "plumbline"]
 BIG = 50 * 1024 * 1024
 APP_R = """\
 big <- file.size("data/big.bin")

@@ -3,16 +3,15 @@ for SQLite and PostgreSQL alike, and a running server (uvicorn on loopback) arou
 
 from __future__ import annotations
 
-import socket
 import threading
 import time
-from pathlib import Path
 
 import httpx
 import pytest
 import uvicorn
 from postgres_harness import Postgres
 from recording_backend import RecordingBackend
+from support import free_port
 
 from plumbline.platform.server import auth
 from plumbline.platform.server.app import Server, create_app
@@ -32,12 +31,6 @@ def database_url(request, tmp_path):
     if request.param == "sqlite":
         return f"sqlite:///{tmp_path / 'server.db'}"
     return request.getfixturevalue("postgres").new_database()
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 class RunningServer:
@@ -117,7 +110,3 @@ def make_server(tmp_path, database_url):
     yield make
     for running in started:
         running.stop()
-
-
-REPO = Path(__file__).resolve().parents[2]
-EXAMPLE_DIR = REPO / "examples" / "plumber-on-k8s"
