@@ -121,7 +121,7 @@ def cmd_up(args: argparse.Namespace) -> int:
     for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
         signal.signal(sig, lambda signum, frame: local.request_stop(signal.strsignal(signum)
                                                                     or str(signum)))
-    console = local.cluster.say
+    console = local.say
     console(f"{spec.name}: {spec.replicas} replicas of {spec.plumber_file} "
             f"({spec.workers} R workers each); control socket {local.record.socket}")
     for warning in ingress_warnings(spec):
@@ -130,8 +130,8 @@ def cmd_up(args: argparse.Namespace) -> int:
     if ignored:
         console(f"note: the local backend ignores {', '.join(ignored)} (Kubernetes only)")
     code = local.run()
-    if local.cluster.fatal:
-        raise CommandError(local.cluster.fatal)
+    if local.fatal:
+        raise CommandError(local.fatal)
     return code
 
 

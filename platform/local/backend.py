@@ -23,7 +23,7 @@ OPERATION_TIMEOUT = 900.0
 # Spec fields (as in AppSpec.set_fields) a local replica cannot honour.
 KUBERNETES_ONLY = ("namespace", "image", "image_pull_secrets", "resources", "secret_env",
                    "volumes", "labels", "annotations", "node_selector", "autoscaling",
-                   "ingress.host", "ingress.class_name", "ingress.tls_secret",
+                   "ingress.class_name", "ingress.tls_secret",
                    "ingress.annotations", "probes", "files_in_image", "disruption_budget",
                    "tmp_size", "rollout.max_surge", "rollout.max_unavailable",
                    "rollout.revision_history_limit")
@@ -40,9 +40,16 @@ def _errors(exc: ControlError) -> BackendError:
 class LocalBackend:
     kind = "local"
 
+    def __init__(self, host: str | None = None):
+        """`host`: talk to that local host only (`plumbline server`'s, which takes new apps);
+        None: the host that runs the app named, as `plumbline up` made them."""
+        self.host = host
+
     def _client(self, app: AppRef | None) -> tuple[ControlClient, str]:
         """The host running the app (any app, with an empty name, when only one runs)."""
         try:
+            if self.host is not None:
+                return ControlClient(HostRecord.named(self.host)), app.name if app else ""
             record = HostRecord.find(app.name if app and app.name else None)
         except ControlError as exc:
             raise _errors(exc) from None
@@ -135,9 +142,13 @@ class LocalBackend:
             last = reply["last"]
 
     def delete(self, app: AppRef, *, emit: Emit) -> OperationResult:
-        """Stop the app: its host drains the replicas, then stops HAProxy."""
+        """Stop the app: its host drains the replicas, then stops HAProxy (a host that takes
+        new apps stops that app only)."""
         client, name = self._client(app)
         record = client.record
+        if record.open:
+            reply = self._call(client, "POST", client.app_path(name, "delete"))
+            return self._operation(client, reply, emit, True, None, f"delete of {name} started")
         self._call(client, "POST", "/down")
         emit(f"stopping {name} (pid {record.pid}): draining replicas, then haproxy")
         deadline = time.monotonic() + 120

@@ -14,23 +14,21 @@ import hashlib
 import itertools
 import os
 import queue
-import shutil
 import signal
 import socket
 import subprocess
 import sys
-import tempfile
 import threading
 import time
 import urllib.request
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Callable
+from typing import Callable, Iterator
 
 from plumbline.exits import ExitCode
-from plumbline.platform.local.haproxy import (AppRoutes, HAProxy, HAProxyError, Server,
-                                              backend_name, die_with_parent, ingress_routes,
-                                              render_config)
+from plumbline.platform.local.haproxy import (AppRoutes, HAProxyError, Server, backend_name,
+                                              die_with_parent, ingress_routes)
+from plumbline.platform.local.ingress import Ingress
 from plumbline.platform.spec.serve import (local_placement, serve_arguments,
                                               serve_environment, serve_table,
                                               without_serve_settings)
@@ -156,6 +154,7 @@ class Operation:
 
     kind: str
     id: int
+    app: str = ""
     events: list[str] = field(default_factory=list)
     done: threading.Event = field(default_factory=threading.Event)
     ok: bool = False
@@ -167,9 +166,23 @@ class Operation:
         self.done.set()
 
 
+def stripped_prefix(spec: AppSpec) -> str | None:
+    """The ingress path prefix HAProxy removes: the app's own when its runtime is told it is
+    served under it (--root-path), so the app sees its paths as on its own."""
+    prefix = (spec.ingress.path_prefix or "").rstrip("/")
+    if not prefix:
+        return None
+    root = spec.env.get(settings.BY_NAME["root_path"].env) or serve_table(spec).get("root_path")
+    return prefix if root and root.rstrip("/") == prefix else None
+
+
 class LocalCluster:
-    def __init__(self, spec: AppSpec, settings: Settings, *,
-                 say: Callable[[str], None] = print):
+    """One app's replicas behind the host's shared ingress (ingress.py)."""
+
+    def __init__(self, spec: AppSpec, settings: Settings, *, ingress: Ingress,
+                 say: Callable[[str], None] = print,
+                 operations: dict[int, Operation] | None = None,
+                 op_ids: Iterator[int] | None = None, initial: Operation | None = None):
         self.spec = spec
         self.settings = settings
         self.say = say  # progress lines and replica output, for the console
@@ -181,8 +194,10 @@ class LocalCluster:
         self.commands: queue.Queue = queue.Queue()
         self.logs: collections.deque = collections.deque(maxlen=LOG_LINES)
         self.log_seq = itertools.count(1)
-        self.operations: dict[int, Operation] = {}
-        self._op_ids = itertools.count(1)
+        # Shared by the apps of one host, so an operation id names one operation there.
+        self.operations: dict[int, Operation] = {} if operations is None else operations
+        self._op_ids = itertools.count(1) if op_ids is None else op_ids
+        self.initial = initial  # a deploy that created this app: done when it first serves
         self._names = itertools.count(1)
         self.rollout: Operation | None = None
         self.rollout_deadline = 0.0
@@ -196,20 +211,22 @@ class LocalCluster:
         self.announced_ready = False
         self.stopping = False
         self.fatal: str | None = None
-        self.workdir = Path(tempfile.mkdtemp(prefix="plumbline-local-"))
-        self.haproxy = HAProxy(self.workdir, on_log=lambda line: self._log("haproxy", line))
+        self.ingress = ingress
+        self.api = ingress.api
         self.backend = backend_name(spec.name)
         self.routes = ingress_routes(spec)
+        self.host_name = spec.ingress.host
+        self.strip = stripped_prefix(spec)
         self._last_watch = 0.0
 
     # ----- public, thread-safe: called from signal handlers and the control endpoint -----
 
     @property
     def url(self) -> str:
-        return f"http://{self.settings.host}:{self.settings.port}"
+        return self.ingress.url
 
     def submit(self, kind: str, **params) -> Operation:
-        op = Operation(kind, next(self._op_ids))
+        op = Operation(kind, next(self._op_ids), self.spec.name)
         self.operations[op.id] = op
         self.commands.put((kind, params, op))
         return op
@@ -246,16 +263,15 @@ class LocalCluster:
     # ----- the loop -----
 
     def run(self) -> int:
-        """Start everything, supervise until asked to stop; 0 on a clean stop.
+        """Supervise the app's replicas until asked to stop; 0 on a clean stop.
 
         On 1, `fatal` says why (the app did not load, haproxy failed, ...)."""
         try:
-            self.haproxy.start(self._config())
+            self.ingress.add(self.backend, self.describe)
         except HAProxyError as exc:
             self.fatal = str(exc)
-            shutil.rmtree(self.workdir, ignore_errors=True)
+            self._fail_operations()
             return 1
-        self.say(f"ingress: haproxy on {self.url} (pid {self.haproxy.process.pid})")
         try:
             while not self.stopping:
                 try:
@@ -355,12 +371,12 @@ class LocalCluster:
             self._watch_file()
 
     def _haproxy_stats(self) -> dict:
-        if not self.haproxy.running:
+        if not self.ingress.running:
             self.fatal = "haproxy exited unexpectedly"
             self.stopping = True
             return {}
         try:
-            return self.haproxy.api.servers(self.backend)
+            return self.api.servers(self.backend)
         except OSError:
             return {}  # mid-reload; look again next tick
 
@@ -413,7 +429,7 @@ class LocalCluster:
 
     def _join(self, r: Replica) -> None:
         try:
-            self.haproxy.api.add_server(self.backend, Server(r.name, r.port, self.spec.workers))
+            self.api.add_server(self.backend, Server(r.name, r.port, self.spec.workers))
         except (OSError, HAProxyError) as exc:
             self.say(f"{r.name}: could not add it to haproxy ({exc}); will retry")
             return
@@ -425,7 +441,7 @@ class LocalCluster:
         r.stop_deadline = now + self.settings.drain_timeout
         if r.in_haproxy:
             try:
-                self.haproxy.api.set_state(self.backend, r.name, "drain")
+                self.api.set_state(self.backend, r.name, "drain")
             except (OSError, HAProxyError) as exc:
                 self.say(f"{r.name}: drain failed in haproxy: {exc}")
 
@@ -444,13 +460,13 @@ class LocalCluster:
         if not r.in_haproxy:
             return
         try:
-            self.haproxy.api.del_server(self.backend, r.name)
+            self.api.del_server(self.backend, r.name)
             r.in_haproxy = False
         except (OSError, HAProxyError):
             # Requests still attached (e.g. a frozen replica): keep it in maintenance and
             # delete it once it exits.
             try:
-                self.haproxy.api.set_state(self.backend, r.name, "maint")
+                self.api.set_state(self.backend, r.name, "maint")
             except (OSError, HAProxyError):
                 pass
 
@@ -562,6 +578,10 @@ class LocalCluster:
         if settled and not self.announced_ready:
             self.announced_ready = True
             self.say(f"ready: {self.url} ({self.spec.replicas}/{self.spec.replicas} replicas)")
+        if settled and self.initial is not None:
+            initial, self.initial = self.initial, None
+            initial.finish(True, f"deployed: {self.spec.replicas}/{self.spec.replicas} "
+                                 f"replicas ready at {self.url}")
         if settled and self.rollout is not None:
             op, self.rollout = self.rollout, None
             self._update_routes()
@@ -573,26 +593,26 @@ class LocalCluster:
 
     def _update_routes(self) -> None:
         """A new plumber.R may bring new paths: reload HAProxy gracefully with them."""
-        routes = ingress_routes(self.spec)
-        if routes == self.routes:
+        routes = (ingress_routes(self.spec), self.spec.ingress.host, stripped_prefix(self.spec))
+        if routes == (self.routes, self.host_name, self.strip):
             return
-        self.routes = routes
+        self.routes, self.host_name, self.strip = routes
         for r in self.replicas:
             r.served_before_reload = r.served
         try:
-            self.haproxy.reload(self._config())
+            self.ingress.reload()
             self.say("haproxy reloaded with the new routes")
         except HAProxyError as exc:
             self.say(f"error: {exc}")
 
-    def _config(self) -> str:
-        servers = tuple(Server(r.name, r.port, self.spec.workers)
-                        for r in self.replicas if r.in_haproxy)
-        return render_config(apps=[AppRoutes(self.backend, tuple(self.routes), servers)],
-                             bind_host=self.settings.host, port=self.settings.port,
-                             admin_socket=self.haproxy.admin_socket,
-                             server_timeout=max(120, self.spec.rollout.graceful_timeout_seconds
-                                                + 60))
+    def describe(self) -> AppRoutes:
+        """This app's part of the ingress: its routes and the replicas HAProxy has now."""
+        with self.lock:
+            servers = tuple(Server(r.name, r.port, self.spec.workers)
+                            for r in self.replicas if r.in_haproxy)
+        return AppRoutes(self.backend, tuple(self.routes), servers, host=self.host_name,
+                         strip=self.strip,
+                         server_timeout=max(120, self.spec.rollout.graceful_timeout_seconds + 60))
 
     def _watch_file(self) -> None:
         if self.rollout is not None:
@@ -607,18 +627,19 @@ class LocalCluster:
             self.digest = digest  # a failed deploy is not retried until the file changes
 
     def _shutdown(self) -> None:
-        """Drain every replica in HAProxy, stop them, then HAProxy; leave nothing behind."""
+        """Drain every replica in HAProxy, stop them, then take the app out of the ingress;
+        leave nothing behind."""
         now = time.monotonic()
         for r in self.replicas:
             if r.in_haproxy and r.state in ACTIVE:
                 try:
-                    self.haproxy.api.set_state(self.backend, r.name, "drain")
+                    self.api.set_state(self.backend, r.name, "drain")
                 except (OSError, HAProxyError):
                     pass
         deadline = now + self.settings.drain_timeout
-        while time.monotonic() < deadline and self.haproxy.running:
+        while time.monotonic() < deadline and self.ingress.running:
             try:
-                stats = self.haproxy.api.servers(self.backend)
+                stats = self.api.servers(self.backend)
             except OSError:
                 break
             if all(s.current_sessions + s.queued == 0 for s in stats.values()):
@@ -639,9 +660,14 @@ class LocalCluster:
             self.say(f"{r.name} stopped")
         with self.lock:
             self.replicas.clear()
-        self.haproxy.stop()
-        self.say("haproxy stopped")
-        for op in self.operations.values():
-            if not op.done.is_set():
-                op.finish(False, "the local cluster stopped")
-        shutil.rmtree(self.workdir, ignore_errors=True)
+        try:
+            self.ingress.remove(self.backend)
+        except HAProxyError as exc:
+            self.say(f"error: {exc}")
+        self._fail_operations()
+
+    def _fail_operations(self) -> None:
+        message = f"not deployed: {self.fatal}" if self.fatal else "the local cluster stopped"
+        for op in list(self.operations.values()):
+            if op.app == self.spec.name and not op.done.is_set():
+                op.finish(False, message)

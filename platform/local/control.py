@@ -14,6 +14,7 @@ API (every path under one host; `NAME` is an app on it):
   POST /apps/NAME/restart  {}                     -> 202 {"operation": id}
   POST /apps/NAME/scale    {"replicas": n}        -> 202 {"operation": id}
   POST /apps/NAME/rollback {"revision": n|null}   -> 202 {"operation": id}
+  POST /apps/NAME/delete   {}                     -> 202 {"operation": id}  (stop one app)
   GET  /operations/ID                             progress lines, done, ok, message
   POST /down               {}                     stop the host (drain, then HAProxy)
 """
@@ -86,6 +87,7 @@ class HostRecord:
     socket: str  # the control socket
     pid: int  # the `plumbline up` process
     apps: tuple[str, ...] = ()
+    open: bool = False  # a deploy of another name adds an app (plumbline server's host)
 
     @property
     def path(self) -> Path:
@@ -129,6 +131,14 @@ class HostRecord:
             else:
                 path.unlink(missing_ok=True)
         return found
+
+    @classmethod
+    def named(cls, name: str) -> HostRecord:
+        """The running host of that name (whatever apps it runs)."""
+        for record in cls.running():
+            if record.name == name:
+                return record
+        raise ControlError(f"no local host named {name!r} is running", 404)
 
     @classmethod
     def find(cls, app: str | None) -> HostRecord:

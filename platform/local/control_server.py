@@ -1,7 +1,7 @@
 """The local host's control server: the API of control.py on a private Unix socket.
 
-Every change goes through the cluster's `submit()`, so the supervisor loop stays the only
-thread that acts. A request is answered only when it comes from this user (the socket's
+Every change goes through an app's `submit()` (or the host, which adds and removes apps),
+so each app's supervisor loop stays the only thread that changes its replicas. A request is answered only when it comes from this user (the socket's
 peer credentials), carries no Origin header (a browser always sends one on a cross-origin
 POST) and, when it has a body, the body is application/json (a web page cannot send that to
 another origin without a CORS preflight, which this server never grants).
@@ -36,7 +36,7 @@ def peer_uid(sock: socket.socket) -> int:
 
 
 class _Handler(BaseHTTPRequestHandler):
-    cluster: Any = None  # set on the subclass made per server
+    host: Any = None  # the LocalHost; set on the subclass made per server
     load_spec: Deployer | None = None
     max_replicas = 0
 
@@ -76,10 +76,13 @@ class _Handler(BaseHTTPRequestHandler):
             raise _Rejected(400, "the body must be a JSON object")
         return data
 
-    def _app(self, name: str) -> None:
-        if name != self.cluster.spec.name:
+    def _app(self, name: str) -> Any:
+        cluster = self.host.app(name)
+        if cluster is None:
+            running = ", ".join(repr(c.spec.name) for c in self.host.apps()) or "no app"
             raise _Rejected(404, f"no app named {name!r} on this local cluster "
-                                 f"(it runs {self.cluster.spec.name!r})")
+                                 f"(it runs {running})")
+        return cluster
 
     def do_GET(self) -> None:
         self._dispatch(self._get)
@@ -102,22 +105,21 @@ class _Handler(BaseHTTPRequestHandler):
         parts = [unquote(p) for p in url.path.strip("/").split("/")]
         query = parse_qs(url.query)
         if parts == ["apps"]:
-            return 200, {"apps": [self.cluster.snapshot()]}
+            return 200, {"apps": [cluster.snapshot() for cluster in self.host.apps()]}
         if len(parts) == 2 and parts[0] == "apps":
-            self._app(parts[1])
-            return 200, self.cluster.snapshot()
+            return 200, self._app(parts[1]).snapshot()
         if len(parts) == 3 and parts[0] == "apps" and parts[2] == "logs":
-            self._app(parts[1])
+            cluster = self._app(parts[1])
             try:
                 since = int(query.get("since", ["0"])[0])
                 limit = int(query.get("lines", ["200"])[0])
             except ValueError:
                 raise _Rejected(400, "since and lines must be integers") from None
-            lines = self.cluster.log_lines(since, limit)
+            lines = cluster.log_lines(since, limit)
             return 200, {"lines": [text for _, text in lines],
                          "last": lines[-1][0] if lines else since}
         if len(parts) == 2 and parts[0] == "operations":
-            op = self.cluster.operations.get(_int(parts[1]))
+            op = self.host.operation(_int(parts[1]))
             if op is None:
                 raise _Rejected(404, "no such operation")
             return 200, {"id": op.id, "kind": op.kind, "events": list(op.events),
@@ -128,43 +130,51 @@ class _Handler(BaseHTTPRequestHandler):
         body = self._body()
         parts = [unquote(p) for p in url.path.strip("/").split("/")]
         if parts == ["down"]:
-            self.cluster.request_stop("down")
+            self.host.request_stop("down")
             return 202, {"stopping": True, "pid": os.getpid()}
         if len(parts) != 3 or parts[0] != "apps":
             raise _Rejected(404, f"not found: {url.path}")
-        self._app(parts[1])
         action = parts[2]
-        if action == "restart":
-            op = self.cluster.submit("restart")
+        if action == "deploy":
+            return 202, {"operation": self._deploy(parts[1], body).id}
+        cluster = self._app(parts[1])
+        if action == "delete":
+            op = self.host.delete(parts[1])
+        elif action == "restart":
+            op = cluster.submit("restart")
         elif action == "scale":
             replicas = body.get("replicas")
             if (not isinstance(replicas, int) or isinstance(replicas, bool)
                     or not 0 <= replicas <= self.max_replicas):
                 raise _Rejected(400, f"replicas must be a whole number from 0 to "
                                      f"{self.max_replicas} (the local backend's limit)")
-            op = self.cluster.submit("scale", replicas=replicas)
+            op = cluster.submit("scale", replicas=replicas)
         elif action == "rollback":
             revision = body.get("revision")
             if revision is not None and (not isinstance(revision, int)
                                          or isinstance(revision, bool)):
                 raise _Rejected(400, "revision must be a whole number or null")
-            op = self.cluster.submit("rollback", revision=revision)
-        elif action == "deploy":
-            if not isinstance(body.get("spec"), dict) or self.load_spec is None:
-                raise _Rejected(400, "the body must hold the app spec: {\"spec\": {...}}")
-            try:
-                spec = self.load_spec(body["spec"])
-            except (ValueError, TypeError, KeyError) as exc:
-                raise _Rejected(400, f"not deployed: {exc}") from None
-            if spec.name != parts[1]:
-                raise _Rejected(400, f"the spec is for {spec.name!r}, not {parts[1]!r}")
-            if spec.replicas > self.max_replicas:
-                raise _Rejected(400, f"replicas {spec.replicas}: the local backend runs at "
-                                     f"most {self.max_replicas}")
-            op = self.cluster.submit("deploy", spec=spec)
+            op = cluster.submit("rollback", revision=revision)
         else:
             raise _Rejected(404, f"not found: {url.path}")
         return 202, {"operation": op.id}
+
+    def _deploy(self, name: str, body: dict[str, Any]) -> Any:
+        if not isinstance(body.get("spec"), dict) or self.load_spec is None:
+            raise _Rejected(400, "the body must hold the app spec: {\"spec\": {...}}")
+        try:
+            spec = self.load_spec(body["spec"])
+        except (ValueError, TypeError, KeyError) as exc:
+            raise _Rejected(400, f"not deployed: {exc}") from None
+        if spec.name != name:
+            raise _Rejected(400, f"the spec is for {spec.name!r}, not {name!r}")
+        if spec.replicas > self.max_replicas:
+            raise _Rejected(400, f"replicas {spec.replicas}: the local backend runs at "
+                                 f"most {self.max_replicas}")
+        try:
+            return self.host.deploy(spec)
+        except ControlError as exc:
+            raise _Rejected(exc.status or 400, str(exc)) from None
 
 
 class _Rejected(Exception):
@@ -196,12 +206,12 @@ class _UnixServer(socketserver.ThreadingMixIn, socketserver.UnixStreamServer):
 class ControlServer:
     """Serves the control API on a Unix socket in a daemon thread."""
 
-    def __init__(self, cluster: Any, socket_path: Path, *, load_spec: Deployer,
+    def __init__(self, host: Any, socket_path: Path, *, load_spec: Deployer,
                  max_replicas: int):
         if socket_path.exists() or socket_path.is_symlink():
             # a socket left by a host that died (the caller checked no live host has it)
             socket_path.unlink()
-        handler = type("Handler", (_Handler,), {"cluster": cluster, "load_spec": staticmethod(
+        handler = type("Handler", (_Handler,), {"host": host, "load_spec": staticmethod(
             load_spec), "max_replicas": max_replicas})
         try:
             self.server = _UnixServer(str(socket_path), handler)

@@ -60,11 +60,19 @@ class Server:
 
 @dataclass(frozen=True)
 class AppRoutes:
-    """One app behind the ingress: its HAProxy backend, the paths routed to it, its replicas."""
+    """One app behind the ingress: its HAProxy backend, the paths routed to it, its replicas.
+
+    `host`: only requests for that host name (the Host header, as an Ingress rule's host).
+    `strip`: a path prefix removed before the request reaches a replica (an app served under
+    /content/NAME whose runtime knows it as its --root-path sees /parity, not the prefix).
+    """
 
     backend: str
     routes: tuple[Route, ...]
     servers: tuple[Server, ...] = ()
+    host: str | None = None
+    strip: str | None = None
+    server_timeout: int | None = None  # seconds a replica may take to answer
 
 
 def backend_name(app: str) -> str:
@@ -114,7 +122,16 @@ def _frontend_rules(app: AppRoutes) -> list[str]:
         if route.kind == "prefix":
             # Kubernetes' Prefix matches whole path elements: /users and /users/..., not /usersX.
             lines.append(f"    acl {acl} path_beg {path.rstrip('/')}/")
-    return lines + [f"    use_backend {app.backend} if {acl}"]
+    if app.host is None:
+        return lines + [f"    use_backend {app.backend} if {acl}"]
+    # The Host header without its port, case-insensitively, as an Ingress rule's host.
+    lines.append(f"    acl {app.backend}_host req.hdr(host),field(1,:) -i {_quote(app.host)}")
+    return lines + [f"    use_backend {app.backend} if {app.backend}_host {acl}"]
+
+
+def _strip_rule(prefix: str) -> str:
+    pattern = re.sub(r"([.+*?()\[\]{}|^$\\])", r"\\\1", _quote(prefix.rstrip("/")))
+    return f"    http-request replace-path ^{pattern}/?(.*)$ /\\1"
 
 
 def _backend(app: AppRoutes) -> list[str]:
@@ -135,6 +152,8 @@ def _backend(app: AppRoutes) -> list[str]:
         f"    http-error status 502 {json_error} '{{\"error\":\"bad gateway\"}}'",
         f"    http-error status 503 {json_error} '{{\"error\":\"no replica available\"}}'",
         f"    http-error status 504 {json_error} '{{\"error\":\"replica timed out\"}}'",
+        *([f"    timeout server {app.server_timeout}s"] if app.server_timeout else []),
+        *([_strip_rule(app.strip)] if app.strip else []),
         *[f"    server {s.name} {server_line(s)}" for s in app.servers],
         "",
     ]
@@ -168,7 +187,9 @@ def render_config(*, apps: Iterable[AppRoutes], bind_host: str, port: int,
         "frontend ingress",
         f"    bind {bind_host}:{port}",
         "    option forwardfor",
-        *[line for app in apps for line in _frontend_rules(app)],
+        # Rules with a host first: a host's own app wins over a host-less app's same path.
+        *[line for app in sorted(apps, key=lambda a: a.host is None)
+          for line in _frontend_rules(app)],
         "    default_backend no_route",
         "",
         "backend no_route",

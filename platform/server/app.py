@@ -42,6 +42,15 @@ class Server:
         self.deployer = Deployer(self.db, self.store, backend, config, self.tasks)
         self.limiter = auth.FailureLimiter(config.auth_failures, config.auth_window)
 
+    def reconcile(self) -> None:
+        started = self.deployer.reconcile()
+        if started:
+            log.info(
+                "deploying %d app(s) the backend does not run: tasks %s",
+                len(started),
+                ", ".join(started),
+            )
+
     def authenticate(self, key: str, role: str) -> auth.Caller:
         with self.db.session() as s:
             caller = auth.authenticate(s, key)

@@ -4,8 +4,10 @@ or bring the database schema up to date."""
 from __future__ import annotations
 
 import argparse
+import contextlib
 import logging
 import re
+import signal
 
 from plumbline.exits import CommandError, ExitCode
 from plumbline.platform.server import config as server_config
@@ -97,6 +99,7 @@ def cmd_run(args) -> int:
     from plumbline.platform.server.backends import open_backend
 
     config = _config(args)
+    _Uvicorn = _uvicorn_server()
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     try:
         opened = open_backend(config)
@@ -112,7 +115,7 @@ def cmd_run(args) -> int:
             f"{opened.config.apps_url or opened.config.url}, data in {config.data_dir})",
             flush=True,
         )
-        uv = uvicorn.Server(
+        uv = _Uvicorn(
             uvicorn.Config(
                 app,
                 host=config.host,
@@ -123,6 +126,8 @@ def cmd_run(args) -> int:
                 timeout_graceful_shutdown=5,
             )
         )
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            signal.signal(signum, lambda *_: setattr(uv, "should_exit", True))
         try:
             uv.run()
         finally:
@@ -130,6 +135,19 @@ def cmd_run(args) -> int:
     finally:
         opened.close()
     return 0
+
+
+def _uvicorn_server():
+    import uvicorn
+
+    class Server(uvicorn.Server):
+        """uvicorn, with SIGTERM left to the command: the apps and tasks stop after it."""
+
+        @contextlib.contextmanager
+        def capture_signals(self):
+            yield
+
+    return Server
 
 
 _ACTIONS = {"run": cmd_run, "bootstrap": cmd_bootstrap, "migrate": cmd_migrate}

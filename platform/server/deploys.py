@@ -14,7 +14,7 @@ from pathlib import Path
 
 from sqlalchemy import select
 
-from plumbline.platform.backend import AppRef, Backend, BackendError
+from plumbline.platform.backend import AppRef, Backend, BackendError, NoSuchApp
 from plumbline.platform.server import auth
 from plumbline.platform.server.bundles import BundleError, BundleStore, Limits, extract
 from plumbline.platform.server.config import ServerConfig
@@ -208,6 +208,26 @@ class Deployer:
                     self.write_access_file(s, app)
                 elif app.active_bundle_id is not None:
                     self.submit_deploy(app.id, app.active_bundle_id, user_id)
+
+    def reconcile(self) -> list[str]:
+        """After a start: every app with an active version that its backend does not run
+        (the local backend's apps stop with the server) is deployed again."""
+        with self.db.session() as s:
+            apps = [
+                (a.id, a.active_bundle_id, self.ref(a))
+                for a in s.scalars(select(App).where(App.active_bundle_id.is_not(None)))
+            ]
+        started = []
+        for app_id, bundle_id, ref in apps:
+            try:
+                self.backend.status(ref)
+                continue
+            except NoSuchApp:
+                pass
+            except BackendError:
+                pass  # the backend cannot say: deploying again is what brings it back
+            started.append(self.submit_deploy(app_id, bundle_id, None))
+        return started
 
     # ---- versions -------------------------------------------------------------------
 

@@ -24,14 +24,7 @@ from rsconnect_harness import deploy_api, rsconnect_available
 from support import EXAMPLE_DIR, PLUMBLINE, free_port
 
 
-def _local_backend_available() -> bool:
-    import importlib.util
-
-    return importlib.util.find_spec("plumbline.platform.local") is not None
-
-
 pytestmark = [
-    pytest.mark.skipif(not _local_backend_available(), reason="no local backend in this tree"),
     pytest.mark.slow,
     pytest.mark.skipif(not rsconnect_available(), reason="r-cran-rsconnect missing"),
 ]
