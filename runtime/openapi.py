@@ -45,7 +45,7 @@ def build(spec: PlumberFile, root_path: str = "") -> dict:
         item = paths.setdefault(ep.path.openapi_path, {})
         for verb in ep.verbs:
             item.setdefault(verb.lower(), _operation(ep, verb))
-    document = {
+    document: dict[str, object] = {
         "openapi": "3.0.3",
         "info": {
             "title": spec.info.title or "API Title",

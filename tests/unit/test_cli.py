@@ -80,7 +80,7 @@ def test_one_meaning_per_flag_name():
     options = _options()
     assert set(options["--timeout"]) == {"serve"}  # a request's limit in R
     assert set(options["--rollout-timeout"]) == {"deploy", "restart", "scale", "rollback"}
-    assert set(options["--host"]) == {"serve"}  # an address to listen on
+    assert set(options["--host"]) == {"serve", "server"}  # an address to listen on
     assert "--ingress-host" in options and "up" in options["--ingress-host"]
 
 
