@@ -145,3 +145,21 @@ def test_one_haproxy_routes_several_apps_each_to_its_own_replicas(tmp_path):
     assert "acl app-orders_path path /orders" in config
     orders = config.split("\nbackend app-orders\n")[1]
     assert "server r1 127.0.0.1:40002" in orders and "40001" not in orders
+
+
+@pytest.mark.skipif(shutil.which("haproxy") is None, reason="haproxy not installed")
+def test_apps_by_host_and_by_stripped_prefix(tmp_path):
+    from plumbline.platform.local.haproxy import Route
+    apps = [AppRoutes("app-a", (Route("prefix", "/content/a.b"),), strip="/content/a.b",
+                      server_timeout=90),
+            AppRoutes("app-b", (Route("prefix", "/"),), host="b.example.com")]
+    config = render_config(apps=apps, bind_host="127.0.0.1", port=18080,
+                           admin_socket=tmp_path / "admin.sock", server_timeout=120)
+    check = haproxy_accepts(config, tmp_path)
+    assert check.returncode == 0, check.stderr
+    assert r"http-request replace-path ^/content/a\.b/?(.*)$ /\1" in config
+    assert "timeout server 90s" in config
+    assert "acl app-b_host req.hdr(host),field(1,:) -i b.example.com" in config
+    # the host's rule comes first: its app wins over a host-less app on the same path
+    assert config.index("use_backend app-b if app-b_host app-b_path") < \
+        config.index("use_backend app-a if app-a_path")
