@@ -75,7 +75,6 @@ class App(Base):
     title: Mapped[str | None] = mapped_column(String(200))
     owner_id: Mapped[int] = mapped_column(ForeignKey("users.id"), index=True)
     access_type: Mapped[str] = mapped_column(String(16), default="acl")
-    vanity_path: Mapped[str | None] = mapped_column(String(200), unique=True)
     host: Mapped[str | None] = mapped_column(String(253), unique=True)  # its own host name
     replicas: Mapped[int] = mapped_column(Integer, default=1)
     active_bundle_id: Mapped[int | None] = mapped_column(Integer)  # no FK: bundles point here

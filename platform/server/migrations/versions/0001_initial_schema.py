@@ -54,7 +54,6 @@ def upgrade() -> None:
         sa.Column("title", sa.String(length=200), nullable=True),
         sa.Column("owner_id", sa.Integer(), nullable=False),
         sa.Column("access_type", sa.String(length=16), nullable=False),
-        sa.Column("vanity_path", sa.String(length=200), nullable=True),
         sa.Column("host", sa.String(length=253), nullable=True),
         sa.Column("replicas", sa.Integer(), nullable=False),
         sa.Column("active_bundle_id", sa.Integer(), nullable=True),
@@ -68,7 +67,6 @@ def upgrade() -> None:
         sa.UniqueConstraint("guid"),
         sa.UniqueConstraint("name"),
         sa.UniqueConstraint("slug"),
-        sa.UniqueConstraint("vanity_path"),
         sa.UniqueConstraint("host"),
     )
     with op.batch_alter_table("apps", schema=None) as batch_op:
