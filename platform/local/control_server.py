@@ -1,10 +1,11 @@
 """The local host's control server: the API of control.py on a private Unix socket.
 
 Every change goes through an app's `submit()` (or the host, which adds and removes apps),
-so each app's supervisor loop stays the only thread that changes its replicas. A request is answered only when it comes from this user (the socket's
-peer credentials), carries no Origin header (a browser always sends one on a cross-origin
-POST) and, when it has a body, the body is application/json (a web page cannot send that to
-another origin without a CORS preflight, which this server never grants).
+so each app's supervisor loop stays the only thread that changes its replicas. A request is
+answered only when it comes from this user (the socket's peer credentials), carries no
+Origin header (a browser always sends one on a cross-origin POST) and, when it has a body,
+the body is application/json (a web page cannot send that to another origin without a CORS
+preflight, which this server never grants).
 """
 from __future__ import annotations
 

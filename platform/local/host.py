@@ -74,10 +74,10 @@ class LocalHost:
         return cluster
 
     def _log_haproxy(self, line: str) -> None:
-        for cluster in list(self.clusters.values()):
-            cluster._log("haproxy", line)
-            return
-        self.say(f"haproxy | {line}")
+        if self.main is not None:  # one app: HAProxy's lines are part of its logs
+            self.main._log("haproxy", line)
+        else:
+            self.say(f"haproxy | {line}")
 
     # ---- what the control server asks (any thread) ---------------------------------------
 

@@ -57,6 +57,10 @@ class Server:
         caller.require(role)
         return caller
 
+    def stop_taking_tasks(self) -> None:
+        """Queued tasks are dropped (the next start marks them failed); running ones go on."""
+        self.tasks.pool.shutdown(wait=False, cancel_futures=True)
+
     def close(self) -> None:
         self.tasks.wait_idle()
         self.db.dispose()

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import collections
 import hashlib
-import json
 import logging
 import secrets
 import threading
@@ -173,15 +172,16 @@ class FailureLimiter:
             failures.append(self.clock())
             count = len(failures)
         log.warning(
-            json.dumps(
-                {
+            "authentication failed",
+            extra={
+                "fields": {
                     "event": "auth_failed",
                     "client": client,
                     "reason": reason,
                     "path": path,
                     "failures_in_window": count,
                 }
-            )
+            },
         )
 
     def _recent(self, client: str) -> collections.deque:

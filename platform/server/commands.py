@@ -5,12 +5,12 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import logging
 import re
 import signal
 
 from plumbline.exits import CommandError, ExitCode
 from plumbline.platform.server import config as server_config
+from plumbline.runtime import logs
 
 ACTIONS = ("run", "bootstrap", "migrate")
 
@@ -99,25 +99,18 @@ def cmd_run(args) -> int:
     from plumbline.platform.server.backends import open_backend
 
     config = _config(args)
-    _Uvicorn = _uvicorn_server()
-    logging.basicConfig(level=logging.INFO, format="%(message)s")
+    logs.configure("info")  # one JSON object a line, as every plumbline log
     try:
         opened = open_backend(config)
     except BackendError as exc:
         raise CommandError(str(exc)) from None
+    server = None
     try:
         server = Server(opened.config, opened.backend)
         server.reconcile()
-        app = create_app(server)
-        print(
-            f"plumbline server on http://{config.host}:{config.port} (database "
-            f"{_safe_url(config)}, {config.backend} backend, apps at "
-            f"{opened.config.apps_url or opened.config.url}, data in {config.data_dir})",
-            flush=True,
-        )
-        uv = _Uvicorn(
+        uv = _uvicorn_server()(
             uvicorn.Config(
-                app,
+                create_app(server),
                 host=config.host,
                 port=config.port,
                 log_config=None,
@@ -128,12 +121,19 @@ def cmd_run(args) -> int:
         )
         for signum in (signal.SIGINT, signal.SIGTERM):
             signal.signal(signum, lambda *_: setattr(uv, "should_exit", True))
-        try:
-            uv.run()
-        finally:
-            server.close()
+        print(
+            f"plumbline server on http://{config.host}:{config.port} (database "
+            f"{_safe_url(config)}, {config.backend} backend, apps at "
+            f"{opened.config.apps_url or opened.config.url}, data in {config.data_dir})",
+            flush=True,
+        )
+        uv.run()
     finally:
-        opened.close()
+        if server is not None:
+            server.stop_taking_tasks()
+        opened.close()  # the local backend's apps drain and stop; running tasks end
+        if server is not None:
+            server.close()
     return 0
 
 

@@ -213,7 +213,8 @@ def test_failed_authentications_are_rate_limited_and_logged(make_server, caplog)
     with caplog.at_level("WARNING", logger="plumbline.server.auth"):
         for _ in range(3):
             assert bad.get("/__api__/users/current").status_code == 401
-    assert sum("auth_failed" in r.getMessage() for r in caplog.records) == 3
+    failures = [r for r in caplog.records if getattr(r, "fields", {}).get("event") == "auth_failed"]
+    assert len(failures) == 3 and failures[-1].fields["failures_in_window"] == 3
     limited = bad.get("/__api__/users/current")
     assert limited.status_code == 429 and int(limited.headers["retry-after"]) >= 1
     # the address is blocked, whatever key it sends now
