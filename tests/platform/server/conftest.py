@@ -12,6 +12,7 @@ import uvicorn
 from postgres_harness import Postgres
 from recording_backend import RecordingBackend
 from support import free_port
+from task_follower import wait_task
 
 from plumbline.platform.server import auth
 from plumbline.platform.server.app import Server, create_app
@@ -82,17 +83,7 @@ class RunningServer:
         return httpx.Client(base_url=self.url, headers=headers, timeout=60)
 
     def wait_task(self, client: httpx.Client, task_id: str, timeout: float = 120) -> dict:
-        """Poll the task as rsconnect does; the whole output and the final state."""
-        first, lines = 0, []
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            task = client.get(f"/__api__/tasks/{task_id}", params={"first_status": first}).json()
-            lines += task["status"]
-            first = task["last_status"]
-            if task["finished"]:
-                return {**task, "output": lines}
-            time.sleep(0.1)
-        raise AssertionError(f"task {task_id} did not finish: {lines}")
+        return wait_task(client, task_id, timeout)
 
 
 @pytest.fixture

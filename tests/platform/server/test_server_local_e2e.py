@@ -22,6 +22,7 @@ import httpx
 import pytest
 from rsconnect_harness import deploy_api, rsconnect_available
 from support import EXAMPLE_DIR, PLUMBLINE, free_port
+from task_follower import wait_task
 
 
 pytestmark = [
@@ -104,16 +105,17 @@ class ServerProcess:
         return httpx.Client(base_url=base or self.url, headers=headers, timeout=120)
 
     def wait_task(self, key: str, task_id: str, timeout: float = 600) -> dict:
-        client, first, lines = self.client(key), 0, []
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            task = client.get(f"/__api__/tasks/{task_id}", params={"first_status": first}).json()
-            lines += task["status"]
-            first = task["last_status"]
-            if task["finished"]:
-                return {**task, "output": lines}
-            time.sleep(0.3)
-        raise AssertionError(f"task {task_id} did not finish: {lines}")
+        return wait_task(self.client(key), task_id, timeout, poll=0.3)
+
+    def publish(self, folder: Path) -> subprocess.CompletedProcess:
+        """`plumbline publish FOLDER` as alice, from a shell."""
+        return subprocess.run(
+            [*PLUMBLINE, "publish", str(folder), "--server", self.url],
+            capture_output=True,
+            text=True,
+            timeout=600,
+            env={**self.env, "PLUMBLINE_API_KEY": self.alice_key},
+        )
 
 
 @pytest.fixture(scope="module")
@@ -216,23 +218,11 @@ def test_a_broken_version_fails_and_the_running_one_keeps_serving(server, tmp_pa
     broken = tmp_path / "big-api"
     broken.mkdir()
     (broken / "plumber.R").write_text('#* @get /info\nfunction() {\n  stop("never"\n}\n')
-    done = subprocess.run(
-        [*PLUMBLINE, "publish", str(broken), "--server", server.url],
-        capture_output=True,
-        text=True,
-        timeout=600,
-        env={**server.env, "PLUMBLINE_API_KEY": server.alice_key},
-    )
+    done = server.publish(broken)
     assert done.returncode == 1 and "R syntax error: plumber.R:" in done.stdout
     # an app that parses but fails in R at load time: the backend refuses the rollout
     (broken / "plumber.R").write_text('stop("model missing")\n#* @get /info\nfunction() 1\n')
-    done = subprocess.run(
-        [*PLUMBLINE, "publish", str(broken), "--server", server.url],
-        capture_output=True,
-        text=True,
-        timeout=600,
-        env={**server.env, "PLUMBLINE_API_KEY": server.alice_key},
-    )
+    done = server.publish(broken)
     assert done.returncode == 1 and "model missing" in done.stdout, done.stdout
     assert answer(server, server.alice_key).text == f"v1 {BIG}"
 
@@ -241,13 +231,7 @@ def test_a_second_app_beside_the_first(server, tmp_path):
     folder = tmp_path / "parity-api"
     folder.mkdir()
     (folder / "plumber.R").write_bytes((EXAMPLE_DIR / "plumber.R").read_bytes())
-    done = subprocess.run(
-        [*PLUMBLINE, "publish", str(folder), "--server", server.url],
-        capture_output=True,
-        text=True,
-        timeout=600,
-        env={**server.env, "PLUMBLINE_API_KEY": server.alice_key},
-    )
+    done = server.publish(folder)
     assert done.returncode == 0, done.stdout + done.stderr
     alice = server.client(server.alice_key)
     patched = alice.patch("/__api__/v1/apps/parity-api", json={"access_type": "all"}).json()
