@@ -9,6 +9,7 @@ a rollout that fails is undone by the backend, and the active version stays.
 
 from __future__ import annotations
 
+import json
 import shutil
 from pathlib import Path
 
@@ -24,6 +25,7 @@ from plumbline.platform.server.validate import check_app_folder
 from plumbline.platform.spec.appspec import AppSpec, SpecError, build_spec
 
 CONTENT_PREFIX = "/content"
+MANIFEST_LIMIT = 4 * 1024 * 1024
 
 
 def content_path(name: str) -> str:
@@ -112,6 +114,7 @@ class Deployer:
                 _noted(exc, "nothing was changed (the running version keeps serving)")
             ) from None
         with self.db.session() as s:
+            s.get(Bundle, bundle_id).manifest = _manifest(folder)
             app = s.get(App, app_id)
             spec = self._spec(s, app, folder)
         ctx.emit(
@@ -320,6 +323,19 @@ class Deployer:
         if not result.ok:
             raise TaskFailed(result.verdict)
         ctx.emit(result.verdict)
+
+
+def _manifest(folder: Path) -> str | None:
+    """The bundle's manifest.json (rsconnect's: its R packages), kept for the versions list."""
+    path = folder / "manifest.json"
+    try:
+        if path.is_file() and not path.is_symlink() and path.stat().st_size <= MANIFEST_LIMIT:
+            text = path.read_text(encoding="utf-8")
+            json.loads(text)
+            return text
+    except (OSError, ValueError):
+        pass
+    return None
 
 
 def _noted(message, note: str) -> str:

@@ -45,6 +45,7 @@ def test_rsconnect_deploys_and_redeploys(make_server, tmp_path):
     assert len(apps) == 1  # the same app, a new version
     versions = admin.get(f"/__api__/v1/apps/{apps[0]['id']}/versions").json()["versions"]
     assert [v["active"] for v in versions] == [True, False]
+    assert "plumber" in versions[0]["packages"]  # from rsconnect's manifest.json
 
 
 def test_rsconnect_shows_why_a_deploy_failed(make_server, tmp_path):
