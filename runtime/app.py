@@ -1,12 +1,13 @@
 """The ASGI application: plumbline's own endpoints in Python, everything else to R.
 
 Order, per request: our endpoints (/livez, /readyz, /metrics, and /health and /openapi.json
-unless plumber.R defines GET on them), Swagger UI, the plumber.R's endpoints (to a worker),
-its @assets folders, then unmatched requests: to a worker when plumber.R has filters or a
-`#* @plumber` block (see routing.r_sees_everything), else 404/405 in Python with plumber's
-body. Assets are served from Python; in the former case (filters may guard them, as with
-auth) a request for a path that passed our traversal checks goes to R instead, so the
-filters run as in plumber.
+unless plumber.R defines GET on them), Swagger UI, then plumber's router as R reported it
+(routing.py): an endpoint goes to a worker (labelled with its route); a static folder
+(@assets, pr_static()) is served from Python; what no endpoint matches goes to a worker
+when R code may answer it (filters, hooks, handlers, a mounted router: see
+routing.r_sees_everything), else gets plumber's 404/405 from Python. With such R code,
+filters may guard assets too (as with auth): a request for a path that passed our traversal
+checks then goes to R, so the filters run as in plumber.
 
 Pure ASGI, no framework router: the proxy path costs one dict lookup, one route match and a
 few attribute reads on top of the R call.
@@ -91,16 +92,17 @@ class PlumblineApp:
             scope["plumbline.route"] = match.endpoint.route
             await self.proxy(scope, receive, send, match.endpoint)
             return
-        if self.assets is not None and (found := self.assets.find(path)) is not None:
-            scope["plumbline.route"] = found[0].route
+        if match.assets is not None and self.assets is not None:
+            scope["plumbline.route"] = match.route
+            folder = self.assets.folder(match.assets)
             if not self.forward_unmatched:
-                await self.assets.serve(scope, receive, send, *found)
-            elif self.assets.is_safe(*found):  # filters (auth, ...) must see asset requests too
+                await self.assets.serve(scope, receive, send, folder, match.rest)
+            elif self.assets.is_safe(folder, match.rest):  # filters (auth, ...) see them too
                 await self.proxy(scope, receive, send, None)
             else:
                 await send_error(send, 403, "forbidden path")
             return
-        if self.forward_unmatched:
+        if self.forward_unmatched or match.in_r:
             await self.proxy(scope, receive, send, None)
         elif match.allowed:
             allow = ", ".join(v for v in _VERB_ORDER if v in match.allowed)

@@ -1,4 +1,5 @@
-"""Serve each `#* @assets ./dir /mount` folder from Python, never outside that folder.
+"""Serve each static folder (`#* @assets ./dir /mount`, `pr_static()`) from Python, never
+outside that folder. Which folder a request is for is the router's call (routing.py).
 
 The path is checked as sent (still percent-encoded): encoded slashes, backslashes, NUL and
 any `.`/`..` segment (also when written %2e%2e) are refused with 403 before touching the
@@ -51,42 +52,32 @@ _PLUMBER_TYPES = {
 
 
 @dataclass(frozen=True)
-class Mount:
+class Folder:
     prefix: str   # URL prefix without a trailing slash ("" for "/")
     root: str     # real path of the folder
     route: str    # label for metrics and logs
 
-    def relative(self, path: str) -> str | None:
-        """The part of the (raw) path under this mount, or None when it is not under it."""
-        if not self.prefix:
-            return path.lstrip("/")
-        if path == self.prefix or path.startswith(self.prefix + "/"):
-            return path[len(self.prefix):].lstrip("/")
-        return None
-
 
 class AssetFolders:
     def __init__(self, assets: tuple[Assets, ...], base_dir: Path):
-        self.mounts = tuple(
-            Mount(a.mount.rstrip("/"), os.path.realpath(base_dir / a.directory), a.mount)
-            for a in assets)
+        # plumber resolves the folder against the working directory, the plumber.R's folder
+        self._folders = {
+            a: Folder(a.mount.rstrip("/"), os.path.realpath(base_dir / a.directory), a.mount)
+            for a in assets}
+        self.folders = tuple(self._folders.values())
 
-    def find(self, path: str) -> tuple[Mount, str] | None:
-        for mount in self.mounts:
-            rest = mount.relative(path)
-            if rest is not None:
-                return mount, rest
-        return None
+    def folder(self, assets: Assets) -> Folder:
+        return self._folders[assets]
 
-    def is_safe(self, mount: Mount, rest: str) -> bool:
-        return _resolve(mount.root, rest) is not None
+    def is_safe(self, folder: Folder, rest: str) -> bool:
+        return _resolve(folder.root, rest) is not None
 
-    async def serve(self, scope, receive, send, mount: Mount, rest: str) -> None:
+    async def serve(self, scope, receive, send, folder: Folder, rest: str) -> None:
         if scope["method"] not in ("GET", "HEAD"):
             await send_error(send, 405, "405 - Method Not Allowed",
                              headers=[(b"allow", b"GET, HEAD")])
             return
-        target = _resolve(mount.root, rest)
+        target = _resolve(folder.root, rest)
         if target is None:
             await send_error(send, 403, "forbidden path")
             return

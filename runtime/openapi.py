@@ -1,8 +1,10 @@
-"""The OpenAPI 3.0.3 document of a plumber.R, built once from its parsed annotations.
+"""The OpenAPI 3.0.3 document of a plumber.R, built once from plumber's route table.
 
 Shaped like plumber's own /openapi.json (same info defaults, path templates, parameter
 schemas, the function's undocumented arguments, 500/default responses) plus request bodies
-for POST/PUT/PATCH, so Swagger UI can send them.
+for POST/PUT/PATCH, so Swagger UI can send them. Every route is there: annotated ones, routes
+added in R code and mounted routers' (under their prefix). When the app customises its spec
+in R (pr_set_api_spec()), the document is plumber's own, as the worker reported it.
 """
 from __future__ import annotations
 
@@ -10,7 +12,7 @@ import json
 import re
 from dataclasses import replace
 
-from plumbline.endpoints import Endpoint, Formal, Param, PlumberFile, Serializer
+from plumbline.endpoints import Endpoint, Param, PlumberFile, Serializer, formal_type, r_literal
 
 _FORMATS = {"integer": "int64", "number": "double"}
 _PARSER_TYPES = {
@@ -36,7 +38,6 @@ _SERIALIZER_TYPES = {
 }
 _BODY_VERBS = ("POST", "PUT", "PATCH")
 _NOT_PARAMS = {"req", "res", "..."}  # plumber supplies these; never client parameters
-_NUMBER = re.compile(r"-?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?")
 
 
 def build(spec: PlumberFile, root_path: str = "") -> dict:
@@ -51,15 +52,24 @@ def build(spec: PlumberFile, root_path: str = "") -> dict:
             "title": spec.info.title or "API Title",
             "description": spec.info.description or "API Description",
             "version": spec.info.version or "1.0.0",
+            **spec.info.extra,
         },
-        "paths": paths,
     }
+    if spec.info.tags:
+        document["tags"] = [dict(tag) for tag in spec.info.tags]
+    document["paths"] = paths
     if root_path:  # behind a path prefix: Swagger UI's "Try it out" must call through it
         document["servers"] = [{"url": root_path}]
     return document
 
 
 def render(spec: PlumberFile, root_path: str = "") -> bytes:
+    if spec.openapi is not None:  # the app's own spec, as plumber serves it
+        if not root_path:
+            return spec.openapi.encode()
+        own = json.loads(spec.openapi)
+        own.setdefault("servers", [{"url": root_path}])
+        return json.dumps(own, separators=(",", ":")).encode()
     return json.dumps(build(spec, root_path), separators=(",", ":")).encode()
 
 
@@ -105,34 +115,22 @@ def _params(ep: Endpoint) -> tuple[list[Param], dict[str, object]]:
     them: an argument without a default is required; a literal default gives the type and
     the schema's default. Returns the params and those defaults by name."""
     formals = {f.name: f for f in ep.formals if f.name not in _NOT_PARAMS}
-    params = [replace(p, required=formals[p.name].default is None) if p.name in formals else p
+    params = [replace(p, required=formals[p.name].required) if p.name in formals else p
               for p in ep.params]
     documented = {p.name for p in ep.params}
     defaults = {}
     for formal in formals.values():
-        literal = _literal(formal)
-        if literal is not None:
-            defaults[formal.name] = literal[1]
+        if formal.type is not None:  # plumber evaluated the default (route report)
+            value = formal.value
+        else:
+            literal = r_literal(formal.default)
+            value = literal[1] if literal is not None else None
+        if value is not None and not isinstance(value, (list, dict)):
+            defaults[formal.name] = value
         if formal.name not in documented:
-            kind = literal[0] if literal else "string"
-            params.append(Param(formal.name, kind, required=formal.default is None))
+            kind, is_array = formal_type(formal)
+            params.append(Param(formal.name, kind, is_array, required=formal.required))
     return params, defaults
-
-
-def _literal(formal: Formal) -> tuple[str, object] | None:
-    """(OpenAPI type, value) of a default written as an R scalar literal, else None."""
-    source = (formal.default or "").strip()
-    if source in ("TRUE", "T", "FALSE", "F"):
-        return "boolean", source.startswith("T")
-    if source.endswith("L") and re.fullmatch(r"-?\d+", source[:-1]):
-        return "integer", int(source[:-1])
-    if _NUMBER.fullmatch(source):
-        value = float(source)
-        return "number", int(value) if value.is_integer() else value
-    m = re.fullmatch(r"\"([^\"\\]*)\"|'([^'\\]*)'", source)
-    if m:
-        return "string", m.group(1) if m.group(1) is not None else m.group(2)
-    return None
 
 
 def _schema(kind: str, is_array: bool, default: object = None) -> dict:
@@ -188,6 +186,8 @@ def _responses(ep: Endpoint) -> dict:
 def _serializer_type(serializer: Serializer | None) -> str:
     if serializer is None:
         return "application/json"
+    if serializer.content_type:  # as plumber's responsesSpecification reads it
+        return re.split(r"[ ;]", serializer.content_type)[0]
     if serializer.name == "contentType":
         m = re.search(r"type\s*=\s*[\"']([^\"']+)[\"']", serializer.args)
         return m.group(1) if m else "application/octet-stream"

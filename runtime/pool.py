@@ -183,6 +183,9 @@ class WorkerPool:
         self._generation = 0
         self._closing = False
         self.in_flight = 0
+        # plumber's route table as the first loaded worker reported it (JSON bytes; see
+        # plumbline/routes.py), None when no worker described it.
+        self.route_report: bytes | None = None
         self.restart_counts: dict[str, int] = {reason: 0 for reason in RESTART_REASONS}
 
     # ---- public interface -------------------------------------------------------------
@@ -219,9 +222,16 @@ class WorkerPool:
             await self._shutdown(kill=True)
             raise
         if self._config.health_path:
-            self._health_task = asyncio.create_task(self._health_loop(), name="plumbline-health")
+            self.start_health_checks(self._config.health_path)
         _log(logging.INFO, "pool_started", "first worker ready",
              workers=self._config.workers, plumber_file=str(self._config.plumber_file))
+
+    def start_health_checks(self, path: str) -> None:
+        """Call the app's own GET `path` on idle workers every health_interval (once started,
+        a second call changes nothing)."""
+        if self._health_task is None and not self._closing:
+            self._health_task = asyncio.create_task(self._health_loop(path),
+                                                    name="plumbline-health")
 
     async def call(self, request: WorkerRequest) -> WorkerResponse:
         if self._closing:
@@ -424,7 +434,7 @@ class WorkerPool:
         """None once the worker reports ready, else why it did not load."""
         try:
             async with asyncio.timeout(self._config.startup_timeout):
-                header, _ = await read_frame(worker.reader)
+                header, body = await read_frame(worker.reader)
         except TimeoutError:
             worker.kill("load_failed")
             return f"the app did not finish loading within {self._config.startup_timeout} s"
@@ -434,6 +444,8 @@ class WorkerPool:
             worker.kill("load_failed")
             return f"the worker ended before it finished loading{code}"
         if header.get("type") == "ready":
+            if body and self.route_report is None:  # every worker loads the same file
+                self.route_report = body
             return None
         worker.kill("load_failed")
         return str(header.get("message", "unknown load failure"))
@@ -492,9 +504,9 @@ class WorkerPool:
 
     # ---- health checks ----------------------------------------------------------------
 
-    async def _health_loop(self) -> None:
+    async def _health_loop(self, path: str) -> None:
         request = WorkerRequest(
-            method="GET", path=self._config.health_path, query_string="",
+            method="GET", path=path, query_string="",
             headers=[("host", "127.0.0.1"), ("user-agent", "plumbline-health-check")],
         )
         while True:

@@ -1,10 +1,12 @@
 """`plumbline serve`: parse plumber.R, start the R workers, then listen; drain on SIGTERM.
 
-Exit codes are plumbline.exits.ExitCode. Order matters. Annotations are checked first
-(exit 2, file:line on stderr). The worker pool
-starts before the port is bound, so a plumber.R that fails to load in R exits 3 with R's
-message and a load balancer never sees the port open. Then uvicorn serves on a socket we
-bound ourselves (a busy port is a clear message and exit 4).
+Exit codes are plumbline.exits.ExitCode. Order matters. Annotations are checked first (exit
+2, file:line on stderr), except what only R can judge (a serializer or parser the app
+registers itself). The worker pool starts before the port is bound, so a plumber.R that fails
+to load in R exits 3 with R's message and a load balancer never sees the port open. The
+first loaded worker reports plumber's own route table: from then on the app routes,
+documents and labels by it (the annotation parser's reading stays the fallback). Then
+uvicorn serves on a socket we bound ourselves (a busy port is a clear message and exit 4).
 
 Stopping (SIGTERM or SIGINT): /readyz turns 503 at once while requests are still served for
 drain-delay seconds, so load balancers and Kubernetes endpoints take the pod out first; then
@@ -28,6 +30,7 @@ from typing import Any
 import uvicorn
 import uvloop
 
+from plumbline import routes
 from plumbline.annotations import AnnotationError, parse_file
 from plumbline.endpoints import PlumberFile
 from plumbline.exits import ExitCode
@@ -43,16 +46,19 @@ log = logging.getLogger("plumbline.server")
 
 def run(plumber_file: str | Path, config: ServeConfig) -> int:
     logs.configure(config.log_level)
+    unsure: AnnotationError | None = None
     try:
         spec = parse_file(plumber_file)
     except AnnotationError as exc:
-        print(f"plumbline serve: {exc}", file=sys.stderr)
-        return EXIT_USAGE
+        if not exc.r_decides:
+            print(f"plumbline serve: {exc}", file=sys.stderr)
+            return EXIT_USAGE
+        unsure, spec = exc, PlumberFile(str(plumber_file), ())  # R will tell
     except (OSError, UnicodeDecodeError) as exc:
         print(f"plumbline serve: cannot read {plumber_file}: {exc}", file=sys.stderr)
         return EXIT_USAGE
     with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
-        return runner.run(_serve(spec, config))
+        return runner.run(_serve(spec, config, unsure))
 
 
 def pool_config(spec: PlumberFile, config: ServeConfig) -> PoolConfig:
@@ -100,7 +106,20 @@ class _Stop:
         (self.first, self.again, self.third)[min(self.count, 3) - 1].set()
 
 
-async def _serve(spec: PlumberFile, config: ServeConfig) -> int:
+def route_table(spec: PlumberFile, report: bytes | None) -> PlumberFile:
+    """plumber's route table from a worker's report; the annotations' reading without one."""
+    if not report:
+        return spec
+    try:
+        return routes.from_report(report, spec.path)
+    except (ValueError, KeyError, TypeError) as exc:  # a report this version cannot read
+        log.warning({"message": "could not read the worker's route report; routing by the "
+                                "annotations", "error": str(exc)})
+        return spec
+
+
+async def _serve(spec: PlumberFile, config: ServeConfig,
+                 unsure: AnnotationError | None = None) -> int:
     loop = asyncio.get_running_loop()
     stop = _Stop()
     for signum in (signal.SIGTERM, signal.SIGINT):
@@ -122,6 +141,15 @@ async def _serve(spec: PlumberFile, config: ServeConfig) -> int:
     except AppLoadError as exc:
         print(f"plumbline serve: {spec.path} failed to load in R:\n{exc.message}", file=sys.stderr)
         return EXIT_APP_LOAD
+    if unsure is not None and not pool.route_report:
+        print(f"plumbline serve: {unsure}", file=sys.stderr)
+        await pool.close(config.graceful_timeout)
+        return EXIT_USAGE
+    spec = route_table(spec, pool.route_report)
+    if spec.has_route("GET", "/health") and config.health_interval:
+        pool.start_health_checks("/health")  # also when the app adds it in R code
+    log.info({"message": "routes", "source": spec.source, "endpoints": len(spec.endpoints),
+              "in_code": sum(ep.in_code for ep in spec.endpoints)})
 
     try:
         sock = _bind(config.host, config.port)

@@ -21,6 +21,7 @@ import warnings
 from pathlib import Path
 
 from plumbline.exits import ExitCode
+from plumbline.routes import REPORT_R
 from plumbline.runtime.protocol import (
     WorkerRequest,
     WorkerResponse,
@@ -36,6 +37,8 @@ EXIT_LOAD_FAILED = ExitCode.APP_LOAD
 
 BRIDGE_R = Path(__file__).with_name("bridge.R")
 FASTPATH_R = Path(__file__).with_name("fastpath.R")
+# plumber's router described for the Python side (shared with the control plane).
+ROUTE_REPORT_R = REPORT_R
 
 
 def _parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -79,8 +82,9 @@ class RBridge:
         callbacks.consolewrite_warnerror = _write_stderr
         self._ri = ri
         bridge = ri.evalr("new.env(parent = globalenv())")
-        for source in (BRIDGE_R, FASTPATH_R):
+        for source in (BRIDGE_R, FASTPATH_R, ROUTE_REPORT_R):
             ri.baseenv["sys.source"](str(source), envir=bridge)
+        self._bridge = bridge
         self._load = bridge["plumbline_load"]
         self._exit = bridge["plumbline_exit"]
         self._handle = _HandleCall(bridge["plumbline_handle"], openrlib.rlib, openrlib.ffi)
@@ -94,6 +98,19 @@ class RBridge:
             ri.BoolSexpVector([inline_futures]),
         )
         return None if result is ri.NULL or len(result) == 0 else str(result[0])
+
+    def route_report(self, plumber_file: Path) -> bytes:
+        """plumber's router as loaded (JSON, see plumbline/routes.py); b"" if R failed to
+        describe it (the pool then keeps the annotation parser's reading)."""
+        ri = self._ri
+        try:
+            pr = self._bridge["plumbline"]["pr"]
+            report = self._bridge["plumbline_route_report_json"](
+                pr, ri.StrSexpVector([str(plumber_file)]))
+            return str(report[0]).encode()
+        except Exception:  # noqa: BLE001 - never fail a loaded worker over its description
+            _write_stderr("plumbline: could not describe the router:\n" + traceback.format_exc())
+            return b""
 
     def exit(self) -> None:
         self._exit()
@@ -216,7 +233,9 @@ def serve(args: argparse.Namespace) -> int:
     if error is not None:
         write_all(out, encode_frame({"type": "load_failed", "message": error}))
         return EXIT_LOAD_FAILED
-    write_all(out, encode_frame({"type": "ready", "pid": os.getpid()}))
+    # The ready frame's body is plumber's route table, for the pool to route and document by.
+    report = bridge.route_report(args.plumber_file.resolve())
+    write_all(out, encode_frame({"type": "ready", "pid": os.getpid()}, report))
 
     while True:
         frame = read_frame_blocking(requests)

@@ -62,7 +62,8 @@ def test_fixture_annotations():
     ("/flag/<flag:bool>/<name>", "/flag/TRUE/bob", {"flag": "TRUE", "name": "bob"}),
     ("/flag/<flag:bool>/<name>", "/flag/maybe/bob", None),
     ("/blob/<ids:[int]>", "/blob/1,2,3", {"ids": "1,2,3"}),
-    ("/a.b", "/aXb", None),
+    ("/a.b", "/aXb", {}),  # plumber does not escape a path's literal parts
+    ("/a.b", "/a.bc", None),
 ])
 def test_path_templates_match_like_plumber(template, path, expected):
     assert PathTemplate.parse(template).match(path) == expected
