@@ -108,7 +108,8 @@ def parse_source(source: str, path: str = "plumber.R") -> PlumberFile:
             assets.append(Assets(directory, mount, line))
         elif block.modifier:
             router_blocks.append(block.modifier)
-    endpoints = tuple(ep for group in _routing_order(filters) for ep in groups.get(group, ()))
+    endpoints = tuple(ep for group in _routing_order(filters, groups)
+                      for ep in groups.get(group, ()))
     return PlumberFile(path, endpoints, tuple(filters), tuple(assets), info,
                        router_lines(source))
 
@@ -120,11 +121,14 @@ def router_lines(source: str) -> tuple[int, ...]:
                  if _ROUTER_BLOCK.match(text))
 
 
-def _routing_order(filters: list[Filter]) -> list[str]:
+def _routing_order(filters: list[Filter], groups: dict) -> list[str]:
     """plumber's Plumber$route(): endpoints preempting "__first__", then each filter's
-    preempting endpoints (its default filters first), then those that preempt nothing."""
-    names = ["__first__", *DEFAULT_FILTERS, *(f.name for f in filters), "__no-preempt__"]
-    return list(dict.fromkeys(names))
+    preempting endpoints (its default filters first), then those that preempt nothing.
+    A filter only a @plumber block adds is placed after the annotated ones (R knows)."""
+    names = ["__first__", *DEFAULT_FILTERS, *(f.name for f in filters), *groups,
+             "__no-preempt__"]
+    return [name for name in dict.fromkeys(names) if name != "__no-preempt__"] + [
+        "__no-preempt__"]
 
 
 class _Block:

@@ -251,6 +251,7 @@ class Endpoint:
     in_code: bool = False  # added by R code (pr_get(), pr_handle(), a mounted router)
     # The path as its own router matches it (plumber strips mount prefixes before matching).
     local: PathTemplate | None = None
+    file: str | None = None  # the file `line` is in, when not the plumber.R (a mounted pr(file))
 
     @property
     def route(self) -> str:

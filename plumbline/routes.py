@@ -96,7 +96,7 @@ def from_report(report: str | bytes | dict, plumber_file: str | Path) -> Plumber
     path = str(plumber_file)
     endpoints: list[Endpoint] = []
     assets: list[Assets] = []
-    router = _router(data["router"], "", "", endpoints, assets)
+    router = _router(data["router"], "", "", endpoints, assets, data["router"].get("file"))
     top = data["router"]
     filters = tuple(Filter(f["name"], f.get("line")) for f in top.get("filters", ())
                     if not f.get("default"))
@@ -124,10 +124,12 @@ def join_paths(parent: str, child: str) -> str:
 
 
 def _router(node: dict, prefix: str, strip: str, endpoints: list[Endpoint],
-            assets: list[Assets]) -> RouterNode:
+            assets: list[Assets], top_file: str | None) -> RouterNode:
     """One router of the report. prefix: its full mount path as plumber documents it
     ("/a/b/"); strip: what plumber strips from a request path before this router sees it."""
-    own = tuple(_endpoint(ep, prefix, strip) for ep in node.get("endpoints", ()))
+    file = node.get("file")
+    other_file = file if file and file != top_file else None
+    own = tuple(_endpoint(ep, prefix, strip, other_file) for ep in node.get("endpoints", ()))
     endpoints.extend(own)
     mounts = []
     for mount in node.get("mounts", ()):
@@ -139,14 +141,14 @@ def _router(node: dict, prefix: str, strip: str, endpoints: list[Endpoint],
             mounts.append(Mount(where, assets=folder))
         else:
             mounts.append(Mount(where, router=_router(sub, full, strip + where[:-1], endpoints,
-                                                      assets)))
+                                                      assets, top_file)))
     answers_in_r = (any(not f.get("default") for f in node.get("filters", ()))
                     or bool(_REQUEST_HOOKS & set(node.get("hooks", ())))
                     or bool(node.get("custom_404")))
     return RouterNode(own, tuple(mounts), answers_in_r)
 
 
-def _endpoint(ep: dict, prefix: str, strip: str) -> Endpoint:
+def _endpoint(ep: dict, prefix: str, strip: str, file: str | None) -> Endpoint:
     params = tuple(PathParam(p["name"], p["type"], bool(p["is_array"]))
                    for p in ep.get("path_params", ()))
     local = PathTemplate.from_plumber(ep["path"], ep["regex"], params)
@@ -172,6 +174,7 @@ def _endpoint(ep: dict, prefix: str, strip: str) -> Endpoint:
         formals=tuple(_formal(f) for f in ep.get("formals", ())),
         in_code=bool(ep.get("in_code")),
         local=local if strip else None,
+        file=file,
     )
 
 

@@ -87,7 +87,7 @@ def _operation(ep: Endpoint, verb: str) -> dict:
     for p in ep.path.params:
         doc = documented.get(p.name)
         param = {"name": p.name, "in": "path", "required": True,
-                 "schema": _schema(p.type, p.is_array)}
+                 "schema": _schema(p.type, p.is_array, defaults.get(p.name))}
         if doc and doc.description:
             param["description"] = doc.description
         if p.is_array:
@@ -125,7 +125,7 @@ def _params(ep: Endpoint) -> tuple[list[Param], dict[str, object]]:
         else:
             literal = r_literal(formal.default)
             value = literal[1] if literal is not None else None
-        if value is not None and not isinstance(value, (list, dict)):
+        if value is not None and not isinstance(value, dict):
             defaults[formal.name] = value
         if formal.name not in documented:
             kind, is_array = formal_type(formal)
@@ -141,8 +141,10 @@ def _schema(kind: str, is_array: bool, default: object = None) -> dict:
         if kind in _FORMATS:
             one["format"] = _FORMATS[kind]
     schema = {"type": "array", "items": one} if is_array else one
-    if default is not None and not is_array:
-        schema["default"] = default
+    if default is not None:
+        # plumber writes `y = 1` of a `[dbl]` parameter as `"default": 1`, which OpenAPI
+        # tools refuse for an array: [1]
+        schema["default"] = [default] if is_array and not isinstance(default, list) else default
     return schema
 
 

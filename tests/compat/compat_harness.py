@@ -120,9 +120,10 @@ class Server:
         os.unlink(self._log.name)
 
 
-def start_plumber(plumber_file: Path, *, from_dir: bool = False) -> Server:
+def start_plumber(plumber_file: Path, *, from_dir: bool = False, docs: bool = False) -> Server:
     """Real plumber: `pr(file) |> pr_run()`, or `plumb(dir=)` when the folder has an entrypoint.R
-    that builds the router (from_dir)."""
+    that builds the router (from_dir); `docs` serves its /openapi.json (off by default, so
+    that plumber's GET /openapi.json is a 404 like any unknown path)."""
     port = free_port()
     packages = entrypoint_packages(plumber_file)
     lines = ["options(warn = 1)", "library(plumber)"]
@@ -131,7 +132,8 @@ def start_plumber(plumber_file: Path, *, from_dir: bool = False) -> Server:
         lines.append(f"router <- plumber::plumb(dir = {_r_string(str(plumber_file.parent))})")
     else:
         lines.append(f"router <- plumber::pr({_r_string(str(plumber_file))})")
-    lines.append(f'router |> plumber::pr_run(host = "127.0.0.1", port = {port}, docs = FALSE)')
+    lines.append(f'router |> plumber::pr_run(host = "127.0.0.1", port = {port}, '
+                 f'docs = {"TRUE" if docs else "FALSE"})')
     return Server("plumber", ["Rscript", "-e", "; ".join(lines)], plumber_file.parent, port, "/")
 
 
@@ -253,13 +255,14 @@ SELFCHECK = os.environ.get("PLUMBLINE_COMPAT_SELFCHECK") == "1"
 
 
 def launch_pair(plumber_file: Path, *, workers: int = 2, plumber_from_dir: bool = False,
-                plumbline_file: Path | None = None, flags: tuple[str, ...] = ()) -> ServerPair:
+                plumbline_file: Path | None = None, flags: tuple[str, ...] = (),
+                plumber_docs: bool = False) -> ServerPair:
     """Start both servers (their start-ups overlap); call wait_ready() before use."""
     if SELFCHECK:
-        plumbline = start_plumber(plumber_file, from_dir=plumber_from_dir)
+        plumbline = start_plumber(plumber_file, from_dir=plumber_from_dir, docs=plumber_docs)
     else:
         plumbline = start_plumbline(plumbline_file or plumber_file, workers=workers, flags=flags)
-    plumber = start_plumber(plumber_file, from_dir=plumber_from_dir)
+    plumber = start_plumber(plumber_file, from_dir=plumber_from_dir, docs=plumber_docs)
     return ServerPair(plumber, plumbline)
 
 
@@ -275,7 +278,8 @@ class PairSpec:
     EXAMPLE (folder under plumber's examples) or APP (a folder), FILE (default plumber.R),
     WORKERS (default 2), PLUMBER_FROM_DIR (plumber runs the folder's entrypoint.R),
     PLUMBLINE_FILE (plumbline serves this file instead; relative to the folder),
-    PLUMBLINE_FLAGS (more `plumbline serve` flags), NEEDS (R packages the app attaches)."""
+    PLUMBLINE_FLAGS (more `plumbline serve` flags), NEEDS (R packages the app attaches),
+    PLUMBER_DOCS (plumber serves its /openapi.json)."""
 
     plumber_file: Path
     workers: int
@@ -283,6 +287,7 @@ class PairSpec:
     plumbline_file: Path | None
     flags: tuple[str, ...]
     needs: tuple[str, ...]
+    plumber_docs: bool = False
 
     @classmethod
     def of(cls, owner) -> "PairSpec | None":
@@ -295,7 +300,8 @@ class PairSpec:
         other = getattr(owner, "PLUMBLINE_FILE", None)
         return cls(folder / getattr(owner, "FILE", "plumber.R"), getattr(owner, "WORKERS", 2),
                    getattr(owner, "PLUMBER_FROM_DIR", False), folder / other if other else None,
-                   tuple(getattr(owner, "PLUMBLINE_FLAGS", ())), tuple(getattr(owner, "NEEDS", ())))
+                   tuple(getattr(owner, "PLUMBLINE_FLAGS", ())), tuple(getattr(owner, "NEEDS", ())),
+                   bool(getattr(owner, "PLUMBER_DOCS", False)))
 
     def missing_package(self) -> str | None:
         return next((p for p in self.needs if not r_package_installed(p)), None)
@@ -303,7 +309,8 @@ class PairSpec:
     def launch(self) -> ServerPair:
         return launch_pair(self.plumber_file, workers=self.workers,
                            plumber_from_dir=self.plumber_from_dir,
-                           plumbline_file=self.plumbline_file, flags=self.flags)
+                           plumbline_file=self.plumbline_file, flags=self.flags,
+                           plumber_docs=self.plumber_docs)
 
 
 class Launcher:

@@ -344,17 +344,25 @@ class TestPromises:
 
 class TestOpenapiSpec:
     """15-openapi-spec has no plumber.R: its entrypoint.R builds the router in code
-    (Plumber$new(), pr$handle()). plumbline serves annotated files only, so it serves
-    tests/compat/apps/15-openapi-spec/plumber.R, the same endpoint as an annotation."""
+    (Plumber$new(), pr$handle(), pr$setApiSpec()). plumbline never runs an entrypoint.R, so
+    it serves tests/compat/apps/15-openapi-spec/plumber.R, the same code in a `#* @plumber`
+    block. plumber serves its docs here: the customised /openapi.json must be plumber's."""
 
     EXAMPLE = "15-openapi-spec"
     FILE = "entrypoint.R"
     PLUMBER_FROM_DIR = True
+    PLUMBER_DOCS = True
     PLUMBLINE_FILE = APPS / "15-openapi-spec" / "plumber.R"
 
     @pytest.mark.parametrize("query", ["num=1&num=2&num=3", "num=4", "num=a", ""])
     def test_sum(self, pair, query):
         pair.compare("GET", "/sum?" + query)
+
+    def test_customised_openapi_document_is_plumbers(self, pair):
+        ex = pair.compare("GET", "/openapi.json")
+        spec = ex.plumbline.json()
+        assert spec["paths"]["/sum"]["get"]["summary"] == "Sum numbers"
+        assert spec["paths"]["/sum"]["get"]["parameters"][0]["schema"]["minItems"] == 1
 
 
 class TestAttachment:

@@ -38,7 +38,8 @@ def test_fixture_document_covers_every_annotation():
     assert echo["get"]["tags"] == ["echo", "two words"]
     assert echo["get"]["description"] == "A longer description\non two lines."
     times = next(p for p in echo["get"]["parameters"] if p["name"] == "times")
-    assert times["schema"] == {"type": "array", "items": {"type": "integer", "format": "int64"}}
+    assert times["schema"] == {"type": "array", "items": {"type": "integer", "format": "int64"},
+                               "default": [1]}  # plumber: `"default": 1`, not valid OpenAPI
     blob = doc["paths"]["/blob/{ids}"]["put"]
     assert blob["parameters"][0]["in"] == "path" and blob["parameters"][0]["explode"] is False
     assert list(blob["requestBody"]["content"]) == ["application/octet-stream"]
