@@ -333,6 +333,10 @@ class PlumberFile:
     openapi: str | None = None
     # Where this description comes from: "plumber" (R's router) or "annotations" (no R).
     source: str = "annotations"
+    # Full prefixes ("/items/") of routers mounted in R code: every path under one is theirs.
+    mounted: tuple[str, ...] = ()
+    # What the reader could not settle (R could not load the file here, ...).
+    warnings: tuple[str, ...] = ()
 
     @property
     def routing(self) -> RouterNode:

@@ -36,23 +36,102 @@ matches); `from_report` joins prefixes for the full paths documents and ingress 
 from __future__ import annotations
 
 import json
+import os
 import re
 import shutil
 import subprocess
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from .annotations import router_lines
+from .annotations import AnnotationError, parse_file, router_lines
 from .endpoints import (
     ApiInfo, Assets, Endpoint, Filter, Formal, Mount, Param, PathParam, PathTemplate,
     PlumberFile, RouterNode, RouterOptions, Serializer,
 )
 
 REPORT_R = Path(__file__).with_name("route_report.R")
+SOURCE_VARIABLE = "PLUMBLINE_ROUTE_TABLE"  # where the control plane reads routes from
+SOURCES = ("auto", "r", "annotations")
 REPORT_FORMAT = 1
 _MARKER = "<<<plumbline-route-report>>>\n"
 # Hooks that run for every request (and may change or answer it); "exit" runs at shutdown.
 _REQUEST_HOOKS = frozenset({"preroute", "postroute", "preserialize", "postserialize"})
+
+
+def route_table(plumber_file: str | Path, attach: tuple[str, ...] = (),
+                source: str | None = None) -> PlumberFile:
+    """plumber's router when R is installed (one Rscript that parses and loads the file,
+    attaching `attach` first, as the runtime does), else the annotations (the fallback).
+
+    `source` (default: $PLUMBLINE_ROUTE_TABLE, else "auto") is "auto", "r" (R must load the
+    file: no fallback) or "annotations" (never start R). Raises AnnotationError for what
+    plumber would refuse as the annotation reader sees it, RSyntaxError for a file R cannot
+    parse, RouteReportError when "r" cannot be had. With "auto", a file R cannot load here (a
+    package or a data file only the image has) falls back to the annotations, and
+    `warnings` says so.
+    """
+    source = source or os.environ.get(SOURCE_VARIABLE) or "auto"
+    if source not in SOURCES:
+        raise ValueError(f"{SOURCE_VARIABLE}={source!r}: must be one of {', '.join(SOURCES)}")
+    plumber_file = Path(plumber_file)
+    unsure: AnnotationError | None = None
+    try:
+        parsed = parse_file(plumber_file)
+    except AnnotationError as exc:
+        if not exc.r_decides:
+            raise
+        unsure, parsed = exc, PlumberFile(str(plumber_file), ())
+    if source == "annotations" or (source == "auto" and not r_available()):
+        if unsure is not None:
+            raise unsure
+        reason = ("Rscript is not installed" if source == "auto"
+                  else f"{SOURCE_VARIABLE}=annotations")
+        return replace(parsed, warnings=_code_route_warnings(parsed, reason))
+    try:
+        return replace(_cached_query(plumber_file, attach), path=str(plumber_file))
+    except RSyntaxError:
+        raise
+    except RouteReportError as exc:
+        if source == "r":
+            raise
+        if unsure is not None:
+            raise AnnotationError(unsure.path, unsure.line,
+                                  f"{unsure.message} (R could not load the file: {exc})") from None
+        return replace(parsed, warnings=(f"{plumber_file}: R could not load it here "
+                                         f"({_first_line(exc)}); its routes are read from the "
+                                         "annotations only",)
+                       + _code_route_warnings(parsed, "R could not load the file"))
+
+
+_QUERIES: dict[tuple, PlumberFile] = {}
+_QUERIES_KEPT = 32
+
+
+def _cached_query(plumber_file: Path, attach: tuple[str, ...]) -> PlumberFile:
+    """query(), once per state of the app's folder: a process that builds several specs of
+    one app (tests, a local cluster re-reading its file) starts R once for each version."""
+    folder = plumber_file.resolve().parent
+    state = tuple(sorted((entry.name, entry.stat().st_mtime_ns, entry.stat().st_size)
+                         for entry in folder.iterdir() if entry.is_file()))
+    key = (str(plumber_file.resolve()), tuple(attach), plumber_file.read_bytes(), state)
+    if key not in _QUERIES:
+        if len(_QUERIES) >= _QUERIES_KEPT:
+            _QUERIES.pop(next(iter(_QUERIES)))
+        _QUERIES[key] = query(plumber_file, attach)
+    return _QUERIES[key]
+
+
+def _code_route_warnings(api: PlumberFile, reason: str) -> tuple[str, ...]:
+    return tuple(f"{api.path}:{line}: a `#* @plumber` block may add routes that no annotation "
+                 f"shows (routes read without R: {reason}); the ingress routes only the "
+                 "annotated paths (set ingress.path_prefix, e.g. --path-prefix /, to route "
+                 "every path)" for line in api.router_blocks)
+
+
+def _first_line(exc: Exception) -> str:
+    lines = str(exc).strip().splitlines()
+    return lines[-1] if lines else type(exc).__name__
 
 
 class RouteReportError(RuntimeError):
@@ -61,6 +140,10 @@ class RouteReportError(RuntimeError):
 
 class RNotAvailable(RouteReportError):
     """No Rscript on PATH."""
+
+
+class RSyntaxError(RouteReportError):
+    """R cannot parse the file; the message has file, line and column."""
 
 
 def r_available() -> bool:
@@ -74,7 +157,7 @@ def query(plumber_file: str | Path, attach: tuple[str, ...] = (),
     rscript = shutil.which("Rscript")
     if rscript is None:
         raise RNotAvailable("Rscript not found on PATH")
-    plumber_file = Path(plumber_file).resolve()
+    given, plumber_file = Path(plumber_file), Path(plumber_file).resolve()
     try:
         proc = subprocess.run([rscript, str(REPORT_R), str(plumber_file), *attach],
                               capture_output=True, text=True, timeout=timeout,
@@ -83,9 +166,21 @@ def query(plumber_file: str | Path, attach: tuple[str, ...] = (),
         raise RouteReportError(f"{plumber_file}: R did not finish loading it within "
                                f"{timeout:g} s") from None
     if proc.returncode != 0 or _MARKER not in proc.stdout:
-        message = proc.stderr.strip().splitlines()
-        raise RouteReportError("\n".join(message[-20:]) or f"Rscript exited {proc.returncode}")
+        message = "\n".join(proc.stderr.strip().splitlines()[-20:])
+        if "syntax error: " in message:
+            raise RSyntaxError(_syntax_error(given, message.split("syntax error: ", 1)[1]))
+        raise RouteReportError(message or f"Rscript exited {proc.returncode}")
     return from_report(proc.stdout.rsplit(_MARKER, 1)[1], plumber_file)
+
+
+def _syntax_error(plumber_file: Path, message: str) -> str:
+    """R's "<file>:<line>:<col>: unexpected '}'" and the lines it shows, as file:line:col."""
+    found = re.search(r":(\d+):(\d+): ([^\n]+)\n?(.*)", message, re.S)
+    if not found:
+        return f"{plumber_file}: R cannot parse it: {message}"
+    line, column, what, context = found.groups()
+    return (f"{plumber_file}:{line}:{column}: R syntax error: {what}"
+            + (f"\n{context.rstrip()}" if context.strip() else ""))
 
 
 def from_report(report: str | bytes | dict, plumber_file: str | Path) -> PlumberFile:
@@ -94,9 +189,8 @@ def from_report(report: str | bytes | dict, plumber_file: str | Path) -> Plumber
     if data.get("format") != REPORT_FORMAT:
         raise ValueError(f"unknown route report format {data.get('format')!r}")
     path = str(plumber_file)
-    endpoints: list[Endpoint] = []
-    assets: list[Assets] = []
-    router = _router(data["router"], "", "", endpoints, assets, data["router"].get("file"))
+    found = _Found(data["router"].get("file"))
+    router = _router(data["router"], "", "", found)
     top = data["router"]
     filters = tuple(Filter(f["name"], f.get("line")) for f in top.get("filters", ())
                     if not f.get("default"))
@@ -106,7 +200,8 @@ def from_report(report: str | bytes | dict, plumber_file: str | Path) -> Plumber
     except (OSError, UnicodeDecodeError):
         source = ""
     return PlumberFile(
-        path=path, endpoints=tuple(endpoints), filters=filters, assets=tuple(assets),
+        path=path, endpoints=tuple(found.endpoints), filters=filters,
+        assets=tuple(found.assets), mounted=tuple(found.mounted),
         info=_info(data), router_blocks=router_lines(source), router=router,
         options=RouterOptions(
             trailing_slash=bool(options.get("trailing_slash")),
@@ -123,25 +218,33 @@ def join_paths(parent: str, child: str) -> str:
     return re.sub(r"/$", "", parent) + "/" + re.sub(r"^/", "", child)
 
 
-def _router(node: dict, prefix: str, strip: str, endpoints: list[Endpoint],
-            assets: list[Assets], top_file: str | None) -> RouterNode:
+@dataclass
+class _Found:
+    """What the walk over the router tree collects, flat, in plumber's order."""
+    top_file: str | None
+    endpoints: list[Endpoint] = field(default_factory=list)
+    assets: list[Assets] = field(default_factory=list)
+    mounted: list[str] = field(default_factory=list)  # full prefixes of mounted routers
+
+
+def _router(node: dict, prefix: str, strip: str, found: _Found) -> RouterNode:
     """One router of the report. prefix: its full mount path as plumber documents it
     ("/a/b/"); strip: what plumber strips from a request path before this router sees it."""
     file = node.get("file")
-    other_file = file if file and file != top_file else None
+    other_file = file if file and file != found.top_file else None
     own = tuple(_endpoint(ep, prefix, strip, other_file) for ep in node.get("endpoints", ()))
-    endpoints.extend(own)
+    found.endpoints.extend(own)
     mounts = []
     for mount in node.get("mounts", ()):
         sub, where = mount["router"], mount["prefix"]
         full = join_paths(prefix, where)
         if sub.get("kind") == "static":
             folder = Assets(sub["directory"], full.rstrip("/") or "/", None)
-            assets.append(folder)
+            found.assets.append(folder)
             mounts.append(Mount(where, assets=folder))
         else:
-            mounts.append(Mount(where, router=_router(sub, full, strip + where[:-1], endpoints,
-                                                      assets, top_file)))
+            found.mounted.append(full)
+            mounts.append(Mount(where, router=_router(sub, full, strip + where[:-1], found)))
     answers_in_r = (any(not f.get("default") for f in node.get("filters", ()))
                     or bool(_REQUEST_HOOKS & set(node.get("hooks", ())))
                     or bool(node.get("custom_404")))

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime, timezone
 from pathlib import Path
 
-from plumbline.annotations import AnnotationError, parse_file, parse_source
+from plumbline.annotations import AnnotationError, parse_source
 from plumbline.endpoints import PlumberFile
 from plumbline.platform.kube.apply import Applied, apply_manifests
 from plumbline.platform.kube.client import Cluster, KubeError, connect
@@ -23,6 +23,8 @@ from plumbline.platform.kube.manifests import render
 from plumbline.platform.spec.ingress import ingress_warnings
 from plumbline.platform.kube.rollout import (REVISION_ANNOTATION, RolloutResult, deployment_state,
                                         owned_replicasets, revision_of, watch_rollout)
+from plumbline.platform.spec import load_api
+from plumbline.routes import RouteReportError
 
 INSTANCE_LABEL = "app.kubernetes.io/instance"
 MANAGED_BY_LABEL = "app.kubernetes.io/managed-by"
@@ -55,14 +57,16 @@ class InvalidPlumberFile(OperationError):
 
 # -- validation ---------------------------------------------------------------------------
 def check_plumber_file(path: Path) -> PlumberFile:
-    """Parse the annotations and check the R syntax; raise InvalidPlumberFile with file:line."""
+    """Read the routes as plumber builds them (with R, which parses and loads the file, when
+    installed) and check the R syntax; raise InvalidPlumberFile with file:line."""
     try:
-        api = parse_file(path)
-    except AnnotationError as exc:
+        api = load_api(path)
+    except (AnnotationError, RouteReportError) as exc:  # RSyntaxError has file:line:column
         raise InvalidPlumberFile(str(exc)) from exc
     except (OSError, UnicodeDecodeError) as exc:
         raise InvalidPlumberFile(f"{path}: cannot read: {exc}") from exc
-    check_r_syntax(path)
+    if api.source != "plumber":  # R did not parse it: not installed, or it could not load
+        check_r_syntax(path)
     return api
 
 

@@ -16,7 +16,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from plumbline.annotations import AnnotationError, parse_file
+from plumbline.annotations import AnnotationError
+from plumbline.routes import RouteReportError, route_table
 from plumbline.endpoints import PlumberFile
 from plumbline.platform.spec.quantities import QuantityError, parse_cpu, parse_memory
 
@@ -300,7 +301,12 @@ class AppSpec:
 
 
 def load_api(plumber_file: Path) -> PlumberFile:
-    return parse_file(plumber_file)
+    """The routes of plumber_file as plumber builds them: from R when it is installed (one
+    Rscript loads the file, so routes added in R code count too), else from the annotations.
+    Raises AnnotationError or RSyntaxError (file:line) for a file plumber would refuse."""
+    from plumbline.runtime.settings import entrypoint_packages
+
+    return route_table(plumber_file, entrypoint_packages(plumber_file))
 
 
 # ---- building a spec from plumber.R + plumbline.toml + flags ------------------------------
@@ -325,11 +331,11 @@ def build_spec(plumber_file: str | Path, flags: dict | None = None,
     if not plumber_file.is_file():
         raise SpecError(f"{plumber_file}: no such file")
     try:
-        api = parse_file(plumber_file)
-    except AnnotationError as e:
-        raise SpecError(str(e)) from None
+        api = load_api(plumber_file)
     except UnicodeDecodeError:
         raise SpecError(f"{plumber_file}: not UTF-8 text") from None
+    except (AnnotationError, RouteReportError, ValueError) as e:
+        raise SpecError(str(e)) from None
 
     layers = []
     file_source = serve_config = None

@@ -20,22 +20,26 @@ def _covers(prefix: str, path: str) -> bool:
 def ingress_paths(spec: AppSpec) -> list[dict[str, str]]:
     """[{path, pathType}]: the API's paths as Ingress rules.
 
-    Fixed paths are Exact; a typed path such as /users/<id:int> becomes the Prefix of its
-    static part (/users); @assets mounts and the docs are Prefixes; paths another Prefix
-    already covers are dropped. /metrics, /livez and /readyz stay inside the cluster.
+    The paths are plumber's own route table's (see plumbline.routes), routes added in R code
+    included. Fixed paths are Exact; a typed path such as /users/<id:int> becomes the Prefix
+    of its static part (/users); static folders, routers mounted in R code and the docs are
+    Prefixes; paths another Prefix already covers are dropped. /metrics, /livez and /readyz stay inside the cluster.
     """
     if spec.ingress.path_prefix:
         return [{"path": spec.ingress.path_prefix, "pathType": "Prefix"}]
     wanted: list[tuple[str, str, str]] = []  # (path, type, where)
     api = spec.api
     for ep in (api.endpoints if api else ()):
-        where = f"{spec.plumber_file}:{ep.line}"
+        where = f"{ep.file or spec.plumber_file}:{ep.line}" if ep.line else f"route {ep.route}"
         if ep.path.is_dynamic:
             wanted.append((ep.path.static_prefix.rstrip("/") or "/", "Prefix", where))
         else:
             wanted.append((ep.path.raw, "Exact", where))
     for assets in (api.assets if api else ()):
-        wanted.append((assets.mount.rstrip("/") or "/", "Prefix", f"{spec.plumber_file}:{assets.line}"))
+        where = f"{spec.plumber_file}:{assets.line}" if assets.line else f"static {assets.mount}"
+        wanted.append((assets.mount.rstrip("/") or "/", "Prefix", where))
+    for prefix in (api.mounted if api else ()):  # a mounted router answers all under it
+        wanted.append((prefix.rstrip("/") or "/", "Prefix", f"router mounted at {prefix}"))
     if spec.ingress.expose_docs:
         wanted += [(DOCS_PREFIX, "Prefix", "docs"), (OPENAPI_PATH, "Exact", "docs")]
     for path, _, where in wanted:
@@ -54,10 +58,14 @@ def ingress_paths(spec: AppSpec) -> list[dict[str, str]]:
 
 
 def ingress_warnings(spec: AppSpec) -> list[str]:
-    """What per-path Ingress rules would not route: paths added by `#* @plumber` blocks."""
+    """What per-path Ingress rules might not route: with plumber's own route table (R
+    installed) nothing; read from the annotations alone, the routes `#* @plumber` blocks may
+    add in R code (the reader says why it had to, e.g. R could not load the file here)."""
     api = spec.api
     if not (spec.ingress.enabled and api) or spec.ingress.path_prefix:
         return []
+    if api.warnings or api.source == "plumber":
+        return list(api.warnings)
     return [f"{spec.plumber_file}:{line}: a `#* @plumber` block may add routes that no "
             "annotation shows; the ingress routes only the annotated paths (set "
             "ingress.path_prefix, e.g. --path-prefix /, to route every path)"

@@ -18,7 +18,7 @@ APP = APPS / "annotation-forms"  # served by the `pair` fixture (conftest.py), 2
 
 @pytest.mark.parametrize("path", [
     "/nospace", "/tick-nospace", "/tick", "/wide", "/items", "/", "/described", "/trailing/",
-    "/assigned",
+    "/assigned", "/tabs", "/upper-case-verb",
 ])
 def test_marker_and_spacing_forms(pair, path):
     pair.compare("GET", path)

@@ -20,7 +20,7 @@ JSON = {"content-type": "application/json"}
     "/annotated", "/after-the-block", "/added", "/added?n=5", "/typed/2.5", "/typed/x",
     "/items/7", "/items/x", "/items/search?q=plumber", "/items/deeper/leaf/green",
     "/items/deeper/leaf/", "/items/nope", "/items", "/items/", "/other/hello/you",
-    "/other/nope", "/static/s.txt", "/static/missing", "/static", "/nope",
+    "/other/nope", "/static/s.txt", "/static/missing", "/static", "/nope", "/alias?n=2",
 ])
 def test_get(pair, path):
     pair.compare("GET", path, same_headers=HOOKED)

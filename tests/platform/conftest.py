@@ -12,3 +12,11 @@ def api_server():
     server = EmulatedApiServer()
     yield server
     server.stop()
+
+
+@pytest.fixture(autouse=True)
+def _fast_tests_read_routes_without_r(request, monkeypatch):
+    """Fast tests start no R: there the control plane reads routes from the annotations
+    (PLUMBLINE_ROUTE_TABLE=annotations); slow tests get plumber's own route table from R."""
+    if request.node.get_closest_marker("slow") is None:
+        monkeypatch.setenv("PLUMBLINE_ROUTE_TABLE", "annotations")

@@ -5,17 +5,20 @@ import os
 import subprocess
 import sys
 
+import pytest
 import yaml
 
 from platform_manifest_checks import by_kind, cross_check, validate_all, write_app
 from plumbline.platform.kube.manifests import render
 from plumbline.platform.spec.appspec import build_spec
 from support import EXAMPLE_DIR as EXAMPLE
+from support import REPO
 
 
 
 def plumbline(*args: str, env: dict | None = None) -> subprocess.CompletedProcess:
-    environ = {k: v for k, v in os.environ.items() if not k.startswith("PLUMBLINE_")}
+    environ = {k: v for k, v in os.environ.items()
+               if not k.startswith("PLUMBLINE_") or k == "PLUMBLINE_ROUTE_TABLE"}
     return subprocess.run([sys.executable, "-m", "plumbline", *map(str, args)],
                           capture_output=True, text=True, timeout=60,
                           env={**environ, **(env or {})})
@@ -122,3 +125,50 @@ def test_platform_render_cli_warns_that_the_ingress_misses_routes_added_in_r(tmp
     assert done.returncode == 0 and "warning" not in done.stderr, done.stderr
     done = plumbline("render", EXAMPLE / "plumber.R")
     assert done.returncode == 0 and done.stderr == "", done.stderr
+
+
+def ingress_paths(stdout: str) -> list[tuple[str, str]]:
+    rules = by_kind(list(yaml.safe_load_all(stdout)))["Ingress"]["spec"]["rules"][0]
+    return [(p["path"], p["pathType"]) for p in rules["http"]["paths"]]
+
+
+@pytest.mark.slow
+def test_platform_render_cli_routes_what_r_code_adds(tmp_path):
+    """With R installed, render reads plumber's own router (one Rscript loads the file):
+    routes a `#* @plumber` block adds get Ingress rules, and nothing is left to warn about."""
+    app = tmp_path / "plumber.R"
+    app.write_text(ROUTER_BLOCK_APP)
+    done = plumbline("render", app, "--name", "hello")
+    assert done.returncode == 0 and done.stderr == "", done.stderr
+    assert ingress_paths(done.stdout) == [("/hello", "Exact"), ("/added", "Exact"),
+                                          ("/__docs__", "Prefix"), ("/openapi.json", "Exact")]
+    in_code = REPO / "tests" / "compat" / "apps" / "in-code" / "plumber.R"
+    done = plumbline("render", in_code, "--name", "in-code")
+    assert done.returncode == 0 and done.stderr == "", done.stderr
+    paths = ingress_paths(done.stdout)
+    assert {("/added", "Exact"), ("/handled", "Exact"), ("/typed", "Prefix"),
+            ("/items", "Prefix"), ("/other", "Prefix"), ("/static", "Prefix")} <= set(paths)
+    assert ("/items/search", "Exact") not in paths  # the mounted router's prefix covers it
+
+
+@pytest.mark.slow
+def test_platform_render_cli_when_r_cannot_load_the_file(tmp_path):
+    app = tmp_path / "plumber.R"
+    app.write_text("library(onlyInTheImage)\n" + ROUTER_BLOCK_APP)
+    done = plumbline("render", app, "--name", "hello")  # the annotations, with a warning
+    assert done.returncode == 0, done.stderr
+    assert "R could not load it here" in done.stderr and "onlyInTheImage" in done.stderr
+    assert ingress_paths(done.stdout)[0] == ("/hello", "Exact")
+    done = plumbline("render", app, "--name", "hello", env={"PLUMBLINE_ROUTE_TABLE": "r"})
+    assert done.returncode == 2 and "onlyInTheImage" in done.stderr, done.stderr
+    done = plumbline("render", app, env={"PLUMBLINE_ROUTE_TABLE": "sometimes"})
+    assert done.returncode == 2 and "PLUMBLINE_ROUTE_TABLE" in done.stderr, done.stderr
+
+
+@pytest.mark.slow
+def test_platform_render_cli_refuses_an_r_syntax_error(tmp_path):
+    app = tmp_path / "plumber.R"
+    app.write_text("#* @get /a\nfunction() {\n  1 +\n}\n")
+    done = plumbline("render", app)
+    assert done.returncode == 2 and done.stdout == ""
+    assert f"{app}:4:1: R syntax error: unexpected '}}'" in done.stderr, done.stderr

@@ -87,13 +87,33 @@ def test_deploy_applies_everything_then_a_second_deploy_changes_nothing(
         assert request.params == {"fieldManager": "plumbline"}
 
 
-def test_deploy_warns_when_r_code_adds_routes_the_ingress_does_not_route(cluster, controllers,
-                                                                           tmp_path):
-    source = PLUMBER_R + '\n#* @plumber\nfunction(pr) pr |> plumber::pr_get("/x", function() 1)\n'
+CODE_ROUTES = ('\n#* @plumber\nfunction(pr) {\n  pr |> plumber::pr_get("/x", function() 1) |>\n'
+               '    plumber::pr_mount("/api", plumber::pr() |>\n'
+               '      plumber::pr_get("/v/<n:int>", function(n) n))\n}\n')
+
+
+def test_deploy_routes_what_r_code_adds(api_server, cluster, controllers, tmp_path):
+    out = []
+    assert deploy(make_spec(tmp_path, source=PLUMBER_R + CODE_ROUTES), cluster,
+                  out=out.append, **FAST).ok
+    assert not [line for line in out if line.startswith("warning: ")], out
+    ingress = api_server.get(f"/apis/networking.k8s.io/v1/namespaces/{NS}/ingresses/parity")
+    paths = {(p["path"], p["pathType"])
+             for p in ingress["spec"]["rules"][0]["http"]["paths"]}
+    # plumber's own route table: the routes the @plumber block adds, the mounted router's
+    # prefix (it answers everything under it)
+    assert {("/parity", "Exact"), ("/items", "Prefix"), ("/x", "Exact"),
+            ("/api", "Prefix")} <= paths
+
+
+def test_deploy_warns_when_r_cannot_tell_the_routes(cluster, controllers, tmp_path):
+    # R cannot load the file here (a package only the image has): annotations only, warned
+    source = "library(notInstalledHere)\n" + PLUMBER_R + CODE_ROUTES
     out = []
     assert deploy(make_spec(tmp_path, source=source), cluster, out=out.append, **FAST).ok
     warnings = [line for line in out if line.startswith("warning: ")]
-    assert len(warnings) == 1 and "`#* @plumber` block may add routes" in warnings[0], out
+    assert "R could not load it here" in warnings[0], out
+    assert "`#* @plumber` block may add routes" in warnings[1], out
 
 
 def test_a_changed_plumber_file_is_configured_and_rolled_out(api_server, cluster, controllers,

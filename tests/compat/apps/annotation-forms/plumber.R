@@ -19,6 +19,14 @@ function() "many spaces"
 #* @get items
 function() "no leading slash"
 
+#' Mixed markers in one block
+#* @serializer text
+#'	@get	/tabs
+function() "tabs between the tokens, #' and #* mixed"
+
+#* @GET /upper-case-verb
+function() "not an endpoint: plumber's tags are lower case"
+
 #* @get /
 function() "root"
 
@@ -153,6 +161,7 @@ function() "<i>shorthand</i>"
 #* @param x:int* A required integer
 #* @param y:[dbl] Some numbers
 #* @param z
+#* @param w* required, no type
 #* @param flag:bool
 #* @response 200 All fine
 #* @response 400 Bad input
@@ -160,7 +169,7 @@ function() "<i>shorthand</i>"
 #* @tag "two words"
 #* @tag 'single quoted'
 #* @get /documented
-function(x, y = 1, z = "a", flag = FALSE) list(x = x, y = y, z = z, flag = flag)
+function(x, y = 1, z = "a", flag = FALSE, w = NULL) list(x = x, y = y, z = z, flag = flag)
 
 #* @parser json
 #* @post /json-only

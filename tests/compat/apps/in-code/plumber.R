@@ -27,6 +27,10 @@ function(pr) {
     pr_hook("postroute", function(req, res, value) {
       res$setHeader("X-Hooked", "yes")
       value
+    }) %>%
+    pr_hook("preroute", function(req, res) {
+      # an alias only R knows: plumbline's router cannot see it, R must get the request
+      if (identical(req$PATH_INFO, "/alias")) req$PATH_INFO <- "/added"
     })
 }
 
