@@ -120,8 +120,7 @@ class PathTemplate:
         for p in params:
             one = _PATH_REGEX[p.type]
             rx = f"(?:(?:{one}),?)+" if p.is_array else one
-            pattern = _PATH_PARAM_SLOT.sub(lambda m, rx=rx: f"/({rx}){m.group(1)}", pattern,
-                                           count=1)
+            pattern = _PATH_PARAM_SLOT.sub(_slot(rx), pattern, count=1)
         return cls(raw, tuple(params), _compile(f"^{pattern}$"))
 
     @classmethod
@@ -158,6 +157,10 @@ class PathTemplate:
         return self.raw[: m.start() + 1]
 
 
+def _slot(rx: str):
+    return lambda m: f"/({rx}){m.group(1)}"
+
+
 def formal_type(formal: Formal) -> tuple[str, bool]:
     """(OpenAPI type, is an array) of an argument's default, as plumber's getArgsMetadata
     reads it; the annotation parser knows only literal defaults (anything else: string)."""
@@ -179,8 +182,9 @@ def r_literal(source: str | None) -> tuple[str, Any] | None:
     source = (source or "").strip()
     m = re.fullmatch(r"c\((.*)\)", source, re.S)
     if m:
-        items = [r_literal(part) for part in _split_arguments(m.group(1))]
-        if not items or any(item is None for item in items):
+        found = [r_literal(part) for part in _split_arguments(m.group(1))]
+        items = [item for item in found if item is not None]
+        if not items or len(items) < len(found):
             return None
         kinds = {kind for kind, _ in items}
         kind = "string" if "string" in kinds else "number" if "number" in kinds else kinds.pop()

@@ -193,4 +193,4 @@ def _serializer_type(serializer: Serializer | None) -> str:
     if serializer.name == "contentType":
         m = re.search(r"type\s*=\s*[\"']([^\"']+)[\"']", serializer.args)
         return m.group(1) if m else "application/octet-stream"
-    return _SERIALIZER_TYPES.get(serializer.name, "application/octet-stream")
+    return _SERIALIZER_TYPES.get(serializer.name or "", "application/octet-stream")

@@ -93,7 +93,7 @@ class _Table:
         for prefix, assets, table in self.mounts:
             if not path.startswith(prefix):
                 continue
-            if assets is not None:
+            if table is None:
                 return Match(None, assets=assets, rest=path[len(prefix):])
             inner = table.match(method, path[len(prefix) - 1:])
             return inner if inner.endpoint is not None else Match(None, in_r=True)
