@@ -64,7 +64,6 @@ class AssetFolders:
         self._folders = {
             a: Folder(a.mount.rstrip("/"), os.path.realpath(base_dir / a.directory), a.mount)
             for a in assets}
-        self.folders = tuple(self._folders.values())
 
     def folder(self, assets: Assets) -> Folder:
         return self._folders[assets]
