@@ -68,24 +68,26 @@ class _Table:
     """One router's endpoints, indexed for cheap matching, and its mounts."""
 
     def __init__(self, node: RouterNode):
-        endpoints = node.endpoints
-        general = [(i, ep) for i, ep in enumerate(endpoints) if not ep.own_path.is_literal]
-        literal: dict[str, list[tuple[int, Endpoint]]] = {}
-        for i, ep in enumerate(endpoints):
-            if ep.own_path.is_literal:
-                literal.setdefault(ep.own_path.raw, []).append((i, ep))
-        self.general = tuple((ep, Match(ep)) for _, ep in general)
-        self.by_path = {
-            path: tuple((ep, Match(ep)) for _, ep in sorted(eps + general, key=lambda x: x[0]))
-            for path, eps in literal.items()}
+        # (endpoint, regex to check or None when the path is literal, its Match), in order;
+        # an endpoint whose regex Python cannot run is left out (R sees every request then)
+        entries = [(i, ep, None if ep.own_path.is_literal else ep.own_path.regex, Match(ep))
+                   for i, ep in enumerate(node.endpoints) if ep.own_path.regex is not None]
+        general = [entry for entry in entries if entry[2] is not None]
+        literal: dict[str, list] = {}
+        for entry in entries:
+            if entry[2] is None:
+                literal.setdefault(entry[1].own_path.raw, []).append(entry)
+        self.general = tuple(entry[1:] for entry in general)
+        self.by_path = {path: tuple(entry[1:] for entry in sorted(eps + general,
+                                                                  key=lambda x: x[0]))
+                        for path, eps in literal.items()}
         self.mounts = tuple((m.prefix, m.assets, _Table(m.router) if m.router else None)
                             for m in node.mounts)
 
     def match(self, method: str, path: str) -> Match:
         allowed: set[str] = set()
-        for ep, found in self.by_path.get(path, self.general):
-            regex = ep.own_path.regex
-            if regex is None or (not ep.own_path.is_literal and regex.match(path) is None):
+        for ep, regex, found in self.by_path.get(path, self.general):
+            if regex is not None and regex.match(path) is None:
                 continue
             if method in ep.verbs:
                 return found
