@@ -64,6 +64,10 @@ class Match:
         return self.assets.mount if self.assets is not None else UNMATCHED
 
 
+_NOT_FOUND = Match(None)
+_MOUNTED = Match(None, in_r=True)  # under a mounted router that has no such endpoint
+
+
 class _Table:
     """One router's endpoints, indexed for cheap matching, and its mounts."""
 
@@ -98,8 +102,8 @@ class _Table:
             if table is None:
                 return Match(None, assets=assets, rest=path[len(prefix):])
             inner = table.match(method, path[len(prefix) - 1:])
-            return inner if inner.endpoint is not None else Match(None, in_r=True)
-        return Match(None, frozenset(allowed))
+            return inner if inner.endpoint is not None else _MOUNTED
+        return Match(None, frozenset(allowed)) if allowed else _NOT_FOUND
 
 
 class Router:
