@@ -108,7 +108,7 @@ class RBridge:
             report = self._bridge["plumbline_route_report_json"](
                 pr, ri.StrSexpVector([str(plumber_file)]))
             return str(report[0]).encode()
-        except Exception:  # noqa: BLE001 - never fail a loaded worker over its description
+        except Exception:  # never fail a loaded worker over its description
             _write_stderr("plumbline: could not describe the router:\n" + traceback.format_exc())
             return b""
 

@@ -22,8 +22,10 @@ from plumbline.platform.spec.ingress import ingress_warnings
 from plumbline.platform.spec.profiles import apply_profile, parse_profiles
 from plumbline.platform.kube.rbac import DEFAULT_ACCOUNT, render_rbac
 from plumbline.platform.spec.appspec import (
-    DEFAULT_IMAGE, AppSpec, Autoscaling, Resources, Rollout, SpecError, build_spec,
+    DEFAULT_IMAGE, AppSpec, Autoscaling, Resources, Rollout, SpecError, build_spec, with_api,
 )
+from plumbline.routes import RouteReportError, route_table
+from plumbline.runtime.settings import entrypoint_packages
 
 _R, _ROLL, _HPA = Resources(), Rollout(), Autoscaling()
 
@@ -156,8 +158,14 @@ def unix_groups(user: str) -> set[str]:
 
 
 def spec_from_args(args: argparse.Namespace) -> AppSpec:
-    """The AppSpec the flags describe, with the caller's profile applied; SpecError if not."""
+    """The AppSpec the flags describe, with plumber's own route table (R loads the file when
+    installed) and the caller's profile applied; SpecError if not."""
     spec = build_spec(Path(args.plumber_file), _flags(args), getattr(args, "config", None))
+    try:  # with R installed, one Rscript loads the file with plumber
+        api = route_table(spec.plumber_file, entrypoint_packages(spec.plumber_file))
+    except (ValueError, RouteReportError) as e:  # AnnotationError is a ValueError
+        raise SpecError(str(e)) from None
+    spec = with_api(spec, api)
     profiles_file = getattr(args, "profiles", None)
     if profiles_file:
         user = getattr(args, "user", None) or getpass.getuser()

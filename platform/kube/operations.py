@@ -20,11 +20,11 @@ from plumbline.endpoints import PlumberFile
 from plumbline.platform.kube.apply import Applied, apply_manifests
 from plumbline.platform.kube.client import Cluster, KubeError, connect
 from plumbline.platform.kube.manifests import render
-from plumbline.platform.spec.ingress import ingress_warnings
 from plumbline.platform.kube.rollout import (REVISION_ANNOTATION, RolloutResult, deployment_state,
-                                        owned_replicasets, revision_of, watch_rollout)
-from plumbline.platform.spec import load_api
-from plumbline.routes import RouteReportError
+                                             owned_replicasets, revision_of, watch_rollout)
+from plumbline.platform.spec.ingress import ingress_warnings
+from plumbline.routes import RouteReportError, route_table
+from plumbline.runtime.settings import entrypoint_packages
 
 INSTANCE_LABEL = "app.kubernetes.io/instance"
 MANAGED_BY_LABEL = "app.kubernetes.io/managed-by"
@@ -60,11 +60,11 @@ def check_plumber_file(path: Path) -> PlumberFile:
     """Read the routes as plumber builds them (with R, which parses and loads the file, when
     installed) and check the R syntax; raise InvalidPlumberFile with file:line."""
     try:
-        api = load_api(path)
-    except (AnnotationError, RouteReportError) as exc:  # RSyntaxError has file:line:column
-        raise InvalidPlumberFile(str(exc)) from exc
+        api = route_table(path, entrypoint_packages(path))
     except (OSError, UnicodeDecodeError) as exc:
         raise InvalidPlumberFile(f"{path}: cannot read: {exc}") from exc
+    except (ValueError, RouteReportError) as exc:  # an R syntax error has file:line:column
+        raise InvalidPlumberFile(str(exc)) from exc
     if api.source != "plumber":  # R did not parse it: not installed, or it could not load
         check_r_syntax(path)
     return api

@@ -32,8 +32,9 @@ from plumbline.platform.local.ingress import Ingress
 from plumbline.platform.spec.serve import (local_placement, serve_arguments,
                                               serve_environment, serve_table,
                                               without_serve_settings)
-from plumbline.platform.spec.appspec import AppSpec, load_api
+from plumbline.platform.spec.appspec import AppSpec, with_api
 from plumbline.platform.spec.codec import spec_to_json
+from plumbline.routes import route_table
 from plumbline.runtime import settings
 
 TICK = 0.2  # seconds between two looks at the replicas
@@ -307,7 +308,8 @@ class LocalCluster:
         """Roll out `spec`, all of it: its plumber.R, serve settings, env, replicas, routes."""
         path = spec.plumber_file.resolve()
         try:
-            spec = replace(spec, plumber_file=path, api=load_api(path))
+            api = route_table(path, settings.entrypoint_packages(path))  # R loads it, if there
+            spec = with_api(replace(spec, plumber_file=path), api)
             ingress_routes(spec)
             digest = file_digest(path)
         except Exception as exc:  # an annotation error, a path HAProxy cannot route

@@ -16,8 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from plumbline.annotations import AnnotationError
-from plumbline.routes import RouteReportError, route_table
+from plumbline.annotations import AnnotationError, parse_file
 from plumbline.endpoints import PlumberFile
 from plumbline.platform.spec.quantities import QuantityError, parse_cpu, parse_memory
 
@@ -300,13 +299,13 @@ class AppSpec:
         return self.plumber_file.parent
 
 
-def load_api(plumber_file: Path) -> PlumberFile:
-    """The routes of plumber_file as plumber builds them: from R when it is installed (one
-    Rscript loads the file, so routes added in R code count too), else from the annotations.
-    Raises AnnotationError or RSyntaxError (file:line) for a file plumber would refuse."""
-    from plumbline.runtime.settings import entrypoint_packages
-
-    return route_table(plumber_file, entrypoint_packages(plumber_file))
+def with_api(spec: AppSpec, api: PlumberFile) -> AppSpec:
+    """spec with `api` in place of the annotations' reading: plumber's own route table
+    (plumbline.routes.route_table, which the commands and backends get from R; the spec
+    itself runs no process), and the static folders R code adds (pr_static()) shipped."""
+    folders = bundle_files(spec.plumber_file, api, ())
+    return dataclasses.replace(spec, api=api,
+                               extra_files=tuple(dict.fromkeys(spec.extra_files + folders)))
 
 
 # ---- building a spec from plumber.R + plumbline.toml + flags ------------------------------
@@ -331,11 +330,13 @@ def build_spec(plumber_file: str | Path, flags: dict | None = None,
     if not plumber_file.is_file():
         raise SpecError(f"{plumber_file}: no such file")
     try:
-        api = load_api(plumber_file)
+        api: PlumberFile | None = parse_file(plumber_file)
+    except AnnotationError as e:
+        if not e.r_decides:
+            raise SpecError(str(e)) from None
+        api = None  # a name the file registers: only plumber's route table can tell
     except UnicodeDecodeError:
         raise SpecError(f"{plumber_file}: not UTF-8 text") from None
-    except (AnnotationError, RouteReportError, ValueError) as e:
-        raise SpecError(str(e)) from None
 
     layers = []
     file_source = serve_config = None
@@ -508,7 +509,8 @@ def _leaf_keys(merged: dict) -> list[str]:
     return keys
 
 
-def _assemble(plumber_file: Path, api: PlumberFile, merged: dict, given: frozenset) -> AppSpec:
+def _assemble(plumber_file: Path, api: PlumberFile | None, merged: dict,
+              given: frozenset) -> AppSpec:
     values = dict(merged)
     resources = dict(values.pop("resources", {}))
     defaults = Resources()
@@ -543,7 +545,8 @@ def default_name(plumber_file: Path) -> str:
     return name
 
 
-def bundle_files(plumber_file: Path, api: PlumberFile, extra: tuple[str, ...]) -> tuple[Path, ...]:
+def bundle_files(plumber_file: Path, api: PlumberFile | None,
+                 extra: tuple[str, ...]) -> tuple[Path, ...]:
     """The files shipped beside plumber.R: entrypoint.R, @assets folders and `extra`.
 
     Everything must live under the plumber.R's folder, since it is mounted as /app.
@@ -552,7 +555,7 @@ def bundle_files(plumber_file: Path, api: PlumberFile, extra: tuple[str, ...]) -
     wanted: list[Path] = []
     if (base / ENTRYPOINT_FILE).is_file():
         wanted.append(base / ENTRYPOINT_FILE)
-    for assets in api.assets:
+    for assets in (api.assets if api else ()):
         folder = base / assets.directory
         if folder.is_dir():
             wanted.append(folder)

@@ -12,9 +12,9 @@ import typing
 from pathlib import Path
 from typing import Any
 
-from plumbline.annotations import AnnotationError
-from plumbline.platform.spec.appspec import AppSpec, SpecError, load_api
-from plumbline.routes import RouteReportError
+from plumbline.annotations import AnnotationError, parse_file
+from plumbline.endpoints import PlumberFile
+from plumbline.platform.spec.appspec import AppSpec, SpecError
 
 _SKIPPED = {"api"}
 
@@ -85,16 +85,17 @@ def _expect(value: Any, kind: type, where: str) -> Any:
 
 
 def spec_from_json(data: dict[str, Any]) -> AppSpec:
-    """The AppSpec `spec_to_json` wrote, with its plumber.R's routes read again (plumber's own
-    route table when R is installed, see appspec.load_api); SpecError if not."""
+    """The AppSpec `spec_to_json` wrote, with its plumber.R parsed again; SpecError if not."""
     spec = _decode(AppSpec, data, "spec")
     assert isinstance(spec, AppSpec)
     if not spec.plumber_file.is_file():
         raise SpecError(f"{spec.plumber_file}: no such file")
     try:
-        api = load_api(spec.plumber_file)
+        api: PlumberFile | None = parse_file(spec.plumber_file)
+    except AnnotationError as exc:
+        if not exc.r_decides:
+            raise SpecError(str(exc)) from None
+        api = None  # a name the file registers: only plumber's route table can tell
     except (OSError, UnicodeDecodeError) as exc:
         raise SpecError(f"{spec.plumber_file}: cannot read: {exc}") from None
-    except (AnnotationError, RouteReportError, ValueError) as exc:
-        raise SpecError(str(exc)) from None
     return dataclasses.replace(spec, api=api)
