@@ -22,6 +22,7 @@ from plumbline.platform.kube.client import Cluster, KubeError, connect
 from plumbline.platform.kube.manifests import render
 from plumbline.platform.kube.rollout import (REVISION_ANNOTATION, RolloutResult, deployment_state,
                                              owned_replicasets, revision_of, watch_rollout)
+from plumbline.platform.spec.appspec import with_api
 from plumbline.platform.spec.ingress import ingress_warnings
 from plumbline.routes import RouteReportError, route_table
 from plumbline.runtime.settings import entrypoint_packages
@@ -103,9 +104,10 @@ def deploy(spec, cluster: Cluster | None = None, *, manifests: list[dict] | None
            timeout: float | None = None, poll_interval: float = 1.0, out=print) -> DeployResult:
     """Validate, server-side apply, watch the rollout; on failure roll back to the last good one.
 
-    `manifests` defaults to render(spec). `auto_rollback` defaults to spec.rollout.auto_rollback.
+    `manifests` defaults to render(spec), with the routes of plumber's route table of the file
+    as it is now. `auto_rollback` defaults to spec.rollout.auto_rollback.
     """
-    check_plumber_file(Path(spec.plumber_file))
+    spec = with_api(spec, check_plumber_file(Path(spec.plumber_file)))
     for extra in spec.extra_files:
         if Path(extra).suffix.lower() == ".r":
             check_r_syntax(Path(extra))
