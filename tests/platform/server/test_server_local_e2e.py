@@ -253,9 +253,12 @@ def test_state_and_apps_survive_a_server_restart(server):
     alice = server.client(server.alice_key)
     names = {a["name"] for a in alice.get("/__api__/v1/apps").json()["apps"]}
     assert names == {"big-api", "parity-api"}
+    # The server redeploys each app's active version after its restart, one after another.
     deadline = time.monotonic() + 300
-    while answer(server, server.alice_key).status_code != 200:
-        assert time.monotonic() < deadline, "big-api did not come back"
-        time.sleep(0.5)
+    for key, path in ((server.alice_key, "/content/big-api/info"),
+                      (None, "/content/parity-api/parity?int=2")):
+        while answer(server, key, path).status_code != 200:
+            assert time.monotonic() < deadline, f"{path} did not come back"
+            time.sleep(0.5)
     assert answer(server, server.alice_key).text == f"v1 {BIG}"
     assert answer(server, path="/content/parity-api/parity?int=2").text == "even"
