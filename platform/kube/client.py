@@ -196,21 +196,16 @@ class Cluster:
     # -- writes -------------------------------------------------------------------------
     def apply(self, manifest: dict, *, force: bool = False,
               field_manager: str = FIELD_MANAGER) -> dict:
-        """Server-side apply of one manifest (PATCH application/apply-patch+yaml)."""
+        """Server-side apply of one manifest (PATCH application/apply-patch+yaml): the API
+        server creates the object if it is missing. A 404 is an error to report as it is (a
+        namespace or an API the cluster does not have), never a cue to try something else."""
         meta = manifest["metadata"]
         namespace = meta.get("namespace") or self.namespace
         path = resource_path(manifest["apiVersion"], manifest["kind"], namespace, meta["name"])
         query = [("fieldManager", field_manager)] + ([("force", "true")] if force else [])
-        try:
-            # JSON is YAML, so the manifest goes as JSON under the apply content type.
-            return self.request("PATCH", path, body=manifest,
-                                content_type="application/apply-patch+yaml", query=query)
-        except NotFound:
-            # A real API server creates a missing object on apply; an API without that upsert
-            # (KMock's emulator) answers 404 and gets a create by the same field manager.
-            create_path = resource_path(manifest["apiVersion"], manifest["kind"], namespace)
-            return self.request("POST", create_path, body=manifest,
-                                query=[("fieldManager", field_manager)])
+        # JSON is YAML, so the manifest goes as JSON under the apply content type.
+        return self.request("PATCH", path, body=manifest,
+                            content_type="application/apply-patch+yaml", query=query)
 
     def merge_patch(self, api_version: str, kind: str, name: str, patch: dict, *,
                     subresource: str | None = None, field_manager: str = FIELD_MANAGER) -> dict:

@@ -1,11 +1,14 @@
 """Least-privilege access for plumbline in one namespace: ServiceAccount, Role, RoleBinding.
 
 Instead of the cluster-admin binding the RStudio Kubernetes setups use, the Role grants
-only what plumbline's operations do (platform/operations.py through platform/kube.py):
-server-side apply of the app's objects (get, create, patch; restart, scale and rollback are
-patches too; `scale` goes through deployments/scale), listing by label (rollout polling, status, delete), deletion of what it
-created, and reading ReplicaSets (rollback), pods, pod logs and events (status and failure
-diagnosis). No watch (rollouts are polled), no update, no deletecollection, no Secrets.
+only what plumbline's operations do (kube/operations.py through kube/client.py):
+server-side apply of the app's objects (get, patch, and create: the API server authorises
+an apply that creates an object as a create too; restart, scale and rollback are patches;
+`scale` goes through deployments/scale), listing by label (rollout polling, status,
+delete), deletion of what it created, and reading ReplicaSets (rollback), pods, pod logs
+and events (status and failure diagnosis). No watch (rollouts are polled), no update, no
+deletecollection, no Secrets. tests/platform/kube/test_platform_rbac.py derives these verbs
+from the requests a full cycle of operations sends.
 """
 from __future__ import annotations
 

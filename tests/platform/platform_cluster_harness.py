@@ -2,9 +2,16 @@
 
 `EmulatedApiServer` runs KMock's KubernetesEmulator (an in-memory API server over HTTP) on
 127.0.0.1 in a background thread. The emulator stores objects as plain JSON and merges
-patches; it keeps no resourceVersion, generation or uid, so `ApiServerEmulator` adds that
-bookkeeping, the part of a real API server that clients rely on to tell "changed" from
-"unchanged" and "observed" from "not yet observed".
+patches; it keeps no resourceVersion, generation or uid, and a server-side apply of a missing
+object is a 404 there. `ApiServerEmulator` adds what a real API server does and clients rely
+on: that bookkeeping (to tell "changed" from "unchanged", "observed" from "not yet
+observed"), and server-side apply as the API server implements it: an apply creates a
+missing object (201) and is checked first (fieldManager, apiVersion and kind, the name and
+namespace of the URL; a namespace that does not exist is a 404 naming it).
+
+`client_requests()` are the requests the tested client sent (they carry the kubeconfig's
+token; the played controllers send none), and `verbs_used()` turns them into the RBAC verbs
+an API server authorises them by, so tests check what the emulator actually received.
 
 `PlayedControllers` is the test playing the Deployment and ReplicaSet controllers and the
 kubelets for one Deployment, from a background thread and over HTTP only: it creates a
@@ -24,6 +31,7 @@ import uuid
 from datetime import datetime, timezone
 from pathlib import Path
 
+import attrs
 import httpx
 import kmock
 import yaml
@@ -37,15 +45,82 @@ def _now() -> str:
     return datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
+APPLY_PATCH = "application/apply-patch+yaml"
+TOKEN = "test-token"  # the kubeconfig's user: what marks the tested client's requests
+# The resource a kind is served as, to check an apply's body against its URL.
+_KIND_OF = {plural: (api_version, kind) for (api_version, kind), plural in RESOURCES.items()}
+
+
 class ApiServerEmulator(kmock.KubernetesEmulator):
-    """KMock's emulator plus uid, creationTimestamp, resourceVersion and generation."""
+    """KMock's emulator plus uid, creationTimestamp, resourceVersion and generation, and
+    server-side apply that creates a missing object, as a real API server does.
+
+    `namespaces`: when a set, a create (POST, or an apply of a missing object) in any other
+    namespace is refused with the API server's 404 `namespaces "x" not found`.
+    """
 
     _counter = itertools.count(1)
+
+    def __attrs_post_init__(self) -> None:
+        super().__attrs_post_init__()
+        self.namespaces: set[str] | None = None
+
+    async def _handle(self, request):
+        if _is_apply(request):
+            body = self._checked_apply(request)
+            async with self._lock:
+                key = (request.resource, request.namespace, request.name)
+                missing = key not in self._objects or self._objects[key].deleted
+            if missing:
+                # kube-apiserver's patch handler creates the object (authorised as "create"
+                # too). Here the request goes on as a create of the applied body, and is
+                # recorded as one: still a PATCH on the wire, with the action it had.
+                self._check_namespace(request.namespace)
+                request = attrs.evolve(request, action=kmock.action.CREATE, data=body)
+                self._requests[request.id] = request  # KMock matches recorded requests
+        elif request.action == kmock.action.CREATE and request.resource is not None:
+            self._check_namespace(request.namespace
+                                  or ((request.data or {}).get("metadata") or {}).get("namespace"))
+        return await super()._handle(request)
+
+    def _checked_apply(self, request) -> dict:
+        """The applied object, refused as kube-apiserver refuses a malformed apply."""
+        def bad(message, status=400, reason="BadRequest"):
+            return kmock.KubernetesError(status=status, reason=reason, message=message)
+        if not request.params.get("fieldManager"):
+            raise bad("PatchOptions.meta.k8s.io \"\" is invalid: fieldManager: Required value: "
+                      "is required for apply patch", 422, "Invalid")
+        try:
+            body = yaml.safe_load(request.body)  # JSON is YAML
+        except yaml.YAMLError as exc:
+            raise bad(f"error decoding YAML: {exc}") from None
+        if not isinstance(body, dict):
+            raise bad("the body of an apply patch must be an object")
+        if not body.get("apiVersion") or not body.get("kind"):
+            raise bad("apiVersion and kind must be set")
+        served = _KIND_OF.get(request.resource.plural)
+        if served and (body["apiVersion"], body["kind"]) != served:
+            raise bad(f"{body['apiVersion']} {body['kind']} cannot be applied to "
+                      f"{request.resource.plural}")
+        meta = body.get("metadata") or {}
+        if meta.get("name") != request.name:
+            raise bad(f"the name of the object ({meta.get('name')}) does not match the name "
+                      f"on the URL ({request.name})")
+        if meta.get("namespace") not in (None, request.namespace):
+            raise bad("the namespace of the provided object does not match the namespace "
+                      "sent on the request")
+        return body
+
+    def _check_namespace(self, namespace):
+        if self.namespaces is not None and namespace not in self.namespaces:
+            raise kmock.KubernetesError(status=404, reason="NotFound",
+                                        message=f'namespaces "{namespace}" not found')
 
     async def _serve_create(self, request):
         self._bookkeep(request, request.namespace or request.data["metadata"].get("namespace"),
                        request.data["metadata"]["name"])
-        return await super()._serve_create(request)
+        created = await super()._serve_create(request)
+        return kmock.Response(status=201, payload=created)
 
     async def _serve_update(self, request):
         self._bookkeep(request, request.namespace, request.name)
@@ -67,6 +142,17 @@ class ApiServerEmulator(kmock.KubernetesEmulator):
             if previous.get("spec") != last.get("spec"):
                 meta["generation"] = (previous.get("metadata") or {}).get("generation", 1) + 1
         obj["metadata"] = meta
+
+
+def _is_apply(request) -> bool:
+    content_type = _header(request, "Content-Type") or ""
+    return (request.method == kmock.method.PATCH and request.name is not None
+            and request.resource is not None and content_type.startswith(APPLY_PATCH))
+
+
+def _header(request, name: str) -> str | None:
+    return next((value for key, value in request.headers.items()
+                 if key.lower() == name.lower()), None)
 
 
 class EmulatedApiServer:
@@ -101,12 +187,44 @@ class EmulatedApiServer:
     def requests(self) -> list:
         return list(self.emulator)
 
+    def client_requests(self) -> list:
+        """The requests of the tested client (authenticated by the kubeconfig's token)."""
+        return [r for r in self.requests()
+                if _header(r, "Authorization") == f"Bearer {TOKEN}"]
+
+    @staticmethod
+    def created_by_apply(request) -> bool:
+        return request.method == kmock.method.PATCH and request.action == kmock.action.CREATE
+
+    def verbs_used(self, requests=None) -> dict[tuple[str, str], set[str]]:
+        """(API group, resource[/subresource]) -> the verbs kube-apiserver authorises these
+        requests by (default: all of the tested client's): GET is get, or list for a
+        collection (watch with ?watch); POST create; PUT update; PATCH patch, and create
+        too when an apply created the object; DELETE delete, deletecollection for a
+        collection."""
+        used: dict[tuple[str, str], set[str]] = {}
+        for r in self.client_requests() if requests is None else requests:
+            if r.resource is None:
+                continue  # discovery (/api, /apis, /version): any authenticated user may
+            resource = r.resource.plural + (f"/{r.subresource}" if r.subresource else "")
+            method = str(r.method.value).upper()
+            watching = r.params.get("watch") in ("true", "1")
+            verbs = {
+                "GET": {"watch" if watching else "get" if r.name else "list"},
+                "POST": {"create"},
+                "PUT": {"update"},
+                "PATCH": {"patch", "create"} if self.created_by_apply(r) else {"patch"},
+                "DELETE": {"delete" if r.name else "deletecollection"},
+            }[method]
+            used.setdefault((r.resource.group, resource), set()).update(verbs)
+        return used
+
     def kubeconfig(self, directory: Path, namespace: str = "default") -> Path:
         path = directory / "kubeconfig"
         path.write_text(yaml.safe_dump({
             "apiVersion": "v1", "kind": "Config", "current-context": "emulator",
             "clusters": [{"name": "emulator", "cluster": {"server": self.url}}],
-            "users": [{"name": "tester", "user": {"token": "test-token"}}],
+            "users": [{"name": "tester", "user": {"token": TOKEN}}],
             "contexts": [{"name": "emulator", "context": {
                 "cluster": "emulator", "user": "tester", "namespace": namespace}}],
         }))

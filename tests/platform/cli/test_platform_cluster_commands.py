@@ -126,3 +126,42 @@ def test_local_runs_the_command_against_the_local_backend(api_server, kubeconfig
     code, _, err = run(capsys, "status", "ghost-app", "--kubeconfig", kubeconfig, *switch)
     assert code != 0 and "no local cluster named 'ghost-app' is running" in err
     assert api_server.requests() == []
+
+
+def test_status_of_an_unhealthy_app_exits_1_and_says_why(api_server, kubeconfig, plumber_file,
+                                                         capsys):
+    target = ["-n", NS, "--kubeconfig", kubeconfig]
+    with PlayedControllers(api_server.url, NS, "parity"):
+        code, _, _ = run(capsys, "deploy", str(plumber_file), "--name", "parity",
+                         "--image", "registry.example/parity:stuck", "--rollout-timeout", "2",
+                         *target)
+        assert code == 1  # a first deploy that never became ready: nothing to roll back to
+        code, out, _ = run(capsys, "status", "parity", *target)
+    assert code == 1, out
+    assert out[0] == "parity (namespace shop), revision 1: 1/2 updated, 0/2 ready, 0/2 available"
+    assert out[-1].startswith("parity is not ready: progress deadline exceeded: "), out
+
+
+def test_scale_warns_when_an_autoscaler_manages_the_app(api_server, kubeconfig, plumber_file,
+                                                        capsys):
+    target = ["-n", NS, "--kubeconfig", kubeconfig]
+    with PlayedControllers(api_server.url, NS, "parity"):
+        code, out, _ = run(capsys, "deploy", str(plumber_file), "--name", "parity",
+                           "--image", "registry.example/parity:v1", "--hpa-max", "4", *target)
+        assert code == 0 and "horizontalpodautoscaler/parity created" in out, out
+        code, out, _ = run(capsys, "scale", "parity", "3", *target)
+    assert code == 0, out
+    assert out[0] == ("warning: an autoscaler manages parity; it will change the replica count "
+                      "again"), out
+    assert out[1] == "deployment/parity scaled to 3"
+    scaled = [r for r in api_server.client_requests() if r.url.path.endswith("/parity/scale")]
+    assert [(r.method, r.data) for r in scaled] == [("PATCH", {"spec": {"replicas": 3}})]
+
+    plumber_file.parent.joinpath("other").mkdir()
+    other = plumber_file.parent / "other" / "plumber.R"
+    other.write_text(PLUMBER_R)
+    with PlayedControllers(api_server.url, NS, "other"):
+        assert run(capsys, "deploy", str(other), "--name", "other", "--image",
+                   "registry.example/parity:v1", *target)[0] == 0
+        code, out, _ = run(capsys, "scale", "other", "3", *target)
+    assert code == 0 and not any(line.startswith("warning:") for line in out), out

@@ -5,10 +5,12 @@ cluster's controllers and kubelets (see platform_cluster_harness). Nothing is mo
 """
 from __future__ import annotations
 
+import copy
+
 import kmock
 import pytest
 
-from platform_cluster_harness import PlayedControllers
+from platform_cluster_harness import REVISION, PlayedControllers
 from plumbline.platform.kube.apply import ApplyError
 from plumbline.platform.kube.client import connect
 from plumbline.platform.kube.manifests import render
@@ -63,6 +65,10 @@ def controllers(api_server):
     assert not played.errors
 
 
+def writes(requests) -> list:
+    return [r for r in requests if r.method not in ("GET", "HEAD")]
+
+
 def test_deploy_applies_everything_then_a_second_deploy_changes_nothing(
         api_server, cluster, controllers, tmp_path):
     spec = make_spec(tmp_path)
@@ -73,18 +79,41 @@ def test_deploy_applies_everything_then_a_second_deploy_changes_nothing(
     assert all(a.action == "created" for a in first.applied)
     assert "rollout of parity complete (revision 1)" in first.verdict
     assert any(line.startswith("parity: 2/2 updated, 2/2 ready, 2/2 available") for line in out)
+    # What the API server received: one server-side apply per object, each creating it (no
+    # POST), its body the rendered manifest, as field manager plumbline, never forced.
+    manifests = {(m["kind"], m["metadata"]["name"]): m for m in render(spec)}
+    applies = [r for r in writes(api_server.client_requests())
+               if r.headers["Content-Type"] == "application/apply-patch+yaml"]
+    assert len(applies) == len(manifests)
+    assert all(api_server.created_by_apply(r) for r in applies)
+    assert {(r.data["kind"], r.data["metadata"]["name"]): r.data for r in applies} == manifests
+    assert all(r.method == "PATCH" and r.params == {"fieldManager": "plumbline"}
+               for r in applies)
+    others = [r for r in writes(api_server.client_requests()) if r not in applies]
+    assert [(r.method, r.headers["Content-Type"]) for r in others] == [
+        ("PATCH", "application/merge-patch+json")], "only the ConfigMap's owner is linked"
 
     before = len(api_server.requests())
     second = deploy(spec, cluster, out=out.append, **FAST)
     assert second.ok
     assert [a.action for a in second.applied] == ["unchanged"] * len(first.applied)
     assert "0 of" in second.verdict
-    # Server-side apply, as field manager plumbline, never forced.
-    applies = [r for r in api_server.requests()[before:] if r.method == "PATCH"]
-    assert len(applies) == len(first.applied)
-    for request in applies:
-        assert request.headers["Content-Type"] == "application/apply-patch+yaml"
-        assert request.params == {"fieldManager": "plumbline"}
+    again = writes([r for r in api_server.client_requests() if r.id >= before])
+    assert len(again) == len(manifests)
+    assert not any(api_server.created_by_apply(r) for r in again)
+    assert all(r.method == "PATCH" and r.params == {"fieldManager": "plumbline"}
+               and r.headers["Content-Type"] == "application/apply-patch+yaml" for r in again)
+
+
+def test_deploy_into_a_missing_namespace_reports_the_api_servers_reason(api_server, cluster,
+                                                                        tmp_path):
+    api_server.emulator.namespaces = {"default"}  # "shop" does not exist on this server
+    with pytest.raises(ApplyError) as refused:
+        deploy(make_spec(tmp_path), cluster, out=lambda _: None, wait=False)
+    assert 'namespaces "shop" not found' in str(refused.value)
+    # The 404 is reported as it is: no other request tries to create the object instead.
+    assert [r.method for r in writes(api_server.client_requests())] == ["PATCH"]
+    assert api_server.names(f"/api/v1/namespaces/{NS}/configmaps") == set()
 
 
 CODE_ROUTES = ('\n#* @plumber\nfunction(pr) {\n  pr |> plumber::pr_get("/x", function() 1) |>\n'
@@ -189,11 +218,25 @@ def test_rollback_puts_an_earlier_template_back(api_server, cluster, controllers
     assert deploy(make_spec(tmp_path, image="registry.example/parity:v2"), cluster, **quiet).ok
     assert deployment_image(api_server) == "registry.example/parity:v2"
 
+    first_template = next(
+        rs for rs in api_server.get(f"/apis/apps/v1/namespaces/{NS}/replicasets")["items"]
+        if rs["metadata"]["annotations"][REVISION] == "1")["spec"]["template"]
+    before = len(api_server.requests())
     result = rollback(cluster, "parity", **quiet)  # to the revision before the current one
     assert result.ok and result.revision == "3"  # the old template comes back as a new revision
     assert deployment_image(api_server) == "registry.example/parity:v1"
     labels = api_server.get(f"{DEPLOYMENTS}/parity")["spec"]["template"]["metadata"]["labels"]
     assert "pod-template-hash" not in labels
+    # What the API server received: one forced apply of the Deployment, carrying revision 1's
+    # pod template without the ReplicaSet's own label, as field manager plumbline.
+    sent = writes([r for r in api_server.client_requests() if r.id >= before])
+    assert [(r.method, r.url.path, r.headers["Content-Type"]) for r in sent] == [
+        ("PATCH", f"{DEPLOYMENTS}/parity", "application/apply-patch+yaml")]
+    assert sent[0].params == {"fieldManager": "plumbline", "force": "true"}
+    expected = copy.deepcopy(first_template)
+    del expected["metadata"]["labels"]["pod-template-hash"]
+    assert sent[0].data["spec"]["template"] == expected
+    assert REVISION not in (sent[0].data["metadata"].get("annotations") or {})
 
     assert rollback(cluster, "parity", to_revision=2, **quiet).ok
     assert deployment_image(api_server) == "registry.example/parity:v2"
