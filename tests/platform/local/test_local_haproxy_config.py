@@ -115,16 +115,6 @@ def test_haproxy_matches_paths_as_a_kubernetes_ingress_does(tmp_path):
         replica.shutdown()
 
 
-def test_retries_never_replay_a_request_that_reached_a_replica(tmp_path):
-    config = render(build_spec(EXAMPLE, {"name": "demo"}), tmp_path)
-    backend = config.split("\nbackend app-demo\n")[1]
-    assert "retry-on conn-failure empty-response\n" in backend
-    assert "http-request disable-l7-retry unless idempotent" in backend
-    assert "acl idempotent method GET HEAD OPTIONS" in backend
-    assert backend.count("retry-on") == 1  # no retry on 5xx or response timeouts
-    assert "option httpchk" in backend and "uri /readyz" in backend
-
-
 @pytest.mark.skipif(shutil.which("haproxy") is None, reason="haproxy not installed")
 def test_one_haproxy_routes_several_apps_each_to_its_own_replicas(tmp_path):
     """The local ingress is ready for several apps side by side (one backend each)."""
