@@ -6,6 +6,7 @@ byte of answer: the request reached a replica, which may have acted on it. HAPro
 never send such a POST again (not to the same replica, not to another one); a GET, which
 is safe to repeat, is retried as docs/architecture.md says (up to 3 more times).
 """
+
 from __future__ import annotations
 
 import http.client
@@ -18,20 +19,28 @@ from pathlib import Path
 
 import pytest
 
-from plumbline.platform.local.haproxy import (AppRoutes, HAProxy, Server, ingress_routes,
-                                              render_config)
+from plumbline.platform.local.haproxy import (
+    AppRoutes,
+    HAProxy,
+    Server,
+    ingress_routes,
+    render_config,
+)
 from plumbline.platform.spec.appspec import build_spec
 from support import free_port
 
 pytestmark = pytest.mark.slow  # real HAProxy
 
-ROUTES_APP = "#* @post /submit\nfunction() 1\n\n#* @get /read\nfunction() 1\n"
+ROUTES_APP = (
+    "#* @post /submit\nfunction() 1\n\n#* @get /read\nfunction() 1\n\n#* @get /busy\nfunction() 1\n"
+)
 RETRIES = 3  # `retries` in the rendered backend
 
 
 class DroppingReplica:
-    """Answers HAProxy's GET /readyz with 200; reads any other request whole, records it and
-    closes the connection unanswered (`reset`: with a TCP RST instead of a FIN)."""
+    """Answers HAProxy's GET /readyz with 200 and /busy with a 503 (an answer, though an
+    error); reads any other request whole, records it and closes the connection unanswered
+    (`reset`: with a TCP RST instead of a FIN)."""
 
     def __init__(self, reset: bool = False):
         self.reset = reset
@@ -63,8 +72,10 @@ class DroppingReplica:
                 head, _, body = data.partition(b"\r\n\r\n")
                 lines = head.decode("latin-1").split("\r\n")
                 method, path, _ = lines[0].split(" ", 2)
-                headers = {k.strip().lower(): v.strip()
-                           for k, _, v in (line.partition(":") for line in lines[1:])}
+                headers = {
+                    k.strip().lower(): v.strip()
+                    for k, _, v in (line.partition(":") for line in lines[1:])
+                }
                 length = int(headers.get("content-length", "0"))
                 while len(body) < length:
                     chunk = conn.recv(65536)
@@ -78,6 +89,12 @@ class DroppingReplica:
                 return
             with self._lock:
                 self.received.append((method, path, body))
+            if path == "/busy":
+                conn.sendall(
+                    b"HTTP/1.1 503 Service Unavailable\r\nContent-Type: text/plain\r\n"
+                    b"Content-Length: 4\r\nConnection: close\r\n\r\nbusy"
+                )
+                return
             if self.reset:
                 conn.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
 
@@ -101,11 +118,21 @@ def ingress(request, tmp_path: Path):
     replicas = [DroppingReplica(reset=request.param) for _ in range(2)]
     proxy = HAProxy(tmp_path, on_log=lambda line: None)
     port = free_port()
-    app = AppRoutes("app-drop", tuple(ingress_routes(build_spec(plumber, {"name": "drop"}))),
-                    tuple(Server(f"r{i}", r.port, 4) for i, r in enumerate(replicas, 1)))
+    app = AppRoutes(
+        "app-drop",
+        tuple(ingress_routes(build_spec(plumber, {"name": "drop"}))),
+        tuple(Server(f"r{i}", r.port, 4) for i, r in enumerate(replicas, 1)),
+    )
     try:
-        proxy.start(render_config(apps=[app], bind_host="127.0.0.1", port=port,
-                                  admin_socket=proxy.admin_socket, server_timeout=10))
+        proxy.start(
+            render_config(
+                apps=[app],
+                bind_host="127.0.0.1",
+                port=port,
+                admin_socket=proxy.admin_socket,
+                server_timeout=10,
+            )
+        )
         yield proxy, port, replicas
     finally:
         proxy.stop()
@@ -121,15 +148,17 @@ def wait_in_rotation(proxy: HAProxy, timeout: float = 30) -> None:
         if len(servers) == 2 and all(s.in_rotation for s in servers.values()):
             return
         time.sleep(0.05)
-    raise AssertionError(f"replicas not in rotation after {timeout} s: "
-                         f"{proxy.api.servers('app-drop')}")
+    raise AssertionError(
+        f"replicas not in rotation after {timeout} s: {proxy.api.servers('app-drop')}"
+    )
 
 
 def send(port: int, method: str, path: str, body: bytes | None = None):
     conn = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
     try:
-        conn.request(method, path, body=body,
-                     headers={"Content-Type": "application/json"} if body else {})
+        conn.request(
+            method, path, body=body, headers={"Content-Type": "application/json"} if body else {}
+        )
         # (http.client sends Content-Length: 0 for an empty POST body)
         reply = conn.getresponse()
         return reply.status, reply.getheader("Content-Type"), reply.read()
@@ -160,3 +189,10 @@ def test_a_get_without_an_answer_is_retried(ingress):
     attempts = [len(r.requests("GET", "/read")) for r in replicas]
     assert sum(attempts) == 1 + RETRIES, attempts
     assert all(attempts), f"the retries went to the other replica too (redispatch): {attempts}"
+
+
+def test_an_answer_is_never_retried_even_an_error(ingress):
+    proxy, port, replicas = ingress
+    wait_in_rotation(proxy)
+    assert send(port, "GET", "/busy") == (503, "text/plain", b"busy")
+    assert sum(len(r.requests("GET", "/busy")) for r in replicas) == 1
