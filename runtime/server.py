@@ -183,9 +183,11 @@ async def _serve(spec: PlumberFile, config: ServeConfig,
         sock.close()
         if app.access_log is not None:
             app.access_log.flush()
-        # what is left of graceful-timeout since the listener closed, for queued R work
+        # what is left of graceful-timeout since the listener closed, for queued R work;
+        # none after a third signal (it stops all waiting, R's included)
         since = time.monotonic() - (stop.closed_at or time.monotonic())
-        await pool.close(max(config.graceful_timeout - since, 1.0))
+        grace = 0.0 if stop.third.is_set() else max(config.graceful_timeout - since, 1.0)
+        await pool.close(grace)
     log.info("stopped")
     return EXIT_OK
 

@@ -48,17 +48,17 @@ def test_fixture_document_covers_every_annotation():
                                                 "head", "options"}
 
 
-def _plumber_example(name: str) -> Path | None:
+def _plumber_example(name: str) -> Path:
     out = subprocess.run(["Rscript", "-e", 'cat(system.file("plumber", package="plumber"))'],
-                         capture_output=True, text=True)
+                         capture_output=True, text=True, check=True)
     path = Path(out.stdout.strip()) / name / "plumber.R"
-    return path if out.returncode == 0 and path.is_file() else None
+    assert path.is_file(), f"plumber's examples are not installed ({path})"
+    return path
 
 
+@pytest.mark.slow  # Rscript finds plumber's examples
 def test_multi_line_api_description_is_joined_as_plumber_does():
     path = _plumber_example("11-car-inventory")
-    if path is None:
-        pytest.skip("plumber's examples are not installed")
     doc = openapi.build(parse_file(path))
     validate(doc)
     assert doc["info"]["title"] == "Auto Inventory Manager"
@@ -66,6 +66,7 @@ def test_multi_line_api_description_is_joined_as_plumber_does():
         "Manage the inventory of an automobile store using an API.")
 
 
+@pytest.mark.slow  # runs real plumber in Rscript
 def test_undocumented_arguments_are_listed_as_plumber_lists_them():
     """Every argument but req/res/... is a parameter; its default gives type and default."""
     fixture = REPO / "tests" / "fixtures" / "openapi-arguments" / "plumber.R"

@@ -11,7 +11,6 @@ import http.client
 import json
 import signal
 import socket
-import statistics
 import subprocess
 import sys
 import threading
@@ -120,10 +119,10 @@ def test_livez_answers_fast_while_every_worker_runs_wait(example):
         status, _, body = example.get("/livez", timeout=5)
         timings.append(time.perf_counter() - start)
         assert status == 200 and json.loads(body) == {"status": "alive"}
-    # both /wait calls are still running: livez never waited on R
+    # both /wait calls (5 s of R each) are still running: livez never waited on R; each
+    # answer took well under the R call (a generous bound on a loaded machine)
     assert all(thread.is_alive() for thread, _ in waits)
-    assert statistics.median(timings) < 0.05, timings
-    assert max(timings) < 0.5, timings
+    assert max(timings) < 2.5, timings
     status, _, _ = example.get("/readyz")
     assert status == 200  # busy is not unready
     for thread, result in waits:
@@ -188,12 +187,13 @@ def test_request_id_is_returned_and_logged_as_json(example):
 
 
 def test_sigterm_drains_without_dropping_requests(tmp_path):
-    with serve(tmp_path, "--workers", "2", "--drain-delay", "2") as served:
+    # a drain delay long enough that the checks below surely fall inside it
+    with serve(tmp_path, "--workers", "2", "--drain-delay", "10") as served:
         thread, result = in_thread(served.get, "/wait")
         served.wait_until(lambda: served.metric('plumbline_workers{state="busy"}') == 1,
                           timeout=10, what="/wait running")
         served.proc.send_signal(signal.SIGTERM)
-        served.wait_until(lambda: served.get("/readyz")[0] == 503, timeout=5,
+        served.wait_until(lambda: served.get("/readyz")[0] == 503, timeout=30,
                           what="readyz 503 after SIGTERM")
         status, _, body = served.get("/readyz")
         assert json.loads(body)["reason"] == "draining"
@@ -205,6 +205,67 @@ def test_sigterm_drains_without_dropping_requests(tmp_path):
         assert result["value"][0] == 200, result  # accepted before SIGTERM: completed
         with pytest.raises(OSError):
             served.get("/livez", timeout=2)
+
+
+BASIC = REPO / "tests" / "runtime" / "apps" / "basic" / "plumber.R"
+LONG = 300  # seconds an R call may sleep (and --timeout): far beyond every bound below
+BOUND = 60  # seconds a stop may take in these tests: generous, and far below LONG
+
+
+def stderr_events(served: Served) -> list[str]:
+    return [json.loads(line)["message"] for line in served.stderr.read_text().splitlines()
+            if line.startswith("{")]
+
+
+def test_graceful_timeout_cuts_off_a_request_still_running(tmp_path):
+    with serve(tmp_path, "--workers", "1", "--drain-delay", "0", "--graceful-timeout", "2",
+               "--timeout", str(LONG), "--health-interval", "0", plumber_file=BASIC) as served:
+        thread, result = in_thread(served.get, f"/sleep?secs={LONG}", "GET", None, LONG + 30)
+        served.wait_until(lambda: served.metric('plumbline_workers{state="busy"}') == 1,
+                          timeout=30, what="the long call running")
+        signalled = time.monotonic()
+        served.proc.send_signal(signal.SIGTERM)
+        assert served.proc.wait(BOUND) == 0  # long before the R call would have ended
+        thread.join(30)
+        assert time.monotonic() - signalled < BOUND
+        # The cut-off request got no answer of R's ("slept"); the server said why it stopped.
+        assert "value" not in result or result["value"][2] != b"slept", result
+        assert "closing listener, finishing in-flight requests" in stderr_events(served)
+
+
+def test_second_signal_skips_the_rest_of_the_drain_delay(tmp_path):
+    with serve(tmp_path, "--workers", "1", "--drain-delay", str(LONG), plumber_file=BASIC) \
+            as served:
+        served.proc.send_signal(signal.SIGTERM)
+        served.wait_until(lambda: served.get("/readyz")[0] == 503, timeout=30,
+                          what="readyz 503 after the first SIGTERM")
+        assert served.get("/text")[2] == b"hello"  # still serving during the drain delay
+        served.proc.send_signal(signal.SIGTERM)
+        assert served.proc.wait(BOUND) == 0
+        events = stderr_events(served)
+        assert events.index("stop requested, draining") < events.index(
+            "skipping the drain delay") < events.index("stopped")
+
+
+def test_third_signal_stops_waiting_for_open_connections(tmp_path):
+    with serve(tmp_path, "--workers", "1", "--drain-delay", "0", "--graceful-timeout",
+               str(LONG), "--timeout", str(LONG), "--health-interval", "0",
+               plumber_file=BASIC) as served:
+        thread, result = in_thread(served.get, f"/sleep?secs={LONG}", "GET", None, LONG + 30)
+        served.wait_until(lambda: served.metric('plumbline_workers{state="busy"}') == 1,
+                          timeout=30, what="the long call running")
+        served.proc.send_signal(signal.SIGTERM)
+        served.wait_until(lambda: "closing listener, finishing in-flight requests"
+                          in stderr_events(served), timeout=30, what="the listener closing")
+        # Each signal once the last one is logged (the kernel merges a pending one).
+        served.proc.send_signal(signal.SIGTERM)  # the drain delay is already over: no change
+        served.wait_until(lambda: "skipping the drain delay" in stderr_events(served),
+                          timeout=30, what="the second signal handled")
+        served.proc.send_signal(signal.SIGTERM)
+        assert served.proc.wait(BOUND) == 0  # not the graceful timeout, not the R call
+        thread.join(30)
+        assert "value" not in result or result["value"][2] != b"slept", result
+        assert "forcing exit" in stderr_events(served)
 
 
 def test_pool_failures_become_json_errors_and_readiness_follows_reload(tmp_path):
@@ -222,7 +283,7 @@ def test_pool_failures_become_json_errors_and_readiness_follows_reload(tmp_path)
         assert status == 504 and headers["content-type"] == "application/json"
         assert "timeout" in json.loads(body)["error"]
         # the timed-out worker is killed and replaced; until its successor loads, not ready
-        served.wait_until(lambda: served.get("/readyz")[0] == 503, timeout=5,
+        served.wait_until(lambda: served.get("/readyz")[0] == 503, timeout=30,
                           what="readyz 503 while the only worker reloads")
         assert served.get("/livez")[0] == 200
         served.wait_until(lambda: served.get("/readyz")[0] == 200, timeout=60,

@@ -121,7 +121,7 @@ def test_up_serves_the_app_through_haproxy(cluster):
     status = cluster.status()
     assert status["ready"] == 3 and len(status["replicas"]) == 3
     # requests served come from HAProxy's counters, read by the supervisor's next look
-    deadline = time.monotonic() + 5
+    deadline = time.monotonic() + 30
     while sum(r["requests"] for r in status["replicas"]) < 12 and time.monotonic() < deadline:
         time.sleep(0.2)
         status = cluster.status()
@@ -192,6 +192,21 @@ def test_scale_down_and_up_again(cluster):
     assert up.returncode == 0, up.stdout + up.stderr
     status = cluster.status()
     assert status["ready"] == 3 and len(status["replicas"]) == 3
+
+
+def test_restart_local_through_the_cli_replaces_every_replica(cluster):
+    """The README's own command, `plumbline restart --local`: no name (one cluster runs)."""
+    before = cluster.status()
+    old_pids = {r["pid"] for r in before["replicas"]}
+    result = cluster.cli("restart", "--local", timeout=200)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert result.stdout.splitlines()[-1] == (
+        f"restart complete: revision {before['revision'] + 1}, 3/3 replicas ready"), result.stdout
+    after = cluster.status()
+    assert after["ready"] == 3 and len(after["replicas"]) == 3
+    assert not old_pids & {r["pid"] for r in after["replicas"]}, "a replica was not replaced"
+    assert all(r["revision"] == after["revision"] for r in after["replicas"])
+    assert httpx.get(cluster.url + "/parity?int=7", timeout=10).text == "odd"
 
 
 def test_watch_rolls_out_a_changed_plumber_file(cluster):

@@ -2,7 +2,6 @@
 routing the spec's ingress paths with the retry and health-check policy we promise."""
 from __future__ import annotations
 
-import shutil
 import subprocess
 import threading
 import time
@@ -42,7 +41,7 @@ def haproxy_accepts(config: str, tmp_path: Path) -> subprocess.CompletedProcess:
     return subprocess.run(["haproxy", "-c", "-f", str(path)], capture_output=True, text=True)
 
 
-@pytest.mark.skipif(shutil.which("haproxy") is None, reason="haproxy not installed")
+@pytest.mark.slow  # real HAProxy
 def test_example_config_is_valid_and_routes_each_endpoint(tmp_path):
     spec = build_spec(EXAMPLE, {"name": "demo"})
     config = render(spec, tmp_path, [Server("r1", 40001, 2), Server("r2", 40002, 2)])
@@ -85,7 +84,7 @@ class _EchoPath(BaseHTTPRequestHandler):
         pass
 
 
-@pytest.mark.skipif(shutil.which("haproxy") is None, reason="haproxy not installed")
+@pytest.mark.slow  # real HAProxy
 def test_haproxy_matches_paths_as_a_kubernetes_ingress_does(tmp_path):
     replica = ThreadingHTTPServer(("127.0.0.1", 0), _EchoPath)
     threading.Thread(target=replica.serve_forever, daemon=True).start()
@@ -115,7 +114,7 @@ def test_haproxy_matches_paths_as_a_kubernetes_ingress_does(tmp_path):
         replica.shutdown()
 
 
-@pytest.mark.skipif(shutil.which("haproxy") is None, reason="haproxy not installed")
+@pytest.mark.slow  # real HAProxy
 def test_one_haproxy_routes_several_apps_each_to_its_own_replicas(tmp_path):
     """The local ingress is ready for several apps side by side (one backend each)."""
     first = typed_spec(tmp_path)

@@ -2,14 +2,11 @@
 from __future__ import annotations
 
 import os
-import shutil
 import subprocess
 
 import psutil
 import pytest
 from support import EXAMPLE, PLUMBLINE, free_port
-
-
 
 
 def test_missing_haproxy_says_how_to_install_it(tmp_path):
@@ -24,8 +21,7 @@ def test_missing_haproxy_says_how_to_install_it(tmp_path):
     assert not (tmp_path / "state").exists() or not list((tmp_path / "state").iterdir())
 
 
-@pytest.mark.slow
-@pytest.mark.skipif(shutil.which("haproxy") is None, reason="haproxy not installed")
+@pytest.mark.slow  # R and real HAProxy
 def test_app_that_fails_to_load_makes_up_exit_with_r_message(tmp_path):
     app = tmp_path / "broken" / "plumber.R"
     app.parent.mkdir()
