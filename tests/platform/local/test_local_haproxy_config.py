@@ -136,7 +136,7 @@ def test_one_haproxy_routes_several_apps_each_to_its_own_replicas(tmp_path):
     assert "server r1 127.0.0.1:40002" in orders and "40001" not in orders
 
 
-@pytest.mark.skipif(shutil.which("haproxy") is None, reason="haproxy not installed")
+@pytest.mark.slow  # real HAProxy
 def test_apps_by_host_and_by_stripped_prefix(tmp_path):
     from plumbline.platform.local.haproxy import Route
     apps = [AppRoutes("app-a", (Route("prefix", "/content/a.b"),), strip="/content/a.b",

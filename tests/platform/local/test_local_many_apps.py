@@ -4,7 +4,6 @@ name, added and removed one at a time without disturbing the others."""
 
 from __future__ import annotations
 
-import shutil
 import threading
 import time
 
@@ -18,10 +17,7 @@ from plumbline.platform.local.host import LocalHost
 from plumbline.platform.spec.appspec import build_spec
 from support import EXAMPLE, free_port
 
-pytestmark = [
-    pytest.mark.slow,
-    pytest.mark.skipif(shutil.which("haproxy") is None, reason="no haproxy"),
-]
+pytestmark = pytest.mark.slow  # real R and HAProxy
 
 HELLO = '#* @serializer text\n#* @get /hello\nfunction() "hello from {name}"\n'
 

@@ -21,12 +21,6 @@ if (!isTRUE(ok)) quit(status = 3)
 """
 
 
-def rsconnect_available() -> bool:
-    return (
-        subprocess.run(["Rscript", "-e", "library(rsconnect)"], capture_output=True).returncode == 0
-    )
-
-
 def deploy_api(
     home: Path, url: str, key: str, account: str, app_dir: Path, app_name: str, timeout: float = 600
 ) -> subprocess.CompletedProcess:

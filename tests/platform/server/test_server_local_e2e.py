@@ -20,15 +20,12 @@ from pathlib import Path
 
 import httpx
 import pytest
-from rsconnect_harness import deploy_api, rsconnect_available
+from rsconnect_harness import deploy_api
 from support import EXAMPLE_DIR, PLUMBLINE, free_port
 from task_follower import wait_task
 
 
-pytestmark = [
-    pytest.mark.slow,
-    pytest.mark.skipif(not rsconnect_available(), reason="r-cran-rsconnect missing"),
-]
+pytestmark = pytest.mark.slow  # real R, rsconnect and HAProxy (scripts/install.sh)
 
 BIG = 50 * 1024 * 1024
 APP_R = """\

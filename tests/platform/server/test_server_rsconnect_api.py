@@ -9,12 +9,9 @@ from __future__ import annotations
 
 import pytest
 from bundle_maker import app_folder
-from rsconnect_harness import deploy_api, rsconnect_available
+from rsconnect_harness import deploy_api
 
-pytestmark = [
-    pytest.mark.slow,
-    pytest.mark.skipif(not rsconnect_available(), reason="r-cran-rsconnect missing"),
-]
+pytestmark = pytest.mark.slow  # real R and rsconnect (scripts/install.sh installs it)
 
 
 def test_rsconnect_deploys_and_redeploys(make_server, tmp_path):
