@@ -2,9 +2,10 @@
 (A module name of its own, so `from compat_harness import ...` never meets another conftest.)
 
 Each test class (or module, for tests outside a class) gets one pair of servers from the
-`pair` fixture, configured by its attributes (see PairSpec), and sends every request to both,
-comparing status, Content-Type, body and selected headers. While a class runs, the next
-class's pair is already starting. Plumber is started the way a user runs it
+`pair` fixture, configured by its attributes (see PairSpec), and sends every request to both
+exactly as written (compat_wire.py: no client normalises the path), comparing the status
+the test expects, the body and every response header but a short list that differs by
+nature (IGNORED_HEADERS). While a class runs, the next class's pair is already starting. Plumber is started the way a user runs it
 (`pr(file) |> pr_run()`), from the file's folder, with the packages an entrypoint.R beside
 the file attaches; plumbline (`plumbline serve FILE --workers 2`) is started from a neutral
 folder, so the tests also show that it finds files relative to the plumber.R as plumber does.
@@ -22,20 +23,29 @@ import sys
 import tempfile
 import time
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Iterator
 
 import httpx
 import pytest
 
+import compat_wire
+from compat_wire import Response
+
 REPO = Path(__file__).resolve().parents[2]
 APPS = Path(__file__).resolve().parent / "apps"
 EXAMPLE_APP = REPO / "examples" / "plumber-on-k8s" / "plumber.R"
 PLUMBLINE = Path(sys.executable).parent / "plumbline"
 START_TIMEOUT = 120.0
-# Headers worth comparing when present; Date, Content-Length and request ids naturally differ.
-DEFAULT_COMPARED_HEADERS = ("content-disposition", "allow", "location")
+# Response headers not compared: the time, the framing and transfer encoding (plumbline sends
+# Content-Length, httpuv may chunk or compress), and what plumbline adds by design (its request
+# id; ETag and Accept-Ranges on assets; docs/compatibility.md). Every other header, repeated
+# ones included, must be the same list of values on both sides.
+IGNORED_HEADERS = frozenset({
+    "date", "content-length", "transfer-encoding", "connection", "keep-alive",
+    "content-encoding", "x-request-id", "etag", "accept-ranges",
+})
 _LIBRARY_CALL = re.compile(r"""\b(?:library|require)\(\s*["']?([A-Za-z][A-Za-z0-9._]*)["']?""")
 
 
@@ -137,10 +147,12 @@ def start_plumber(plumber_file: Path, *, from_dir: bool = False, docs: bool = Fa
     return Server("plumber", ["Rscript", "-e", "; ".join(lines)], plumber_file.parent, port, "/")
 
 
-def serve_available() -> bool:
-    """Whether this checkout has the `plumbline serve` command."""
-    done = subprocess.run([str(PLUMBLINE), "serve", "--help"], capture_output=True)
-    return done.returncode == 0
+def serve_problem() -> str | None:
+    """Why `plumbline serve` of this checkout cannot even show its help, if it cannot."""
+    if not PLUMBLINE.exists():
+        return f"{PLUMBLINE} does not exist (run ./scripts/install.sh)"
+    done = subprocess.run([str(PLUMBLINE), "serve", "--help"], capture_output=True, text=True)
+    return None if done.returncode == 0 else f"exit {done.returncode}:\n{done.stderr[-3000:]}"
 
 
 def start_plumbline(plumber_file: Path, *, workers: int = 2, flags: tuple[str, ...] = ()) -> Server:
@@ -157,12 +169,12 @@ class Exchange:
 
     method: str
     path: str
-    plumber: httpx.Response
-    plumbline: httpx.Response
+    plumber: Response
+    plumbline: Response
 
     def describe(self) -> str:
-        def side(name: str, r: httpx.Response) -> str:
-            shown = {k: v for k, v in r.headers.items() if k.lower() not in ("date",)}
+        def side(name: str, r: Response) -> str:
+            shown = [(k, v) for k, v in r.headers.items() if k.lower() != "date"]
             return f"  {name}: {r.status_code} {shown}\n    body: {r.content[:600]!r}"
         return (f"{self.method} {self.path}\n" + side("plumber  ", self.plumber) + "\n"
                 + side("plumbline", self.plumbline))
@@ -172,20 +184,10 @@ class Exchange:
 class ServerPair:
     plumber: Server
     plumbline: Server
-    _clients: dict = field(default_factory=dict)
 
-    def client(self, which: str) -> httpx.Client:
-        if which not in self._clients:
-            server = getattr(self, which)
-            self._clients[which] = httpx.Client(base_url=server.url, timeout=60)
-        return self._clients[which]
-
-    def request(self, which: str, method: str, path: str, **kwargs) -> httpx.Response:
-        client = self.client(which)
-        try:
-            return client.request(method, path, **kwargs)
-        finally:
-            client.cookies.clear()  # cookies are sent explicitly by the tests that use them
+    def request(self, which: str, method: str, path: str, **kwargs) -> Response:
+        """One request to one side, on the wire exactly as written (compat_wire)."""
+        return compat_wire.request(getattr(self, which).port, method, path, **kwargs)
 
     def send(self, method: str, path: str, **kwargs) -> Exchange:
         """The same request to both servers, concurrently (slow endpoints cost their time once)."""
@@ -205,15 +207,23 @@ class ServerPair:
         method: str,
         path: str,
         *,
+        status: int,
         body: str | Callable[[bytes], object] = "exact",
-        same_headers: tuple[str, ...] = DEFAULT_COMPARED_HEADERS,
+        present: tuple[str, ...] = (),
+        masks: dict[str, Callable[[str], str]] | None = None,
         **kwargs,
     ) -> Exchange:
-        """Assert both answers agree. body: "exact" (bytes), "json" (parsed value), "ignore",
-        or a function whose results must be equal (for time stamps, random numbers).
-        same_headers: response headers that must be equal; kwargs go to httpx."""
+        """Assert both answers are `status` and agree. body: "exact" (bytes), "json" (parsed
+        value), "ignore", or a function whose results must be equal (time stamps, random
+        numbers). Every header not in IGNORED_HEADERS must agree; `present`: headers both
+        must carry (what the test is about); `masks`: header name -> a function applied to
+        each of its values before comparing (a random session cookie). kwargs: the body and
+        request headers (httpx's content/data/files/json/headers)."""
         ex = self.send(method, path, **kwargs)
-        assert_same(ex, body=body, same_headers=same_headers)
+        assert ex.plumber.status_code == status, (
+            f"plumber answered {ex.plumber.status_code}, the test expects {status}\n"
+            + ex.describe())
+        assert_same(ex, body=body, present=present, masks=masks)
         return ex
 
     def wait_ready(self) -> None:
@@ -225,19 +235,25 @@ class ServerPair:
             raise
 
     def close(self) -> None:
-        for client in self._clients.values():
-            client.close()
         with ThreadPoolExecutor(2) as pool:  # each stop waits for its process to exit
             list(pool.map(Server.stop, (self.plumber, self.plumbline)))
 
 
-def assert_same(ex: Exchange, *, body="exact", same_headers=DEFAULT_COMPARED_HEADERS) -> None:
+def assert_same(ex: Exchange, *, body="exact", present: tuple[str, ...] = (),
+                masks: dict[str, Callable[[str], str]] | None = None) -> None:
+    """Both answers agree: status, every header but IGNORED_HEADERS, and the body."""
     p, q = ex.plumber, ex.plumbline
     assert p.status_code == q.status_code, "status differs\n" + ex.describe()
-    assert p.headers.get("content-type") == q.headers.get("content-type"), (
-        "Content-Type differs\n" + ex.describe())
-    for name in same_headers:
-        assert p.headers.get(name) == q.headers.get(name), f"header {name} differs\n" + ex.describe()
+    for name in present:
+        assert name in p.headers and name in q.headers, (
+            f"header {name} missing\n" + ex.describe())
+    masks = {name.lower(): mask for name, mask in (masks or {}).items()}
+    for name in dict.fromkeys(p.headers.names() + q.headers.names()):
+        if name in IGNORED_HEADERS:
+            continue
+        mask = masks.get(name, lambda value: value)
+        assert [mask(v) for v in p.headers.get_list(name)] == [
+            mask(v) for v in q.headers.get_list(name)], f"header {name} differs\n" + ex.describe()
     if body == "exact":
         assert p.content == q.content, "body differs\n" + ex.describe()
     elif body == "json":
@@ -311,6 +327,33 @@ class PairSpec:
                            plumber_from_dir=self.plumber_from_dir,
                            plumbline_file=self.plumbline_file, flags=self.flags,
                            plumber_docs=self.plumber_docs)
+
+
+def assert_405_with_allow(ex: Exchange, allowed: str) -> None:
+    """A wrong verb where plumbline answers (no filter, no `#* @plumber` block): plumber's 405
+    and body with its empty Allow header; plumbline fills Allow (deliberate,
+    docs/compatibility.md); every other header the same."""
+    p, q = ex.plumber, ex.plumbline
+    assert p.status_code == q.status_code == 405, ex.describe()
+    assert p.content == q.content == b'{"error":"405 - Method Not Allowed"}', ex.describe()
+    assert p.headers["content-type"] == q.headers["content-type"] == "application/json"
+    assert p.headers["allow"] == "", ex.describe()
+    deliberate("405 Allow header filled")
+    assert q.headers["allow"] == allowed, ex.describe()
+    assert_same(ex, masks={"allow": lambda _: "(compared above)"})
+
+
+def wait_for_unhealthy_restart(pair: ServerPair, timeout: float = 90) -> None:
+    """Until plumbline's pool has replaced a worker whose /health failed (its metrics say)."""
+    def restarts() -> float:
+        text = pair.request("plumbline", "GET", "/metrics").text
+        found = re.search(r'^plumbline_worker_restarts_total\{reason="unhealthy"\} (\S+)$',
+                          text, re.M)
+        return float(found.group(1)) if found else 0.0
+    deadline = time.monotonic() + timeout
+    while restarts() < 1:
+        assert time.monotonic() < deadline, "plumbline did not replace the worker failing /health"
+        time.sleep(0.2)
 
 
 class Launcher:

@@ -5,23 +5,33 @@ from __future__ import annotations
 
 import pytest
 
-from compat_harness import EXAMPLE_APP
+from compat_harness import EXAMPLE_APP, deliberate, wait_for_unhealthy_restart
 
 pytestmark = pytest.mark.slow
 APP = EXAMPLE_APP.parent  # served by the `pair` fixture (conftest.py), 2 workers
 PLUMBLINE_FLAGS = ("--inline-futures", "off")
 
 
-@pytest.mark.parametrize("query", ["int=3", "int=10", "int=abc", "", "int=1&int=2"])
-def test_parity(pair, query):
-    pair.compare("GET", "/parity?" + query)
+@pytest.mark.parametrize("query, status", [("int=3", 200), ("int=10", 200), ("int=abc", 500),
+                                           ("", 500), ("int=1&int=2", 500)])
+def test_parity(pair, query, status):
+    pair.compare("GET", "/parity?" + query, status=status)
 
 
 def test_health(pair):
-    pair.compare("GET", "/health")
+    pair.compare("GET", "/health", status=200)
 
 
 def test_fail_then_health_answer_like_plumber_on_that_worker(pair):
-    pair.compare("POST", "/fail")
+    """Last in the module: it breaks the app. Through future's own promise path, the worker
+    that ran /fail answers /health as plumber does until the pool replaces it."""
+    ex = pair.compare("POST", "/fail", status=200)
+    assert ex.plumbline.content == b"{}"
+    broken = (500, b'{"error":"500 - Internal server error"}')
     after = pair.request("plumber", "GET", "/health")
-    assert (after.status_code, after.content) == (500, b'{"error":"500 - Internal server error"}')
+    assert (after.status_code, after.content) == broken
+    deliberate("the pool heals a worker whose /health fails")
+    wait_for_unhealthy_restart(pair)
+    for _ in range(4):  # both workers healthy again
+        reply = pair.request("plumbline", "GET", "/health")
+        assert (reply.status_code, reply.content) == (200, b"OK")

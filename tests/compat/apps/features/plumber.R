@@ -19,7 +19,7 @@ function() {
   plot(1:3)
 }
 
-#* @serializer jpeg list(width = 100, height = 100)
+#* @serializer jpeg list(width = 300, height = 300)
 #* @get /jpeg
 function() {
   plot(1:3)
