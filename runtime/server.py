@@ -12,7 +12,7 @@ Stopping (SIGTERM or SIGINT): /readyz turns 503 at once while requests are still
 drain-delay seconds, so load balancers and Kubernetes endpoints take the pod out first; then
 the listener closes, in-flight requests get up to graceful-timeout to finish, the pool is
 closed, exit 0. A second signal skips what is left of the drain delay, a third stops
-waiting for open connections.
+waiting for open connections and for R work.
 """
 from __future__ import annotations
 
