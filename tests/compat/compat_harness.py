@@ -244,6 +244,7 @@ def assert_same(ex: Exchange, *, body="exact", present: tuple[str, ...] = (),
     """Both answers agree: status, every header but IGNORED_HEADERS, and the body."""
     p, q = ex.plumber, ex.plumbline
     assert p.status_code == q.status_code, "status differs\n" + ex.describe()
+    assert p.complete and q.complete, "a body shorter than its Content-Length\n" + ex.describe()
     for name in present:
         assert name in p.headers and name in q.headers, (
             f"header {name} missing\n" + ex.describe())

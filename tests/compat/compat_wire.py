@@ -60,9 +60,14 @@ class Headers:
 
 
 class Response:
-    def __init__(self, status_code: int, reason: str, headers: Headers, content: bytes):
+    """An answer as received; `complete` is False when the body ended before the length
+    its Content-Length announced (the connection closed first)."""
+
+    def __init__(
+        self, status_code: int, reason: str, headers: Headers, content: bytes, complete: bool = True
+    ):
         self.status_code, self.reason_phrase = status_code, reason
-        self.headers, self.content = headers, content
+        self.headers, self.content, self.complete = headers, content, complete
 
     @property
     def text(self) -> str:
@@ -177,6 +182,7 @@ def _read_response(stream, method: str) -> Response:
         raw.append((name.strip(), value.strip()))
     headers = Headers(raw)
     code = int(status)
+    complete = True
     if method == "HEAD" or code in _NO_BODY_STATUSES or 100 <= code < 200:
         content = b""
     elif (headers.get("transfer-encoding") or "").lower() == "chunked":
@@ -184,11 +190,10 @@ def _read_response(stream, method: str) -> Response:
     elif "content-length" in headers:
         length = int(headers["content-length"])
         content = stream.read(length)
-        if len(content) != length:
-            raise ConnectionError(f"body cut short: {len(content)} of {length} bytes")
+        complete = len(content) == length  # httpuv can promise more than it sends
     else:
         content = stream.read()
-    return Response(code, reason[0] if reason else "", headers, content)
+    return Response(code, reason[0] if reason else "", headers, content, complete)
 
 
 def _read_chunked(stream) -> bytes:

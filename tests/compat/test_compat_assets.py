@@ -11,19 +11,20 @@ pytestmark = pytest.mark.slow
 APP = APPS / "assets"  # served by the `pair` fixture (conftest.py), 2 workers
 
 
-@pytest.mark.parametrize("path", [
-    "/public/a.txt", "/public/index.html", "/public/", "/public/sub/b.txt",
-    "/public/missing.txt", "/public/endpoint", "/public", "/publicity",
-    "/files/data.csv", "/files/k.json", "/files/upload", "/files", "/files/",
-    "/more/m.txt", "/more", "/more/missing", "/public/a%2etxt", "/public/%61.txt",
-    "/nope",
+@pytest.mark.parametrize("path, status", [
+    ("/public/a.txt", 200), ("/public/index.html", 200), ("/public/", 200),
+    ("/public/sub/b.txt", 200), ("/public/missing.txt", 404), ("/public/endpoint", 200),
+    ("/public", 404), ("/publicity", 404), ("/files/data.csv", 200), ("/files/k.json", 200),
+    ("/files/upload", 404), ("/files", 200), ("/files/", 404), ("/more/m.txt", 200),
+    ("/more", 404), ("/more/missing", 404), ("/public/a%2etxt", 200), ("/public/%61.txt", 200),
+    ("/nope", 404),
 ])
-def test_get(pair, path):
-    pair.compare("GET", path)
+def test_get(pair, path, status):
+    pair.compare("GET", path, status=status)
 
 
 def test_endpoint_under_a_mount_takes_its_verb(pair):
-    pair.compare("POST", "/files/upload")
+    pair.compare("POST", "/files/upload", status=200)
 
 
 @pytest.mark.parametrize("path", ["/public/sub/", "/public/sub"])

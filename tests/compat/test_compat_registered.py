@@ -12,16 +12,19 @@ pytestmark = pytest.mark.slow
 APP = APPS / "registered"  # served by the `pair` fixture (conftest.py), 2 workers
 
 
-@pytest.mark.parametrize("path", ["/shout", "/shout?word=quiet", "/shout-typed", "/wrapped",
-                                  "/plain", "/exclaim", "/nope"])
-def test_registered_serializers(pair, path):
-    pair.compare("GET", path)
+@pytest.mark.parametrize("path, status", [
+    ("/shout", 200), ("/shout?word=quiet", 200), ("/shout-typed", 200), ("/wrapped", 200),
+    ("/plain", 200), ("/exclaim", 200), ("/nope", 404),
+])
+def test_registered_serializers(pair, path, status):
+    pair.compare("GET", path, status=status)
 
 
 @pytest.mark.parametrize("content_type", ["text/x-upper", "application/json", "text/plain"])
 def test_registered_parser(pair, content_type):
-    pair.compare("POST", "/upper", content=b'"abc"', headers={"content-type": content_type})
+    pair.compare("POST", "/upper", status=200, content=b'"abc"',
+                 headers={"content-type": content_type})
 
 
 def test_wrong_verb(pair):
-    pair.compare("POST", "/shout")
+    pair.compare("POST", "/shout", status=405, present=("allow",))
