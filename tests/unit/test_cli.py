@@ -41,6 +41,7 @@ def test_each_command_loads_only_its_own_module():
 
 
 def test_every_option_can_come_from_its_environment_variable(tmp_path, capsys, monkeypatch):
+    monkeypatch.setenv("PLUMBLINE_ROUTE_TABLE", "annotations")  # the routes without R: fast
     monkeypatch.setenv("PLUMBLINE_REPLICAS", "5")
     monkeypatch.setenv("PLUMBLINE_NO_PDB", "on")
     out = tmp_path / "out.yaml"
