@@ -13,7 +13,7 @@ rollout that ran but failed is not an exception, it is a result with `ok=False`.
 """
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Protocol, runtime_checkable
 
@@ -88,6 +88,15 @@ class AppStatus:
         return self.state == "done" and self.ready >= self.desired
 
 
+@dataclass(frozen=True)
+class ReplicaMetrics:
+    """One ready replica's Prometheus exposition (its /metrics), or why it could not be read."""
+
+    replica: str  # pod name, or the local replica's name
+    text: str | None  # None when the read failed
+    error: str = ""
+
+
 @runtime_checkable
 class Backend(Protocol):
     kind: str  # "kubernetes" or "local"
@@ -121,6 +130,13 @@ class Backend(Protocol):
     def logs(self, app: AppRef, *, tail: int | None = None,
              follow: bool = False) -> Iterator[str]:
         """The replicas' output, one line at a time, each prefixed with its replica."""
+        ...
+
+    def metrics(self, app: AppRef, *, headers: Mapping[str, str] | None = None,
+                timeout: float = 5.0) -> list[ReplicaMetrics]:
+        """The /metrics of every ready replica, read now, each on its own (not through the
+        ingress, which would pick one). `headers` go with each read (the server's scrape
+        key, for apps that need a key)."""
         ...
 
     def delete(self, app: AppRef, *, emit: Emit) -> OperationResult:

@@ -4,7 +4,9 @@ Clients send `Authorization: Key <key>` (as rsconnect and Posit Connect do). The
 no key, only the sha256 of each allowed one, from `--access-keys` and `--access-keys-file`;
 the file is re-read when it changes (looked at no more than once a second), so the server
 grants and revokes keys without restarting replicas. Probes (/livez, /readyz) stay open.
-Installed only for key-only apps: public apps pay nothing.
+/metrics also takes a scraper's key (`--metrics-keys`), which opens nothing else; it may come
+in `X-Plumbline-Metrics-Key`, since the Kubernetes API server's pod proxy drops
+`Authorization`. Installed only for key-only apps: public apps pay nothing.
 """
 
 from __future__ import annotations
@@ -17,6 +19,8 @@ import time
 from plumbline.runtime.errors import send_error
 
 OPEN_PATHS = frozenset({"/livez", "/readyz"})
+METRICS_PATH = "/metrics"
+METRICS_KEY_HEADER = b"x-plumbline-metrics-key"
 RECHECK_SECONDS = 1.0
 log = logging.getLogger("plumbline.server")
 
@@ -59,10 +63,17 @@ class KeyFile:
 
 
 class KeyAccess:
-    def __init__(self, app, hashes: tuple[str, ...] = (), keys_file: str = ""):
+    def __init__(
+        self,
+        app,
+        hashes: tuple[str, ...] = (),
+        keys_file: str = "",
+        metrics_hashes: tuple[str, ...] = (),
+    ):
         self.app = app
         self.fixed = frozenset(hashes)
         self.file = KeyFile(keys_file) if keys_file else None
+        self.metrics = frozenset(metrics_hashes)
 
     def allowed(self, key: bytes) -> bool:
         digest = hashlib.sha256(key).hexdigest()
@@ -72,6 +83,9 @@ class KeyAccess:
 
     async def __call__(self, scope, receive, send) -> None:
         if scope["type"] != "http" or scope["path"] in OPEN_PATHS:
+            await self.app(scope, receive, send)
+            return
+        if scope["path"] == METRICS_PATH and self.metrics and self._scraper(scope["headers"]):
             await self.app(scope, receive, send)
             return
         key = _key(scope["headers"])
@@ -89,6 +103,19 @@ class KeyAccess:
         # The key is the caller's credential for the server too: the app's R code never sees it.
         headers = [(n, v) for n, v in scope["headers"] if n != b"authorization"]
         await self.app(dict(scope, headers=headers), receive, send)
+
+
+    def _scraper(self, headers) -> bool:
+        for name, value in headers:
+            if name == METRICS_KEY_HEADER:
+                key = value.strip()
+            elif name == b"authorization":
+                key = _key([(name, value)]) or b""
+            else:
+                continue
+            if key and hashlib.sha256(key).hexdigest() in self.metrics:
+                return True
+        return False
 
 
 def _key(headers) -> bytes | None:

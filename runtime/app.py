@@ -44,6 +44,7 @@ class AppOptions:
     access: str = "public"
     access_keys: tuple[str, ...] = ()
     access_keys_file: str = ""
+    metrics_keys: tuple[str, ...] = ()
 
 
 class PlumblineApp:
@@ -134,7 +135,8 @@ def create_app(spec: PlumberFile, pool, options: AppOptions = AppOptions()):
     inner = PlumblineApp(spec, pool, options)
     app = inner
     if options.access == "keys":
-        app = KeyAccess(app, options.access_keys, options.access_keys_file)
+        app = KeyAccess(app, options.access_keys, options.access_keys_file,
+                        options.metrics_keys)
     if options.root_path:
         app = RootPath(app, options.root_path)
     access_log = AccessLog() if options.access_log else None

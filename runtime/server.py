@@ -162,7 +162,7 @@ async def _serve(spec: PlumberFile, config: ServeConfig,
     app = create_app(spec, pool, AppOptions(
         max_body=config.max_body, docs=config.docs, access_log=config.access_log,
         root_path=config.root_path, access=config.access, access_keys=config.access_keys,
-        access_keys_file=config.access_keys_file))
+        access_keys_file=config.access_keys_file, metrics_keys=config.metrics_keys))
     uvicorn_config = uvicorn.Config(
         app, http="httptools", lifespan="off", access_log=False, log_config=None,
         server_header=False,

@@ -287,6 +287,11 @@ class ServeConfig:
         FILE, "",
         "File of allowed key digests, one sha256 hex a line; re-read when it changes, so "
         "keys are granted and revoked without a restart.", default_doc="none")
+    metrics_keys: tuple[str, ...] = _setting(
+        KEY_HASHES, (),
+        "sha256 hex digests of keys that may read /metrics only, when access is keys (a "
+        "scraper's, such as plumbline server's), comma-separated; sent as `Authorization: Key "
+        "<key>` or `X-Plumbline-Metrics-Key: <key>`.", default_doc="none")
 
 
 @dataclass(frozen=True)

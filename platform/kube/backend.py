@@ -8,11 +8,11 @@ from __future__ import annotations
 import contextlib
 import queue
 import threading
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from dataclasses import replace
 
 from plumbline.platform.backend import (AppRef, AppStatus, BackendError, Emit, NoSuchApp,
-                                        OperationResult, Refused)
+                                        OperationResult, Refused, ReplicaMetrics)
 from plumbline.platform.kube import operations
 from plumbline.platform.kube.apply import ApplyError
 from plumbline.platform.kube.client import (Cluster, ConnectError, KubeError, Unreachable,
@@ -138,6 +138,14 @@ class KubernetesBackend:
                 raise item
             assert isinstance(item, str)
             yield item
+
+    def metrics(self, app: AppRef, *, headers: Mapping[str, str] | None = None,
+                timeout: float = 5.0) -> list[ReplicaMetrics]:
+        """Each ready pod's /metrics through the API server's pod proxy (RBAC: pods/proxy)."""
+        with _errors():
+            found = operations.replica_metrics(self._in(app), app.name,
+                                               headers=dict(headers or {}))
+        return [ReplicaMetrics(pod, text, error) for pod, text, error in found]
 
     def delete(self, app: AppRef, *, emit: Emit) -> OperationResult:
         with _errors():

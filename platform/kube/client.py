@@ -108,9 +108,12 @@ class Cluster:
         return self.api.configuration.host
 
     def request(self, method: str, path: str, *, body=None, content_type: str | None = None,
-                query: list[tuple[str, str]] | None = None, raw: bool = False):
-        """One API call; returns the decoded JSON (or text when raw), raises KubeError."""
-        headers = {"Accept": "text/plain, */*" if raw else "application/json"}
+                query: list[tuple[str, str]] | None = None, raw: bool = False,
+                headers: dict[str, str] | None = None):
+        """One API call; returns the decoded JSON (or text when raw), raises KubeError.
+
+        `headers` are added (a pod proxy passes them on to the pod)."""
+        headers = {**(headers or {}), "Accept": "text/plain, */*" if raw else "application/json"}
         if body is not None:
             headers["Content-Type"] = content_type or "application/json"
         serialized = self.api.param_serialize(

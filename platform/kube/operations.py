@@ -14,15 +14,16 @@ import threading
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timezone
 from pathlib import Path
+from urllib.parse import quote
 
 from plumbline.annotations import AnnotationError, parse_source
 from plumbline.endpoints import PlumberFile
 from plumbline.platform.kube.apply import Applied, apply_manifests
 from plumbline.platform.kube.client import Cluster, KubeError, connect
-from plumbline.platform.kube.manifests import render
+from plumbline.platform.kube.manifests import PORT_NAME, render
 from plumbline.platform.kube.rollout import (REVISION_ANNOTATION, RolloutResult, deployment_state,
                                              owned_replicasets, revision_of, watch_rollout)
-from plumbline.platform.spec.appspec import with_api
+from plumbline.platform.spec.appspec import RUNTIME_PORT, with_api
 from plumbline.platform.spec.ingress import ingress_warnings
 from plumbline.routes import RouteReportError, route_table
 from plumbline.runtime.settings import entrypoint_packages
@@ -456,6 +457,44 @@ def logs(cluster: Cluster, name: str, *, tail: int | None = None, follow: bool =
             out(item[1])
             printed += item[0]
     return printed
+
+
+def replica_metrics(cluster: Cluster, name: str, *,
+                    headers: dict[str, str] | None = None) -> list[tuple[str, str | None, str]]:
+    """(pod, its /metrics text or None, why not) for every ready pod of the app, read through
+    the API server's pod proxy (the pods' own addresses are inside the cluster's network)."""
+    deployment = require_deployment(cluster, name)
+    selector = (((deployment.get("spec") or {}).get("selector") or {}).get("matchLabels")
+                or {INSTANCE_LABEL: name})
+    found: list[tuple[str, str | None, str]] = []
+    for pod in sorted(cluster.list("v1", "Pod", selector), key=lambda p: p["metadata"]["name"]):
+        if not _pod_ready(pod):
+            continue
+        pod_name = pod["metadata"]["name"]
+        path = (f"/api/v1/namespaces/{quote(cluster.namespace, safe='')}/pods/"
+                f"{quote(pod_name, safe='')}:{_runtime_port(pod)}/proxy/metrics")
+        try:
+            found.append((pod_name, cluster.request("GET", path, raw=True, headers=headers), ""))
+        except KubeError as exc:  # one pod's answer does not stop the others'
+            found.append((pod_name, None, f"{exc.status} {exc.message}".strip()))
+    return found
+
+
+def _pod_ready(pod: dict) -> bool:
+    if (pod.get("metadata") or {}).get("deletionTimestamp"):
+        return False
+    conditions = (pod.get("status") or {}).get("conditions") or []
+    return any(c.get("type") == "Ready" and c.get("status") == "True" for c in conditions)
+
+
+def _runtime_port(pod: dict) -> int:
+    """The runtime's container port: the one named http (manifests.PORT_NAME), else the first."""
+    containers = (pod.get("spec") or {}).get("containers") or [{}]
+    ports = containers[0].get("ports") or []
+    for port in ports:
+        if port.get("name") == PORT_NAME:
+            return int(port["containerPort"])
+    return int(ports[0]["containerPort"]) if ports else RUNTIME_PORT
 
 
 def delete(cluster: Cluster, name: str, *, out=print) -> list[str]:

@@ -22,7 +22,7 @@ _MANAGE = ["get", "list", "create", "patch", "delete"]
 _READ = ["get", "list"]
 
 # (API group, resources, verbs) - what `deploy`, `restart`, `scale`, `status`, `rollback`,
-# `logs` and `delete` call.
+# `logs`, `metrics` and `delete` call.
 RULES: tuple[tuple[str, tuple[str, ...], list[str]], ...] = (
     ("", ("configmaps", "services"), _MANAGE),
     ("apps", ("deployments",), _MANAGE),
@@ -30,6 +30,7 @@ RULES: tuple[tuple[str, tuple[str, ...], list[str]], ...] = (
     ("apps", ("replicasets",), _READ),
     ("", ("pods",), _READ),
     ("", ("pods/log",), ["get"]),
+    ("", ("pods/proxy",), ["get"]),  # the server's dashboard reads each pod's /metrics
     ("", ("events",), _READ),
     ("networking.k8s.io", ("ingresses",), _MANAGE),
     ("policy", ("poddisruptionbudgets",), _MANAGE),

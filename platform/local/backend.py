@@ -9,17 +9,21 @@ named in a note, since a local replica cannot honour them.
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
+import urllib.error
+import urllib.request
+from collections.abc import Iterator, Mapping
 from dataclasses import replace
 from typing import Any
 
 from plumbline.platform.backend import (AppRef, AppStatus, BackendError, Emit, NoSuchApp,
-                                        OperationResult, Refused, ReplicaStatus)
+                                        OperationResult, Refused, ReplicaMetrics,
+                                        ReplicaStatus)
 from plumbline.platform.local.control import ControlClient, ControlError, HostRecord
 from plumbline.platform.spec.appspec import AppSpec
 from plumbline.platform.spec.codec import spec_to_json
 
 OPERATION_TIMEOUT = 900.0
+_DIRECT = urllib.request.build_opener(urllib.request.ProxyHandler({}))  # loopback: no proxy
 # Spec fields (as in AppSpec.set_fields) a local replica cannot honour.
 KUBERNETES_ONLY = ("namespace", "image", "image_pull_secrets", "resources", "secret_env",
                    "volumes", "labels", "annotations", "node_selector", "autoscaling",
@@ -124,6 +128,8 @@ class LocalBackend:
         except ControlError as exc:
             raise _errors(exc) from None
         for record in records:
+            if self.host is not None and record.name != self.host:
+                continue  # a backend bound to one host lists that host's apps only
             client = ControlClient(record)
             found += [_status(s) for s in self._call(client, "GET", "/apps")["apps"]]
         return found
@@ -140,6 +146,27 @@ class LocalBackend:
             reply = self._call(client, "GET", f"{path}?since={last}&lines=1000")
             yield from reply["lines"]
             last = reply["last"]
+
+    def metrics(self, app: AppRef, *, headers: Mapping[str, str] | None = None,
+                timeout: float = 5.0) -> list[ReplicaMetrics]:
+        """Each ready replica's /metrics, read from its own port on loopback."""
+        client, name = self._client(app)
+        snapshot = self._call(client, "GET", client.app_path(name))
+        found = []
+        for replica in snapshot["replicas"]:
+            if not replica["ready"]:
+                continue
+            url = f"http://127.0.0.1:{replica['port']}/metrics"
+            request = urllib.request.Request(url, headers=dict(headers or {}))
+            try:
+                with _DIRECT.open(request, timeout=timeout) as response:
+                    text = response.read().decode("utf-8", "replace")
+                found.append(ReplicaMetrics(replica["name"], text))
+            except urllib.error.HTTPError as exc:
+                found.append(ReplicaMetrics(replica["name"], None, f"HTTP {exc.code}"))
+            except (OSError, ValueError) as exc:  # stopped since the snapshot, or hung
+                found.append(ReplicaMetrics(replica["name"], None, str(exc)))
+        return found
 
     def delete(self, app: AppRef, *, emit: Emit) -> OperationResult:
         """Stop the app: its host drains the replicas, then stops HAProxy (a host that takes

@@ -111,3 +111,27 @@ def test_key_never_reaches_r(tmp_path):
     ) as app:
         status, _, body = app.get("/auth", headers={"Authorization": f"Key {KEY}"})
         assert (status, body) == (200, b"none")
+
+
+def test_metrics_key_reads_metrics_and_nothing_else(tmp_path):
+    scraper = "plk_" + "s" * 40
+    with serve(
+        tmp_path,
+        "--workers",
+        "1",
+        "--access",
+        "keys",
+        "--access-keys",
+        digest(KEY),
+        "--metrics-keys",
+        digest(scraper),
+    ) as app:
+        assert app.get("/metrics")[0] == 401
+        for header in ({"X-Plumbline-Metrics-Key": scraper}, {"Authorization": f"Key {scraper}"}):
+            status, _, body = app.get("/metrics", headers=header)
+            assert status == 200 and b"plumbline_requests_total" in body, header
+        # the scraper's key opens nothing but /metrics
+        assert app.get("/parity?int=2", headers={"Authorization": f"Key {scraper}"})[0] == 403
+        assert app.get("/parity?int=2", headers={"X-Plumbline-Metrics-Key": scraper})[0] == 401
+        assert app.get("/metrics", headers={"X-Plumbline-Metrics-Key": OTHER})[0] == 401
+        assert app.get("/metrics", headers={"Authorization": f"Key {KEY}"})[0] == 200

@@ -48,11 +48,12 @@ def test_platform_rbac_grants_exactly_what_the_operations_use():
     assert grants[("apps", "replicasets")] == {"get", "list"}  # rollback reads old templates
     assert grants[("", "pods")] == {"get", "list"}
     assert grants[("", "pods/log")] == {"get"}
+    assert grants[("", "pods/proxy")] == {"get"}  # each pod's /metrics, for the dashboard
     assert grants[("", "events")] == {"get", "list"}
     assert grants[("apps", "deployments/scale")] == {"get", "patch"}  # `plumbline scale`
     assert set(grants) == {PLURAL[o["kind"]] for o in every_kind} | {
-        ("apps", "replicasets"), ("", "pods"), ("", "pods/log"), ("", "events"),
-        ("apps", "deployments/scale")}
+        ("apps", "replicasets"), ("", "pods"), ("", "pods/log"), ("", "pods/proxy"),
+        ("", "events"), ("apps", "deployments/scale")}
     flat = {v for verbs in grants.values() for v in verbs}
     assert not flat & {"*", "update", "deletecollection", "escalate", "bind", "impersonate"}
     assert not any(resource in ("secrets", "*") for _, resource in grants)
