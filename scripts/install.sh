@@ -9,9 +9,10 @@ cd "$(dirname "$0")/.."
 R_PACKAGES="r-base-core r-cran-jsonlite r-cran-plumber r-cran-future r-cran-promises r-cran-readr r-cran-base64enc r-cran-yaml"
 # Tools for the local cluster (HAProxy) and the benchmarks (wrk), an R package only
 # plumber's example 07-mailgun uses (the compatibility suite serves it), and for the server's
-# tests the R publishing client (rsconnect) and PostgreSQL (the tests start their own); not
-# in the image.
-TOOL_PACKAGES="haproxy wrk r-cran-htmltools r-cran-rsconnect postgresql-15"
+# tests the R publishing client (rsconnect) and PostgreSQL (the tests start their own), and
+# for the dashboard's tests a real browser (chromium, driven by Playwright) and Prometheus
+# (the traffic charts read from it); not in the image.
+TOOL_PACKAGES="haproxy wrk r-cran-htmltools r-cran-rsconnect postgresql-15 chromium prometheus"
 PYTHON="${PYTHON:-python3}"
 
 missing=""

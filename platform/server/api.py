@@ -1,7 +1,8 @@
 """The server's HTTP API: the part of Posit Connect's API that rsconnect uses, and
 plumbline's own (`/__api__/v1/...`) for `plumbline publish`, scripts and the dashboard.
 
-Every route authenticates (`Authorization: Key <key>`); failed authentications count
+Every route authenticates (`Authorization: Key <key>`, or the dashboard's session cookie
+with its CSRF token on changes, sessions.py); failed authentications count
 against the caller's address (429 past the limit). Handlers are plain functions run in a
 thread with a database transaction; they raise ApiError for a clear 4xx.
 """
@@ -21,12 +22,12 @@ from sqlalchemy import func, or_, select
 from sqlalchemy.exc import IntegrityError
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
-from starlette.responses import JSONResponse
+from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from plumbline import __version__
 from plumbline.platform.backend import BackendError, NoSuchApp
-from plumbline.platform.server import auth
+from plumbline.platform.server import app_health, auth, sessions
 from plumbline.platform.server.auth import AuthError, Caller, Forbidden
 from plumbline.platform.server.bundles import BundleError, TooLarge
 from plumbline.platform.server.db import (
@@ -108,8 +109,8 @@ def endpoint(role: str = "viewer", *, raw_body: bool = False):
                     status_code=429,
                     headers={"Retry-After": str(seconds)},
                 )
-            key = auth.key_from_header(request.headers.get("authorization"))
-            if key is None:
+            credential = sessions.from_request(request)
+            if credential is None:
                 server.limiter.failed(client, "no key", request.url.path)
                 return error(
                     401,
@@ -118,12 +119,15 @@ def endpoint(role: str = "viewer", *, raw_body: bool = False):
                 )
             try:
                 if raw_body:
-                    caller = await run_in_threadpool(server.authenticate, key, role)
+                    caller = await run_in_threadpool(server.authenticate, credential, role)
                     return await handler(request, caller, server)
                 body = await _json_body(request)
-                return await run_in_threadpool(_run, server, key, role, handler, request, body)
+                return await run_in_threadpool(
+                    _run, server, credential, role, handler, request, body
+                )
             except AuthError as exc:
-                server.limiter.failed(client, str(exc), request.url.path)
+                if not isinstance(exc, sessions.SessionEnded):
+                    server.limiter.failed(client, str(exc), request.url.path)
                 return error(401, str(exc))
             except Forbidden as exc:
                 return error(403, str(exc))
@@ -136,11 +140,13 @@ def endpoint(role: str = "viewer", *, raw_body: bool = False):
     return wrap
 
 
-def _run(server, key: str, role: str, handler, request: Request, body: dict):
+def _run(server, credential, role: str, handler, request: Request, body: dict):
     with server.db.session() as session:
-        caller = auth.authenticate(session, key)
+        caller = sessions.identify(session, credential)
         caller.require(role)
         result = handler(Call(request, caller, session, body, server))
+    if isinstance(result, Response):  # a handler that sets headers (a sign-in cookie)
+        return result
     if isinstance(result, tuple):
         payload, status = result
         return JSONResponse(payload, status_code=status)
@@ -513,7 +519,29 @@ def v1_apps(call: Call):
     query = visible_apps(call)
     if search:
         query = query.where(App.name.contains(search))
-    return {"apps": [show_app(call, a) for a in call.session.scalars(query)]}
+    apps = list(call.session.scalars(query))
+    views = [show_app(call, a) for a in apps]
+    if "status" in call.request.query_params.getlist("include"):  # the dashboard's list
+        statuses, failed = call.server.statuses.snapshot()
+        busy = busy_apps(call.session, [a.id for a in apps])
+        for view, app in zip(views, apps):
+            view["status"] = app_health.summary(
+                app.active_bundle_id is not None, statuses.get(app.slug), app.id in busy, failed
+            )
+    return {"apps": views}
+
+
+def busy_apps(session, app_ids: list[int]) -> set[int]:
+    """Apps with a task queued or running (a deploy, restart, scale or delete)."""
+    if not app_ids:
+        return set()
+    return set(
+        session.scalars(
+            select(Task.app_id).where(
+                Task.app_id.in_(app_ids), Task.state.in_(("queued", "running"))
+            )
+        )
+    )
 
 
 @endpoint("publisher")
@@ -581,11 +609,17 @@ def v1_versions(call: Call):
     bundles = call.session.scalars(
         select(Bundle).where(Bundle.app_id == app.id).order_by(Bundle.id.desc())
     )
+    bundles = list(bundles)
+    ids = {b.created_by for b in bundles if b.created_by is not None}
+    names = dict(call.session.execute(select(User.id, User.username).where(User.id.in_(ids))).all())
     return {
         "app_id": app.id,
         "active_bundle_id": app.active_bundle_id,
         "retention": call.server.config.retention,
-        "versions": [bundle_view(b, app.active_bundle_id) for b in bundles],
+        "versions": [
+            {**bundle_view(b, app.active_bundle_id), "created_by_username": names.get(b.created_by)}
+            for b in bundles
+        ],
     }
 
 
@@ -661,8 +695,10 @@ def v1_status(call: Call):
         ) from None
     except BackendError as exc:
         raise ApiError(502, f"the backend could not say: {exc}") from None
+    busy = app.id in busy_apps(call.session, [app.id])
     return {
         "app_id": app.id,
+        "health": app_health.health(True, status, busy),
         "backend": status.backend,
         "desired": status.desired,
         "ready": status.ready,
@@ -732,7 +768,21 @@ def v1_permissions(call: Call):
 def v1_set_permission(call: Call):
     app = find_app(call)
     auth.require_owner(call.session, call.caller, app)
-    user = call.session.get(User, _int(call.param("user")))
+    return _grant(call, app, call.session.get(User, _int(call.param("user"))))
+
+
+@endpoint("publisher")
+def v1_add_permission(call: Call):
+    """A grant by user name (the dashboard's "add collaborator"; only admins list users)."""
+    app = find_app(call)
+    auth.require_owner(call.session, call.caller, app)
+    username = call.body.get("username")
+    if not isinstance(username, str) or not username:
+        raise ApiError(400, "username is required")
+    return _grant(call, app, call.session.scalar(select(User).where(User.username == username)))
+
+
+def _grant(call: Call, app: App, user: User | None):
     role = call.body.get("role")
     if user is None:
         raise ApiError(404, "no such user")
@@ -813,6 +863,7 @@ ROUTES = [
     Route(f"{V1}/apps/{{app}}/logs", v1_logs),
     Route(f"{V1}/apps/{{app}}/tasks", v1_app_tasks),
     Route(f"{V1}/apps/{{app}}/permissions", v1_permissions),
+    Route(f"{V1}/apps/{{app}}/permissions", v1_add_permission, methods=["POST"]),
     Route(f"{V1}/apps/{{app}}/permissions/{{user}}", v1_set_permission, methods=["PUT"]),
     Route(f"{V1}/apps/{{app}}/permissions/{{user}}", v1_delete_permission, methods=["DELETE"]),
     Route(f"{V1}/tasks/{{task}}", get_task),

@@ -1,4 +1,5 @@
-"""The server process's parts, assembled: database, bundle store, backend, tasks, HTTP API."""
+"""The server process's parts, assembled: database, bundle store, backend, tasks, HTTP API,
+the dashboard and its traffic charts."""
 
 from __future__ import annotations
 
@@ -9,13 +10,15 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 
 from plumbline.platform.backend import Backend
-from plumbline.platform.server import auth
+from plumbline.platform.server import account_api, auth, dashboard, sessions, traffic_api
 from plumbline.platform.server.api import ROUTES
+from plumbline.platform.server.app_health import StatusCache
 from plumbline.platform.server.bundles import BundleStore
 from plumbline.platform.server.config import ServerConfig
 from plumbline.platform.server.db import Database
 from plumbline.platform.server.deploys import Deployer, store_limits
 from plumbline.platform.server.tasks import TaskRunner
+from plumbline.platform.server.traffic import Traffic
 
 log = logging.getLogger("plumbline.server")
 
@@ -41,6 +44,11 @@ class Server:
             )
         self.deployer = Deployer(self.db, self.store, backend, config, self.tasks)
         self.limiter = auth.FailureLimiter(config.auth_failures, config.auth_window)
+        # The dashboard's view: every app's health at once, and traffic from /metrics.
+        self.statuses = StatusCache(backend, config.namespace)
+        self.traffic = Traffic(config, self.db, backend, self.deployer.ref)
+        self.deployer.metrics_key_digest = self.traffic.key_digest
+        self.traffic.start()
 
     def reconcile(self) -> None:
         started = self.deployer.reconcile()
@@ -51,21 +59,25 @@ class Server:
                 ", ".join(started),
             )
 
-    def authenticate(self, key: str, role: str) -> auth.Caller:
+    def authenticate(self, credential: sessions.Credential, role: str) -> auth.Caller:
         with self.db.session() as s:
-            caller = auth.authenticate(s, key)
+            caller = sessions.identify(s, credential)
         caller.require(role)
         return caller
 
     def stop_taking_tasks(self) -> None:
         """Queued tasks are dropped (the next start marks them failed); running ones go on."""
+        self.traffic.stop()
         self.tasks.pool.shutdown(wait=False, cancel_futures=True)
 
     def close(self) -> None:
+        self.traffic.stop()
         self.tasks.wait_idle()
         self.db.dispose()
 
 
+# Every route of the HTTP API; the dashboard (dashboard/) is a client of these.
+API_ROUTES = [*ROUTES, *account_api.ROUTES, *traffic_api.ROUTES]
 _CONNECT_PATHS = ("/server_settings", "/users/", "/applications", "/tasks/")
 
 
@@ -91,7 +103,7 @@ async def _server_error(request: Request, exc) -> JSONResponse:
 
 def create_app(server: Server) -> Starlette:
     app = Starlette(
-        routes=ROUTES,
+        routes=[*API_ROUTES, *dashboard.ROUTES],
         exception_handlers={
             404: _not_found,
             405: _not_allowed,

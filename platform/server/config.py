@@ -67,6 +67,25 @@ def _url_or_none(value: Any) -> str | None:
     return text
 
 
+def _seconds_or_off(value: Any) -> float:
+    number = float(value)
+    if number < 0:
+        raise ValueError(f"must be 0 (off) or more, got {value!r}")
+    return number
+
+
+def _selector(value: Any) -> str:
+    """A PromQL label matcher list with {app} and {namespace} placeholders."""
+    text = str(value).strip()
+    if "{" in text.replace("{app}", "").replace("{namespace}", "") or "}" in text.replace(
+        "{app}", ""
+    ).replace("{namespace}", ""):
+        raise ValueError(
+            f'expected label matchers such as app="{{app}}" (no braces around them), got {value!r}'
+        )
+    return text
+
+
 def _backend(value: Any) -> str:
     text = str(value).strip().lower()
     if text not in ("local", "kubernetes"):
@@ -94,6 +113,10 @@ class ServerConfig:
     auth_window: float = 60.0  # ...before 429 until the window passes
     deploy_timeout: float = 900.0  # longest a deploy task waits for its rollout
     task_workers: int = 2  # tasks run at once (one per app at a time)
+    session_lifetime: float = 12 * 3600.0  # a dashboard sign-in lasts this long
+    metrics_interval: float = 10.0  # seconds between scrapes of the replicas (0: off)
+    prometheus_url: str | None = None  # read traffic from this Prometheus instead
+    prometheus_selector: str = 'app="{app}"'  # an app's series in that Prometheus
 
     @property
     def bundle_dir(self) -> Path:
@@ -161,6 +184,27 @@ SETTINGS = (
     _Setting("auth_window", _seconds, "Seconds over which failed authentications count."),
     _Setting("deploy_timeout", _seconds, "Seconds a deploy task waits for its rollout."),
     _Setting("task_workers", _positive_int, "Tasks (deploys, restarts...) run at once."),
+    _Setting(
+        "session_lifetime", _seconds, "Seconds a dashboard sign-in lasts before it must be renewed."
+    ),
+    _Setting(
+        "metrics_interval",
+        _seconds_or_off,
+        "Seconds between two reads of every replica's /metrics for the dashboard's charts "
+        "(kept for an hour, in memory); 0 turns scraping off.",
+    ),
+    _Setting(
+        "prometheus_url",
+        _url_or_none,
+        "Read the dashboard's traffic charts from this Prometheus (its HTTP API) instead of "
+        "scraping the replicas (default: none).",
+    ),
+    _Setting(
+        "prometheus_selector",
+        _selector,
+        "Label matchers of one app's series in that Prometheus; {app} is the app's name "
+        "(slug), {namespace} its namespace.",
+    ),
 )
 
 

@@ -47,6 +47,7 @@ class Deployer:
         config.apps_dir.mkdir(parents=True, exist_ok=True)
         self.access_dir = config.data_dir / "access"
         self.access_dir.mkdir(exist_ok=True)
+        self.metrics_key_digest = ""  # the server's scrape key (traffic/), for key-only apps
 
     def ref(self, app: App) -> AppRef:
         return AppRef(app.slug, self.config.namespace)
@@ -182,10 +183,12 @@ class Deployer:
             "PLUMBLINE_ACCESS": "public",
             "PLUMBLINE_ACCESS_KEYS": "",
             "PLUMBLINE_ACCESS_KEYS_FILE": "",
+            "PLUMBLINE_METRICS_KEYS": "",
         }
         if app.access_type == "all":
             return env
         env["PLUMBLINE_ACCESS"] = "keys"
+        env["PLUMBLINE_METRICS_KEYS"] = self.metrics_key_digest  # reads /metrics, no more
         if self.backend.kind == "local":  # replicas read the file: changes apply at once
             env["PLUMBLINE_ACCESS_KEYS_FILE"] = str(self.write_access_file(s, app))
         else:  # elsewhere the digests travel in the spec: changes need a rollout

@@ -6,7 +6,14 @@ from __future__ import annotations
 import threading
 from dataclasses import dataclass, field
 
-from plumbline.platform.backend import AppRef, AppStatus, BackendError, NoSuchApp, OperationResult
+from plumbline.platform.backend import (
+    AppRef,
+    AppStatus,
+    BackendError,
+    NoSuchApp,
+    OperationResult,
+    ReplicaMetrics,
+)
 
 
 @dataclass
@@ -25,6 +32,9 @@ class RecordingBackend:
         self.fail_next: str | None = None  # next deploy's rollout fails with this verdict
         self.raise_next: str | None = None  # next deploy raises BackendError
         self.gate: threading.Event | None = None  # deploy waits on it, when set
+        # app name -> what metrics() answers (each replica's exposition), set by a test
+        self.exposition: dict[str, list[ReplicaMetrics]] = {}
+        self.metrics_headers: list[dict] = []
         self.lock = threading.Lock()
 
     def deploy(self, spec, *, emit, wait=True, timeout=None) -> OperationResult:
@@ -84,6 +94,11 @@ class RecordingBackend:
     def logs(self, app, *, tail=None, follow=False):
         self._require(app)
         yield f"[{app.name}-1] hello from R"
+
+    def metrics(self, app, *, headers=None, timeout=5.0):
+        self._require(app)
+        self.metrics_headers.append(dict(headers or {}))
+        return list(self.exposition.get(app.name, []))
 
     def delete(self, app, *, emit):
         self.running.pop(app.name, None)
