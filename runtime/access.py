@@ -101,8 +101,9 @@ class KeyAccess:
             await send_error(send, 403, "this key may not call this API")
             return
         # The key is the caller's credential for the server too: the app's R code never sees it.
-        headers = [(n, v) for n, v in scope["headers"] if n != b"authorization"]
-        await self.app(dict(scope, headers=headers), receive, send)
+        # Changed in place: the scope carries the matched route back out to the metrics.
+        scope["headers"] = [(n, v) for n, v in scope["headers"] if n != b"authorization"]
+        await self.app(scope, receive, send)
 
 
     def _scraper(self, headers) -> bool:

@@ -19,9 +19,16 @@ class RootPath:
         if scope["type"] == "http":
             path = scope["path"]
             if path == self.root_path or path.startswith(self.root_path + "/"):
-                scope = dict(scope, path=path[len(self.root_path) :] or "/")
-                raw = scope.get("raw_path")
+                inner = dict(scope, path=path[len(self.root_path) :] or "/")
+                raw = inner.get("raw_path")
                 if raw is not None and raw.startswith(self._raw):
-                    scope["raw_path"] = raw[len(self._raw) :] or b"/"
+                    inner["raw_path"] = raw[len(self._raw) :] or b"/"
+                inner["root_path"] = self.root_path
+                try:
+                    await self.app(inner, receive, send)
+                finally:  # the route the app matched, for the metrics and the access log
+                    if "plumbline.route" in inner:
+                        scope["plumbline.route"] = inner["plumbline.route"]
+                return
             scope["root_path"] = self.root_path
         await self.app(scope, receive, send)

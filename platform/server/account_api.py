@@ -95,8 +95,16 @@ async def sign_in(request: Request) -> JSONResponse:
     return response
 
 
+async def current_session(request: Request):
+    """Who is signed in. A page asking before anyone signed in gets 401 without it counting
+    as a failed authentication (every visit of the sign-in page asks)."""
+    if sessions.from_request(request) is None:
+        return error(401, "not signed in")
+    return await _current_session(request)
+
+
 @endpoint()
-def current_session(call: Call):
+def _current_session(call: Call):
     user = call.session.get(User, call.caller.id)
     row = sessions.find(call.session, call.request.cookies.get(sessions.COOKIE, ""))
     via = "key" if auth.key_from_header(call.request.headers.get("authorization")) else "session"

@@ -159,6 +159,7 @@ class EmulatedApiServer:
     """The emulator served on 127.0.0.1 from its own event loop thread."""
 
     def __init__(self):
+        self.scrapes, self.scrape_headers = {}, []
         self._ready = threading.Event()
         self._thread = threading.Thread(target=lambda: asyncio.run(self._serve()), daemon=True)
         self._thread.start()
@@ -175,10 +176,35 @@ class EmulatedApiServer:
             emulator[kmock.resource("v1/pods"), kmock.subresource("log")] << (
                 lambda request: f"Listening on http://0.0.0.0:8000\nGET /parity 200 "
                                 f"(served by {request.name})\n".encode())
+            # The pod proxy to each pod's /metrics: counters that grow with every scrape.
+            emulator[kmock.resource("v1/pods"), kmock.subresource("proxy/metrics")] << (
+                self._pod_metrics)
             self.emulator = emulator
             self.url = str(server.url).rstrip("/")
             self._ready.set()
             await self._stop.wait()
+
+    scrapes: dict[str, int]
+    scrape_headers: list[dict[str, str]]
+
+    def _pod_metrics(self, request) -> bytes:
+        """A pod's /metrics as the runtime writes it: 10 more GET /hello per scrape, one in
+        ten a 500, all answered within 50 ms."""
+        pod, _, port = (request.name or "").partition(":")
+        self.scrape_headers.append({k.lower(): v for k, v in request.headers.items()})
+        self.scrapes[f"{pod}:{port}"] = n = self.scrapes.get(f"{pod}:{port}", 0) + 1
+        ok, failed = 9 * n, n
+        return (
+            "# TYPE plumbline_requests_total counter\n"
+            f'plumbline_requests_total{{method="GET",route="/hello",status="200"}} {ok}.0\n'
+            f'plumbline_requests_total{{method="GET",route="/hello",status="500"}} {failed}.0\n'
+            f'plumbline_requests_total{{method="GET",route="/readyz",status="200"}} {n}.0\n'
+            "# TYPE plumbline_request_duration_seconds histogram\n"
+            f'plumbline_request_duration_seconds_bucket{{le="0.05",route="/hello"}} {ok + failed}.0\n'
+            f'plumbline_request_duration_seconds_bucket{{le="+Inf",route="/hello"}} {ok + failed}.0\n'
+            f'plumbline_request_duration_seconds_count{{route="/hello"}} {ok + failed}.0\n'
+            f'plumbline_request_duration_seconds_sum{{route="/hello"}} {0.02 * (ok + failed)}\n'
+        ).encode()
 
     def stop(self):
         self._loop.call_soon_threadsafe(self._stop.set)

@@ -125,6 +125,8 @@ def test_metrics_key_reads_metrics_and_nothing_else(tmp_path):
         digest(KEY),
         "--metrics-keys",
         digest(scraper),
+        "--root-path",
+        PREFIX,
     ) as app:
         assert app.get("/metrics")[0] == 401
         for header in ({"X-Plumbline-Metrics-Key": scraper}, {"Authorization": f"Key {scraper}"}):
@@ -135,3 +137,9 @@ def test_metrics_key_reads_metrics_and_nothing_else(tmp_path):
         assert app.get("/parity?int=2", headers={"X-Plumbline-Metrics-Key": scraper})[0] == 401
         assert app.get("/metrics", headers={"X-Plumbline-Metrics-Key": OTHER})[0] == 401
         assert app.get("/metrics", headers={"Authorization": f"Key {KEY}"})[0] == 200
+
+        # Requests through the prefix and with a key are counted under their route
+        for path in ("/parity?int=2", f"{PREFIX}/parity?int=3"):
+            assert app.get(path, headers={"Authorization": f"Key {KEY}"})[0] == 200
+        body = app.get("/metrics", headers={"X-Plumbline-Metrics-Key": scraper})[2].decode()
+        assert 'route="/parity",status="200"} 2.0' in body, body

@@ -52,8 +52,8 @@ def parse(text: str) -> dict[str, RouteCounters]:
     routes: dict[str, RouteCounters] = {}
 
     def counters(route: str) -> RouteCounters:
-        if route not in routes and len(routes) >= MAX_ROUTES:
-            route = OTHER_ROUTES
+        if route not in routes and len(routes) - (OTHER_ROUTES in routes) >= MAX_ROUTES - 1:
+            route = OTHER_ROUTES  # the named ones and "(other)" make MAX_ROUTES
         return routes.setdefault(route, RouteCounters())
 
     for family in text_string_to_metric_families(text):

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import time
 
 import pytest
 
@@ -116,3 +117,37 @@ def _wait_env(srv, admin, app_id, api, predicate) -> None:
         if not task["finished"]:
             srv.wait_task(admin, task["id"])
     assert predicate(live(api)[2]["PLUMBLINE_ACCESS_KEYS"])
+
+
+def test_traffic_charts_from_the_pods_through_the_pod_proxy(make_server, api_server, tmp_path):
+    """The server reads each ready pod's /metrics through the API server's pod proxy, with its
+    scrape key in X-Plumbline-Metrics-Key (the proxy drops Authorization), and the key's
+    digest travels to key-only apps as PLUMBLINE_METRICS_KEYS."""
+    backend = KubernetesBackend(
+        kubeconfig=str(api_server.kubeconfig(tmp_path)), namespace="default", poll_interval=0.1
+    )
+    srv = make_server(use_backend=backend, backend="kubernetes", metrics_interval=0.3)
+    admin = srv.client(srv.user("root", "admin"))
+    app = admin.post("/__api__/applications", json={"name": "parity-api"}).json()
+    admin.post(f"/__api__/v1/apps/{app['id']}/scale", json={"replicas": 2})
+    with PlayedControllers(api_server.url, "default", "parity-api"):
+        assert publish(srv, admin, app["id"], good_bundle(1))["code"] == 0
+        scrape_key = admin.get("/__api__/v1/metrics/scrape-key").json()["key"]
+        assert live(api_server)[2]["PLUMBLINE_METRICS_KEYS"] == digest(scrape_key)
+        deadline = time.monotonic() + 60
+        while True:
+            charts = admin.get(f"/__api__/v1/apps/{app['id']}/metrics?minutes=5").json()
+            rps = [v for v in charts["series"].get("/hello", {}).get("rps", []) if v]
+            if rps and len(charts["scrape"]["replicas"]) == 2:
+                break
+            assert time.monotonic() < deadline, charts
+            time.sleep(0.3)
+    assert charts["source"] == "scraped" and charts["routes"] == ["/hello"]  # no probes
+    assert set(charts["scrape"]["replicas"].values()) == {""}  # both pods answered
+    hello = charts["series"]["/hello"]
+    errors = [v for v in hello["error_rate"] if v is not None]
+    assert errors and all(abs(v - 0.1) < 1e-9 for v in errors)  # one in ten was a 500
+    assert all(0 < v <= 0.05 for v in hello["p99"] if v is not None)
+    pods = {name.split(":")[0] for name in api_server.scrapes}
+    assert len(pods) == 2 and {name.split(":")[1] for name in api_server.scrapes} == {"8000"}
+    assert {h.get("x-plumbline-metrics-key") for h in api_server.scrape_headers} == {scrape_key}
