@@ -64,9 +64,9 @@ class Prometheus:
             for route, values in by_route["rps"].items()
         }
         routes = sorted(totals, key=lambda r: (-totals[r], r))
-        series = {ALL_ROUTES: _series(whole, ALL_ROUTES, count)}
+        series = {ALL_ROUTES: _series(whole, ALL_ROUTES, count, step)}
         for route in routes:
-            series[route] = _series(by_route, route, count)
+            series[route] = _series(by_route, route, count, step)
         return {"times": times, "routes": routes, "series": series}
 
     def _range(
@@ -101,7 +101,7 @@ class Prometheus:
         return found
 
 
-def _series(queries: dict, route: str, count: int) -> dict[str, list[float | None]]:
+def _series(queries: dict, route: str, count: int, step: float) -> dict[str, list[float | None]]:
     empty: list[float | None] = [None] * count
     rps = queries["rps"].get(route, empty)
     errors = queries["errors"].get(route, empty)
@@ -109,6 +109,7 @@ def _series(queries: dict, route: str, count: int) -> dict[str, list[float | Non
     for r, e in zip(rps, errors):
         error_rate.append(((e or 0.0) / r) if r else None)
     return {
+        "requests": [r * step if r is not None else None for r in rps],  # from the rate
         "rps": rps,
         "error_rate": error_rate,
         "p50": queries["p50"].get(route, empty),

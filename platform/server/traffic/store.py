@@ -6,7 +6,7 @@ started since; a counter that went down was reset by a restart). A step is a few
 route, an app keeps at most an hour of them and at most MAX_ROUTES routes: memory is bounded
 by (apps x routes x steps an hour). Charts are cut from the steps into bins of `step` seconds:
 requests per second, the share of 5xx answers, and p50/p99 latency from the histogram's
-growth within the bin.
+growth within the bin (and the requests counted in it).
 """
 
 from __future__ import annotations
@@ -117,10 +117,14 @@ class TrafficStore:
 
 
 def _series(bins: list[list[Step]], route: str) -> dict[str, list[float | None]]:
-    rps, error_rate, p50, p99 = [], [], [], []
+    requests: list[float | None] = []
+    rps: list[float | None] = []
+    error_rate: list[float | None] = []
+    p50: list[float | None] = []
+    p99: list[float | None] = []
     for steps in bins:
         if not steps:
-            for values in (rps, error_rate, p50, p99):
+            for values in (requests, rps, error_rate, p50, p99):
                 values.append(None)
             continue
         seconds = sum(s.seconds for s in steps)
@@ -131,8 +135,9 @@ def _series(bins: list[list[Step]], route: str) -> dict[str, list[float | None]]
                     total.add(counters)
             elif route in s.routes:
                 total.add(s.routes[route])
+        requests.append(total.requests)
         rps.append(total.requests / seconds if seconds > 0 else None)
         error_rate.append(total.errors / total.requests if total.requests > 0 else None)
         p50.append(quantile(0.5, total.buckets) if total.requests > 0 else None)
         p99.append(quantile(0.99, total.buckets) if total.requests > 0 else None)
-    return {"rps": rps, "error_rate": error_rate, "p50": p50, "p99": p99}
+    return {"requests": requests, "rps": rps, "error_rate": error_rate, "p50": p50, "p99": p99}

@@ -5,6 +5,7 @@ import subprocess
 import sys
 import sysconfig
 import venv
+import zipfile
 from pathlib import Path
 
 import pytest
@@ -21,6 +22,11 @@ def test_loadtest_finds_its_scenarios_in_an_installed_wheel(tmp_path):
                             str(REPO)], capture_output=True, text=True, timeout=300)
     assert build.returncode == 0, build.stderr
     wheel = next(wheels.glob("plumbline-*.whl"))
+    with zipfile.ZipFile(wheel) as archive:  # the dashboard ships whole: no CDN to fetch from
+        shipped = set(archive.namelist())
+    static = REPO / "platform" / "server" / "dashboard" / "static"
+    for path in static.iterdir():
+        assert f"plumbline/platform/server/dashboard/static/{path.name}" in shipped, path.name
 
     target = tmp_path / "venv"
     venv.EnvBuilder(with_pip=False).create(target)

@@ -16,6 +16,7 @@ import httpx
 import pytest
 from bundle_maker import good_bundle
 from sqlalchemy import select
+from support import free_port
 from test_server_traffic_store import exposition
 
 from plumbline.platform.backend import ReplicaMetrics
@@ -328,3 +329,12 @@ def test_the_dashboard_is_served_with_a_strict_policy_and_loads_nothing_else(srv
     assert referenced <= set(FILES) and {"app.js", "style.css"} <= referenced
     assert page.get("/static/..%2Fapi.py").status_code == 404
     assert page.get("/static/__init__.py").status_code == 404
+
+
+def test_an_unreachable_prometheus_is_a_clear_502(make_server):
+    srv = make_server(prometheus_url=f"http://127.0.0.1:{free_port()}")
+    admin = srv.client(srv.user("root", "admin"))
+    app = admin.post("/__api__/v1/apps", json={"name": "parity-api"}).json()
+    answer = admin.get(f"/__api__/v1/apps/{app['id']}/metrics")
+    assert answer.status_code == 502
+    assert answer.json()["error"].startswith("cannot read Prometheus at http://127.0.0.1:")

@@ -88,7 +88,7 @@ def test_bins_give_rate_error_share_and_quantiles_and_gaps_without_data():
         store.record(7, at, {"r1": parse(exposition(served))})
     charts = store.charts(7, end=10.0, window=30, step=10)
     series = charts["series"]["/a"]
-    assert series["rps"][-1] == pytest.approx(40 / 10)
+    assert series["rps"][-1] == pytest.approx(40 / 10) and series["requests"][-1] == 40
     assert series["error_rate"][-1] == pytest.approx(0.1)
     assert 0.0025 <= series["p50"][-1] <= 0.005
     assert 1.0 <= series["p99"][-1] <= 2.5

@@ -7,7 +7,7 @@ import { lineChart } from "./charts.js";
 import {
   ACCESS_TEXT, badge, bytes, clear, confirmAction, field, h, percent, rate, seconds, toast, when,
 } from "./dom.js";
-import { every } from "./poll.js";
+import { every, stillShown } from "./poll.js";
 
 const TABS = [
   ["overview", "Overview"],
@@ -174,12 +174,15 @@ function traffic(content, page) {
   let route = "";
   let latest = null;
   const picker = h("select", { id: "route-picker", "aria-label": "Endpoint" });
+  const range = h("select", { id: "range", "aria-label": "Time range" },
+    [[5, "Last 5 minutes"], [15, "Last 15 minutes"], [60, "Last hour"]].map(([minutes, label]) =>
+      h("option", { value: minutes, selected: minutes === 60 }, label)));
   const note = h("p", { class: "muted", id: "traffic-source" });
   const charts = h("div", { class: "charts", id: "charts" });
   const endpoints = h("div", { id: "endpoints" });
   picker.addEventListener("change", () => { route = picker.value; draw(); });
-  clear(content, h("div", { class: "filters" }, field("Endpoint", picker), note), charts,
-    h("h2", {}, "Endpoints, latest minute with traffic"), endpoints);
+  clear(content, h("div", { class: "filters" }, field("Endpoint", picker), field("Time", range),
+    note), charts, h("h2", {}, "Endpoints"), endpoints);
 
   const draw = () => {
     if (!latest) return;
@@ -193,7 +196,7 @@ function traffic(content, page) {
       lineChart({ id: "rps", title: "Requests / s", times: m.times, format: rate,
         lines: [{ label: "req/s", values: series.rps, cls: "s1" }] }),
       lineChart({ id: "errors", title: "Error rate (5xx)", times: m.times, format: percent,
-        fixedMax: 0.01, lines: [{ label: "errors", values: series.error_rate, cls: "s3" }] }),
+        fixedMax: 0.04, lines: [{ label: "errors", values: series.error_rate, cls: "s3" }] }),
       lineChart({ id: "latency", title: "Latency", times: m.times, format: seconds,
         lines: [{ label: "p50", values: series.p50, cls: "s1" },
           { label: "p99", values: series.p99, cls: "s2" }] }));
@@ -213,8 +216,8 @@ function traffic(content, page) {
     return text;
   };
 
-  every(5000, async (stillHere) => {
-    const m = await api("GET", `/v1/apps/${app.id}/metrics?minutes=60`);
+  const load = async (stillHere) => {
+    const m = await api("GET", `/v1/apps/${app.id}/metrics?minutes=${range.value}`);
     if (!stillHere()) return;
     latest = m;
     note.textContent = describe(m);
@@ -226,27 +229,30 @@ function traffic(content, page) {
     }
     draw();
     clear(endpoints, endpointTable(m, (r) => { route = r; picker.value = r; draw(); }));
-  });
-}
-
-function lastIndex(values) {
-  for (let i = values.length - 1; i >= 0; i -= 1) if (values[i] !== null) return i;
-  return -1;
+  };
+  range.addEventListener("change", () => load(stillShown()).catch((err) => toast(err.message, "error")));
+  every(5000, load);
 }
 
 function endpointTable(m, choose) {
-  if (!m.routes.length) return h("p", { class: "empty" }, "No requests seen in the last hour.");
+  if (!m.routes.length) {
+    return h("p", { class: "empty" }, "No requests in this time range.");
+  }
+  // Requests over the range, and the rest as of each endpoint's latest step with traffic.
   return h("table", { class: "table", id: "endpoint-table" },
-    h("thead", {}, h("tr", {}, ["Endpoint", "Requests/s", "Errors", "p50", "p99"]
+    h("thead", {}, h("tr", {}, ["Endpoint", "Requests", "Latest req/s", "Errors", "p50", "p99"]
       .map((t) => h("th", {}, t)))),
     h("tbody", {}, m.routes.map((r) => {
       const s = m.series[r];
-      const i = lastIndex(s.rps);
+      let i = s.rps.length - 1;
+      while (i >= 0 && !s.rps[i]) i -= 1;
       const at = (values) => (i < 0 ? null : values[i]);
-      return h("tr", {},
+      const total = s.requests.reduce((sum, v) => sum + (v || 0), 0);
+      return h("tr", { dataset: { route: r } },
         h("td", { "data-label": "Endpoint" }, h("button", { type: "button", class: "link",
           onclick: () => choose(r) }, r)),
-        h("td", { "data-label": "Requests/s" }, rate(at(s.rps))),
+        h("td", { "data-label": "Requests" }, String(Math.round(total))),
+        h("td", { "data-label": "Latest req/s" }, rate(at(s.rps))),
         h("td", { "data-label": "Errors" }, percent(at(s.error_rate))),
         h("td", { "data-label": "p50" }, seconds(at(s.p50))),
         h("td", { "data-label": "p99" }, seconds(at(s.p99))));

@@ -26,11 +26,14 @@ function lastValue(values) {
   return null;
 }
 
-function niceMax(value) {
+// The top of the value axis: four round steps (1, 2, 2.5 or 5 times a power of ten) that
+// reach `value`.
+function niceTop(value) {
   if (!(value > 0)) return 1;
-  const magnitude = 10 ** Math.floor(Math.log10(value));
-  for (const step of [1, 2, 2.5, 5, 10]) if (step * magnitude >= value) return step * magnitude;
-  return 10 * magnitude;
+  const raw = value / 4;
+  const magnitude = 10 ** Math.floor(Math.log10(raw));
+  for (const step of [1, 2, 2.5, 5, 10]) if (step * magnitude >= raw) return 4 * step * magnitude;
+  return 40 * magnitude;
 }
 
 function minutesBefore(times, i) {
@@ -65,7 +68,7 @@ export function lineChart({ id, title, times, lines, format, fixedMax }) {
     const all = lines.flatMap((l) => l.values).filter((v) => v !== null);
     const peak = Math.max(0, ...all);
     const floor = fixedMax === undefined ? 0 : fixedMax;  // e.g. 1 % for an error rate
-    const top = Math.max(floor, peak > 0 ? niceMax(peak) : floor || 1);
+    const top = Math.max(floor, peak > 0 ? niceTop(peak) : floor || 1);
     const n = times.length;
     const x = (i) => PAD.left + (n <= 1 ? plotW : (i / (n - 1)) * plotW);
     const y = (v) => PAD.top + plotH - (v / top) * plotH;
