@@ -146,22 +146,29 @@ def test_admin_watches_deploys_rolls_back_sees_traffic_and_revokes_a_key(server,
     page.click('[data-tab="traffic"]')
     page.wait_for_selector('figure[data-chart="rps"]')
     page.select_option("#range", "5")  # 2 s steps: the bursts below draw a line
+    counted = (
+        'Number((document.querySelector(\'#endpoint-table tr[data-route="/hello"] '
+        "td:nth-child(2)') || {}).textContent || 0)"
+    )
+    page.wait_for_selector("#traffic-source")
+    before = page.evaluate(counted)
     for burst in range(5):
         for _ in range(4 + 3 * burst):
             assert call_app(server, "/hello").status_code == 200
         assert call_app(server, "/boom").status_code == 500
         assert call_app(server, "/slow").status_code == 200
         page.wait_for_timeout(1500)
-    wait_until(
-        page, "Number(document.querySelector('figure[data-chart=rps]').dataset.last || 0) > 0"
-    )
+    wait_until(page, "Number(document.querySelector('figure[data-chart=rps]').dataset.peak) > 0")
     page.wait_for_selector("#endpoint-table")
+    wait_until(page, f"{counted} >= {before + 50}")  # all 50 requests to /hello are counted
     wait_until(
         page,
         "['/hello', '/boom', '/slow'].every(r => "
         "document.querySelector('#endpoint-table').textContent.includes(r))",
     )
-    assert float(page.get_attribute('figure[data-chart="errors"]', "data-last") or 0) > 0
+    # one request in each burst failed: the error rate rose above zero somewhere in the range
+    assert float(page.get_attribute('figure[data-chart="errors"]', "data-peak")) > 0
+    assert "100 %" in page.inner_text('#endpoint-table tr[data-route="/boom"]')
     assert page.locator('figure[data-chart="latency"] path.line').count() == 2
     assert "Read from 1 replica" in page.inner_text("#traffic-source")
     screenshot(page, screenshot_dir, "dashboard-traffic")

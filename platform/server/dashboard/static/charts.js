@@ -47,9 +47,10 @@ export function lineChart({ id, title, times, lines, format, fixedMax }) {
   const svg = s("svg", { class: "plot", role: "img", height: HEIGHT });
   svg.setAttribute("aria-label", title);
   const first = lastValue(lines[0].values);
+  const peak = Math.max(0, ...lines[0].values.filter((v) => v !== null));
   const figure = h("figure", {
     class: "chart",
-    dataset: { chart: id, last: first === null ? "" : String(first) },
+    dataset: { chart: id, last: first === null ? "" : String(first), peak: String(peak) },
   }, h("figcaption", {}, h("span", { class: "chart-title" }, title), legend), svg);
 
   for (const line of lines) {
