@@ -124,7 +124,8 @@ def cmd_run(args) -> int:
         print(
             f"plumbline server on http://{config.host}:{config.port} (database "
             f"{_safe_url(config)}, {config.backend} backend, apps at "
-            f"{opened.config.apps_url or opened.config.url}, data in {config.data_dir})",
+            f"{opened.config.apps_url or opened.config.url}, data in {config.data_dir}); "
+            f"dashboard at {opened.config.url}/",
             flush=True,
         )
         uv.run()

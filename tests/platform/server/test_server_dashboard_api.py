@@ -338,3 +338,14 @@ def test_an_unreachable_prometheus_is_a_clear_502(make_server):
     answer = admin.get(f"/__api__/v1/apps/{app['id']}/metrics")
     assert answer.status_code == 502
     assert answer.json()["error"].startswith("cannot read Prometheus at http://127.0.0.1:")
+
+
+def test_uploads_from_the_dashboard_need_the_csrf_token_too(srv):
+    page, session = sign_in(srv, key=srv.user("uma", "publisher"))
+    csrf = {"X-CSRF-Token": session["csrf_token"]}
+    app = page.post("/__api__/v1/apps", json={"name": "upload-api"}, headers=csrf).json()
+    path = f"/__api__/v1/apps/{app['id']}/bundles"
+    refused = page.post(path, content=good_bundle(1))
+    assert refused.status_code == 403 and "X-CSRF-Token" in refused.json()["error"]
+    stored = page.post(path, content=good_bundle(1), headers=csrf)
+    assert stored.status_code == 200 and stored.json()["size"] > 0

@@ -173,11 +173,43 @@ def test_admin_watches_deploys_rolls_back_sees_traffic_and_revokes_a_key(server,
     assert "Read from 1 replica" in page.inner_text("#traffic-source")
     screenshot(page, screenshot_dir, "dashboard-traffic")
 
-    # The overview with its replicas, and the app list with its health.
+    # The overview: scale to two replicas, then a rolling restart, each confirmed.
     page.click('[data-tab="overview"]')
     page.wait_for_selector("#replicas")
-    assert page.locator("#restart").is_visible() and page.locator("#scale").is_visible()
+    page.fill("#scale-to", "2")
+    page.click("#scale")
+    assert "Run 2 replicas" in page.inner_text("#confirm")
+    page.click("#confirm-ok")
+    page.wait_for_selector('#task-state[data-state="done"]')
+    wait_until(page, "document.querySelector('#replica-count').textContent === '2/2 ready'")
+    before = set(page.locator("#replicas tbody td:first-child").all_inner_texts())
+    page.click("#restart")
+    page.click("#confirm-ok")
+    page.wait_for_selector("#task-log")
+    page.wait_for_selector('#task-state[data-state="done"]')
+    names = (
+        "[...document.querySelectorAll('#replicas tbody td:first-child')].map(e => e.textContent)"
+    )
+    wait_until(  # every replica was replaced, and two serve
+        page, f"(n => n.length === 2 && !n.some(x => {sorted(before)}.includes(x)))({names})"
+    )
+    page.wait_for_selector(".app-head [data-health=healthy]")
     screenshot(page, screenshot_dir, "dashboard-app")
+
+    # Access: a collaborator by name, and the app made public (no key needed any more).
+    server.user("bea", "publisher")
+    page.click('[data-tab="access"]')
+    page.fill("#grant-user", "bea")
+    page.click("#add-grant button[type=submit]")
+    page.wait_for_selector('#grants-body tr[data-user="bea"]')
+    assert "collaborator" in page.inner_text('#grants-body tr[data-user="bea"]')
+    apps_url = server.config.apps_url.rstrip("/") + "/content/parity-api/hello"
+    assert httpx.get(apps_url, timeout=30).status_code == 401
+    page.check('#access-type input[value="all"]')
+    page.click("#save-access")
+    page.click("#confirm-ok")
+    page.wait_for_selector('#task-state[data-state="done"]')
+    assert httpx.get(apps_url, timeout=30).text == "hello v1"
     page.click('[data-nav="apps"]')
     page.wait_for_selector('tr[data-app="parity-api"] [data-health="healthy"]')
     screenshot(page, screenshot_dir, "dashboard-apps")
