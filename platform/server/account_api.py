@@ -78,6 +78,11 @@ async def sign_in(request: Request) -> JSONResponse:
             status_code=429,
             headers={"Retry-After": str(seconds)},
         )
+    json_body = request.headers.get("content-type", "").split(";")[0].strip() == "application/json"
+    if not json_body and request.headers.get("content-length", "0") != "0":
+        # A page of another site can post a form here, but not JSON without asking (CORS,
+        # never granted): this keeps it from signing a visitor in as someone else.
+        return error(415, "sign in with a JSON body (Content-Type: application/json)")
     try:
         body = await _json_body(request)
         view, token = await run_in_threadpool(_check_sign_in, server, body)

@@ -45,7 +45,7 @@ class Server:
         self.deployer = Deployer(self.db, self.store, backend, config, self.tasks)
         self.limiter = auth.FailureLimiter(config.auth_failures, config.auth_window)
         # The dashboard's view: every app's health at once, and traffic from /metrics.
-        self.statuses = StatusCache(backend, config.namespace)
+        self.statuses = StatusCache(backend, config.namespace, ttl=3.0)
         self.traffic = Traffic(config, self.db, backend, self.deployer.ref)
         self.deployer.metrics_key_digest = self.traffic.key_digest
         self.traffic.start()

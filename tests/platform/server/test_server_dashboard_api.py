@@ -105,6 +105,12 @@ def test_sign_in_with_a_key_gives_a_protected_cookie_and_csrf_token(srv):
     assert replay.get("/__api__/v1/user").status_code == 401
 
 
+def test_sign_in_takes_json_only(srv):
+    key = srv.user("hal", "viewer")
+    form = browser(srv).post("/__api__/v1/session", data={"key": key})  # what a form can send
+    assert form.status_code == 415 and "set-cookie" not in form.headers
+
+
 def test_cookie_is_secure_behind_https(make_server):
     srv = make_server(public_url="https://plumbline.example.com")
     answer = browser(srv).post("/__api__/v1/session", json={"key": srv.user("bob", "viewer")})
