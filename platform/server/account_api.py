@@ -16,7 +16,16 @@ from starlette.responses import JSONResponse
 from starlette.routing import Route
 
 from plumbline.platform.server import auth, passwords, sessions
-from plumbline.platform.server.api import V1, ApiError, Call, _int, _json_body, endpoint, error
+from plumbline.platform.server.api import (
+    V1,
+    ApiError,
+    Call,
+    _int,
+    _json_body,
+    endpoint,
+    error,
+    rate_limited,
+)
 from plumbline.platform.server.auth import AuthError
 from plumbline.platform.server.db import User
 from plumbline.platform.server.tasks import iso
@@ -69,15 +78,9 @@ def _check_sign_in(server, body: dict) -> tuple[dict, str]:
 
 async def sign_in(request: Request) -> JSONResponse:
     server = request.app.state.server
-    client = request.client.host if request.client else "unknown"
-    wait = server.limiter.retry_after(client)
-    if wait > 0:
-        seconds = max(1, round(wait))
-        return JSONResponse(
-            {"error": f"too many failed sign-ins from this address; try again in {seconds}s"},
-            status_code=429,
-            headers={"Retry-After": str(seconds)},
-        )
+    client, limited = rate_limited(request)
+    if limited is not None:
+        return limited
     json_body = request.headers.get("content-type", "").split(";")[0].strip() == "application/json"
     if not json_body and request.headers.get("content-length", "0") != "0":
         # A page of another site can post a form here, but not JSON without asking (CORS,

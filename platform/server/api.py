@@ -97,18 +97,9 @@ def endpoint(role: str = "viewer", *, raw_body: bool = False):
     def wrap(handler: Callable):
         async def route(request: Request):
             server = request.app.state.server
-            client = request.client.host if request.client else "unknown"
-            wait = server.limiter.retry_after(client)
-            if wait > 0:
-                seconds = max(1, round(wait))
-                return JSONResponse(
-                    {
-                        "error": "too many failed authentications from this "
-                        f"address; try again in {seconds}s"
-                    },
-                    status_code=429,
-                    headers={"Retry-After": str(seconds)},
-                )
+            client, limited = rate_limited(request)
+            if limited is not None:
+                return limited
             credential = sessions.from_request(request)
             if credential is None:
                 server.limiter.failed(client, "no key", request.url.path)
@@ -138,6 +129,20 @@ def endpoint(role: str = "viewer", *, raw_body: bool = False):
         return route
 
     return wrap
+
+
+def rate_limited(request: Request) -> tuple[str, JSONResponse | None]:
+    """The client's address, and the 429 to answer when it failed to authenticate too often."""
+    client = request.client.host if request.client else "unknown"
+    wait = request.app.state.server.limiter.retry_after(client)
+    if wait <= 0:
+        return client, None
+    seconds = max(1, round(wait))
+    return client, JSONResponse(
+        {"error": f"too many failed authentications from this address; try again in {seconds}s"},
+        status_code=429,
+        headers={"Retry-After": str(seconds)},
+    )
 
 
 def _run(server, credential, role: str, handler, request: Request, body: dict):
