@@ -611,10 +611,11 @@ def v1_delete_app(call: Call):
 @endpoint()
 def v1_versions(call: Call):
     app = find_app(call)
-    bundles = call.session.scalars(
-        select(Bundle).where(Bundle.app_id == app.id).order_by(Bundle.id.desc())
+    bundles = list(
+        call.session.scalars(
+            select(Bundle).where(Bundle.app_id == app.id).order_by(Bundle.id.desc())
+        )
     )
-    bundles = list(bundles)
     ids = {b.created_by for b in bundles if b.created_by is not None}
     names = dict(call.session.execute(select(User.id, User.username).where(User.id.in_(ids))).all())
     return {

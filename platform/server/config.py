@@ -77,9 +77,8 @@ def _seconds_or_off(value: Any) -> float:
 def _selector(value: Any) -> str:
     """A PromQL label matcher list with {app} and {namespace} placeholders."""
     text = str(value).strip()
-    if "{" in text.replace("{app}", "").replace("{namespace}", "") or "}" in text.replace(
-        "{app}", ""
-    ).replace("{namespace}", ""):
+    bare = text.replace("{app}", "").replace("{namespace}", "")
+    if "{" in bare or "}" in bare:
         raise ValueError(
             f'expected label matchers such as app="{{app}}" (no braces around them), got {value!r}'
         )
