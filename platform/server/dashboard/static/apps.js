@@ -81,7 +81,7 @@ export function appsPage(main, params) {
     h("div", { class: "filters" }, search, healthFilter,
       h("label", { class: "check" }, mine, "Mine only")),
     table, empty, create);
-  search.focus();
+  if (window.matchMedia("(min-width: 721px)").matches) search.focus();  // no keyboard pop-up on phones
 
   every(3000, async (stillHere) => {
     const answer = await api("GET", "/v1/apps?include=status");
