@@ -99,7 +99,11 @@ def test_charts_from_prometheus_scraping_the_replicas_with_the_scrape_key(tmp_pa
                 assert charts.status_code == 200, charts.text
                 charts = charts.json()
                 series = charts["series"]
-                if {"/hello", "/boom", "/slow"} <= set(series) and any(series["/boom"]["rps"]):
+                # Prometheus' rate() needs two scrapes of a route before it has a value.
+                if {"/hello", "/boom", "/slow"} <= set(series) and all(
+                    any(v is not None for v in series[route]["error_rate"])
+                    for route in ("/hello", "/boom", "/slow")
+                ):
                     break
                 assert time.monotonic() < deadline, charts
                 time.sleep(1)
