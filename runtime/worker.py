@@ -22,6 +22,7 @@ from pathlib import Path
 
 from plumbline.exits import ExitCode
 from plumbline.routes import REPORT_R
+from plumbline.runtime.direct import DirectCall, DirectRoutes
 from plumbline.runtime.protocol import (
     WorkerRequest,
     WorkerResponse,
@@ -39,6 +40,7 @@ BRIDGE_R = Path(__file__).with_name("bridge.R")
 FASTPATH_R = Path(__file__).with_name("fastpath.R")
 # plumber's router described for the Python side (shared with the control plane).
 ROUTE_REPORT_R = REPORT_R
+DIRECT_R = Path(__file__).with_name("direct.R")
 
 
 def _parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -82,12 +84,16 @@ class RBridge:
         callbacks.consolewrite_warnerror = _write_stderr
         self._ri = ri
         bridge = ri.evalr("new.env(parent = globalenv())")
-        for source in (BRIDGE_R, FASTPATH_R, ROUTE_REPORT_R):
+        for source in (BRIDGE_R, FASTPATH_R, ROUTE_REPORT_R, DIRECT_R):
             ri.baseenv["sys.source"](str(source), envir=bridge)
         self._bridge = bridge
         self._load = bridge["plumbline_load"]
         self._exit = bridge["plumbline_exit"]
-        self._handle = _HandleCall(bridge["plumbline_handle"], openrlib.rlib, openrlib.ffi)
+        rlib, ffi = openrlib.rlib, openrlib.ffi
+        self._rlib = rlib
+        self._handle = _RCall(bridge["plumbline_handle"], 2, rlib, ffi)
+        self._direct = _RCall(bridge["plumbline_direct"], 5, rlib, ffi)
+        self._routes = DirectRoutes([])
 
     def load(self, plumber_file: Path, attach: list[str], inline_futures: bool) -> str | None:
         """Load the app; R's error message (with file and line) if it failed."""
@@ -97,7 +103,21 @@ class RBridge:
             ri.StrSexpVector(attach),
             ri.BoolSexpVector([inline_futures]),
         )
-        return None if result is ri.NULL or len(result) == 0 else str(result[0])
+        if result is ri.NULL or len(result) == 0:
+            self._routes = DirectRoutes(self._direct_table())
+            return None
+        return str(result[0])
+
+    def _direct_table(self) -> list[dict]:
+        """direct.R's description of the loaded app's endpoints (empty: no direct calls)."""
+        rows = self._bridge["direct_prepare"](self._bridge["plumbline"]["pr"])
+        if rows is self._ri.NULL:
+            return []
+        return [
+            {"verbs": list(row[0]), "regex": row[1][0], "params": row[2][0],
+             "direct": bool(row[3][0]), "fargs": list(row[4])}
+            for row in rows
+        ]
 
     def route_report(self, plumber_file: Path) -> bytes:
         """plumber's router as loaded (JSON, see plumbline/routes.py); b"" if R failed to
@@ -116,6 +136,30 @@ class RBridge:
         self._exit()
 
     def handle(self, request: WorkerRequest) -> WorkerResponse:
+        answer = None
+        if self._routes.enabled:
+            path = _as_sent(request.path)
+            plan = self._routes.plan(request.method, path, request.query_string, request.headers)
+            if plan is not None:
+                answer = self._call_direct(plan, request)
+        if answer is None:
+            answer = self._call_handle(request)
+        meta, body = answer
+        return WorkerResponse(status=int(meta[0]), headers=list(zip(meta[1::2], meta[2::2])), body=body)
+
+    def _call_direct(self, plan: DirectCall, request: WorkerRequest):
+        call, rlib = self._direct, self._rlib
+        call.set(0, rlib.Rf_ScalarInteger(plan.index))
+        call.named_list(1, plan.args)
+        call.strings(2, plan.path_values)
+        call.raw(3, request.body)
+        if request.body:
+            content_type = _content_type(request.headers)
+            if content_type is not None:
+                call.strings(4, [content_type])
+        return call.answer()
+
+    def _call_handle(self, request: WorkerRequest):
         names, env_names, values = _rook_headers(request.headers)
         fields = [
             request.method,
@@ -130,45 +174,90 @@ class RBridge:
             *env_names,
             *values,
         ]
-        meta, body = self._handle(fields, request.body)
-        return WorkerResponse(status=int(meta[0]), headers=list(zip(meta[1::2], meta[2::2])), body=body)
+        call = self._handle
+        call.strings(0, fields)
+        call.raw(1, request.body)
+        return call.answer()
 
 
-class _HandleCall:
-    """plumbline_handle(fields, body) through R's C API.
+class _RCall:
+    """A call of one R function through R's C API, built once, its arguments swapped per call.
 
     rpy2's high-level call wraps every argument and result element in Python objects
     (about 0.2 ms a request); here one call object is built once and preserved, and each
-    request only swaps its two arguments. The arguments hang off that preserved call, so
-    R's garbage collector cannot take them while later ones are allocated, and the result
-    is protected while it is read.
+    call only replaces its arguments. The arguments hang off that preserved call, so R's
+    garbage collector cannot take them while later ones are allocated, and the result is
+    protected while it is read. No R error may happen while arguments are built (it would
+    longjmp through Python): strings are made without NUL bytes.
     """
 
-    def __init__(self, function, rlib, ffi):
+    def __init__(self, function, nargs: int, rlib, ffi):
         self._rlib = rlib
         self._ffi = ffi
-        self._call = rlib.Rf_lang3(function.__sexp__._cdata, rlib.R_NilValue, rlib.R_NilValue)
-        rlib.R_PreserveObject(self._call)
-        self._fields_cell = rlib.CDR(self._call)
-        self._body_cell = rlib.CDR(self._fields_cell)
+        call = rlib.Rf_allocVector(rlib.LANGSXP, nargs + 1)
+        rlib.R_PreserveObject(call)
+        rlib.SETCAR(call, function.__sexp__._cdata)
+        self._call = call
+        self._cells = []
+        cell = call
+        for _ in range(nargs):
+            cell = rlib.CDR(cell)
+            self._cells.append(cell)
+        self._names = rlib.Rf_install(b"names")
         self._error = ffi.new("int *")
 
-    def __call__(self, fields: list[str], body: bytes) -> tuple[list[str], bytes]:
+    def set(self, position: int, value) -> None:
+        self._rlib.SETCAR(self._cells[position], value)
+
+    def strings(self, position: int, texts: list[str]):
+        """A character vector as argument `position`."""
+        rlib = self._rlib
+        vector = rlib.Rf_allocVector(rlib.STRSXP, len(texts))
+        rlib.SETCAR(self._cells[position], vector)
+        self._fill(vector, texts)
+        return vector
+
+    def raw(self, position: int, data: bytes) -> None:
+        rlib = self._rlib
+        vector = rlib.Rf_allocVector(rlib.RAWSXP, len(data))
+        rlib.SETCAR(self._cells[position], vector)
+        if data:
+            self._ffi.memmove(rlib.RAW(vector), data, len(data))
+
+    def named_list(self, position: int, items: list[tuple[str, list[str]]]) -> None:
+        """list(name = c(value, ...), ...) as argument `position`."""
+        rlib = self._rlib
+        vector = rlib.Rf_allocVector(rlib.VECSXP, len(items))
+        rlib.SETCAR(self._cells[position], vector)
+        if not items:
+            return
+        for i, (_, values) in enumerate(items):
+            element = rlib.Rf_allocVector(rlib.STRSXP, len(values))
+            rlib.SET_VECTOR_ELT(vector, i, element)
+            self._fill(element, values)
+        names = rlib.Rf_protect(rlib.Rf_allocVector(rlib.STRSXP, len(items)))
+        self._fill(names, [name for name, _ in items])
+        rlib.Rf_setAttrib(vector, self._names, names)
+        rlib.Rf_unprotect(1)
+
+    def _fill(self, vector, texts: list[str]) -> None:
+        rlib = self._rlib
+        for i, text in enumerate(texts):
+            data = text.encode("utf-8", "replace")
+            if b"\0" in data:
+                data = data.replace(b"\0", b"")
+            rlib.SET_STRING_ELT(vector, i, rlib.Rf_mkCharLenCE(data, len(data), rlib.CE_UTF8))
+
+    def answer(self) -> tuple[list[str], bytes] | None:
+        """Evaluate; the (strings, raw body) pair of the R function's answer, None for NULL."""
         rlib, ffi = self._rlib, self._ffi
-        strings = rlib.Rf_allocVector(rlib.STRSXP, len(fields))
-        rlib.SETCAR(self._fields_cell, strings)
-        for i, text in enumerate(fields):
-            # An R error here would longjmp through Python: strings must hold no NUL.
-            data = text.encode("utf-8", "replace").replace(b"\0", b"")
-            rlib.SET_STRING_ELT(strings, i, rlib.Rf_mkCharLenCE(data, len(data), rlib.CE_UTF8))
-        raw = rlib.Rf_allocVector(rlib.RAWSXP, len(body))
-        rlib.SETCAR(self._body_cell, raw)
-        if body:
-            ffi.memmove(rlib.RAW(raw), body, len(body))
         result = rlib.R_tryEval(self._call, rlib.R_GlobalEnv, self._error)
         if self._error[0]:
-            self._clear_arguments()
-            raise RuntimeError("plumbline_handle failed in R (see the R error above)")
+            self._clear()
+            raise RuntimeError("the R bridge failed (see the R error above)")
+        if result == rlib.R_NilValue:
+            self._clear()
+            return None
         rlib.Rf_protect(result)
         try:
             meta = rlib.VECTOR_ELT(result, 0)
@@ -181,13 +270,13 @@ class _HandleCall:
             body_out = ffi.buffer(rlib.RAW(raw_out), size)[:] if size else b""
         finally:
             rlib.Rf_unprotect(1)
-            self._clear_arguments()
+            self._clear()
         return strings_out, body_out
 
-    def _clear_arguments(self) -> None:
-        # Let R reclaim this request's body instead of holding it until the next one.
-        self._rlib.SETCAR(self._fields_cell, self._rlib.R_NilValue)
-        self._rlib.SETCAR(self._body_cell, self._rlib.R_NilValue)
+    def _clear(self) -> None:
+        # Let R reclaim this request's arguments instead of holding them until the next one.
+        for cell in self._cells:
+            self._rlib.SETCAR(cell, self._rlib.R_NilValue)
 
 
 def _rook_headers(headers: list[tuple[str, str]]) -> tuple[list[str], list[str], list[str]]:
@@ -200,6 +289,12 @@ def _rook_headers(headers: list[tuple[str, str]]) -> tuple[list[str], list[str],
     names = list(merged)
     env_names = ["HTTP_" + name.upper().replace("-", "_") for name in names]
     return names, env_names, list(merged.values())
+
+
+def _content_type(headers: list[tuple[str, str]]) -> str | None:
+    """The Content-Type header as httpuv gives it to R (repeated ones joined with ",")."""
+    found = [_as_sent(value) for name, value in headers if name.lower() == "content-type"]
+    return ",".join(found) if found else None
 
 
 def _as_sent(text: str) -> str:

@@ -1,0 +1,136 @@
+# direct.R: the least R a plain endpoint needs, with plumber's own functions.
+#
+# For an endpoint whose function takes neither req, res nor `...`, in an app fastpath.R
+# accepts, whose serializer is one of plumber's serializer_headers() closures (json, text,
+# html, csv, rds, ...) and whose error handler is plumber's default, the only R that shapes
+# the answer is: the query and path arguments, the body parsers, the function itself and
+# the serializer's serialize_fn. The worker's Python routes the request the way plumber's
+# router would (first endpoint in order whose verb and regex match), parses the query string
+# exactly as plumber's parseQS() does (ASCII only; anything else falls back), and calls
+# plumbline_direct() with the endpoint's index and its arguments. No Rook environment, no R6
+# response, no promise domain (only forward() reads it, and it is refused below).
+# An error, an attachment or a PlumberResponse takes plumber's serializer and error handler
+# with a response object, exactly as fastpath.R does.
+
+direct <- new.env(parent = emptyenv())
+
+# Called after fastpath_prepare(): a table the worker routes by, one row per endpoint of
+# "__no-preempt__" in plumber's order (NULL when the app does not qualify at all).
+direct_prepare <- function(pr) {
+  direct$ends <- list()
+  if (!isTRUE(fastpath$enabled) || isTRUE(plumbline$check_size)) return(NULL)
+  priv <- fastpath$priv
+  if (!identical(body(priv$errorHandler), body(plumber:::defaultErrorHandler()))) return(NULL)
+  template <- body(plumber:::serializer_headers())
+  ends <- fastpath$ends
+  rows <- vector("list", length(ends))
+  for (i in seq_along(ends)) {
+    h <- ends[[i]]
+    ep <- h$.__enclos_env__$private
+    fargs <- names(formals(ep$func))
+    if (is.null(fargs)) fargs <- character()
+    serializer <- if (!is.null(h$serializer)) h$serializer else priv$default_serializer
+    ok <- isTRUE(fastpath$plain[[i]]) && is.function(ep$func) &&
+      !any(c("req", "res", "...") %in% fargs) &&
+      is.function(serializer) && identical(body(serializer), template) &&
+      !("forward" %in% all.names(body(ep$func)))
+    entry <- list(func = ep$func, envir = ep$envir, fargs = fargs,
+                  names = ep$regex$names, converters = ep$regex$converters,
+                  parsers = if (!is.null(h$parsers)) h$parsers else priv$default_parsers,
+                  serializer = h$serializer)
+    if (ok) {
+      senv <- environment(serializer)
+      headers <- lapply(senv$headers, paste)
+      entry$serialize_fn <- senv$serialize_fn
+      entry$wire_headers <- enc2utf8(c(rbind(names(headers),
+                                             as.character(unlist(headers, use.names = FALSE)))))
+      ok <- all(lengths(headers) == 1L) && !is.null(names(headers))
+    }
+    direct$ends[[i]] <- entry
+    rows[[i]] <- list(verbs = as.character(h$verbs), regex = ep$regex$regex,
+                      params = length(ep$regex$names), direct = ok, fargs = fargs)
+  }
+  rows
+}
+
+# The answer for endpoint `index` (list(c(status, name, value, ...), raw body), as
+# plumbline_handle's), or NULL when plumbline_handle() must take the request after all.
+# args: the query arguments (plumber's parseQS result, only the function's own names);
+# path_values: the path template's captured strings; body: raw; content_type: NULL or one.
+plumbline_direct <- function(index, args, path_values, body, content_type) {
+  if (!is.null(getOption("plumber.sharedSecret"))) return(NULL)
+  d <- direct$ends[[index]]
+  failure <- NULL
+  old_warn <- options(warn = 1L)  # plumber's withWarn1() around filters and endpoint
+  value <- tryCatch({
+    merge <- FALSE
+    if (length(path_values)) {
+      path_args <- as.list(path_values)
+      names(path_args) <- d$names
+      converters <- d$converters
+      if (!is.null(converters)) {
+        for (k in seq_along(path_args)) path_args[[k]] <- converters[[k]](path_args[[k]])
+      }
+      args <- c(args, path_args)
+      merge <- TRUE
+    }
+    if (length(body) && length(d$parsers)) {
+      parsed <- plumber:::parse_body(body, content_type, d$parsers)
+      body_args <- plumber:::req_body_args(list(body = parsed))
+      if (length(body_args)) {
+        args <- c(args, body_args)
+        merge <- TRUE
+      }
+    }
+    if (merge) {  # plumber's getRelevantArgs() for a function without `...`
+      arg_names <- names(args)
+      args <- args[arg_names %in% d$fargs]
+      args <- args[!duplicated(names(args))]
+    }
+    value <- do.call(d$func, args, envir = d$envir)
+    if (promises::is.promising(value)) settle(value) else value
+  }, error = function(e) {
+    failure <<- e
+    NULL
+  })
+  options(old_warn)
+  if (!is.null(failure) || is.null(d$serialize_fn) ||
+      inherits(value, c("plumber_attachment", "PlumberResponse"))) {
+    return(to_wire(direct_respond(d, value, failure)))
+  }
+  body <- tryCatch(d$serialize_fn(value), error = function(e) {
+    failure <<- e
+    NULL
+  })
+  if (!is.null(failure)) return(to_wire(direct_respond(d, value, NULL)))
+  if (is.character(body)) {
+    if (length(body) == 0L) return(exception_response())
+    body <- charToRaw(body[[1L]])
+  } else if (is.null(body)) {
+    body <- raw()
+  } else if (!is.raw(body)) {
+    return(to_wire(direct_respond(d, value, NULL)))
+  }
+  list(c("200", d$wire_headers), body)
+}
+
+# What fastpath.R answers from here on: plumber's serializer or error handler with a real
+# PlumberResponse (and a request that carries the router, which the default handler reads).
+direct_respond <- function(d, value, failure) {
+  req <- new.env()
+  req$pr <- fastpath$pr
+  res <- plumber:::PlumberResponse$new(fastpath$priv$default_serializer)
+  if (!is.null(d$serializer)) res$serializer <- d$serializer
+  error_handler <- fastpath$priv$errorHandler
+  if (!is.null(failure)) value <- error_handler(req, res, failure)
+  tryCatch({
+    if (inherits(value, "PlumberResponse")) {
+      res$toResponse()
+    } else {
+      res$serializer(value, req, res, error_handler)
+    }
+  }, error = function(e) {
+    res$body <- error_handler(req, res, e)
+    res$toResponse()
+  })
+}

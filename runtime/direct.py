@@ -1,0 +1,151 @@
+"""The worker's side of runtime/direct.R: route a request and parse its query as plumber would.
+
+A worker loads the app, then direct.R describes plumber's endpoints (in plumber's order: verbs,
+path regex, whether the endpoint can be called directly, the function's argument names).
+For each request the worker asks DirectRoutes.plan(): either a DirectCall (endpoint index,
+query arguments, path values) for plumbline_direct(), or None, and the request takes
+plumber's pipeline (plumbline_handle) as before. None whenever plumber's result cannot be
+reproduced here exactly: non-ASCII paths or queries, percent-escapes that decode to
+non-ASCII or NUL bytes (plumber warns or fails there), cookies (plumber parses them and may
+fail), more than 150 query keys (plumber then orders them differently), or a path regex with
+anything beyond plumber's own type patterns.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+# plumber's path-parameter patterns (apiTypesInfo: regex and regexArray), the only regex
+# syntax a path may contain for Python's re and ICU (plumber's stringi) to agree on it.
+_TYPE_PATTERNS = (
+    "(?:(?:[01tfTF]|true|false|TRUE|FALSE),?)+",
+    "[01tfTF]|true|false|TRUE|FALSE",
+    "(?:(?:-?\\d*\\.?\\d+),?)+",
+    "-?\\d*\\.?\\d+",
+    "(?:(?:-?\\d+),?)+",
+    "-?\\d+",
+    "(?:(?:[^/]+),?)+",
+    "[^/]+",
+)
+# What is left of a path regex once those are removed: literal path characters ("." is any
+# character in both engines), the anchors and the capture groups around the patterns.
+_PLAIN_REGEX = re.compile(r"\^[A-Za-z0-9/_\-.~()]*\$")
+_ESCAPE = re.compile(r"%([0-9A-Fa-f]{2})")
+_MAX_QUERY_KEYS = 150  # beyond it plumber's combine_keys() sorts the keys
+
+
+@dataclass(frozen=True)
+class DirectCall:
+    index: int  # 1-based, as R counts plumber's endpoints
+    args: list[
+        tuple[str, list[str]]
+    ]  # query arguments the function takes, in plumber's order
+    path_values: list[str]
+
+
+@dataclass(frozen=True)
+class _Endpoint:
+    index: int
+    verbs: frozenset[str]
+    regex: re.Pattern
+    params: int
+    direct: bool
+    fargs: frozenset[str]
+
+
+class DirectRoutes:
+    def __init__(self, rows: list[dict]):
+        """rows: direct_prepare()'s table (verbs, regex, params, direct, fargs)."""
+        endpoints = []
+        for index, row in enumerate(rows, start=1):
+            regex = _compile(row["regex"], row["params"])
+            if regex is None:  # Python might route differently: let R route everything
+                endpoints = []
+                break
+            endpoints.append(
+                _Endpoint(
+                    index,
+                    frozenset(row["verbs"]),
+                    regex,
+                    row["params"],
+                    bool(row["direct"]),
+                    frozenset(row["fargs"]),
+                )
+            )
+        self._endpoints = tuple(endpoints)
+        self.enabled = any(ep.direct for ep in endpoints)
+
+    def plan(
+        self, method: str, path: str, query: str, headers: list[tuple[str, str]]
+    ) -> DirectCall | None:
+        if not path.isascii():
+            return None
+        for ep in self._endpoints:
+            if method not in ep.verbs:
+                continue
+            match = ep.regex.match(path)
+            if match is None:
+                continue
+            if not ep.direct:
+                return None
+            if any(name.lower() == "cookie" for name, _ in headers):
+                return None
+            parsed = parse_query(query)
+            if parsed is None:
+                return None
+            args = [
+                (name, values) for name, values in parsed.items() if name in ep.fargs
+            ]
+            return DirectCall(ep.index, args, list(match.groups()) if ep.params else [])
+        return None  # 404, 405, mounts, redirects: plumber's own steps
+
+
+def parse_query(query: str) -> dict[str, list[str]] | None:
+    """plumber's parseQS() for an ASCII query string (without the "?"); None: let R do it."""
+    if not query:
+        return {}
+    if not query.isascii():
+        return None
+    found: dict[str, list[str]] = {}
+    for pair in query.replace("+", " ").split("&"):
+        parts = [part for part in pair.split("=") if part]
+        if len(parts) != 2:
+            continue
+        key, value = _decode(parts[0]), _decode(parts[1])
+        if key is None or value is None:
+            return None
+        found.setdefault(key, []).append(value)
+    if len(found) > _MAX_QUERY_KEYS:
+        return None
+    return found
+
+
+def _decode(text: str) -> str | None:
+    """httpuv's decodeURIComponent(): %XX decoded, malformed escapes kept; None for a byte
+    it would mark UTF-8 or refuse (non-ASCII, NUL)."""
+    if "%" not in text:
+        return text
+    bad = False
+
+    def byte(m: re.Match) -> str:
+        nonlocal bad
+        code = int(m.group(1), 16)
+        bad = bad or code == 0 or code > 0x7F
+        return chr(code)
+
+    decoded = _ESCAPE.sub(byte, text)
+    return None if bad else decoded
+
+
+def _compile(regex: str, params: int) -> re.Pattern | None:
+    plain = regex
+    for pattern in _TYPE_PATTERNS:
+        plain = plain.replace(pattern, "")
+    if not _PLAIN_REGEX.fullmatch(plain):
+        return None
+    try:
+        compiled = re.compile(regex)
+    except re.error:
+        return None
+    return compiled if compiled.groups == params else None
