@@ -52,6 +52,13 @@ plumbline_exit <- function() {
   invisible(NULL)
 }
 
+# The R connections the app left open (files, sockets, pipes): a process holding one must
+# not be forked, or its workers would share one stream.
+plumbline_open_connections <- function() {
+  open <- setdiff(getAllConnections(), 0:2)
+  vapply(open, function(i) summary(getConnection(i))$description, character(1))
+}
+
 # future(expr) that evaluates at once: future() under a sequential plan costs ms per call and
 # turns the result into a promise, which plumber then resolves through the later event loop.
 install_inline_futures <- function(appenv, has_future) {

@@ -19,6 +19,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from plumbline.runtime.preload import PreloadUnsafe, Zygote, ZygoteLoadFailed
 from plumbline.runtime.protocol import (
     ProtocolError,
     WorkerRequest,
@@ -56,6 +57,10 @@ class PoolConfig:
     health_path: str | None = None  # the app's own GET /health, called on idle workers
     health_interval: float = 5.0
     startup_timeout: float = 120.0
+    # Load R and the app once in a zygote process and fork the workers from it (shared
+    # copy-on-write memory); off, or when the loaded app is not safe to fork, each worker
+    # starts R and loads the app itself.
+    preload: bool = True
 
 
 class AppLoadError(Exception):
@@ -182,6 +187,10 @@ class WorkerPool:
         self._load_errors_logged: set[str] = set()
         self._generation = 0
         self._closing = False
+        self._zygote: Zygote | None = None
+        if config.preload:
+            self._zygote = Zygote(Path(config.plumber_file), config.attach, config.inline_futures,
+                                  config.startup_timeout)
         self.in_flight = 0
         # plumber's route table as the first loaded worker reported it (JSON bytes; see
         # plumbline/routes.py), None when no worker described it.
@@ -209,8 +218,15 @@ class WorkerPool:
                 )
         return sorted(rows, key=lambda row: (row["id"], row["generation"] or 0))
 
+    @property
+    def preloaded(self) -> bool:
+        """Whether workers are forked from a loaded zygote (see PoolConfig.preload)."""
+        return self._zygote is not None
+
     async def start(self) -> None:
         loop = asyncio.get_running_loop()
+        if self._zygote is not None:
+            await self._start_zygote()
         self._first_load = loop.create_future()
         self._supervisors = [
             asyncio.create_task(self._supervise(slot), name=f"plumbline-worker-slot-{slot}")
@@ -253,6 +269,25 @@ class WorkerPool:
             await asyncio.sleep(0.05)
         await self._shutdown(kill=False)
         _log(logging.INFO, "pool_closed", "all workers stopped")
+
+    async def _start_zygote(self) -> None:
+        started = time.time()
+        try:
+            await self._zygote.start()
+        except ZygoteLoadFailed as exc:
+            await self._zygote.close()
+            raise AppLoadError(exc.message) from None
+        except PreloadUnsafe as exc:
+            await self._zygote.close()
+            self._zygote = None
+            _log(logging.WARNING, "preload_off", "the app is not safe to fork; each worker "
+                 "loads it itself", reason=str(exc))
+            return
+        except BaseException:
+            await self._zygote.close()
+            raise
+        _log(logging.INFO, "zygote_ready", "app loaded once; workers are forked from it",
+             pid=self._zygote.pid, load_seconds=round(time.time() - started, 3))
 
     # ---- dispatch ---------------------------------------------------------------------
 
@@ -365,6 +400,8 @@ class WorkerPool:
                 worker = await self._spawn(slot)
             except OSError as exc:  # e.g. out of processes or file descriptors
                 error = f"cannot start a worker process: {exc}"
+            except (ZygoteLoadFailed, PreloadUnsafe) as exc:  # a new zygote after one died
+                error = str(exc)
             else:
                 error = await self._wait_loaded(worker)
             if error is not None:
@@ -390,6 +427,28 @@ class WorkerPool:
     async def _spawn(self, slot: int) -> _Worker:
         config = self._config
         loop = asyncio.get_running_loop()
+        if self._zygote is not None:
+            proc, request_w, response_r = await self._zygote.fork()
+        else:
+            proc, request_w, response_r = await self._spawn_process()
+        reader = asyncio.StreamReader()
+        await loop.connect_read_pipe(
+            lambda: asyncio.StreamReaderProtocol(reader), os.fdopen(response_r, "rb", buffering=0)
+        )
+        writer, _ = await loop.connect_write_pipe(asyncio.Protocol, os.fdopen(request_w, "wb", buffering=0))
+        limit = 0
+        if config.max_requests > 0:
+            limit = config.max_requests + random.randint(0, max(config.max_requests_jitter, 0))
+        self._generation += 1
+        worker = _Worker(slot, self._generation, proc, reader, writer, limit)
+        self._workers.append(worker)
+        worker.watcher = asyncio.create_task(self._watch(worker), name=f"plumbline-watch-{proc.pid}")
+        _log(logging.INFO, "worker_spawned", "worker starting", worker=slot, pid=proc.pid)
+        return worker
+
+    async def _spawn_process(self) -> tuple[asyncio.subprocess.Process, int, int]:
+        """A worker that starts R and loads the app itself (no preloading)."""
+        config = self._config
         request_r, request_w = os.pipe()
         response_r, response_w = os.pipe()
         args = [
@@ -415,20 +474,7 @@ class WorkerPool:
         finally:
             os.close(request_r)
             os.close(response_w)
-        reader = asyncio.StreamReader()
-        await loop.connect_read_pipe(
-            lambda: asyncio.StreamReaderProtocol(reader), os.fdopen(response_r, "rb", buffering=0)
-        )
-        writer, _ = await loop.connect_write_pipe(asyncio.Protocol, os.fdopen(request_w, "wb", buffering=0))
-        limit = 0
-        if config.max_requests > 0:
-            limit = config.max_requests + random.randint(0, max(config.max_requests_jitter, 0))
-        self._generation += 1
-        worker = _Worker(slot, self._generation, proc, reader, writer, limit)
-        self._workers.append(worker)
-        worker.watcher = asyncio.create_task(self._watch(worker), name=f"plumbline-watch-{proc.pid}")
-        _log(logging.INFO, "worker_spawned", "worker starting", worker=slot, pid=proc.pid)
-        return worker
+        return proc, request_w, response_r
 
     async def _wait_loaded(self, worker: _Worker) -> str | None:
         """None once the worker reports ready, else why it did not load."""
@@ -568,3 +614,5 @@ class WorkerPool:
         if pending:
             await asyncio.gather(*pending, return_exceptions=True)
         self._idle.clear()
+        if self._zygote is not None:
+            await self._zygote.close()

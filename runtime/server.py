@@ -74,6 +74,7 @@ def pool_config(spec: PlumberFile, config: ServeConfig) -> PoolConfig:
         max_requests_jitter=config.max_requests_jitter,
         attach=attach,
         inline_futures=config.inline_futures,
+        preload=config.preload,
         health_path=("/health" if spec.has_route("GET", "/health") and config.health_interval
                      else None),
         health_interval=config.health_interval,

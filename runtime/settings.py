@@ -262,6 +262,13 @@ class ServeConfig:
         ON_OFF, True,
         "Run future({...}) blocks inline in the worker (concurrency comes from the pool); "
         "off uses the future package itself.")
+    preload: bool = _setting(
+        ON_OFF, True,
+        "Load R, plumber and the app once and fork the workers from that loaded process, "
+        "so they share its memory (a model loaded at start) copy-on-write and a replaced "
+        "worker starts in milliseconds. Turned off by itself, with a warning, when the "
+        "loaded app holds an open connection, a socket or a thread of its own; off: each "
+        "worker starts R and loads the app.")
     health_interval: float = _setting(
         SECONDS, 5.0,
         "Seconds between calls of the app's own GET /health on idle workers "

@@ -12,6 +12,8 @@ EXIT_BOOT_FAILED when R or the bridge could not start. Anything else is a crash 
 from __future__ import annotations
 
 import argparse
+import ctypes
+import functools
 import os
 import resource
 import signal
@@ -61,6 +63,15 @@ def _c_stack_limit() -> int | None:
     return int(0.95 * soft)
 
 
+@functools.cache
+def _libr() -> ctypes.CDLL:
+    """libR, already loaded by rpy2 (RTLD_NOLOAD: find it, never load a second copy)."""
+    from rpy2.rinterface_lib import openrlib
+
+    path = os.path.join(openrlib.R_HOME, "lib", "libR.so")
+    return ctypes.CDLL(path, mode=os.RTLD_NOLOAD | os.RTLD_GLOBAL)
+
+
 def _write_stderr(text: str) -> None:
     os.write(2, text.encode("utf-8", "replace"))
 
@@ -82,6 +93,11 @@ class RBridge:
         ri.initr(interactive=False, _c_stack_limit=_c_stack_limit())
         callbacks.consolewrite_print = _write_stderr
         callbacks.consolewrite_warnerror = _write_stderr
+        # rpy2 makes R call back into Python (taking a lock) from every R_CheckUserInterrupt()
+        # to process events; R does that thousands of times a request (toJSON of a 20-row data
+        # frame: 640 us with it, 330 us without). A worker has no GUI events to process, and
+        # R's own polled events and time limits still run.
+        openrlib.rlib.ptr_R_ProcessEvents = openrlib.ffi.NULL
         self._ri = ri
         bridge = ri.evalr("new.env(parent = globalenv())")
         for source in (BRIDGE_R, FASTPATH_R, ROUTE_REPORT_R, DIRECT_R):
@@ -134,6 +150,30 @@ class RBridge:
 
     def exit(self) -> None:
         self._exit()
+
+    def preload_packages(self) -> None:
+        """Load plumber (and with it later, promises, httpuv) before the app."""
+        self._ri.evalr("suppressPackageStartupMessages(library(plumber))")
+
+    def collect_garbage(self) -> None:
+        self._ri.evalr("invisible(gc(full = TRUE))")
+
+    def after_fork(self) -> None:
+        """In a worker just forked from the loaded zygote: what R's parallel::mcfork() resets.
+
+        R_isForkedChild, so R treats the process as a forked child; and the random seed, so
+        workers do not all draw the same "random" numbers (R seeds anew from time and pid).
+        """
+        forked = ctypes.c_int.in_dll(_libr(), "R_isForkedChild")
+        forked.value = 1
+        self._ri.evalr(
+            'if (exists(".Random.seed", envir = globalenv(), inherits = FALSE)) '
+            'rm(".Random.seed", envir = globalenv())'
+        )
+
+    def r_state(self) -> dict:
+        """What makes forking this loaded process unsafe: open R connections (files, sockets)."""
+        return {"connections": list(self._bridge["plumbline_open_connections"]())}
 
     def handle(self, request: WorkerRequest) -> WorkerResponse:
         answer = None
@@ -308,12 +348,7 @@ def _as_sent(text: str) -> str:
 
 
 def serve(args: argparse.Namespace) -> int:
-    # R's system() children must not inherit the pipes, or a dead worker would never EOF.
-    os.set_inheritable(args.request_fd, False)
-    os.set_inheritable(args.response_fd, False)
-    requests = os.fdopen(args.request_fd, "rb", buffering=65536)
     out = args.response_fd
-
     try:
         bridge = RBridge()
     except Exception:
@@ -330,6 +365,17 @@ def serve(args: argparse.Namespace) -> int:
         return EXIT_LOAD_FAILED
     # The ready frame's body is plumber's route table, for the pool to route and document by.
     report = bridge.route_report(args.plumber_file.resolve())
+    return serve_loaded(bridge, args.request_fd, out, report)
+
+
+def serve_loaded(bridge: RBridge, request_fd: int, response_fd: int, report: bytes) -> int:
+    """Report "ready" (with plumber's route table), then answer request frames until the
+    pool closes the request pipe."""
+    # R's system() children must not inherit the pipes, or a dead worker would never EOF.
+    os.set_inheritable(request_fd, False)
+    os.set_inheritable(response_fd, False)
+    requests = os.fdopen(request_fd, "rb", buffering=65536)
+    out = response_fd
     write_all(out, encode_frame({"type": "ready", "pid": os.getpid()}, report))
 
     while True:

@@ -87,12 +87,17 @@ def running_pool(plumber_file: Path, **settings):
     assert left == [], "the pool left worker processes behind"
 
 
+R_PROCESS_MODULES = ("plumbline.runtime.worker", "plumbline.runtime.zygote")
+
+
 def worker_processes() -> list[psutil.Process]:
-    """Live worker processes started by this test process."""
+    """Live R processes started by this test process: workers, zygotes and the workers
+    forked from a zygote (which carry its command line)."""
     found = []
     for child in psutil.Process().children(recursive=True):
         try:
-            if child.status() != psutil.STATUS_ZOMBIE and "plumbline.runtime.worker" in child.cmdline():
+            cmdline = child.cmdline()
+            if child.status() != psutil.STATUS_ZOMBIE and any(m in cmdline for m in R_PROCESS_MODULES):
                 found.append(child)
         except psutil.NoSuchProcess:
             pass

@@ -332,13 +332,17 @@ def test_stop_at_load_fails_start_with_rs_message():
     assert "plumber.R" in caught.value.message
 
 
-def test_later_load_failures_back_off_and_log_once(tmp_path, monkeypatch, caplog):
+@pytest.mark.parametrize("preload", [False, True], ids=["spawned", "preloaded"])
+def test_later_load_failures_back_off_and_log_once(tmp_path, monkeypatch, caplog, preload):
     caplog.set_level(logging.INFO, logger="plumbline.pool")
     breaker = tmp_path / "broken"
     monkeypatch.setenv("PLUMBLINE_TEST_BREAK_FILE", str(breaker))
-    with running_pool(APPS / "breakable" / "plumber.R", workers=1) as harness:
+    with running_pool(APPS / "breakable" / "plumber.R", workers=1, preload=preload) as harness:
         victim = harness.wait_until_idle()[0]["pid"]
         breaker.touch()
+        if preload:  # the app loads again only in a new zygote
+            os.kill(harness.pool._zygote.pid, signal.SIGKILL)
+            wait_for(lambda: not harness.pool._zygote.alive)
         os.kill(victim, signal.SIGKILL)
         # Back-off 0.5, 1, 2 s before the 2nd, 3rd, 4th attempt: not a tight crash loop. The
         # failures are timed as they are counted; a gap can only be longer than its back-off.

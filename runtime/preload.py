@@ -1,0 +1,271 @@
+"""The pool's side of preloading: a zygote process (runtime/zygote.py) forks the workers.
+
+The pool never forks and never embeds R; it starts the zygote like any child, and asks it
+over a Unix SOCK_SEQPACKET socket for a worker whenever a slot needs one. The zygote creates
+the worker's two pipes, forks, and hands the pool its ends (SCM_RIGHTS); from then on the
+pool talks to that worker exactly as to one it spawned. A forked worker is not the pool's
+child: ForkedProcess watches it through a pidfd (its exit wakes the event loop), signals it
+through the pidfd (never a recycled pid), and takes its exit status from the zygote, which
+reaps it. If the zygote dies its workers keep serving; the next fork starts a new zygote.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import json
+import os
+import signal
+import socket
+import sys
+from pathlib import Path
+
+_MAX_MESSAGE = 65536
+# How long a worker's exit waits for the zygote's report of its status (it reaps at once;
+# a dead zygote never reports).
+_STATUS_WAIT = 2.0
+UNKNOWN_STATUS = 255
+
+
+class PreloadUnsafe(Exception):
+    """The loaded app holds something a fork must not copy (message says what)."""
+
+
+class ZygoteLoadFailed(Exception):
+    def __init__(self, message: str):
+        super().__init__(message)
+        self.message = message
+
+
+class ForkedProcess:
+    """asyncio.subprocess.Process's interface (pid, returncode, wait, kill, send_signal) for a
+    worker the zygote forked."""
+
+    def __init__(self, pid: int):
+        self.pid = pid
+        self.returncode: int | None = None
+        self._loop = asyncio.get_running_loop()
+        self._exited = self._loop.create_future()
+        self._status_timer: asyncio.TimerHandle | None = None
+        try:
+            self._pidfd: int | None = os.pidfd_open(pid)
+        except (
+            ProcessLookupError
+        ):  # gone already; the zygote's report brings its status
+            self._pidfd = None
+            self._gone()
+        else:
+            self._loop.add_reader(self._pidfd, self._gone)
+
+    def _gone(self) -> None:
+        if self._pidfd is not None:
+            self._loop.remove_reader(self._pidfd)
+        if self.returncode is None and self._status_timer is None:
+            self._status_timer = self._loop.call_later(
+                _STATUS_WAIT, self.reported, UNKNOWN_STATUS
+            )
+
+    def reported(self, returncode: int) -> None:
+        """The zygote reaped it (or it is presumed gone with an unknown status)."""
+        if self._exited.done():
+            return
+        if self._status_timer is not None:
+            self._status_timer.cancel()
+        if self._pidfd is not None:
+            self._loop.remove_reader(self._pidfd)
+            os.close(self._pidfd)
+            self._pidfd = None
+        self.returncode = returncode
+        self._exited.set_result(returncode)
+
+    async def wait(self) -> int:
+        return await asyncio.shield(self._exited)
+
+    def send_signal(self, signum: int) -> None:
+        if self.returncode is not None or self._pidfd is None:
+            raise ProcessLookupError(self.pid)
+        signal.pidfd_send_signal(self._pidfd, signum)
+
+    def kill(self) -> None:
+        self.send_signal(signal.SIGKILL)
+
+
+class Zygote:
+    """The zygote process, started on first use and again after it died."""
+
+    def __init__(
+        self,
+        plumber_file: Path,
+        attach: tuple[str, ...],
+        inline_futures: bool,
+        startup_timeout: float,
+    ):
+        self._plumber_file = plumber_file
+        self._attach = attach
+        self._inline_futures = inline_futures
+        self._startup_timeout = startup_timeout
+        self._proc: asyncio.subprocess.Process | None = None
+        self._sock: socket.socket | None = None
+        self._ready: asyncio.Future | None = None
+        self._forks: dict[int, asyncio.Future] = {}
+        self._children: dict[int, ForkedProcess] = {}
+        self._ids = itertools.count(1)
+        self._lock = asyncio.Lock()
+        self.pid: int | None = None
+
+    @property
+    def alive(self) -> bool:
+        return (
+            self._proc is not None
+            and self._proc.returncode is None
+            and self._sock is not None
+        )
+
+    async def start(self) -> None:
+        """Start the zygote and wait until it has loaded the app.
+
+        ZygoteLoadFailed: the app did not load; PreloadUnsafe: it must not be forked."""
+        async with self._lock:
+            if not self.alive:
+                await self._start()
+
+    async def fork(self) -> tuple[ForkedProcess, int, int]:
+        """A new worker: its process and the pool's ends of its pipes (request write end,
+        response read end). OSError if the zygote cannot fork or died meanwhile."""
+        await self.start()
+        fork_id = next(self._ids)
+        future = asyncio.get_running_loop().create_future()
+        self._forks[fork_id] = future
+        try:
+            self._sock.send(json.dumps({"type": "fork", "id": fork_id}).encode())
+            return await asyncio.wait_for(future, self._startup_timeout)
+        except (asyncio.TimeoutError, ConnectionError) as exc:
+            raise OSError(f"the zygote did not fork a worker: {exc!r}") from None
+        finally:
+            self._forks.pop(fork_id, None)
+
+    async def close(self) -> None:
+        if self._sock is not None:
+            self._close_channel()
+        if self._proc is not None and self._proc.returncode is None:
+            try:
+                await asyncio.wait_for(self._proc.wait(), 5)
+            except asyncio.TimeoutError:
+                self._proc.kill()
+                await self._proc.wait()
+
+    # ---- internals ----------------------------------------------------------------------
+
+    async def _start(self) -> None:
+        loop = asyncio.get_running_loop()
+        ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+        args = [
+            sys.executable,
+            "-m",
+            "plumbline.runtime.zygote",
+            "--plumber-file",
+            str(Path(self._plumber_file).resolve()),
+            "--control-fd",
+            str(theirs.fileno()),
+        ]
+        for package in self._attach:
+            args += ["--attach", package]
+        if not self._inline_futures:
+            args.append("--no-inline-futures")
+        try:
+            self._proc = await asyncio.create_subprocess_exec(
+                *args,
+                pass_fds=(theirs.fileno(),),
+                stdin=asyncio.subprocess.DEVNULL,
+                stdout=2,
+            )
+        except BaseException:
+            ours.close()
+            raise
+        finally:
+            theirs.close()
+        ours.setblocking(False)
+        self._sock = ours
+        self._ready = loop.create_future()
+        loop.add_reader(ours.fileno(), self._on_readable)
+        proc = self._proc
+        loop.create_task(self._watch(proc), name=f"plumbline-zygote-{proc.pid}")
+        try:
+            await asyncio.wait_for(asyncio.shield(self._ready), self._startup_timeout)
+        except asyncio.TimeoutError:
+            proc.kill()
+            self._close_channel()
+            raise ZygoteLoadFailed(
+                f"the app did not finish loading within {self._startup_timeout} s"
+            ) from None
+        except BaseException:
+            if proc.returncode is None:
+                proc.kill()
+            self._close_channel()
+            raise
+        self.pid = proc.pid
+
+    async def _watch(self, proc: asyncio.subprocess.Process) -> None:
+        returncode = await proc.wait()
+        if proc is self._proc:
+            self._close_channel()
+        if self._ready is not None and not self._ready.done():
+            self._ready.set_exception(
+                ZygoteLoadFailed(
+                    f"the zygote ended before it finished loading (exit status {returncode})"
+                )
+            )
+
+    def _close_channel(self) -> None:
+        sock, self._sock = self._sock, None
+        if sock is not None:
+            asyncio.get_running_loop().remove_reader(sock.fileno())
+            sock.close()
+        for future in self._forks.values():
+            if not future.done():
+                future.set_exception(ConnectionError("the zygote closed its channel"))
+
+    def _on_readable(self) -> None:
+        while self._sock is not None:
+            try:
+                data, fds, flags, _ = socket.recv_fds(
+                    self._sock, _MAX_MESSAGE, 2, socket.MSG_CMSG_CLOEXEC
+                )
+            except BlockingIOError:
+                return
+            except OSError:
+                self._close_channel()
+                return
+            if not data:
+                self._close_channel()
+                return
+            self._dispatch(json.loads(data), fds)
+
+    def _dispatch(self, message: dict, fds: list[int]) -> None:
+        kind = message.get("type")
+        if kind == "forked":
+            process = ForkedProcess(message["pid"])
+            self._children[process.pid] = process
+            future = self._forks.get(message["id"])
+            if future is not None and not future.done() and len(fds) == 2:
+                future.set_result((process, fds[0], fds[1]))
+            else:  # nobody waits any more: the worker sees EOF and exits
+                for fd in fds:
+                    os.close(fd)
+        elif kind == "exited":
+            process = self._children.pop(message["pid"], None)
+            if process is not None:
+                process.reported(message["returncode"])
+        elif self._ready is not None and not self._ready.done():
+            if kind == "ready":
+                self._ready.set_result(None)
+            elif kind == "unsafe":
+                self._ready.set_exception(PreloadUnsafe(message.get("message", "")))
+            else:
+                self._ready.set_exception(
+                    ZygoteLoadFailed(
+                        str(message.get("message", "unknown load failure"))
+                    )
+                )
+        for fd in fds if kind != "forked" else ():
+            os.close(fd)

@@ -1,0 +1,219 @@
+"""The zygote: R, plumber and the app loaded once; workers are forked from it.
+
+`python -m plumbline.runtime.zygote --control-fd N --plumber-file FILE ...`, started by the
+pool (runtime/preload.py) when preloading is on. It embeds R and loads the app exactly as a
+worker does, then forks a worker whenever the pool asks, so every worker shares the loaded
+app's memory (a model read at start included) copy-on-write, the way R's
+parallel::mcfork() and gunicorn's --preload work. Forking is safe because this process
+runs no thread of its own, holds no connection, and does nothing between forks but wait.
+
+The control channel is a Unix SOCK_SEQPACKET socket, one JSON message a packet:
+  zygote -> pool: {"type": "ready", "pid"}, {"type": "load_failed", "message"},
+                  {"type": "unsafe", "message"} (the loaded app holds something that must not
+                  be forked: the pool then starts workers the ordinary way),
+                  {"type": "forked", "id", "pid"} with the pool's ends of the new worker's two
+                  pipes attached (SCM_RIGHTS), {"type": "exited", "pid", "returncode"}.
+  pool -> zygote: {"type": "fork", "id"}.
+The pool closing the socket stops the zygote. Workers it forked are the pool's business:
+they outlive the zygote and still end when the pool closes their pipes.
+"""
+
+from __future__ import annotations
+
+import argparse
+import gc
+import json
+import os
+import select
+import signal
+import socket
+import sys
+import traceback
+from pathlib import Path
+
+from plumbline.runtime import worker
+
+_MAX_MESSAGE = 65536
+
+
+def _parse_args(argv: list[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="python -m plumbline.runtime.zygote")
+    parser.add_argument("--plumber-file", required=True, type=Path)
+    parser.add_argument("--control-fd", required=True, type=int)
+    parser.add_argument("--attach", action="append", default=[], help="package to attach")
+    parser.add_argument("--no-inline-futures", dest="inline_futures", action="store_false")
+    return parser.parse_args(argv)
+
+
+def _send(control: socket.socket, message: dict, fds: tuple[int, ...] = ()) -> None:
+    data = json.dumps(message, separators=(",", ":")).encode()
+    if fds:
+        socket.send_fds(control, [data], list(fds))
+    else:
+        control.send(data)
+
+
+def _threads() -> int:
+    return len(os.listdir("/proc/self/task"))
+
+
+def _sockets(keep: int) -> list[str]:
+    """Sockets this process holds besides the control socket (fd `keep`)."""
+    found = []
+    for name in os.listdir("/proc/self/fd"):
+        try:
+            target = os.readlink(f"/proc/self/fd/{name}")
+        except OSError:
+            continue
+        if target.startswith("socket:") and int(name) != keep:
+            found.append(f"fd {name}")
+    return found
+
+
+def _unsafe(bridge: worker.RBridge, control_fd: int, baseline_threads: int) -> str | None:
+    """Why this loaded process must not be forked, or None."""
+    problems = []
+    connections = bridge.r_state()["connections"]
+    if connections:
+        problems.append("open R connections: " + ", ".join(connections))
+    sockets = _sockets(control_fd)
+    if sockets:
+        problems.append("open sockets (" + ", ".join(sockets) + ")")
+    threads = _threads() - baseline_threads
+    if threads > 0:
+        problems.append(f"{threads} thread(s) started while loading the app")
+    return "; ".join(problems) or None
+
+
+def serve(args: argparse.Namespace) -> int:
+    control = socket.socket(fileno=args.control_fd)
+    control.set_inheritable(False)
+    try:
+        bridge = worker.RBridge()
+    except Exception:  # noqa: BLE001 - whatever stops R from starting is reported the same
+        worker._write_stderr(traceback.format_exc())
+        _send(control, {"type": "load_failed", "message": "R bridge failed to start"})
+        return worker.EXIT_BOOT_FAILED
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    # plumber's own packages start threads of their own (later's); only the app's count.
+    bridge.preload_packages()
+    baseline_threads = _threads()
+    error = bridge.load(args.plumber_file.resolve(), args.attach, args.inline_futures)
+    if error is not None:
+        _send(control, {"type": "load_failed", "message": error})
+        return worker.EXIT_LOAD_FAILED
+    # plumber's route table, described once here and sent by every worker it forks.
+    report = bridge.route_report(args.plumber_file.resolve())
+    problem = _unsafe(bridge, args.control_fd, baseline_threads)
+    if problem is not None:
+        _send(control, {"type": "unsafe", "message": problem})
+        return 0
+    # Settle the heap before the first fork: what is allocated now is shared by every worker,
+    # and Python's collector must not touch (and so copy) the frozen objects in each of them.
+    bridge.collect_garbage()
+    gc.collect()
+    gc.freeze()
+    _send(control, {"type": "ready", "pid": os.getpid()})
+    return _fork_loop(control, bridge, report)
+
+
+def _fork_loop(control: socket.socket, bridge: worker.RBridge, report: bytes) -> int:
+    # SIGCHLD wakes the loop through a pipe, so exits are reported at once.
+    wake_r, wake_w = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
+    signal.signal(signal.SIGCHLD, lambda *_: None)
+    signal.set_wakeup_fd(wake_w)
+    poller = select.poll()
+    poller.register(control.fileno(), select.POLLIN)
+    poller.register(wake_r, select.POLLIN)
+    while True:
+        for fd, _ in poller.poll():
+            if fd == wake_r:
+                while True:
+                    try:
+                        if not os.read(wake_r, 512):
+                            break
+                    except BlockingIOError:
+                        break
+                _reap(control)
+                continue
+            data = control.recv(_MAX_MESSAGE)
+            if not data:  # the pool closed the channel
+                return 0
+            message = json.loads(data)
+            if message.get("type") == "fork":
+                _fork(control, bridge, report, message["id"], (wake_r, wake_w))
+        _reap(control)
+
+
+def _reap(control: socket.socket) -> None:
+    while True:
+        try:
+            pid, status = os.waitpid(-1, os.WNOHANG)
+        except ChildProcessError:
+            return
+        if pid == 0:
+            return
+        _send(
+            control,
+            {
+                "type": "exited",
+                "pid": pid,
+                "returncode": os.waitstatus_to_exitcode(status),
+            },
+        )
+
+
+def _fork(
+    control: socket.socket,
+    bridge: worker.RBridge,
+    report: bytes,
+    fork_id: int,
+    own_fds: tuple[int, int],
+) -> None:
+    request_r, request_w = os.pipe()
+    response_r, response_w = os.pipe()
+    pid = os.fork()
+    if pid == 0:
+        code = 70  # EX_SOFTWARE, if anything below fails
+        try:
+            control.close()
+            os.close(request_w)
+            os.close(response_r)
+            signal.set_wakeup_fd(-1)
+            signal.signal(signal.SIGCHLD, signal.SIG_DFL)
+            for fd in own_fds:
+                os.close(fd)
+            bridge.after_fork()
+            code = worker.serve_loaded(bridge, request_r, response_w, report)
+        except BrokenPipeError:
+            code = 0  # the pool closed its end: nobody is left to answer
+        except BaseException:  # noqa: BLE001 - a forked child must never return to the loop
+            worker._write_stderr(traceback.format_exc())
+        finally:
+            # No atexit handlers: R's clean-up would delete the temporary directory that the
+            # zygote and every other worker share.
+            sys.stdout.flush()
+            sys.stderr.flush()
+            os._exit(code)
+    os.close(request_r)
+    os.close(response_w)
+    try:
+        _send(
+            control,
+            {"type": "forked", "id": fork_id, "pid": pid},
+            (request_w, response_r),
+        )
+    finally:
+        os.close(request_w)
+        os.close(response_r)
+
+
+def main(argv: list[str] | None = None) -> int:
+    try:
+        return serve(_parse_args(argv))
+    except (BrokenPipeError, ConnectionError):
+        return 0  # the pool went away
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,130 @@
+"""Preloading: R and the app loaded once in a zygote, workers forked from it (copy-on-write)."""
+
+from __future__ import annotations
+
+import os
+import signal
+import time
+
+import psutil
+import pytest
+
+from pool_harness import APPS, running_pool, wait_for
+
+pytestmark = pytest.mark.slow
+
+BASIC = APPS / "basic" / "plumber.R"
+SHARED = APPS / "shared_model" / "plumber.R"
+
+
+def pss_kib(pid: int) -> int:
+    for line in open(f"/proc/{pid}/smaps_rollup"):
+        if line.startswith("Pss:"):
+            return int(line.split()[1])
+    raise AssertionError("no Pss line")
+
+
+def test_workers_are_forked_from_one_loaded_zygote():
+    with running_pool(SHARED, workers=2, timeout=20) as harness:
+        rows = harness.wait_until_idle()
+        zygote = harness.pool._zygote.pid
+        assert harness.pool.preloaded
+        assert {psutil.Process(row["pid"]).ppid() for row in rows} == {zygote}
+        # Loaded once: every worker sees the zygote's load-time value, not its own.
+        stamps = {harness.get("/loaded").body for _ in range(6)}
+        assert len(stamps) == 1
+
+
+def test_a_large_object_loaded_at_start_is_shared_not_copied():
+    with running_pool(SHARED, workers=4, timeout=20) as harness:
+        rows = harness.wait_until_idle()
+        for _ in range(20):  # requests that touch the model, and R's garbage collector
+            assert harness.get("/predict", "x=3").status == 200
+        together = sum(pss_kib(row["pid"]) for row in rows)
+        model_kib = 200 * 1024  # the app holds a 200 MiB vector
+        # Copied, four workers would hold over 800 MiB; shared, 4/5 of one copy plus what
+        # each worker writes (R's garbage collector marks every R object it keeps).
+        assert together < 2 * model_kib, together
+
+
+def test_workers_draw_different_random_numbers():
+    with running_pool(SHARED, workers=2, timeout=20) as harness:
+        harness.wait_until_idle()
+        pids_draws: dict[bytes, set[bytes]] = {}
+        deadline = time.monotonic() + 30
+        while len(pids_draws) < 2 and time.monotonic() < deadline:
+            slow = harness.submit("GET", "/random")
+            fast = harness.get("/random")
+            for response in (fast, slow.result(20)):
+                pid, draw = response.body.split(b" ")
+                pids_draws.setdefault(pid, set()).add(draw)
+        assert len(pids_draws) == 2
+        first, second = pids_draws.values()
+        assert first.isdisjoint(second)
+
+
+def test_a_killed_worker_is_forked_again_quickly():
+    with running_pool(BASIC, workers=1, timeout=20) as harness:
+        victim = harness.wait_until_idle()[0]["pid"]
+        started = time.monotonic()
+        os.kill(victim, signal.SIGKILL)
+        rows = wait_for(
+            lambda: [
+                r
+                for r in harness.snapshot()
+                if r["state"] == "idle" and r["pid"] != victim
+            ],
+            timeout=30,
+        )
+        elapsed = time.monotonic() - started
+        assert harness.get("/text").body == b"hello"
+        assert elapsed < 5, (
+            elapsed
+        )  # a fork, not an R start-up (generous: a busy machine)
+        assert psutil.Process(rows[0]["pid"]).ppid() == harness.pool._zygote.pid
+
+
+def test_a_dead_zygote_is_replaced_and_its_workers_keep_serving():
+    with running_pool(BASIC, workers=2, timeout=20) as harness:
+        rows = harness.wait_until_idle()
+        old = harness.pool._zygote.pid
+        os.kill(old, signal.SIGKILL)
+        wait_for(lambda: not harness.pool._zygote.alive)
+        assert harness.get("/text").body == b"hello"  # its workers still answer
+        victim = rows[0]["pid"]
+        os.kill(victim, signal.SIGKILL)  # its replacement needs a new zygote
+        wait_for(
+            lambda: (
+                [r["pid"] != victim and r["state"] for r in harness.snapshot()]
+                == ["idle", "idle"]
+            ),
+            timeout=60,
+        )
+        assert harness.pool._zygote.pid not in (None, old)
+        assert harness.get("/text").body == b"hello"
+
+
+def test_an_app_that_opens_a_connection_at_load_is_not_forked(tmp_path, caplog):
+    app = tmp_path / "plumber.R"
+    app.write_text(
+        'log_file <- file(tempfile(), open = "w")\n\n'
+        "#* @serializer text\n#* @get /pid\nfunction() Sys.getpid()\n"
+    )
+    caplog.set_level("WARNING", logger="plumbline.pool")
+    with running_pool(app, workers=2, timeout=20) as harness:
+        rows = harness.wait_until_idle()
+        assert not harness.pool.preloaded
+        assert all(psutil.Process(r["pid"]).ppid() == os.getpid() for r in rows)
+        assert harness.get("/pid").status == 200
+    assert any(
+        "preload_off" in r.getMessage() and "connections" in r.getMessage()
+        for r in caplog.records
+    )
+
+
+def test_preload_off_spawns_every_worker():
+    with running_pool(BASIC, workers=2, timeout=20, preload=False) as harness:
+        rows = harness.wait_until_idle()
+        assert not harness.pool.preloaded
+        assert all(psutil.Process(r["pid"]).ppid() == os.getpid() for r in rows)
+        assert harness.get("/text").body == b"hello"
