@@ -139,7 +139,7 @@ class Zygote:
         try:
             self._sock.send(json.dumps({"type": "fork", "id": fork_id}).encode())
             return await asyncio.wait_for(future, self._startup_timeout)
-        except (asyncio.TimeoutError, ConnectionError) as exc:
+        except (TimeoutError, ConnectionError) as exc:
             raise OSError(f"the zygote did not fork a worker: {exc!r}") from None
         finally:
             self._forks.pop(fork_id, None)
@@ -150,7 +150,7 @@ class Zygote:
         if self._proc is not None and self._proc.returncode is None:
             try:
                 await asyncio.wait_for(self._proc.wait(), 5)
-            except asyncio.TimeoutError:
+            except TimeoutError:
                 self._proc.kill()
                 await self._proc.wait()
 
@@ -192,7 +192,7 @@ class Zygote:
         loop.create_task(self._watch(proc), name=f"plumbline-zygote-{proc.pid}")
         try:
             await asyncio.wait_for(asyncio.shield(self._ready), self._startup_timeout)
-        except asyncio.TimeoutError:
+        except TimeoutError:
             proc.kill()
             self._close_channel()
             raise ZygoteLoadFailed(
@@ -228,7 +228,7 @@ class Zygote:
     def _on_readable(self) -> None:
         while self._sock is not None:
             try:
-                data, fds, flags, _ = socket.recv_fds(
+                data, fds, _, _ = socket.recv_fds(
                     self._sock, _MAX_MESSAGE, 2, socket.MSG_CMSG_CLOEXEC
                 )
             except BlockingIOError:
