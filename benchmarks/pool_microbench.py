@@ -1,14 +1,16 @@
-"""Micro-benchmark of the pool's hot path: GET /parity of the example app, no HTTP server.
+"""Micro-benchmark of the pool's hot path, no HTTP server: CPU per request, pool vs plain R.
 
     .venv/bin/python benchmarks/pool_microbench.py [--workers 2] [--requests 1000] [--rounds 5]
 
-Prints requests/s through the pool at a few concurrencies, and the CPU time one request
-costs: through the pool (the pool process and the worker together, sequential requests),
-and in a plain R process (no pool, no pipes, no rpy2) both for plumber's own pr$call() and
-for the worker's R entry point plumbline_handle(). Pool minus plumbline_handle() is what the
-pool, the pipes and the Python side of the worker add.
-Measurements alternate between the two for --rounds rounds and the best of each is kept:
-on a shared machine CPU time is the honest measure, wall time also counts waiting for a core.
+For each endpoint of benchmarks/api.R measured here (a plain text one and a JSON data frame),
+prints requests/s through the pool at a few concurrencies, and the CPU time one request
+costs: through the pool (the pool process and the worker, sequential requests), and in a
+plain R process (Rscript: no pool, no pipes, no rpy2, no Python) for the very R the worker
+runs for it (plumbline_direct(), see runtime/direct.R), for the worker's full pipeline
+(plumbline_handle()) and for plumber's own pr$call(). Worker minus plain-R direct is what the
+worker adds around the same R work (issue 11's target: at most 100 us).
+Measurements alternate between the pool and plain R for --rounds rounds and the best of each
+is kept: on a shared machine CPU time is the honest measure, wall time also counts waiting.
 """
 
 from __future__ import annotations
@@ -24,41 +26,59 @@ import uvloop
 from plumbline.runtime.pool import PoolConfig, WorkerPool
 from plumbline.runtime.protocol import WorkerRequest
 
-EXAMPLE_APP = Path(__file__).parents[1] / "examples" / "plumber-on-k8s" / "plumber.R"
-BRIDGE = Path(__file__).parents[1] / "runtime" / "bridge.R"
-FASTPATH = Path(__file__).parents[1] / "runtime" / "fastpath.R"
+HERE = Path(__file__).resolve().parent
+API = HERE / "api.R"
+RUNTIME = HERE.parent / "runtime"
+ENDPOINTS = (("/parity", "int=3", "int", "3"), ("/frame", "n=20", "n", "20"))
 
-# R alone, the app loaded as the workers load it. Each line on stdin is a request count;
-# the answer is the CPU seconds they took through plumber's own pr$call() and through the
-# worker's R entry point plumbline_handle() (Rook environment, pipeline, flattened answer).
+# R alone, the app loaded as a worker loads it. Each line on stdin is "path count"; the
+# answer is the CPU seconds that many calls took through plumbline_direct() (the worker's
+# R for that endpoint), plumbline_handle() (its full pipeline) and plumber's pr$call().
 R_ALONE = r"""
 bridge <- new.env()
-for (source in c("{bridge}", "{fastpath}")) sys.source(source, envir = bridge)
+for (source in c("bridge.R", "fastpath.R", "direct.R")) {{
+  sys.source(file.path("{runtime}", source), envir = bridge)
+}}
 stopifnot(is.null(bridge$plumbline_load("{app}", character(), TRUE)))
 pr <- bridge$plumbline$pr
-call <- function() {{
-  req <- new.env()
-  req$REQUEST_METHOD <- "GET"; req$PATH_INFO <- "/parity"; req$QUERY_STRING <- "?int=3"
-  req$HTTP_HOST <- "127.0.0.1"; req$rook.input <- bridge$rook_input(raw())
-  pr$call(req)
-}}
-fields <- c("GET", "/parity", "int=3", "127.0.0.1", "0", "127.0.0.1", "8000", "http",
-            "host", "user-agent", "HTTP_HOST", "HTTP_USER_AGENT", "127.0.0.1:8000", "microbench")
-handle <- function() bridge$plumbline_handle(fields, raw())
-for (i in 1:200) {{ call(); handle() }}
+rows <- bridge$direct_prepare(pr)
+index_of <- function(path) which(vapply(rows, function(r) r$regex, "") == paste0("^", path, "$"))
+endpoints <- list({endpoints})
+calls <- lapply(endpoints, function(e) {{
+  index <- index_of(e$path)
+  stopifnot(length(index) == 1L, isTRUE(rows[[index]]$direct))
+  args <- structure(list(e$value), names = e$arg)
+  fields <- c("GET", e$path, e$query, "127.0.0.1", "0", "127.0.0.1", "8000", "http",
+              "host", "user-agent", "HTTP_HOST", "HTTP_USER_AGENT", "127.0.0.1:8000", "bench")
+  list(
+    direct = function() bridge$plumbline_direct(index, args, character(), raw(), NULL),
+    handle = function() bridge$plumbline_handle(fields, raw()),
+    prcall = function() {{
+      req <- new.env()
+      req$REQUEST_METHOD <- "GET"; req$PATH_INFO <- e$path
+      req$QUERY_STRING <- paste0("?", e$query)
+      req$HTTP_HOST <- "127.0.0.1"; req$rook.input <- bridge$rook_input(raw())
+      pr$call(req)
+    }})
+}})
+names(calls) <- vapply(endpoints, function(e) e$path, "")
+for (call in calls) for (i in 1:200) {{ call$direct(); call$handle(); call$prcall() }}
 cpu <- function(t) t[["user.self"]] + t[["sys.self"]]
 cat("ready\n")
 input <- file("stdin", "r")
 while (length(line <- readLines(input, n = 1L)) > 0L) {{
-  n <- seq_len(as.integer(line))
-  cat(cpu(system.time(for (i in n) call())), cpu(system.time(for (i in n) handle())), "\n")
+  words <- strsplit(line, " ")[[1]]
+  call <- calls[[words[[1]]]]
+  n <- seq_len(as.integer(words[[2]]))
+  cat(cpu(system.time(for (i in n) call$direct())), cpu(system.time(for (i in n) call$handle())),
+      cpu(system.time(for (i in n) call$prcall())), "\n")
 }}
 """
 
 
-def request(i: int) -> WorkerRequest:
+def request(path: str, query: str) -> WorkerRequest:
     headers = [("host", "127.0.0.1:8000"), ("user-agent", "microbench")]
-    return WorkerRequest("GET", "/parity", f"int={i}", headers)
+    return WorkerRequest("GET", path, query, headers)
 
 
 def cpu_seconds(pids: list[int]) -> float:
@@ -70,10 +90,10 @@ def cpu_seconds(pids: list[int]) -> float:
     return ticks / os.sysconf("SC_CLK_TCK")
 
 
-async def run_clients(pool: WorkerPool, total: int, concurrency: int) -> float:
+async def run_clients(pool: WorkerPool, req: WorkerRequest, total: int, concurrency: int) -> float:
     async def client(k: int) -> None:
-        for i in range(k, total, concurrency):
-            response = await pool.call(request(i))
+        for _ in range(k, total, concurrency):
+            response = await pool.call(req)
             assert response.status == 200, response
 
     started = time.perf_counter()
@@ -83,16 +103,18 @@ async def run_clients(pool: WorkerPool, total: int, concurrency: int) -> float:
 
 class RAlone:
     async def start(self) -> None:
-        script = R_ALONE.format(bridge=BRIDGE, fastpath=FASTPATH, app=EXAMPLE_APP)
+        endpoints = ", ".join(f'list(path = "{p}", query = "{q}", arg = "{a}", value = "{v}")'
+                              for p, q, a, v in ENDPOINTS)
+        script = R_ALONE.format(runtime=RUNTIME, app=API, endpoints=endpoints)
         self.proc = await asyncio.create_subprocess_exec(
             "Rscript", "-e", script, stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE)
         assert (await self.proc.stdout.readline()).strip() == b"ready"
 
-    async def cpu_per_request(self, count: int) -> tuple[float, float]:
-        """(plumber's pr$call, the worker's plumbline_handle) CPU seconds per request."""
-        self.proc.stdin.write(f"{count}\n".encode())
-        prcall, handle = (float(x) for x in (await self.proc.stdout.readline()).split())
-        return prcall / count, handle / count
+    async def cpu_per_request(self, path: str, count: int) -> tuple[float, float, float]:
+        """(plumbline_direct, plumbline_handle, pr$call) CPU seconds per request."""
+        self.proc.stdin.write(f"{path} {count}\n".encode())
+        direct, handle, prcall = (float(x) for x in (await self.proc.stdout.readline()).split())
+        return direct / count, handle / count, prcall / count
 
     async def stop(self) -> None:
         self.proc.stdin.close()
@@ -100,41 +122,49 @@ class RAlone:
 
 
 async def bench(workers: int, total: int, rounds: int) -> None:
-    pool = WorkerPool(PoolConfig(plumber_file=EXAMPLE_APP, workers=workers, max_queue=1000))
+    pool = WorkerPool(PoolConfig(plumber_file=API, workers=workers, max_queue=1000))
     alone = RAlone()
     await asyncio.gather(pool.start(), alone.start())
     while sum(row["state"] == "idle" for row in pool.snapshot()) < workers:
         await asyncio.sleep(0.1)
+    print(f"load average before: {os.getloadavg()[0]:.2f}, {os.cpu_count()} CPUs, "
+          f"{workers} workers{' (preloaded)' if pool.preloaded else ''}")
     try:
-        await run_clients(pool, 300, workers)  # warm-up
-        worker_pids = [row["pid"] for row in pool.snapshot()]
-        concurrencies = sorted({1, workers, 2 * workers})
-        best_wall = {c: float("inf") for c in concurrencies}
-        best_pool_cpu = best_workers_cpu = best_prcall = best_handle = float("inf")
-        for _ in range(rounds):
+        for path, query, _, _ in ENDPOINTS:
+            req = request(path, query)
+            await run_clients(pool, req, 300, workers)  # warm-up
+            worker_pids = [row["pid"] for row in pool.snapshot()]
+            concurrencies = sorted({1, workers, 2 * workers})
+            best_wall = dict.fromkeys(concurrencies, float("inf"))
+            best_pool = best_worker = float("inf")
+            best_r = [float("inf")] * 3
+            for _ in range(rounds):
+                for concurrency in concurrencies:
+                    pool_before = cpu_seconds([os.getpid()])
+                    workers_before = cpu_seconds(worker_pids)
+                    elapsed = await run_clients(pool, req, total, concurrency)
+                    best_wall[concurrency] = min(best_wall[concurrency], elapsed)
+                    if concurrency == 1:
+                        pool_cpu = (cpu_seconds([os.getpid()]) - pool_before) / total
+                        worker_cpu = (cpu_seconds(worker_pids) - workers_before) / total
+                        if pool_cpu + worker_cpu < best_pool + best_worker:
+                            best_pool, best_worker = pool_cpu, worker_cpu
+                r_costs = await alone.cpu_per_request(path, total)
+                best_r = [min(a, b) for a, b in zip(best_r, r_costs)]
+            print(f"\nGET {path}?{query}")
             for concurrency in concurrencies:
-                pool_before, workers_before = cpu_seconds([os.getpid()]), cpu_seconds(worker_pids)
-                elapsed = await run_clients(pool, total, concurrency)
-                best_wall[concurrency] = min(best_wall[concurrency], elapsed)
-                if concurrency == 1:
-                    pool_cpu = (cpu_seconds([os.getpid()]) - pool_before) / total
-                    workers_cpu = (cpu_seconds(worker_pids) - workers_before) / total
-                    if pool_cpu + workers_cpu < best_pool_cpu + best_workers_cpu:
-                        best_pool_cpu, best_workers_cpu = pool_cpu, workers_cpu
-            prcall, handle = await alone.cpu_per_request(total)
-            best_prcall, best_handle = min(best_prcall, prcall), min(best_handle, handle)
+                print(f"  concurrency {concurrency:2d}: {total / best_wall[concurrency]:7.0f} requests/s")
+            direct, handle, prcall = (x * 1e6 for x in best_r)
+            print(f"  CPU per request through the pool : {(best_pool + best_worker) * 1e6:6.0f} us"
+                  f" (pool process {best_pool * 1e6:.0f}, worker {best_worker * 1e6:.0f})")
+            print(f"  plain R, the worker's R          : {direct:6.0f} us (plumbline_direct())")
+            print(f"  plain R, full pipeline           : {handle:6.0f} us (plumbline_handle())")
+            print(f"  plain R, plumber's pr$call()     : {prcall:6.0f} us")
+            print(f"  worker above the same R in plain R: {best_worker * 1e6 - direct:5.0f} us"
+                  " (target <= 100)")
     finally:
         await asyncio.gather(pool.close(5), alone.stop())
-
-    for concurrency in concurrencies:
-        print(f"concurrency {concurrency:2d}, {workers} workers: "
-              f"{total / best_wall[concurrency]:7.0f} requests/s")
-    total_cpu = best_pool_cpu + best_workers_cpu
-    print(f"CPU per request through the pool     : {total_cpu * 1e6:6.0f} us"
-          f" (pool process {best_pool_cpu * 1e6:.0f}, worker {best_workers_cpu * 1e6:.0f})")
-    print(f"CPU per request, R alone, pr$call()  : {best_prcall * 1e6:6.0f} us (plumber's pipeline)")
-    print(f"CPU per request, R alone, bridge     : {best_handle * 1e6:6.0f} us (plumbline_handle())")
-    print(f"added by pool + pipes + rpy2 (not R) : {(total_cpu - best_handle) * 1e6:6.0f} us")
+    print(f"\nload average after: {os.getloadavg()[0]:.2f}")
 
 
 def main() -> None:

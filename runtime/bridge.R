@@ -15,9 +15,11 @@ plumbline_load <- function(file, attach, inline_futures) {
     # files use its exports unqualified (forward, %>%, as_attachment, serializer_*).
     library(plumber)
     for (pkg in attach) library(pkg, character.only = TRUE)
-    has_future <- requireNamespace("future", quietly = TRUE)
-    # Concurrency comes from the pool's processes, never from futures inside one worker.
-    if (has_future) future::plan("sequential")
+    # Concurrency comes from the pool's processes, never from futures inside one worker:
+    # a sequential plan, set when the future package loads (if it ever does; loading it
+    # up front would cost every start a quarter of a second).
+    has_future <- nzchar(system.file(package = "future"))
+    if (has_future) on_package_load("future", function() future::plan("sequential"))
     # plumber reports a syntax error only as "Error sourcing <file>"; parse first for the line.
     parse_error <- tryCatch({
       parse(file, keep.source = FALSE, encoding = "UTF-8")
@@ -66,8 +68,19 @@ install_inline_futures <- function(appenv, has_future) {
     eval(substitute(expr), new.env(parent = parent.frame()))
   }
   if (has_future) {
-    registerS3method("value", "default", function(future, ...) future,
-                     envir = asNamespace("future"))
+    on_package_load("future", function() {
+      registerS3method("value", "default", function(future, ...) future,
+                       envir = asNamespace("future"))
+    })
+  }
+}
+
+# Run fn now if the package's namespace is loaded, else right after it loads.
+on_package_load <- function(package, fn) {
+  if (isNamespaceLoaded(package)) {
+    fn()
+  } else {
+    setHook(packageEvent(package, "onLoad"), function(...) fn())
   }
 }
 
