@@ -24,9 +24,9 @@ from plumbline.runtime.protocol import (
     ProtocolError,
     WorkerRequest,
     WorkerResponse,
+    FrameReader,
     decode_response,
     encode_request,
-    read_frame,
 )
 
 logger = logging.getLogger("plumbline.pool")
@@ -114,7 +114,7 @@ class _Worker:
         self.slot = slot
         self.generation = generation
         self.proc: asyncio.subprocess.Process = proc
-        self.reader: asyncio.StreamReader = reader
+        self.reader: FrameReader = reader
         self.writer: asyncio.WriteTransport = writer
         self.limit = limit  # requests before recycling; 0 = never
         self.state = "starting"
@@ -343,8 +343,7 @@ class WorkerPool:
         """Send one request to a worker that is ours alone and read its answer."""
         worker.writer.write(encode_request(request))
         try:
-            async with asyncio.timeout(timeout):
-                header, body = await read_frame(worker.reader)
+            header, body = await worker.reader.read(timeout)
             return decode_response(header, body)
         except TimeoutError:
             worker.kill(timeout_reason)
@@ -366,8 +365,7 @@ class WorkerPool:
 
     async def _discard_answer(self, worker: _Worker) -> None:
         try:
-            async with asyncio.timeout(self._config.timeout):
-                await read_frame(worker.reader)
+            await worker.reader.read(self._config.timeout)
         except TimeoutError:
             worker.kill("timeout")
         except (asyncio.IncompleteReadError, ConnectionError, ProtocolError):
@@ -431,10 +429,8 @@ class WorkerPool:
             proc, request_w, response_r = await self._zygote.fork()
         else:
             proc, request_w, response_r = await self._spawn_process()
-        reader = asyncio.StreamReader()
-        await loop.connect_read_pipe(
-            lambda: asyncio.StreamReaderProtocol(reader), os.fdopen(response_r, "rb", buffering=0)
-        )
+        reader = FrameReader()
+        await loop.connect_read_pipe(lambda: reader, os.fdopen(response_r, "rb", buffering=0))
         writer, _ = await loop.connect_write_pipe(asyncio.Protocol, os.fdopen(request_w, "wb", buffering=0))
         limit = 0
         if config.max_requests > 0:
@@ -479,8 +475,7 @@ class WorkerPool:
     async def _wait_loaded(self, worker: _Worker) -> str | None:
         """None once the worker reports ready, else why it did not load."""
         try:
-            async with asyncio.timeout(self._config.startup_timeout):
-                header, body = await read_frame(worker.reader)
+            header, body = await worker.reader.read(self._config.startup_timeout)
         except TimeoutError:
             worker.kill("load_failed")
             return f"the app did not finish loading within {self._config.startup_timeout} s"

@@ -187,6 +187,9 @@ class Zygote:
         ours.setblocking(False)
         self._sock = ours
         self._ready = loop.create_future()
+        # Read its outcome even when nobody waits any more (start cancelled), so asyncio
+        # does not report a never-retrieved exception.
+        self._ready.add_done_callback(lambda f: f.cancelled() or f.exception())
         loop.add_reader(ours.fileno(), self._on_readable)
         proc = self._proc
         loop.create_task(self._watch(proc), name=f"plumbline-zygote-{proc.pid}")

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import logging
 import math
 import signal
@@ -173,6 +174,10 @@ async def _serve(spec: PlumberFile, config: ServeConfig,
     log.info("listening", extra={"fields": {"url": f"http://{_url_host(host)}:{port}",
                                             "workers": config.workers,
                                             "plumber_file": spec.path}})
+    # Everything loaded so far lives as long as the server: keep it out of Python's full
+    # collections, which otherwise walk it all (about 20-50 ms here, a stall for every
+    # request in flight) every few thousand requests.
+    gc.freeze()
     serving = asyncio.ensure_future(server.serve(sockets=[sock]))
     drained = asyncio.ensure_future(_drain(stop, app.plumbline.health, server, config))
     try:

@@ -14,6 +14,7 @@ from __future__ import annotations
 import argparse
 import ctypes
 import functools
+import gc
 import os
 import resource
 import signal
@@ -365,6 +366,7 @@ def serve(args: argparse.Namespace) -> int:
         return EXIT_LOAD_FAILED
     # The ready frame's body is plumber's route table, for the pool to route and document by.
     report = bridge.route_report(args.plumber_file.resolve())
+    gc.freeze()  # what loading left lives as long as the worker: no full collection walks it
     return serve_loaded(bridge, args.request_fd, out, report)
 
 
