@@ -31,7 +31,7 @@ _TYPE_PATTERNS = (
 # What is left of a path regex once those are removed: literal path characters ("." is any
 # character in both engines), the anchors and the capture groups around the patterns.
 _PLAIN_REGEX = re.compile(r"\^[A-Za-z0-9/_\-.~()]*\$")
-_ESCAPE = re.compile(r"%([0-9A-Fa-f]{2})")
+_HEX = re.compile(r"[0-9A-Fa-f]{2}")
 _MAX_QUERY_KEYS = 150  # beyond it plumber's combine_keys() sorts the keys
 
 
@@ -109,33 +109,46 @@ def parse_query(query: str) -> dict[str, list[str]] | None:
         return None
     found: dict[str, list[str]] = {}
     for pair in query.replace("+", " ").split("&"):
-        parts = [part for part in pair.split("=") if part]
-        if len(parts) != 2:
-            continue
-        key, value = _decode(parts[0]), _decode(parts[1])
-        if key is None or value is None:
+        # plumber decodes every part before it drops the pairs that are not key=value: a
+        # %00 anywhere fails the request.
+        parts = [_decode(part) for part in pair.split("=") if part]
+        if None in parts:
             return None
-        found.setdefault(key, []).append(value)
+        if len(parts) == 2:
+            found.setdefault(parts[0], []).append(parts[1])
     if len(found) > _MAX_QUERY_KEYS:
         return None
     return found
 
 
 def _decode(text: str) -> str | None:
-    """httpuv's decodeURIComponent(): %XX decoded, malformed escapes kept; None for a byte
-    it would mark UTF-8 or refuse (non-ASCII, NUL)."""
+    """httpuv's decodeURIComponent(); None for a byte it would mark UTF-8 or refuse.
+
+    Its exact rules: "%" with two hex digits is decoded; "%" with anything else is kept
+    with the two characters after it, which are skipped (so "%%41" stays "%%41"); in the
+    last two characters nothing is decoded. A decoded NUL fails the request, a decoded
+    byte over 0x7F makes the string UTF-8: both are left to R.
+    """
     if "%" not in text:
         return text
-    bad = False
-
-    def byte(m: re.Match) -> str:
-        nonlocal bad
-        code = int(m.group(1), 16)
-        bad = bad or code == 0 or code > 0x7F
-        return chr(code)
-
-    decoded = _ESCAPE.sub(byte, text)
-    return None if bad else decoded
+    out = []
+    i, n = 0, len(text)
+    while i < n:
+        ch = text[i]
+        if ch != "%" or i > n - 3:
+            out.append(ch)
+            i += 1
+            continue
+        pair = text[i + 1 : i + 3]
+        if _HEX.fullmatch(pair):
+            code = int(pair, 16)
+            if code == 0 or code > 0x7F:
+                return None
+            out.append(chr(code))
+        else:
+            out.append("%" + pair)
+        i += 3
+    return "".join(out)
 
 
 def _compile(regex: str, params: int) -> re.Pattern | None:
