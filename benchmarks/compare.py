@@ -266,10 +266,13 @@ def replacement_ms(base: str, victim: int, log, workers: int) -> float:
             ready = [e for e in events if e.get("event") == "worker_ready"
                      and e["time"] >= died[0]["time"]]
             if ready and idle_workers(base) == workers:
-                stamp = (lambda e: datetime.datetime.fromisoformat(e["time"].rstrip("Z")))
-                return (stamp(ready[0]) - stamp(died[0])).total_seconds() * 1000
+                return (_stamp(ready[0]) - _stamp(died[0])).total_seconds() * 1000
         time.sleep(0.05)
     raise RuntimeError("the killed worker was not replaced")
+
+
+def _stamp(event: dict) -> datetime.datetime:
+    return datetime.datetime.fromisoformat(event["time"].rstrip("Z"))
 
 
 def start_to_ready(preload: bool, runs: int = 3) -> float:

@@ -38,9 +38,7 @@ _MAX_QUERY_KEYS = 150  # beyond it plumber's combine_keys() sorts the keys
 @dataclass(frozen=True)
 class DirectCall:
     index: int  # 1-based, as R counts plumber's endpoints
-    args: list[
-        tuple[str, list[str]]
-    ]  # query arguments the function takes, in plumber's order
+    args: list[tuple[str, list[str]]]  # query arguments the function takes, in plumber's order
     path_values: list[str]
 
 
@@ -57,7 +55,7 @@ class _Endpoint:
 class DirectRoutes:
     def __init__(self, rows: list[dict]):
         """rows: direct_prepare()'s table (verbs, regex, params, direct, fargs)."""
-        endpoints = []
+        endpoints: list[_Endpoint] = []
         for index, row in enumerate(rows, start=1):
             regex = _compile(row["regex"], row["params"])
             if regex is None:  # Python might route differently: let R route everything
@@ -94,9 +92,7 @@ class DirectRoutes:
             parsed = parse_query(query)
             if parsed is None:
                 return None
-            args = [
-                (name, values) for name, values in parsed.items() if name in ep.fargs
-            ]
+            args = [(name, values) for name, values in parsed.items() if name in ep.fargs]
             return DirectCall(ep.index, args, list(match.groups()) if ep.params else [])
         return None  # 404, 405, mounts, redirects: plumber's own steps
 
@@ -115,7 +111,9 @@ def parse_query(query: str) -> dict[str, list[str]] | None:
         if None in parts:
             return None
         if len(parts) == 2:
-            found.setdefault(parts[0], []).append(parts[1])
+            key, value = parts
+            assert key is not None and value is not None
+            found.setdefault(key, []).append(value)
     if len(found) > _MAX_QUERY_KEYS:
         return None
     return found

@@ -226,7 +226,7 @@ class WorkerPool:
     async def start(self) -> None:
         loop = asyncio.get_running_loop()
         if self._zygote is not None:
-            await self._start_zygote()
+            await self._start_zygote(self._zygote)
         self._first_load = loop.create_future()
         self._supervisors = [
             asyncio.create_task(self._supervise(slot), name=f"plumbline-worker-slot-{slot}")
@@ -270,24 +270,24 @@ class WorkerPool:
         await self._shutdown(kill=False)
         _log(logging.INFO, "pool_closed", "all workers stopped")
 
-    async def _start_zygote(self) -> None:
+    async def _start_zygote(self, zygote: Zygote) -> None:
         started = time.time()
         try:
-            await self._zygote.start()
+            await zygote.start()
         except ZygoteLoadFailed as exc:
-            await self._zygote.close()
+            await zygote.close()
             raise AppLoadError(exc.message) from None
         except PreloadUnsafe as exc:
-            await self._zygote.close()
+            await zygote.close()
             self._zygote = None
             _log(logging.WARNING, "preload_off", "the app is not safe to fork; each worker "
                  "loads it itself", reason=str(exc))
             return
         except BaseException:
-            await self._zygote.close()
+            await zygote.close()
             raise
         _log(logging.INFO, "zygote_ready", "app loaded once; workers are forked from it",
-             pid=self._zygote.pid, load_seconds=round(time.time() - started, 3))
+             pid=zygote.pid, load_seconds=round(time.time() - started, 3))
 
     # ---- dispatch ---------------------------------------------------------------------
 

@@ -49,9 +49,7 @@ class ForkedProcess:
         self._status_timer: asyncio.TimerHandle | None = None
         try:
             self._pidfd: int | None = os.pidfd_open(pid)
-        except (
-            ProcessLookupError
-        ):  # gone already; the zygote's report brings its status
+        except ProcessLookupError:  # gone already; the zygote's report brings its status
             self._pidfd = None
             self._gone()
         else:
@@ -61,9 +59,7 @@ class ForkedProcess:
         if self._pidfd is not None:
             self._loop.remove_reader(self._pidfd)
         if self.returncode is None and self._status_timer is None:
-            self._status_timer = self._loop.call_later(
-                _STATUS_WAIT, self.reported, UNKNOWN_STATUS
-            )
+            self._status_timer = self._loop.call_later(_STATUS_WAIT, self.reported, UNKNOWN_STATUS)
 
     def reported(self, returncode: int) -> None:
         """The zygote reaped it (or it is presumed gone with an unknown status)."""
@@ -115,11 +111,7 @@ class Zygote:
 
     @property
     def alive(self) -> bool:
-        return (
-            self._proc is not None
-            and self._proc.returncode is None
-            and self._sock is not None
-        )
+        return self._proc is not None and self._proc.returncode is None and self._sock is not None
 
     async def start(self) -> None:
         """Start the zygote and wait until it has loaded the app.
@@ -137,6 +129,8 @@ class Zygote:
         future = asyncio.get_running_loop().create_future()
         self._forks[fork_id] = future
         try:
+            if self._sock is None:
+                raise ConnectionError("the zygote closed its channel")
             self._sock.send(json.dumps({"type": "fork", "id": fork_id}).encode())
             return await asyncio.wait_for(future, self._startup_timeout)
         except (TimeoutError, ConnectionError) as exc:
@@ -256,9 +250,9 @@ class Zygote:
                 for fd in fds:
                     os.close(fd)
         elif kind == "exited":
-            process = self._children.pop(message["pid"], None)
-            if process is not None:
-                process.reported(message["returncode"])
+            gone = self._children.pop(message["pid"], None)
+            if gone is not None:
+                gone.reported(message["returncode"])
         elif self._ready is not None and not self._ready.done():
             if kind == "ready":
                 self._ready.set_result(None)
@@ -266,9 +260,7 @@ class Zygote:
                 self._ready.set_exception(PreloadUnsafe(message.get("message", "")))
             else:
                 self._ready.set_exception(
-                    ZygoteLoadFailed(
-                        str(message.get("message", "unknown load failure"))
-                    )
+                    ZygoteLoadFailed(str(message.get("message", "unknown load failure")))
                 )
         for fd in fds if kind != "forked" else ():
             os.close(fd)

@@ -90,7 +90,7 @@ def serve(args: argparse.Namespace) -> int:
     control.set_inheritable(False)
     try:
         bridge = worker.RBridge()
-    except Exception:  # noqa: BLE001 - whatever stops R from starting is reported the same
+    except Exception:  # whatever stops R from starting is reported the same
         worker._write_stderr(traceback.format_exc())
         _send(control, {"type": "load_failed", "message": "R bridge failed to start"})
         return worker.EXIT_BOOT_FAILED
@@ -187,7 +187,7 @@ def _fork(
             code = worker.serve_loaded(bridge, request_r, response_w, report)
         except BrokenPipeError:
             code = 0  # the pool closed its end: nobody is left to answer
-        except BaseException:  # noqa: BLE001 - a forked child must never return to the loop
+        except BaseException:  # a forked child must never return to the loop
             worker._write_stderr(traceback.format_exc())
         finally:
             # No atexit handlers: R's clean-up would delete the temporary directory that the

@@ -116,9 +116,9 @@ def test_an_app_that_opens_a_connection_at_load_is_not_forked(tmp_path, caplog):
         assert not harness.pool.preloaded
         assert all(psutil.Process(r["pid"]).ppid() == os.getpid() for r in rows)
         assert harness.get("/pid").status == 200
+    fields = [getattr(r, "fields", {}) for r in caplog.records]
     assert any(
-        "preload_off" in r.getMessage() and "connections" in r.getMessage()
-        for r in caplog.records
+        f.get("event") == "preload_off" and "connections" in f.get("reason", "") for f in fields
     )
 
 
