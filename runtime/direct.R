@@ -123,14 +123,5 @@ direct_respond <- function(d, value, failure) {
   if (!is.null(d$serializer)) res$serializer <- d$serializer
   error_handler <- fastpath$priv$errorHandler
   if (!is.null(failure)) value <- error_handler(req, res, failure)
-  tryCatch({
-    if (inherits(value, "PlumberResponse")) {
-      res$toResponse()
-    } else {
-      res$serializer(value, req, res, error_handler)
-    }
-  }, error = function(e) {
-    res$body <- error_handler(req, res, e)
-    res$toResponse()
-  })
+  fastpath_serialize(value, req, res, error_handler)
 }

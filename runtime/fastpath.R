@@ -83,7 +83,11 @@ fastpath_call <- function(req) {
       if (promises::is.promising(value)) settle(value) else value
     }, error = function(e) error_handler(req, res, e))
   }))
-  # Plumber$serve(): the serialize step; its own errors are answered by the error handler.
+  fastpath_serialize(value, req, res, error_handler)
+}
+
+# Plumber$serve(): the serialize step; its own errors are answered by the error handler.
+fastpath_serialize <- function(value, req, res, error_handler) {
   tryCatch({
     if (inherits(value, "PlumberResponse")) {
       res$toResponse()
