@@ -218,7 +218,22 @@ def idle_workers(base: str) -> int:
     return int(float(m.group(1))) if m else 0
 
 
-def memory(preload: bool, workers: int = 8) -> dict:
+def _memory_row(pids: list[int], zygote: int | None) -> dict:
+    rows = [smaps(pid) for pid in pids]
+    return {
+        "workers": len(pids),
+        "rss_mib": statistics.mean(r["Rss"] for r in rows) / 1024,
+        "pss_mib": statistics.mean(r["Pss"] for r in rows) / 1024,
+        "private_mib": statistics.mean(r["Private_Dirty"] + r["Private_Clean"]
+                                       for r in rows) / 1024,
+        "pss_total_mib": sum(r["Pss"] for r in rows) / 1024,
+        "zygote_pss_mib": smaps(zygote)["Pss"] / 1024 if zygote else None,
+    }
+
+
+def memory(preload: bool, workers: int = 8, requests: int = 4000) -> dict:
+    """Memory of the workers just after start, then once every worker ran a full garbage
+    collection and `requests` requests were served (the steady state)."""
     port = free_port()
     base = f"http://127.0.0.1:{port}"
     log = tempfile.NamedTemporaryFile("w+", suffix=".log")
@@ -229,23 +244,15 @@ def memory(preload: bool, workers: int = 8) -> dict:
         deadline = time.monotonic() + 300
         while idle_workers(base) < workers and time.monotonic() < deadline:
             time.sleep(0.2)
+        zygote, pids = r_processes(server.pid)
+        fresh = _memory_row(pids, zygote)
         # One full garbage collection in every worker (each request holds its worker for a
-        # second, so the 8 concurrent ones reach 8 different workers), then some requests.
+        # second, so the 8 concurrent ones reach 8 different workers), then more requests.
         with concurrent.futures.ThreadPoolExecutor(workers) as pool:
             statuses = list(pool.map(lambda _: get(base + "/gc", 60)[0], range(workers)))
-            statuses += list(pool.map(lambda _: get(base + "/predict?x=3")[0], range(200)))
+            statuses += list(pool.map(lambda _: get(base + "/predict?x=3")[0], range(requests)))
         assert set(statuses) == {200}, statuses
-        zygote, pids = r_processes(server.pid)
-        rows = [smaps(pid) for pid in pids]
-        result = {
-            "workers": len(pids),
-            "rss_mib": statistics.mean(r["Rss"] for r in rows) / 1024,
-            "pss_mib": statistics.mean(r["Pss"] for r in rows) / 1024,
-            "private_mib": statistics.mean(r["Private_Dirty"] + r["Private_Clean"]
-                                           for r in rows) / 1024,
-            "pss_total_mib": sum(r["Pss"] for r in rows) / 1024,
-            "zygote_pss_mib": smaps(zygote)["Pss"] / 1024 if zygote else None,
-        }
+        result = {"fresh": fresh, **_memory_row(pids, zygote), "requests": requests}
         if preload:
             result["replace_ms"] = replacement_ms(base, pids[0], log, workers)
         return result
@@ -309,7 +316,9 @@ def report(r: dict, args: argparse.Namespace) -> tuple[str, list[str]]:
         + ", ".join(f"{run['p99_ms']:.1f}" for run in runs) + " |"
         for key, *_ in ENDPOINTS for server, runs in r["runs"][key].items())
     pre, spawn = r["memory"]["preload"], r["memory"]["spawn"]
+    fresh = pre["fresh"]
     share = pre["pss_total_mib"] / spawn["pss_mib"]
+    fresh_share = fresh["pss_total_mib"] / spawn["pss_mib"]
     if share > 1.5:
         misses.append(f"8 preloaded workers' PSS {share:.2f}x one worker's > 1.5x")
     if pre["replace_ms"] > 200:
@@ -361,18 +370,23 @@ Every run (req/s; p99 ms):
 
 ## Memory per worker: an app holding a 500 MB object, 8 workers
 
-[benchmarks/model_app.R](../benchmarks/model_app.R); measured after every worker ran a full
-garbage collection and 200 requests were served (R's collector writes to every R object it
-keeps, so a forked worker's own copy of R's heap, about 50 MiB, is part of the steady state).
+[benchmarks/model_app.R](../benchmarks/model_app.R). PSS (proportional set size, from
+`/proc/PID/smaps_rollup`) counts a page shared by n processes as 1/n in each.
 
-| mode | RSS per worker | PSS per worker | private per worker | PSS of all 8 workers | zygote PSS |
+| mode, when | RSS per worker | PSS per worker | private per worker | PSS of all 8 workers | zygote PSS |
 |---|---:|---:|---:|---:|---:|
-| preloading (default) | {pre['rss_mib']:.0f} MiB | {pre['pss_mib']:.0f} MiB | {pre['private_mib']:.0f} MiB | {pre['pss_total_mib']:.0f} MiB | {pre['zygote_pss_mib']:.0f} MiB |
-| `--preload off` | {spawn['rss_mib']:.0f} MiB | {spawn['pss_mib']:.0f} MiB | {spawn['private_mib']:.0f} MiB | {spawn['pss_total_mib']:.0f} MiB | — |
+| preloading, just started | {fresh['rss_mib']:.0f} MiB | {fresh['pss_mib']:.0f} MiB | {fresh['private_mib']:.0f} MiB | {fresh['pss_total_mib']:.0f} MiB | {fresh['zygote_pss_mib']:.0f} MiB |
+| preloading, steady state | {pre['rss_mib']:.0f} MiB | {pre['pss_mib']:.0f} MiB | {pre['private_mib']:.0f} MiB | {pre['pss_total_mib']:.0f} MiB | {pre['zygote_pss_mib']:.0f} MiB |
+| `--preload off`, steady state | {spawn['rss_mib']:.0f} MiB | {spawn['pss_mib']:.0f} MiB | {spawn['private_mib']:.0f} MiB | {spawn['pss_total_mib']:.0f} MiB | — |
+
+Steady state: every worker ran a full garbage collection, then {pre['requests']} requests were
+served. The model stays shared; what becomes private in a forked worker is R's own heap of
+small objects (about 45 MiB with plumber loaded: R's collector writes a mark into every
+object it keeps, and new objects fill the free slots of shared pages) and Python's.
 
 8 preloaded workers together hold {share:.2f}× the PSS of one worker that loads the app
-itself. A worker killed with SIGKILL was replaced (death noticed to successor ready, forked
-from the zygote) in {pre['replace_ms']:.0f} ms.
+itself ({fresh_share:.2f}× just after start). A worker killed with SIGKILL was replaced
+(death noticed to successor ready, forked from the zygote) in {pre['replace_ms']:.0f} ms.
 
 ## Start to ready
 
