@@ -111,13 +111,6 @@ def decode_response(header: dict, body: bytes) -> WorkerResponse:
     )
 
 
-async def read_frame(reader: asyncio.StreamReader) -> tuple[dict, bytes]:
-    """Read one frame; asyncio.IncompleteReadError means the worker closed its end."""
-    head_len, body_len = _split_prefix(await reader.readexactly(_PREFIX_SIZE))
-    data = await reader.readexactly(head_len + body_len)
-    return json.loads(data[:head_len]), data[head_len:]
-
-
 class FrameReader(asyncio.Protocol):
     """The frames arriving on one pipe, parsed as its data comes in (the pool's side).
 

@@ -19,7 +19,7 @@ from plumbline.runtime.protocol import (
     encode_frame,
     encode_request,
     encode_response,
-    read_frame,
+    FrameReader,
     read_frame_blocking,
 )
 from plumbline.runtime.worker import EXIT_LOAD_FAILED
@@ -35,16 +35,40 @@ def test_request_survives_the_round_trip_with_binary_body():
     assert read_frame_blocking(stream) is None
 
 
-def test_response_round_trip_through_an_asyncio_stream():
-    response = WorkerResponse(201, [("Content-Type", "application/json"), ("X-A", "é")], b'{"a":[1]}')
+def test_responses_arrive_whole_however_the_pipe_splits_them():
+    first = WorkerResponse(201, [("Content-Type", "application/json"), ("X-A", "é")], b'{"a":[1]}')
+    second = WorkerResponse(200, [], bytes(range(256)) * 1000)
+    data = encode_response(first) + encode_response(second)
 
-    async def roundtrip():
-        reader = asyncio.StreamReader()
-        reader.feed_data(encode_response(response))
-        reader.feed_eof()
-        return decode_response(*await read_frame(reader))
+    async def receive(chunk_size: int) -> list[WorkerResponse]:
+        reader = FrameReader()
+        for start in range(0, len(data), chunk_size):
+            reader.data_received(data[start:start + chunk_size])
+        reader.eof_received()
+        answers = [decode_response(*await reader.read(1)) for _ in range(2)]
+        with pytest.raises(asyncio.IncompleteReadError):
+            await reader.read(1)
+        return answers
 
-    assert asyncio.run(roundtrip()) == response
+    for chunk_size in (1, 7, 4096, len(data)):
+        assert asyncio.run(receive(chunk_size)) == [first, second]
+
+
+def test_frame_reader_waits_then_times_out_or_sees_the_pipe_close():
+    async def scenario() -> None:
+        reader = FrameReader()
+        with pytest.raises(TimeoutError):
+            await reader.read(0.05)
+        later = asyncio.get_running_loop().call_later(
+            0.05, reader.data_received, encode_frame({"type": "ready"}))
+        assert (await reader.read(5))[0] == {"type": "ready"}
+        later.cancel()
+        reader.data_received(encode_frame({"type": "ready"})[:5])  # the worker died mid-frame
+        asyncio.get_running_loop().call_later(0.05, reader.connection_lost, None)
+        with pytest.raises(asyncio.IncompleteReadError):
+            await reader.read(5)
+
+    asyncio.run(scenario())
 
 
 def test_truncated_and_implausible_frames_are_errors():
@@ -55,6 +79,14 @@ def test_truncated_and_implausible_frames_are_errors():
         read_frame_blocking(io.BytesIO(b"\xff" * 8 + b"{}"))
     with pytest.raises(ProtocolError):
         decode_response({"type": "ready"}, b"")
+
+    async def implausible() -> None:
+        reader = FrameReader()
+        reader.data_received(b"\xff" * 8 + b"{}")
+        await reader.read(1)
+
+    with pytest.raises(ProtocolError):
+        asyncio.run(implausible())
 
 
 @pytest.mark.slow
