@@ -12,8 +12,10 @@ reaps it. If the zygote dies its workers keep serving; the next fork starts a ne
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import itertools
 import json
+import logging
 import os
 import signal
 import socket
@@ -25,6 +27,10 @@ _MAX_MESSAGE = 65536
 # a dead zygote never reports).
 _STATUS_WAIT = 2.0
 UNKNOWN_STATUS = 255
+# A zygote that died after loading is started again after this long, so the next worker the
+# pool needs is forked at once (if that start fails, the next fork tries again and reports).
+_RESTART_DELAY = 1.0
+logger = logging.getLogger("plumbline.pool")
 
 
 class PreloadUnsafe(Exception):
@@ -107,6 +113,8 @@ class Zygote:
         self._children: dict[int, ForkedProcess] = {}
         self._ids = itertools.count(1)
         self._lock = asyncio.Lock()
+        self._tasks: set[asyncio.Task] = set()
+        self._closed = False
         self.pid: int | None = None
 
     @property
@@ -139,6 +147,10 @@ class Zygote:
             self._forks.pop(fork_id, None)
 
     async def close(self) -> None:
+        self._closed = True
+        for task in list(self._tasks):
+            if not task.get_name().startswith("plumbline-zygote-watch"):
+                task.cancel()
         if self._sock is not None:
             self._close_channel()
         if self._proc is not None and self._proc.returncode is None:
@@ -186,7 +198,7 @@ class Zygote:
         self._ready.add_done_callback(lambda f: f.cancelled() or f.exception())
         loop.add_reader(ours.fileno(), self._on_readable)
         proc = self._proc
-        loop.create_task(self._watch(proc), name=f"plumbline-zygote-{proc.pid}")
+        self._background(self._watch(proc), f"plumbline-zygote-watch-{proc.pid}")
         try:
             await asyncio.wait_for(asyncio.shield(self._ready), self._startup_timeout)
         except TimeoutError:
@@ -204,14 +216,33 @@ class Zygote:
 
     async def _watch(self, proc: asyncio.subprocess.Process) -> None:
         returncode = await proc.wait()
-        if proc is self._proc:
-            self._close_channel()
+        if proc is not self._proc:
+            return
+        self._close_channel()
         if self._ready is not None and not self._ready.done():
             self._ready.set_exception(
                 ZygoteLoadFailed(
                     f"the zygote ended before it finished loading (exit status {returncode})"
                 )
             )
+        elif not self._closed:
+            logger.warning(
+                "the zygote died; its workers keep serving, a new one is starting",
+                extra={
+                    "fields": {"event": "zygote_died", "pid": proc.pid, "returncode": returncode}
+                },
+            )
+            self._background(self._restart(), "plumbline-zygote-restart")
+
+    async def _restart(self) -> None:
+        await asyncio.sleep(_RESTART_DELAY)
+        with contextlib.suppress(Exception):  # the next fork starts it again and reports why
+            await self.start()
+
+    def _background(self, coro, name: str) -> None:
+        task = asyncio.get_running_loop().create_task(coro, name=name)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
 
     def _close_channel(self) -> None:
         sock, self._sock = self._sock, None
