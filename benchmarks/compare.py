@@ -189,8 +189,11 @@ def throughput(duration: int, rounds: int) -> dict:
         for _ in range(rounds):
             for key, _, _, path, body in ENDPOINTS:
                 for server in ("plumber", "plumbline"):
-                    runs[key][server].append(wrk(bases[server] + path, duration, body,
-                                                 watch[server]))
+                    run = wrk(bases[server] + path, duration, body, watch[server])
+                    runs[key][server].append(run)
+                    print(f"{key:7s} {server:9s} {run['rps']:7.0f} req/s  p99 "
+                          f"{run['p99_ms']:7.1f} ms  (load {run['load']:.2f})",
+                          file=sys.stderr, flush=True)
         return runs
     finally:
         stop(plumber)
@@ -267,7 +270,8 @@ def replacement_ms(base: str, victim: int, log, workers: int) -> float:
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
         log.seek(0)
-        events = [json.loads(line) for line in log if line.startswith("{")]
+        events = [json.loads(line) for line in log
+                  if line.startswith("{") and line.endswith("}\n")]  # whole lines only
         died = [e for e in events if e.get("event") == "worker_died" and e.get("pid") == victim]
         if died:
             ready = [e for e in events if e.get("event") == "worker_ready"
