@@ -269,9 +269,7 @@ def replacement_ms(base: str, victim: int, log, workers: int) -> float:
     os.kill(victim, signal.SIGKILL)
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
-        log.seek(0)
-        events = [json.loads(line) for line in log
-                  if line.startswith("{") and line.endswith("}\n")]  # whole lines only
+        events = _json_lines(log)
         died = [e for e in events if e.get("event") == "worker_died" and e.get("pid") == victim]
         if died:
             ready = [e for e in events if e.get("event") == "worker_ready"
@@ -280,6 +278,21 @@ def replacement_ms(base: str, victim: int, log, workers: int) -> float:
                 return (_stamp(ready[0]) - _stamp(died[0])).total_seconds() * 1000
         time.sleep(0.05)
     raise RuntimeError("the killed worker was not replaced")
+
+
+def _json_lines(log) -> list[dict]:
+    """The server's JSON log lines so far (R's own output shares the stream and may cut
+    into a line: those are skipped)."""
+    log.seek(0)
+    events = []
+    for line in log:
+        try:
+            event = json.loads(line)
+        except ValueError:
+            continue
+        if isinstance(event, dict):
+            events.append(event)
+    return events
 
 
 def _stamp(event: dict) -> datetime.datetime:
