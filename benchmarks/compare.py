@@ -240,8 +240,9 @@ def memory(preload: bool, workers: int = 8, requests: int = 4000) -> dict:
     port = free_port()
     base = f"http://127.0.0.1:{port}"
     log = tempfile.NamedTemporaryFile("w+", suffix=".log")
+    # No access log: its lines share the log file and could cut into the pool's.
     server = start_plumbline(MODEL_APP, port, workers, "--preload", "on" if preload else "off",
-                             log=log)
+                             "--access-log", "off", log=log)
     try:
         wait_ready(base + "/readyz", timeout=300)
         deadline = time.monotonic() + 300
