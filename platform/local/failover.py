@@ -31,6 +31,10 @@ from plumbline.platform.local.control import ControlClient
 LOCUSTFILE = resources.files("plumbline") / "loadtest" / "locustfile.py"
 WARMUP = 1.0  # seconds of load not counted in the baseline (users spawning)
 SETTLE_TIMEOUT = 240.0
+# "During the event" spans at least this long from its start: a worker forked again in a few
+# milliseconds leaves an event too short for any request to be in flight, yet the requests
+# right after it are the ones a failover would slow down.
+EVENT_MIN_WINDOW = 1.0
 
 REVISION_ENDPOINT = '''
 
@@ -342,8 +346,9 @@ def run_scenario(name: str, client: ControlClient, *, users: int = 10, baseline:
             if r["name"] == main and load_start + WARMUP <= r["t"] < event_start]
     # In flight at some moment of the event: a slow request that began just before it
     # shows the event too, and a short event may see no request begin.
+    window_end = max(event_end, event_start + EVENT_MIN_WINDOW)
     during = [r["ms"] for r in records
-              if r["name"] == main and r["t"] <= event_end
+              if r["name"] == main and r["t"] <= window_end
               and r["t"] + r["ms"] / 1000 >= event_start]
     passed = error is None and not failures and len(records) > 0
     verdict = (f"{'PASS' if passed else 'FAIL'} {name}: {len(failures)} failed of "
