@@ -12,6 +12,7 @@ class ExitCode(IntEnum):
     APP_LOAD = 3  # serve: plumber.R failed to load in R (R's message is printed)
     BIND = 4  # serve: the address could not be bound (e.g. the port is in use)
     R_BOOT = 5  # an R worker process: R or plumbline's bridge could not start
+    PACKAGES = 6  # serve, prepare: the app's R packages could not be installed
     INTERRUPTED = 130  # Ctrl-C
 
     @property
@@ -30,6 +31,8 @@ _MEANINGS = {
     ExitCode.BIND: "`serve`: the address could not be bound (for example the port is in use).",
     ExitCode.R_BOOT: "An R worker process could not start R or plumbline's bridge (internal "
                      "to `serve`).",
+    ExitCode.PACKAGES: "`serve`, `prepare`: the R packages of the app's manifest.json or "
+                       "renv.lock could not be installed (R's message is printed).",
     ExitCode.INTERRUPTED: "Interrupted (Ctrl-C); what was applied stays applied.",
 }
 

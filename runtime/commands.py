@@ -13,7 +13,8 @@ def configure(name: str, parser: argparse.ArgumentParser) -> None:
         "of R worker processes runs the endpoints. Every option can also be set with its "
         "PLUMBLINE_* environment variable or in the [serve] table of a --config TOML file "
         "(flag > env > file > default).")
-    parser.add_argument("plumber_file", metavar="PLUMBER_R", help="path to the plumber.R file")
+    parser.add_argument("plumber_file", metavar="PLUMBER_R",
+                        help="the plumber.R file, or the app's folder holding one")
     settings.add_arguments(parser)
     parser.set_defaults(func=_serve)
 

@@ -21,6 +21,7 @@ import contextlib
 import gc
 import logging
 import math
+import os
 import signal
 import socket
 import sys
@@ -43,10 +44,18 @@ from plumbline.runtime.settings import ServeConfig, entrypoint_packages
 EXIT_OK, EXIT_USAGE, EXIT_APP_LOAD, EXIT_BIND = (ExitCode.OK, ExitCode.USAGE, ExitCode.APP_LOAD,
                                               ExitCode.BIND)
 log = logging.getLogger("plumbline.server")
+PLUMBER_FILE = "plumber.R"
+
+
+def app_file(path: str | Path) -> Path:
+    """`serve` takes the plumber.R or the app's folder (which holds a plumber.R)."""
+    path = Path(path)
+    return path / PLUMBER_FILE if path.is_dir() else path
 
 
 def run(plumber_file: str | Path, config: ServeConfig) -> int:
     logs.configure(config.log_level)
+    plumber_file = app_file(plumber_file)
     unsure: AnnotationError | None = None
     try:
         spec = parse_file(plumber_file)
@@ -58,8 +67,33 @@ def run(plumber_file: str | Path, config: ServeConfig) -> int:
     except (OSError, UnicodeDecodeError) as exc:
         print(f"plumbline serve: cannot read {plumber_file}: {exc}", file=sys.stderr)
         return EXIT_USAGE
+    failed = use_packages(Path(plumber_file).resolve().parent, config)
+    if failed is not None:
+        return failed
     with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
         return runner.run(_serve(spec, config, unsure))
+
+
+def use_packages(folder: Path, config: ServeConfig) -> int | None:
+    """The R packages of the folder's manifest.json or renv.lock, installed if need be, first
+    on .libPaths() of every worker (R_LIBS, read by R as it starts); an exit code if not."""
+    if config.packages == "off":
+        return None
+    from plumbline.packages import PackageError, RequirementsError, prepare_library, with_library
+
+    try:
+        library = prepare_library(folder, Path(config.package_cache), repos=config.repos,
+                                  install=config.packages == "install",
+                                  emit=lambda line: log.info(line, extra={"fields": {
+                                      "event": "packages"}}))
+    except (PackageError, RequirementsError) as exc:
+        print(f"plumbline serve: {exc}", file=sys.stderr)
+        return ExitCode.PACKAGES
+    if library is not None:
+        os.environ.update(with_library(dict(os.environ), library))
+        log.info("R library first on .libPaths()", extra={"fields": {
+            "event": "packages", "library": str(library)}})
+    return None
 
 
 def pool_config(spec: PlumberFile, config: ServeConfig) -> PoolConfig:

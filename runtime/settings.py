@@ -172,7 +172,35 @@ def _key_hashes(value: Any) -> tuple[str, ...]:
     return hashes
 
 
+PACKAGE_MODES = ("install", "cached", "off")
+
+
+def _package_mode(value: Any) -> str:
+    text = str(value).strip().lower()
+    if text not in PACKAGE_MODES:
+        raise ValueError(f"expected one of {', '.join(PACKAGE_MODES)}, got {value!r}")
+    return text
+
+
+def _repos(value: Any) -> tuple[str, ...]:
+    from plumbline.packages import RequirementsError, parse_repos
+
+    try:
+        return parse_repos(value)
+    except RequirementsError as exc:
+        raise ValueError(str(exc)) from None
+
+
+def default_package_cache() -> str:
+    """Where installed R libraries are kept: the user's cache folder (XDG)."""
+    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+    return os.path.join(base, "plumbline", "R-libraries")
+
+
 ROOT_PATH = ValueType("path", "PATH", _root_path)
+PACKAGE_MODE = ValueType("one of " + "|".join(PACKAGE_MODES), "install|cached|off",
+                         _package_mode)
+REPOS = ValueType("list of URLs", "URL[,URL]", _repos)
 ACCESS = ValueType("one of " + "|".join(ACCESS_MODES), "public|keys", _access)
 KEY_HASHES = ValueType("list of sha256", "SHA256[,SHA256]", _key_hashes)
 FILE = ValueType("file", "FILE", lambda value: str(value).strip())
@@ -299,6 +327,22 @@ class ServeConfig:
         "sha256 hex digests of keys that may read /metrics only, when access is keys (a "
         "scraper's, such as plumbline server's), comma-separated; sent as `Authorization: Key "
         "<key>` or `X-Plumbline-Metrics-Key: <key>`.", default_doc="none")
+    packages: str = _setting(
+        PACKAGE_MODE, "install",
+        "R packages of a manifest.json (rsconnect) or renv.lock beside plumber.R: install "
+        "what R lacks (or has in another version) into a shared library in package-cache "
+        "and put it first on the workers' .libPaths(); cached: use that library, never "
+        "install (fail if it is missing); off: ignore those files.")
+    package_cache: str = _setting(
+        FILE, default_package_cache(),
+        "Folder of the installed R libraries, one per exact set of packages, shared by "
+        "every app that needs that set.", default_doc="~/.cache/plumbline/R-libraries")
+    repos: tuple[str, ...] = _setting(
+        REPOS, (),
+        "Repositories to install R packages from, comma-separated URLs (a binary "
+        "repository for this Linux distribution, such as Posit Package Manager's, saves "
+        "compiling); default: the repositories the manifest.json or renv.lock names.",
+        default_doc="the bundle's own")
 
 
 @dataclass(frozen=True)

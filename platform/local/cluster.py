@@ -42,7 +42,8 @@ LOG_LINES = 2000  # lines of replica output kept for `plumbline logs`
 # `plumbline serve` exit codes that retrying cannot fix.
 EXIT_CODES = {ExitCode.USAGE: "exited: bad serve settings",
               ExitCode.APP_LOAD: "exited: plumber.R failed to load",
-              ExitCode.BIND: "exited: could not bind its port"}
+              ExitCode.BIND: "exited: could not bind its port",
+              ExitCode.PACKAGES: "exited: its R packages could not be installed"}
 ACTIVE = ("starting", "joining", "ready", "unready")  # counted as replicas of the set
 # The most replicas one local app may have: each is a server process with its own R workers.
 MAX_REPLICAS = 16
