@@ -291,7 +291,13 @@ def _failure(tail: list[str], names: str) -> str:
         for line in tail
         if line.startswith("plumbline-install-problem:")
     ]
-    errors = [line.strip() for line in tail if line.lstrip().startswith(("ERROR", "Error"))]
+    errors = []
+    for i, line in enumerate(tail):
+        text = line.strip()
+        if text.startswith(("ERROR", "Error")):
+            if text.endswith(":") and i + 1 < len(tail):  # R continues on the next line
+                text = f"{text} {tail[i + 1].strip()}"
+            errors.append(text)
     reasons = list(dict.fromkeys(errors + problems)) or [line for line in tail if line.strip()][-5:]
     return f"R packages could not be installed: {failed}. R said: " + " | ".join(reasons)
 
