@@ -35,6 +35,8 @@ _APPS, _LOCAL = "plumbline.platform.cli.apps", "plumbline.platform.cli.local"
 COMMANDS = (
     Command("serve", _RUNTIME, "serve a plumber.R over HTTP with a pool of R workers",
             env_defaults=False),
+    Command("prepare", "plumbline.runtime.prepare",
+            "make an app folder ready to serve: fetch its bundle, install its R packages"),
     Command("up", _LOCAL, "run the app locally: replicas behind HAProxy, in the foreground"),
     Command("down", _LOCAL, "stop a local cluster started by `plumbline up`"),
     Command("loadtest", _LOCAL, "run a Locust failover scenario against the local cluster"),

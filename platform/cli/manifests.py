@@ -39,7 +39,9 @@ def _pair(text: str) -> tuple[str, str]:
 
 def add_spec_arguments(parser: argparse.ArgumentParser) -> None:
     """The PLUMBER_R argument and every AppSpec flag (all default to None: "not given")."""
-    parser.add_argument("plumber_file", metavar="PLUMBER_R", help="the plumber.R of the app")
+    parser.add_argument("plumber_file", metavar="PLUMBER_R",
+                        help="the plumber.R of the app, or its folder; the whole folder ships "
+                             "with it (as rsconnect bundles it, minus what .rscignore names)")
     add = parser.add_argument
     add("--config", metavar="TOML", default=None,
         help="app settings file (default: plumbline.toml beside PLUMBER_R, when present)")
@@ -47,11 +49,14 @@ def add_spec_arguments(parser: argparse.ArgumentParser) -> None:
     add("--namespace", "-n",
         help="namespace (default: the kube context's namespace, else default)")
     add("--image", help=f"runtime image (default: {DEFAULT_IMAGE})")
+    add("--image-digest", metavar="sha256:HEX",
+        help="pin the runtime image by its digest: pods pull exactly that image (default: "
+             "by tag)")
     add("--files-in-image", action="store_true", default=None,
         help="plumber.R and its files are baked into --image at /app: no ConfigMap")
     add("--file", dest="extra_files", action="append", metavar="PATH",
-        help="extra file or folder (beside plumber.R) to ship with it; repeatable "
-             "(entrypoint.R and @assets folders are shipped anyway)")
+        help="a file or folder of the app's folder, named relative to it, to ship even if "
+             ".rscignore leaves it out; repeatable")
     add("--replicas", type=int, help="pods (default: 2)")
     add("--workers", type=int, help="R worker processes per pod (default: 2)")
     add("--cpu", help=f"CPU limit per pod, e.g. 2 or 1500m (default: {_R.cpu_limit})")
@@ -78,6 +83,18 @@ def add_spec_arguments(parser: argparse.ArgumentParser) -> None:
     add("--path-prefix", help="route one path prefix instead of one rule per endpoint")
     add("--no-ingress", action="store_true", default=None, help="no Ingress object")
     add("--no-pdb", action="store_true", default=None, help="no PodDisruptionBudget")
+    add("--no-network-policy", action="store_true", default=None,
+        help="no NetworkPolicy (default: one admitting only the ingress controller's "
+             "namespace to the pods)")
+    add("--ingress-namespace", metavar="NAMESPACE",
+        help="namespace of the ingress controller, admitted by the NetworkPolicy (default: "
+             "ingress-nginx)")
+    add("--repos", metavar="URL[,URL]",
+        help="repositories to install the R packages of manifest.json or renv.lock from "
+             "(default: the ones the file names)")
+    add("--package-cache-claim", metavar="PVC",
+        help="PVC holding the R package cache shared by the pods (default: an emptyDir per "
+             "pod)")
     add("--request-timeout", type=int, metavar="SECONDS",
         help="seconds a request may run in R before 504, 0 for no limit (default: the runtime's, 60)")
     add("--max-queue", type=int, help="requests waiting per pod before 503 (default: the runtime's, 100)")
@@ -107,6 +124,7 @@ def _flags(args: argparse.Namespace) -> dict:
         "name": a.get("name"),
         "namespace": a.get("namespace"),
         "image": a.get("image"),
+        "image_digest": a.get("image_digest"),
         "files_in_image": a.get("files_in_image"),
         "extra_files": _relative_to_app(args.plumber_file, a.get("extra_files")),
         "replicas": a.get("replicas"),
@@ -128,6 +146,10 @@ def _flags(args: argparse.Namespace) -> dict:
         "ingress.path_prefix": a.get("path_prefix"),
         "ingress.enabled": False if a.get("no_ingress") else None,
         "disruption_budget": False if a.get("no_pdb") else None,
+        "network_policy.enabled": False if a.get("no_network_policy") else None,
+        "network_policy.ingress_namespace": a.get("ingress_namespace"),
+        "packages.repos": _split(a.get("repos")),
+        "packages.cache_claim": a.get("package_cache_claim"),
         "request_timeout": a.get("request_timeout"),
         "max_queue": a.get("max_queue"),
         "rollout.drain_delay_seconds": a.get("drain_delay"),
@@ -139,12 +161,18 @@ def _flags(args: argparse.Namespace) -> dict:
     }
 
 
+def _split(text: str | None) -> list[str] | None:
+    return [item.strip() for item in text.split(",") if item.strip()] if text else None
+
+
 def _relative_to_app(plumber_file: str, paths: list[str] | None) -> list[str] | None:
-    """--file paths are relative to the current folder; the spec's to the plumber.R's."""
+    """--file names a file of the app's folder, relative to that folder (as rsconnect names
+    a bundle's files); an absolute path must lie inside it."""
     if not paths:
         return None
-    base = Path(plumber_file).resolve().parent
-    return [os.path.relpath(Path(p).resolve(), base) for p in paths]
+    path = Path(plumber_file)
+    base = (path if path.is_dir() else path.parent).resolve()
+    return [os.path.relpath(Path(p).resolve(), base) if os.path.isabs(p) else p for p in paths]
 
 
 def unix_groups(user: str) -> set[str]:
@@ -198,7 +226,8 @@ def _rbac(args: argparse.Namespace) -> int:
     if not args.namespace:
         raise CommandError("--namespace is required (or PLUMBLINE_NAMESPACE)", ExitCode.USAGE)
     try:
-        text = render_yaml(render_rbac(args.namespace, args.service_account))
+        text = render_yaml(render_rbac(args.namespace, args.service_account,
+                                       server=args.server))
     except SpecError as e:
         raise CommandError(f"refused: {e}", ExitCode.USAGE) from None
     _write(text, args.output)
@@ -226,6 +255,9 @@ def configure(name: str, parser: argparse.ArgumentParser) -> None:
         parser.add_argument("--service-account", default=DEFAULT_ACCOUNT,
                             help=f"name of the ServiceAccount, Role and RoleBinding "
                                  f"(default: {DEFAULT_ACCOUNT})")
+        parser.add_argument("--server", action="store_true",
+                            help="for plumbline server: also the Secrets that hold published "
+                                 "versions' fetch tokens (default: the commands' needs only)")
         parser.add_argument("--output", "-o", metavar="FILE",
                             help="write the YAML to FILE (default: standard output)")
         parser.set_defaults(func=_rbac)

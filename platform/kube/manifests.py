@@ -1,8 +1,14 @@
 """AppSpec -> Kubernetes objects (plain dicts), the way an experienced operator writes them.
 
-`render(spec)` returns, in apply order: ConfigMap (the plumber.R bundle), Service,
-Deployment, PodDisruptionBudget, HorizontalPodAutoscaler, Ingress (each when the spec asks
-for it). The Helm chart in charts/plumbline-app produces the same objects.
+`render(spec)` returns, in apply order: ConfigMap (the app's files) or, for an app published
+to plumbline server, the Secret with the token its pods fetch the bundle with; Service,
+Deployment, PodDisruptionBudget, HorizontalPodAutoscaler, Ingress, NetworkPolicy (each when
+the spec asks for it). The Helm chart in charts/plumbline-app produces the same objects.
+
+An app with R packages (a manifest.json or renv.lock) or a fetched bundle gets an init
+container, `plumbline prepare` in the same image: it fetches the bundle (sha256 checked)
+into an emptyDir, installs the packages the image lacks into the package cache volume (a
+PVC shared by the apps, or an emptyDir), and the app container reads both read-only.
 """
 from __future__ import annotations
 
@@ -19,11 +25,17 @@ from plumbline.platform.spec.ingress import ingress_paths
 from plumbline.platform.spec.profiles import apply_overrides
 from plumbline.platform.spec.serve import (pod_placement, serve_arguments,
                                                 serve_environment)
-from plumbline.platform.spec.appspec import APP_DIR, RUNTIME_PORT, RUNTIME_USER, AppSpec, SpecError
+from plumbline.platform.spec.appspec import (APP_DIR, PACKAGE_CACHE_DIR, RUNTIME_PORT,
+                                             RUNTIME_USER, SERVER_POD_LABELS, AppSpec,
+                                             SpecError)
 
 CONFIGMAP_LIMIT = 1024 * 1024  # bytes; etcd refuses larger objects
 PLUMBER_KEY = "plumber.R"
 CONTAINER_NAME = "api"
+INIT_CONTAINER_NAME = "prepare"
+BUNDLE_MOUNT = "/bundle"  # the fetched bundle's emptyDir in the init container
+TOKEN_ENV = "PLUMBLINE_BUNDLE_TOKEN"  # plumbline.runtime.prepare reads it
+TOKEN_KEY = "token"
 PORT_NAME = "http"
 SERVICE_PORT = 80
 LIVENESS_PATH = "/livez"    # answered by the HTTP layer, never touches R
@@ -156,7 +168,92 @@ def configmap(spec: AppSpec, bundle: Bundle) -> dict:
 def serve_command(spec: AppSpec) -> list[str]:
     """The container's command: the app's one `plumbline serve` command line, as in a pod."""
     return ["plumbline", *serve_arguments(spec, pod_placement(APP_DIR, PLUMBER_KEY,
-                                                              RUNTIME_PORT))]
+                                                              RUNTIME_PORT, PACKAGE_CACHE_DIR))]
+
+
+def token_secret_name(spec: AppSpec) -> str:
+    assert spec.bundle_source is not None
+    return f"{spec.name}-bundle-{spec.bundle_source.sha256[:10]}"
+
+
+def token_secret(spec: AppSpec) -> dict:
+    """The fetch token of one version: a short-lived token the server renews in place
+    (the pod template names the Secret, so a renewal rolls nothing out)."""
+    assert spec.bundle_source is not None
+    token = base64.b64encode(spec.bundle_source.token.encode()).decode()
+    return {"apiVersion": "v1", "kind": "Secret",
+            "metadata": _metadata(spec, token_secret_name(spec)),
+            "type": "Opaque", "data": {TOKEN_KEY: token}}
+
+
+def prepare_command(spec: AppSpec) -> list[str]:
+    """The init container's `plumbline prepare` command line."""
+    source = spec.bundle_source
+    if source is not None:
+        command = ["plumbline", "prepare", f"{BUNDLE_MOUNT}/app", "--fetch", source.url,
+                   "--sha256", source.sha256]
+    else:
+        command = ["plumbline", "prepare", APP_DIR]
+    command += ["--package-cache", PACKAGE_CACHE_DIR]
+    if spec.packages.repos:
+        command += ["--repos", ",".join(spec.packages.repos)]
+    return command
+
+
+def _security_context() -> dict:
+    return {
+        "runAsNonRoot": True,
+        "readOnlyRootFilesystem": True,
+        "allowPrivilegeEscalation": False,
+        "capabilities": {"drop": ["ALL"]},
+        "seccompProfile": {"type": "RuntimeDefault"},
+    }
+
+
+def init_container(spec: AppSpec) -> dict | None:
+    """Fetch the bundle and/or install the app's R packages before the app starts."""
+    if spec.bundle_source is None and spec.package_file is None:
+        return None
+    mounts = [{"name": "tmp", "mountPath": "/tmp"}]
+    env = [{"name": "HOME", "value": "/tmp"}]  # R and its installs may write under ~
+    if spec.bundle_source is not None:
+        mounts.insert(0, {"name": "app-files", "mountPath": BUNDLE_MOUNT})
+        env.append({"name": TOKEN_ENV, "valueFrom": {"secretKeyRef": {
+            "name": token_secret_name(spec), "key": TOKEN_KEY}}})
+    else:
+        mounts.insert(0, {"name": "app-files", "mountPath": APP_DIR, "readOnly": True})
+    if spec.package_file is not None:
+        mounts.append({"name": "package-cache", "mountPath": PACKAGE_CACHE_DIR})
+    return {"name": INIT_CONTAINER_NAME, "image": spec.image_ref,
+            "imagePullPolicy": image_pull_policy(spec), "command": prepare_command(spec),
+            "env": env, "resources": container_resources(spec),
+            "securityContext": _security_context(), "volumeMounts": mounts}
+
+
+def image_pull_policy(spec: AppSpec) -> str:
+    """A digest names one image for good: no need to ask the registry again."""
+    return "IfNotPresent" if spec.image_digest or "@" in spec.image else "Always"
+
+
+def network_policy(spec: AppSpec) -> dict:
+    """Traffic to the app's pods only from the ingress controller's namespace, plumbline
+    server's pods and the listed namespaces, and only to the app's port."""
+    policy = spec.network_policy
+
+    def namespace(name: str) -> dict:
+        return {"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": name}}}
+
+    sources = [namespace(policy.ingress_namespace)]
+    sources += [namespace(ns) for ns in policy.namespaces if ns != policy.ingress_namespace]
+    if policy.server_namespace:
+        sources.append({**namespace(policy.server_namespace),
+                        "podSelector": {"matchLabels": dict(SERVER_POD_LABELS)}})
+    return {"apiVersion": "networking.k8s.io/v1", "kind": "NetworkPolicy",
+            "metadata": _metadata(spec),
+            "spec": {"podSelector": {"matchLabels": selector_labels(spec)},
+                     "policyTypes": ["Ingress"],
+                     "ingress": [{"from": sources,
+                                  "ports": [{"protocol": "TCP", "port": PORT_NAME}]}]}}
 
 
 def _probe(spec: AppSpec, path: str, failure_threshold: int) -> dict:
@@ -218,17 +315,30 @@ def deployment(spec: AppSpec, bundle: Bundle | None) -> dict:
     volumes = [{"name": "tmp", "emptyDir": {"sizeLimit": spec.tmp_size}}]
     mounts = [{"name": "tmp", "mountPath": "/tmp"}]
     annotations = dict(spec.annotations)
-    if bundle is not None:
+    if spec.bundle_source is not None:
+        # Fetched by the init container into an emptyDir; a new version changes the sha256.
+        annotations[BUNDLE_ANNOTATION] = spec.bundle_source.sha256
+        volumes.insert(0, {"name": "app-files", "emptyDir": {}})
+        mounts.insert(0, {"name": "app-files", "mountPath": APP_DIR, "subPath": "app",
+                          "readOnly": True})
+    elif bundle is not None:
         # A changed plumber.R changes the pod template, so it rolls out by itself.
         annotations[BUNDLE_ANNOTATION] = bundle.sha256
         volumes.insert(0, {"name": "app-files", "configMap": {
             "name": configmap_name(spec, bundle), "items": bundle.items, "defaultMode": 0o444}})
         mounts.insert(0, {"name": "app-files", "mountPath": APP_DIR, "readOnly": True})
+    if spec.package_file is not None:
+        claim = spec.packages.cache_claim
+        volumes.append({"name": "package-cache", **(
+            {"persistentVolumeClaim": {"claimName": claim}} if claim
+            else {"emptyDir": {"sizeLimit": spec.packages.cache_size}})})
+        mounts.append({"name": "package-cache", "mountPath": PACKAGE_CACHE_DIR,
+                       "readOnly": True})
     extra_volumes, extra_mounts = user_volumes(spec)
     container = {
         "name": CONTAINER_NAME,
-        "image": spec.image,
-        "imagePullPolicy": "IfNotPresent",
+        "image": spec.image_ref,
+        "imagePullPolicy": image_pull_policy(spec),
         "command": serve_command(spec),
         "workingDir": APP_DIR,
         "ports": [{"name": PORT_NAME, "containerPort": RUNTIME_PORT, "protocol": "TCP"}],
@@ -236,13 +346,7 @@ def deployment(spec: AppSpec, bundle: Bundle | None) -> dict:
         "startupProbe": _probe(spec, READINESS_PATH, spec.probes.startup_failure_threshold),
         "livenessProbe": _probe(spec, LIVENESS_PATH, spec.probes.failure_threshold),
         "readinessProbe": _probe(spec, READINESS_PATH, spec.probes.failure_threshold),
-        "securityContext": {
-            "runAsNonRoot": True,
-            "readOnlyRootFilesystem": True,
-            "allowPrivilegeEscalation": False,
-            "capabilities": {"drop": ["ALL"]},
-            "seccompProfile": {"type": "RuntimeDefault"},
-        },
+        "securityContext": _security_context(),
         "volumeMounts": mounts + extra_mounts,
     }
     env = container_env(spec)
@@ -272,6 +376,9 @@ def deployment(spec: AppSpec, bundle: Bundle | None) -> dict:
         "containers": [container],
         "volumes": volumes + extra_volumes,
     }
+    prepare = init_container(spec)
+    if prepare is not None:
+        pod_spec["initContainers"] = [prepare]
     if spec.image_pull_secrets:
         pod_spec["imagePullSecrets"] = [{"name": s} for s in spec.image_pull_secrets]
     if spec.node_selector:
@@ -342,8 +449,10 @@ def horizontal_pod_autoscaler(spec: AppSpec) -> dict:
 
 def render(spec: AppSpec) -> list[dict]:
     """Every object of the app, in the order to apply them."""
-    bundle = None if spec.files_in_image else make_bundle(spec)
+    bundle = None if spec.files_in_image or spec.bundle_source else make_bundle(spec)
     objects = [configmap(spec, bundle)] if bundle else []
+    if spec.bundle_source is not None:
+        objects.append(token_secret(spec))
     objects += [service(spec), deployment(spec, bundle)]
     if spec.disruption_budget:
         objects.append(pod_disruption_budget(spec))
@@ -351,6 +460,8 @@ def render(spec: AppSpec) -> list[dict]:
         objects.append(horizontal_pod_autoscaler(spec))
     if spec.ingress.enabled:
         objects.append(ingress(spec))
+    if spec.network_policy.enabled:
+        objects.append(network_policy(spec))
     return objects
 
 

@@ -36,11 +36,13 @@ DEFAULT_PROGRESS_DEADLINE = 600  # seconds, the Deployment default
 # What plumbline creates for an app, deleted front to back (traffic first, data last).
 APP_KINDS = (
     ("networking.k8s.io/v1", "Ingress"),
+    ("networking.k8s.io/v1", "NetworkPolicy"),
     ("autoscaling/v2", "HorizontalPodAutoscaler"),
     ("policy/v1", "PodDisruptionBudget"),
     ("v1", "Service"),
     ("apps/v1", "Deployment"),
     ("v1", "ConfigMap"),
+    ("v1", "Secret"),  # the fetch tokens of apps published to plumbline server
 )
 _R_SYNTAX_CHECK = "invisible(parse(file = commandArgs(TRUE)[1]))"  # the path is data, not code
 
@@ -134,7 +136,7 @@ def deploy(spec, cluster: Cluster | None = None, *, manifests: list[dict] | None
 
     result = watch_rollout(cluster, name, timeout=timeout, out=out, poll_interval=poll_interval)
     if result.ok:
-        link_config_maps(cluster, name)
+        link_app_files(cluster, name)
         urls = endpoint_urls(cluster, name)
         if urls:
             out("endpoints:")
@@ -161,41 +163,56 @@ def deploy(spec, cluster: Cluster | None = None, *, manifests: list[dict] | None
     back = rollback(cluster, name, to_revision=last_good, wait=True, timeout=timeout,
                     poll_interval=poll_interval, out=out)
     if back.ok:
-        link_config_maps(cluster, name)
+        link_app_files(cluster, name)
     outcome = "which is serving again" if back.ok else f"but that rollout failed too: {back.reason}"
     return DeployResult(False, name, applied, result, rolled_back_to=last_good, verdict=(
         f"{failed}; rolled back to revision {last_good}, {outcome}"))
 
 
-def link_config_maps(cluster: Cluster, name: str) -> None:
-    """Make each of the app's ConfigMaps owned by the ReplicaSets that mount it.
+def _referenced(template_spec: dict) -> tuple[set[str], set[str]]:
+    """The ConfigMaps a pod template mounts and the Secrets its containers read."""
+    config_maps = {(v.get("configMap") or {}).get("name")
+                   for v in template_spec.get("volumes") or []} - {None}
+    secrets = {((e.get("valueFrom") or {}).get("secretKeyRef") or {}).get("name")
+               for c in (template_spec.get("initContainers") or [])
+               for e in c.get("env") or []} - {None}
+    return config_maps, secrets
 
-    The ConfigMaps are named by content, so every changed plumber.R leaves one behind; owned
-    by their ReplicaSets, the garbage collector removes each with the last ReplicaSet that
-    mounts it (the Deployment keeps revisionHistoryLimit of them for rollbacks). A ConfigMap
-    no ReplicaSet mounts yet (a deploy in progress) is left alone.
+
+def link_app_files(cluster: Cluster, name: str) -> None:
+    """Make each of the app's ConfigMaps (and fetch-token Secrets) owned by the ReplicaSets
+    that use it.
+
+    They are named by content (or version), so every changed plumber.R leaves one behind;
+    owned by their ReplicaSets, the garbage collector removes each with the last ReplicaSet
+    that uses it (the Deployment keeps revisionHistoryLimit of them for rollbacks). One no
+    ReplicaSet uses yet (a deploy in progress) is left alone.
     """
     deployment = cluster.get("apps/v1", "Deployment", name)
     if deployment is None:
         return
-    owners: dict[str, list[dict]] = {}
+    owners: dict[tuple[str, str], list[dict]] = {}
     for rs in owned_replicasets(cluster, deployment):
         meta = rs["metadata"]
-        for volume in ((rs["spec"].get("template") or {}).get("spec") or {}).get("volumes") or []:
-            config_map = (volume.get("configMap") or {}).get("name")
-            if config_map and meta.get("uid"):
-                owners.setdefault(config_map, []).append({
+        if not meta.get("uid"):
+            continue
+        config_maps, secrets = _referenced((rs["spec"].get("template") or {}).get("spec") or {})
+        for kind, names in (("ConfigMap", config_maps), ("Secret", secrets)):
+            for used in names:
+                owners.setdefault((kind, used), []).append({
                     "apiVersion": "apps/v1", "kind": "ReplicaSet", "name": meta["name"],
                     "uid": meta["uid"]})
     labels = {INSTANCE_LABEL: name, MANAGED_BY_LABEL: MANAGED_BY}
-    for config_map in cluster.list("v1", "ConfigMap", labels):
-        current = config_map["metadata"].get("ownerReferences") or []
-        known = {ref.get("uid") for ref in current}
-        missing = [ref for ref in owners.get(config_map["metadata"]["name"], [])
-                   if ref["uid"] not in known]
-        if missing:
-            cluster.merge_patch("v1", "ConfigMap", config_map["metadata"]["name"],
-                                {"metadata": {"ownerReferences": current + missing}})
+    kinds = ["ConfigMap"] + (["Secret"] if any(k == "Secret" for k, _ in owners) else [])
+    for kind in kinds:
+        for obj in cluster.list("v1", kind, labels):
+            current = obj["metadata"].get("ownerReferences") or []
+            known = {ref.get("uid") for ref in current}
+            missing = [ref for ref in owners.get((kind, obj["metadata"]["name"]), [])
+                       if ref["uid"] not in known]
+            if missing:
+                cluster.merge_patch("v1", kind, obj["metadata"]["name"],
+                                    {"metadata": {"ownerReferences": current + missing}})
 
 
 def _report_failure(result: RolloutResult, out) -> None:
@@ -502,7 +519,15 @@ def delete(cluster: Cluster, name: str, *, out=print) -> list[str]:
     labels = {INSTANCE_LABEL: name, MANAGED_BY_LABEL: MANAGED_BY}
     deleted = []
     for api_version, kind in APP_KINDS:
-        for obj in cluster.list(api_version, kind, labels):
+        try:
+            found = cluster.list(api_version, kind, labels)
+        except KubeError as exc:
+            if exc.status != 403 or kind != "Secret":
+                raise
+            out("note: not allowed to list Secrets (only apps published to plumbline server "
+                "have one); skipped")
+            continue
+        for obj in found:
             if cluster.delete(api_version, kind, obj["metadata"]["name"]):
                 ref = f"{kind.lower()}/{obj['metadata']['name']}"
                 out(f"{ref} deleted")

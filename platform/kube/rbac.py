@@ -7,8 +7,10 @@ an apply that creates an object as a create too; restart, scale and rollback are
 `scale` goes through deployments/scale), listing by label (rollout polling, status,
 delete), deletion of what it created, and reading ReplicaSets (rollback), pods, pod logs
 and events (status and failure diagnosis). No watch (rollouts are polled), no update, no
-deletecollection, no Secrets. tests/platform/kube/test_platform_rbac.py derives these verbs
-from the requests a full cycle of operations sends.
+deletecollection. No Secrets, except for plumbline server (`--server`), which keeps each
+published version's short-lived fetch token in a Secret its pods mount.
+tests/platform/kube/test_platform_rbac.py derives these verbs from the requests a full
+cycle of operations sends.
 """
 from __future__ import annotations
 
@@ -32,7 +34,7 @@ RULES: tuple[tuple[str, tuple[str, ...], list[str]], ...] = (
     ("", ("pods/log",), ["get"]),
     ("", ("pods/proxy",), ["get"]),  # the server's dashboard reads each pod's /metrics
     ("", ("events",), _READ),
-    ("networking.k8s.io", ("ingresses",), _MANAGE),
+    ("networking.k8s.io", ("ingresses", "networkpolicies"), _MANAGE),
     ("policy", ("poddisruptionbudgets",), _MANAGE),
     ("autoscaling", ("horizontalpodautoscalers",), _MANAGE),
 )
@@ -43,7 +45,19 @@ def _labels(name: str) -> dict[str, str]:
             "app.kubernetes.io/part-of": "plumbline", "app.kubernetes.io/managed-by": MANAGED_BY}
 
 
-def render_rbac(namespace: str, account: str = DEFAULT_ACCOUNT) -> list[dict]:
+# What plumbline server does beyond the commands: the fetch tokens of published versions.
+SERVER_RULES: tuple[tuple[str, tuple[str, ...], list[str]], ...] = (
+    ("", ("secrets",), _MANAGE),
+)
+
+
+def role_rules(server: bool = False) -> list[dict]:
+    return [{"apiGroups": [group], "resources": list(resources), "verbs": list(verbs)}
+            for group, resources, verbs in RULES + (SERVER_RULES if server else ())]
+
+
+def render_rbac(namespace: str, account: str = DEFAULT_ACCOUNT, *,
+                server: bool = False) -> list[dict]:
     for what, value in (("namespace", namespace), ("service account", account)):
         if not re.fullmatch(r"[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?", value):
             raise SpecError(f"{what} {value!r}: must be a DNS label")
@@ -51,8 +65,7 @@ def render_rbac(namespace: str, account: str = DEFAULT_ACCOUNT) -> list[dict]:
     return [
         {"apiVersion": "v1", "kind": "ServiceAccount", "metadata": dict(meta)},
         {"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "Role", "metadata": dict(meta),
-         "rules": [{"apiGroups": [group], "resources": list(resources), "verbs": list(verbs)}
-                   for group, resources, verbs in RULES]},
+         "rules": role_rules(server)},
         {"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "RoleBinding",
          "metadata": dict(meta),
          "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": account},

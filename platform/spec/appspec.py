@@ -27,14 +27,21 @@ RUNTIME_USER = 10001         # numeric, so the kubelet can check runAsNonRoot
 CONFIG_FILE = "plumbline.toml"
 ENTRYPOINT_FILE = "entrypoint.R"  # the runtime reads its library() calls: ship it along
 VOLUME_KINDS = ("pvc", "secret", "configmap", "csi")
-RESERVED_MOUNTS = (APP_DIR, "/tmp")
-RESERVED_VOLUME_NAMES = ("app-files", "tmp")
+PACKAGE_CACHE_DIR = "/var/cache/plumbline"  # the pod's R package cache volume
+RESERVED_MOUNTS = (APP_DIR, "/tmp", PACKAGE_CACHE_DIR, "/bundle")
+RESERVED_VOLUME_NAMES = ("app-files", "tmp", "package-cache")
+PACKAGE_FILES = ("manifest.json", "renv.lock")  # what says which R packages an app needs
+# The labels of plumbline server's pods (charts/plumbline-server): apps' NetworkPolicies let
+# them in.
+SERVER_POD_LABELS = {"app.kubernetes.io/part-of": "plumbline",
+                     "app.kubernetes.io/component": "server"}
 
 _DNS_LABEL = re.compile(r"^[a-z]([-a-z0-9]{0,61}[a-z0-9])?$")
 _DNS_SUBDOMAIN = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$")
 _WILDCARD_HOST = re.compile(r"^(\*\.)?[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$")
 _LABEL_NAME = re.compile(r"^[A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?$")
 _LABEL_VALUE = re.compile(r"^(([A-Za-z0-9][-A-Za-z0-9_.]{0,61})?[A-Za-z0-9])?$")
+_DIGEST = re.compile(r"^sha256:[0-9a-f]{64}$")
 _ENV_NAME = re.compile(r"^[-._a-zA-Z][-._a-zA-Z0-9]*$")
 _CONFIG_KEY = re.compile(r"^[-._a-zA-Z0-9]+$")
 _SAFE_PATH = re.compile(r"^/[A-Za-z0-9._~!$&'()*+,;=:@%/-]*$")
@@ -206,11 +213,71 @@ class Volume:
 
 
 @dataclass(frozen=True)
+class Packages:
+    """The R packages of the app's manifest.json or renv.lock that the image lacks: on
+    Kubernetes an init container installs them into a cache volume; locally they go to the
+    user's cache. Either way one library per exact set, shared by the apps that need it."""
+
+    repos: tuple[str, ...] = ()  # where from (default: the repositories the file names)
+    cache_claim: str | None = None  # Kubernetes: PVC of the shared cache (else an emptyDir)
+    cache_size: str = "4Gi"  # Kubernetes: size limit of that emptyDir
+    cache_dir: str | None = None  # local: the cache folder (default: the user's cache)
+
+    def __post_init__(self):
+        from plumbline.packages import RequirementsError, parse_repos
+
+        try:
+            parse_repos(self.repos)
+        except RequirementsError as e:
+            raise SpecError(f"packages.repos: {e}") from None
+        if self.cache_claim is not None:
+            _check(bool(_DNS_SUBDOMAIN.match(self.cache_claim)),
+                   f"packages.cache_claim {self.cache_claim!r}: must be a PVC name")
+        try:
+            parse_memory(self.cache_size)
+        except QuantityError as e:
+            raise SpecError(f"packages.cache_size: {e}") from None
+
+
+@dataclass(frozen=True)
+class NetworkPolicy:
+    """Who may reach the app's pods: the ingress controller's namespace, plumbline server
+    (when it deployed the app), and the namespaces listed; nothing else."""
+
+    enabled: bool = True
+    ingress_namespace: str = "ingress-nginx"  # where the ingress controller runs
+    server_namespace: str | None = None  # where plumbline server runs (set by the server)
+    namespaces: tuple[str, ...] = ()  # more namespaces let in (e.g. monitoring, to scrape)
+
+    def __post_init__(self):
+        for ns in (self.ingress_namespace, self.server_namespace, *self.namespaces):
+            _check(ns is None or bool(_DNS_LABEL.match(ns)),
+                   f"network_policy: {ns!r} is not a namespace name")
+
+
+@dataclass(frozen=True)
+class BundleSource:
+    """The pods fetch the app's files from plumbline server (no ConfigMap, no size limit)."""
+
+    url: str  # where the init container downloads the bundle
+    sha256: str  # checked before anything is unpacked
+    token: str  # short-lived, for this bundle only; travels in a Secret, never in the spec
+
+    def __post_init__(self):
+        _check(bool(re.match(r"^https?://[^\s]+$", self.url)),
+               f"bundle_source.url {self.url!r}: must be an http(s) URL")
+        _check(bool(re.match(r"^[0-9a-f]{64}$", self.sha256)), "bundle_source.sha256: not a sha256")
+        _check(bool(re.match(r"^[A-Za-z0-9_-]{16,200}$", self.token)),
+               "bundle_source.token: not a token")
+
+
+@dataclass(frozen=True)
 class AppSpec:
     name: str
     plumber_file: Path
     namespace: str = "default"
     image: str = DEFAULT_IMAGE
+    image_digest: str | None = None  # "sha256:...": the image pinned by content
     image_pull_secrets: tuple[str, ...] = ()
     replicas: int = 2
     workers: int = 2  # R worker processes per pod
@@ -240,6 +307,10 @@ class AppSpec:
     node_affinity: dict[str, tuple[str, ...]] = field(default_factory=dict)  # key -> allowed values
     deployment_overrides: tuple[tuple[str, Any], ...] = ()  # (RFC 6901 pointer, JSON value)
     set_fields: frozenset[str] = frozenset()  # dotted keys the user gave (flags or file)
+    packages: Packages = Packages()
+    network_policy: NetworkPolicy = NetworkPolicy()
+    # Set by plumbline server: the pods fetch the bundle instead of mounting a ConfigMap.
+    bundle_source: BundleSource | None = None
 
     def __post_init__(self):
         if not _DNS_LABEL.match(self.name):
@@ -253,6 +324,12 @@ class AppSpec:
             raise SpecError(f"workers {self.workers}: must be 1 or more")
         _check(bool(self.image) and not any(c.isspace() for c in self.image),
                f"image {self.image!r}: must be an image reference")
+        if "@" in self.image:
+            _check(bool(_DIGEST.match(self.image.split("@", 1)[1])) and not self.image_digest,
+                   f"image {self.image!r}: a digest must read @sha256:<64 hex digits> (or "
+                   "give it as image_digest)")
+        _check(self.image_digest is None or bool(_DIGEST.match(self.image_digest)),
+               f"image_digest {self.image_digest!r}: must read sha256:<64 hex digits>")
         for secret in self.image_pull_secrets:
             _check(bool(_DNS_SUBDOMAIN.match(secret)), f"image_pull_secrets: {secret!r} is not "
                    "a Secret name")
@@ -298,6 +375,17 @@ class AppSpec:
     def app_dir(self) -> Path:
         return self.plumber_file.parent
 
+    @property
+    def image_ref(self) -> str:
+        """The image as pods pull it: pinned by digest when one is given."""
+        return f"{self.image}@{self.image_digest}" if self.image_digest else self.image
+
+    @property
+    def package_file(self) -> str | None:
+        """manifest.json or renv.lock when the app ships one (its R packages)."""
+        shipped = {f.name for f in self.extra_files if f.parent == self.app_dir.resolve()}
+        return next((name for name in PACKAGE_FILES if name in shipped), None)
+
 
 def with_api(spec: AppSpec, api: PlumberFile) -> AppSpec:
     """spec with `api` in place of the annotations' reading: plumber's own route table
@@ -312,7 +400,7 @@ def with_api(spec: AppSpec, api: PlumberFile) -> AppSpec:
 
 # Keys that only plumbline itself sets; neither flags nor the file may.
 _INTERNAL = {"plumber_file", "api", "node_affinity", "deployment_overrides", "set_fields",
-             "serve_config"}
+             "serve_config", "bundle_source"}
 # Flags that set a request alongside a limit (a lone limit below the default request lowers it).
 _REQUEST_OF = {"cpu_limit": "cpu_request", "memory_limit": "memory_request"}
 
@@ -321,12 +409,14 @@ def build_spec(plumber_file: str | Path, flags: dict | None = None,
                toml_path: str | Path | None = None) -> AppSpec:
     """The AppSpec for `plumber_file`: flags over plumbline.toml over defaults.
 
-    `flags` maps keys to values; keys are AppSpec field names, dotted for nested ones
+    `plumber_file` may be the app's folder (its plumber.R). `flags` maps keys to values; keys are AppSpec field names, dotted for nested ones
     ("replicas", "resources.cpu_limit", "ingress.host", "env") and None values are ignored
     (an argparse flag that was not given). `toml_path` defaults to plumbline.toml beside
     the plumber.R, read only when it exists.
     """
     plumber_file = Path(plumber_file)
+    if plumber_file.is_dir():
+        plumber_file = plumber_file / "plumber.R"
     if not plumber_file.is_file():
         raise SpecError(f"{plumber_file}: no such file")
     try:
@@ -524,7 +614,7 @@ def _assemble(plumber_file: Path, api: PlumberFile | None, merged: dict,
             except QuantityError as e:
                 raise SpecError(f"resources.{limit}: {e}") from None
     sub: dict[str, Any] = {"resources": Resources(**resources)}
-    for key in ("ingress", "probes", "rollout", "autoscaling"):
+    for key in ("ingress", "probes", "rollout", "autoscaling", "packages", "network_policy"):
         if key in values:
             cls = typing.get_type_hints(AppSpec)[key]
             sub[key] = cls(**values.pop(key))
@@ -547,12 +637,16 @@ def default_name(plumber_file: Path) -> str:
 
 def bundle_files(plumber_file: Path, api: PlumberFile | None,
                  extra: tuple[str, ...]) -> tuple[Path, ...]:
-    """The files shipped beside plumber.R: entrypoint.R, @assets folders and `extra`.
+    """The files shipped beside plumber.R: the whole folder as rsconnect bundles it (minus
+    what `.rscignore` names, see files.py), and entrypoint.R, @assets folders and `extra`
+    (names relative to the folder) even when ignored.
 
     Everything must live under the plumber.R's folder, since it is mounted as /app.
     """
+    from plumbline.platform.spec.files import app_files
+
     base = plumber_file.resolve().parent
-    wanted: list[Path] = []
+    wanted: list[Path] = list(app_files(base))
     if (base / ENTRYPOINT_FILE).is_file():
         wanted.append(base / ENTRYPOINT_FILE)
     for assets in (api.assets if api else ()):

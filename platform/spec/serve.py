@@ -29,6 +29,9 @@ PLATFORM_OWNED: dict[str, str] = {
     "graceful_timeout": "`rollout.graceful_timeout_seconds` (flag --graceful-timeout)",
     "timeout": "`request_timeout` (flag --request-timeout)",
     "max_queue": "`max_queue` (flag --max-queue)",
+    "packages": "nothing: the platform installs the app's R packages itself",
+    "package_cache": "`packages.cache_dir` (locally) or `packages.cache_claim` (Kubernetes)",
+    "repos": "`packages.repos` (flag --repos)",
 }
 
 
@@ -66,15 +69,21 @@ class Placement:
     # The runtime's own drain after SIGTERM. None: the spec's rollout.drain_delay_seconds
     # (a pod); the local backend drains a replica in HAProxy before it signals it, so 0.
     drain_delay: int | None = None
+    # The app's R packages: "cached" in a pod (its init container installed them), "install"
+    # locally; and the cache folder as the replica sees it (None: the runtime's default).
+    packages: str = "install"
+    package_cache: str | None = None
 
 
-def pod_placement(app_dir: str, plumber_key: str, port: int) -> Placement:
-    return Placement(f"{app_dir}/{plumber_key}", app_dir, "0.0.0.0", port)
+def pod_placement(app_dir: str, plumber_key: str, port: int, package_cache: str) -> Placement:
+    return Placement(f"{app_dir}/{plumber_key}", app_dir, "0.0.0.0", port,
+                     packages="cached", package_cache=package_cache)
 
 
 def local_placement(spec: AppSpec, port: int) -> Placement:
     folder = spec.serve_config.parent if spec.serve_config else spec.app_dir
-    return Placement(str(spec.plumber_file), str(folder), "127.0.0.1", port, drain_delay=0)
+    return Placement(str(spec.plumber_file), str(folder), "127.0.0.1", port, drain_delay=0,
+                     package_cache=spec.packages.cache_dir)
 
 
 def _flag(name: str, value: Any) -> list[str]:
@@ -95,6 +104,12 @@ def serve_arguments(spec: AppSpec, where: Placement) -> list[str]:
         args += _flag("timeout", spec.request_timeout)
     if spec.max_queue is not None:
         args += _flag("max_queue", spec.max_queue)
+    if spec.package_file is not None:
+        args += _flag("packages", where.packages)
+        if where.package_cache:
+            args += _flag("package_cache", where.package_cache)
+        if spec.packages.repos:
+            args += _flag("repos", spec.packages.repos)
     return args
 
 

@@ -56,3 +56,19 @@ periodSeconds: {{ .probes.periodSeconds }}
 timeoutSeconds: {{ .probes.timeoutSeconds }}
 failureThreshold: {{ .failureThreshold }}
 {{- end -}}
+
+{{/* The image as pods pull it: pinned by digest when imageDigest is set. */}}
+{{- define "plumbline-app.image" -}}
+{{- .Values.image }}{{ with .Values.imageDigest }}@{{ . }}{{ end -}}
+{{- end -}}
+
+{{- define "plumbline-app.securityContext" -}}
+runAsNonRoot: true
+readOnlyRootFilesystem: true
+allowPrivilegeEscalation: false
+capabilities:
+  drop:
+    - ALL
+seccompProfile:
+  type: RuntimeDefault
+{{- end -}}

@@ -81,7 +81,7 @@ def test_the_commands_deploy_inspect_change_and_delete_an_app(api_server, kubeco
         assert log_request.params == {"container": "api", "tailLines": "5"}
 
     code, out, _ = run(capsys, "delete", "parity", *target)
-    assert code == 0 and out[-1] == "deleted 5 objects of parity"
+    assert code == 0 and out[-1] == "deleted 6 objects of parity"
     code, out, _ = run(capsys, "delete", "parity", *target)
     assert code == 0 and out[-1] == "nothing of parity to delete in namespace shop"
 

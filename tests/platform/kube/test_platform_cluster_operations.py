@@ -257,7 +257,7 @@ def test_delete_removes_the_apps_objects_and_nothing_else(api_server, cluster, t
     out = []
     deleted = delete(cluster, "parity", out=out.append)
     assert {ref.split("/")[0] for ref in deleted} == {
-        "ingress", "poddisruptionbudget", "service", "deployment", "configmap"}
+        "ingress", "networkpolicy", "poddisruptionbudget", "service", "deployment", "configmap"}
     assert api_server.get(f"{DEPLOYMENTS}/parity") is None
     assert api_server.names(f"/api/v1/namespaces/{NS}/services") == {"other"}
     assert api_server.names(f"/apis/networking.k8s.io/v1/namespaces/{NS}/ingresses") == {"other"}

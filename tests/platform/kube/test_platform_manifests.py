@@ -129,14 +129,22 @@ def test_platform_manifests_changed_plumber_r_changes_the_pod_template(tmp_path)
     assert after["ConfigMap"]["data"]["plumber.R"].endswith("function() 2\n")
 
 
-def test_platform_manifests_sibling_files_ship_with_plumber_r(tmp_path):
+def test_platform_manifests_the_whole_folder_ships_as_rsconnect_bundles_it(tmp_path):
     plumber = write_app(tmp_path / "app", API_WITH_PATHS, files={
         "entrypoint.R": "library(jsonlite)\n", "www/index.html": "<h1>hi</h1>",
-        "model.rds": b"\x1f\x8b\x08\x00binary", "notes.txt": "not shipped"})
-    objs = by_kind(render(build_spec(plumber, {"extra_files": ["model.rds"]})))
+        "model.rds": b"\x1f\x8b\x08\x00binary", "R/helpers.R": "f <- function() 1\n",
+        "notes.txt": "ignored", "data/raw/big.csv": "ignored", "data/small.csv": "a\n",
+        ".rscignore": "notes.txt\n", "data/.rscignore": "raw\n",
+        ".git/config": "x", "rsconnect/api/x.dcf": "x", "renv/library/x": "x",
+        "app.Rproj": "x", ".Rhistory": "x"})
+    objs = by_kind(render(build_spec(plumber, {})))
     cm = objs["ConfigMap"]
-    assert set(cm["data"]) == {"plumber.R", "entrypoint.R", "www__index.html"}
+    assert set(cm["data"]) == {"plumber.R", "entrypoint.R", "www__index.html",
+                               "R__helpers.R", "data__small.csv"}
     assert set(cm["binaryData"]) == {"model.rds"}
+    # --file ships an ignored file anyway, named relative to the app's folder.
+    with_notes = by_kind(render(build_spec(plumber, {"extra_files": ["notes.txt"]})))
+    assert "notes.txt" in with_notes["ConfigMap"]["data"]
     items = objs["Deployment"]["spec"]["template"]["spec"]["volumes"][0]["configMap"]["items"]
     assert {"key": "www__index.html", "path": "www/index.html"} in items
     validate_all(list(objs.values()))
@@ -231,7 +239,7 @@ def test_platform_manifests_yaml_is_stable_multi_document():
     assert text == render_yaml(render(spec))
     docs = list(yaml.safe_load_all(text))
     assert [d["kind"] for d in docs] == ["ConfigMap", "Service", "Deployment",
-                                         "PodDisruptionBudget", "Ingress"]
+                                         "PodDisruptionBudget", "Ingress", "NetworkPolicy"]
     assert docs == render(spec)
     assert "&id" not in text and "*id" not in text, "no YAML anchors"
     assert "  plumber.R: |" in text, "files read as literal blocks"

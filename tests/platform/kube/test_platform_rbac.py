@@ -14,6 +14,7 @@ from support import EXAMPLE_DIR as EXAMPLE
 
 PLURAL = {"ConfigMap": ("", "configmaps"), "Service": ("", "services"),
           "Deployment": ("apps", "deployments"), "Ingress": ("networking.k8s.io", "ingresses"),
+          "NetworkPolicy": ("networking.k8s.io", "networkpolicies"), "Secret": ("", "secrets"),
           "PodDisruptionBudget": ("policy", "poddisruptionbudgets"),
           "HorizontalPodAutoscaler": ("autoscaling", "horizontalpodautoscalers")}
 
@@ -57,6 +58,14 @@ def test_platform_rbac_grants_exactly_what_the_operations_use():
     flat = {v for verbs in grants.values() for v in verbs}
     assert not flat & {"*", "update", "deletecollection", "escalate", "bind", "impersonate"}
     assert not any(resource in ("secrets", "*") for _, resource in grants)
+
+
+def test_platform_rbac_for_the_server_adds_only_the_fetch_token_secrets():
+    commands = _grants(by_kind(render_rbac("apps"))["Role"])
+    server = _grants(by_kind(render_rbac("apps", server=True))["Role"])
+    assert set(server) - set(commands) == {("", "secrets")}
+    assert server[("", "secrets")] == {"get", "list", "create", "patch", "delete"}
+    assert all(server[key] == verbs for key, verbs in commands.items())
 
 
 def test_platform_rbac_refuses_a_bad_namespace():

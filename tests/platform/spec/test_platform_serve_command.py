@@ -57,7 +57,7 @@ def _resolve(argv: list[str], environ: dict[str, str]) -> settings.ServeConfig:
 def test_deployment_and_helm_chart_run_the_one_serve_command_line(tmp_path, case):
 
     spec = _spec(tmp_path, case)
-    expected = ["plumbline", *serve_arguments(spec, pod_placement("/app", "plumber.R", 8000))]
+    expected = ["plumbline", *serve_arguments(spec, pod_placement("/app", "plumber.R", 8000, "/var/cache/plumbline"))]
     assert _container(render(spec))["command"] == expected
     chart = REPO / "charts" / "plumbline-app"
     with helm.Chart.load(chart) as loaded:
@@ -72,7 +72,7 @@ def test_a_pod_resolves_the_spec_and_its_serve_table(tmp_path):
     # The pod sees the app's folder at /app; here the same files sit in a folder of ours.
     app = tmp_path / "app"
     shutil.copytree(spec.app_dir, app)
-    argv = serve_arguments(spec, pod_placement(str(app), "plumber.R", 8000))
+    argv = serve_arguments(spec, pod_placement(str(app), "plumber.R", 8000, str(tmp_path / "cache")))
     config = _resolve(argv, {})
     assert (config.host, config.port, config.workers) == ("0.0.0.0", 8000, 3)
     assert (config.timeout, config.max_queue) == (45.0, 7)
@@ -110,7 +110,8 @@ def test_the_apps_own_access_log_choice_wins_locally(tmp_path):
 @pytest.mark.parametrize("name", sorted(PLATFORM_OWNED))
 def test_serve_keys_the_platform_sets_are_refused_naming_the_spec_field(tmp_path, name):
     setting = settings.BY_NAME[name]
-    value = {"host": '"0.0.0.0"'}.get(name, "3")
+    value = {"host": '"0.0.0.0"', "packages": '"cached"',
+             "repos": '"https://cran.example.org"'}.get(name, "3")
     plumber = write_app(tmp_path / "shop", API, toml=f"[serve]\n{setting.file_key} = {value}\n")
     with pytest.raises(SpecError) as refused:
         build_spec(plumber, {})

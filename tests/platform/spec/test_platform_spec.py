@@ -146,7 +146,7 @@ def test_platform_spec_reference_doc_is_complete_and_valid(tmp_path):
     example = re.search(r"```toml\n(.*?)```", doc, re.S).group(1)
     table = tomllib.loads(example)
     internal = {"plumber_file", "api", "node_affinity", "deployment_overrides", "set_fields",
-                "serve_config"}
+                "serve_config", "bundle_source"}
     hints = typing.get_type_hints(AppSpec)
     for name in set(hints) - internal:
         assert name in table, f"{name} is missing from docs/app-spec.md"
