@@ -40,20 +40,33 @@ def configure(name: str, parser: argparse.ArgumentParser) -> None:
     parser.description = (
         "Make an app folder ready to serve (a pod's init container runs it): fetch its bundle "
         "from plumbline server (--fetch, sha256 checked), then install the R packages of its "
-        "manifest.json or renv.lock that R lacks into the package cache.")
+        "manifest.json or renv.lock that R lacks into the package cache."
+    )
     parser.add_argument("app_dir", metavar="APP_DIR", help="the app's folder")
-    parser.add_argument("--fetch", metavar="URL", default=None,
-                        help=f"download the bundle from URL (token in {TOKEN_ENV}) into "
-                             "APP_DIR, which must not exist yet (default: APP_DIR is there)")
-    parser.add_argument("--sha256", default=None,
-                        help="the bundle's sha256, checked before it is unpacked (needed "
-                             "with --fetch)")
+    parser.add_argument(
+        "--fetch",
+        metavar="URL",
+        default=None,
+        help=f"download the bundle from URL (token in {TOKEN_ENV}) into "
+        "APP_DIR, which must not exist yet (default: APP_DIR is there)",
+    )
+    parser.add_argument(
+        "--sha256",
+        default=None,
+        help="the bundle's sha256, checked before it is unpacked (needed with --fetch)",
+    )
     cache = settings.BY_NAME["package_cache"]
-    parser.add_argument("--package-cache", default=cache.default,
-                        help=f"folder of the installed R libraries (default: {cache.default_doc})")
-    parser.add_argument("--repos", default="",
-                        help="repositories to install R packages from, comma-separated URLs "
-                             "(default: the bundle's own)")
+    parser.add_argument(
+        "--package-cache",
+        default=cache.default,
+        help=f"folder of the installed R libraries (default: {cache.default_doc})",
+    )
+    parser.add_argument(
+        "--repos",
+        default="",
+        help="repositories to install R packages from, comma-separated URLs "
+        "(default: the bundle's own)",
+    )
     parser.set_defaults(func=run)
 
 
@@ -62,12 +75,15 @@ def run(args: argparse.Namespace) -> int:
     if args.fetch:
         sha256 = (args.sha256 or "").lower()
         if not _SHA256.match(sha256):
-            raise CommandError("--sha256 must be the bundle's sha256 (64 hex digits)",
-                               ExitCode.USAGE)
+            raise CommandError(
+                "--sha256 must be the bundle's sha256 (64 hex digits)", ExitCode.USAGE
+            )
         token = os.environ.get(TOKEN_ENV, "")
         if not token:
-            raise CommandError(f"{TOKEN_ENV} is not set: the server's token for this bundle "
-                               "is needed", ExitCode.USAGE)
+            raise CommandError(
+                f"{TOKEN_ENV} is not set: the server's token for this bundle is needed",
+                ExitCode.USAGE,
+            )
         fetch(args.fetch, token, sha256, app_dir)
     elif not app_dir.is_dir():
         raise CommandError(f"{app_dir} is not a folder", ExitCode.USAGE)
@@ -92,20 +108,25 @@ def fetch(url: str, token: str, sha256: str, app_dir: Path) -> None:
                     part.write(chunk)
                     size += len(chunk)
         except urllib.error.HTTPError as exc:
-            raise CommandError(f"the server refused the download: HTTP {exc.code} "
-                               f"{_detail(exc)}") from None
+            raise CommandError(
+                f"the server refused the download: HTTP {exc.code} {_detail(exc)}"
+            ) from None
         except OSError as exc:
             raise CommandError(f"cannot download the bundle from {url}: {exc}") from None
         part.flush()
         if digest.hexdigest() != sha256:
-            raise CommandError(f"the download's sha256 is {digest.hexdigest()}, not {sha256}: "
-                               "refusing to unpack it")
+            raise CommandError(
+                f"the download's sha256 is {digest.hexdigest()}, not {sha256}: "
+                "refusing to unpack it"
+            )
         try:
             extract(Path(part.name), app_dir, Limits(size, MAX_EXPANDED, MAX_FILES))
         except BundleError as exc:
             raise CommandError(f"cannot unpack the bundle: {exc}") from None
-    say(f"fetched and unpacked {size / 2**20:.1f} MiB in {time.monotonic() - started:.1f}s "
-        f"(sha256 checked)")
+    say(
+        f"fetched and unpacked {size / 2**20:.1f} MiB in {time.monotonic() - started:.1f}s "
+        f"(sha256 checked)"
+    )
 
 
 def _detail(exc: urllib.error.HTTPError) -> str:
@@ -116,12 +137,12 @@ def _detail(exc: urllib.error.HTTPError) -> str:
 
 
 def install_packages(app_dir: Path, args: argparse.Namespace) -> int:
-    from plumbline.packages import (PackageError, RequirementsError, parse_repos,
-                                    prepare_library)
+    from plumbline.packages import PackageError, RequirementsError, parse_repos, prepare_library
 
     try:
-        library = prepare_library(app_dir, Path(args.package_cache),
-                                  repos=parse_repos(args.repos), emit=say)
+        library = prepare_library(
+            app_dir, Path(args.package_cache), repos=parse_repos(args.repos), emit=say
+        )
     except (PackageError, RequirementsError) as exc:
         print(f"plumbline prepare: {exc}", file=sys.stderr, flush=True)
         return ExitCode.PACKAGES

@@ -111,6 +111,7 @@ def cmd_up(args: argparse.Namespace) -> int:
     if not port_is_free(host, args.port):
         raise CommandError(f"port {args.port} on {host} is taken (another `plumbline up`? see "
                            "`plumbline status --local`); choose another with --port")
+    _install_packages(spec)
     settings = Settings(host=host, port=args.port, unready_timeout=args.unready_timeout,
                         drain_timeout=float(spec.rollout.graceful_timeout_seconds),
                         access_log=args.access_log, watch=args.watch)
@@ -133,6 +134,17 @@ def cmd_up(args: argparse.Namespace) -> int:
     if local.fatal:
         raise CommandError(local.fatal)
     return code
+
+
+def _install_packages(spec) -> None:
+    """The app's R packages, installed once before the replicas start (they find them)."""
+    from plumbline.packages import PackageError, RequirementsError
+    from plumbline.platform.local.packages import install_packages
+
+    try:
+        install_packages(spec, say)
+    except (PackageError, RequirementsError) as exc:
+        raise CommandError(str(exc), ExitCode.PACKAGES) from None
 
 
 def cmd_down(args: argparse.Namespace) -> int:

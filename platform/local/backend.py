@@ -19,6 +19,7 @@ from plumbline.platform.backend import (AppRef, AppStatus, BackendError, Emit, N
                                         OperationResult, Refused, ReplicaMetrics,
                                         ReplicaStatus)
 from plumbline.platform.local.control import ControlClient, ControlError, HostRecord
+from plumbline.platform.local.packages import install_packages
 from plumbline.platform.spec.appspec import AppSpec
 from plumbline.platform.spec.codec import spec_to_json
 
@@ -30,7 +31,10 @@ KUBERNETES_ONLY = ("namespace", "image", "image_pull_secrets", "resources", "sec
                    "ingress.class_name", "ingress.tls_secret",
                    "ingress.annotations", "probes", "files_in_image", "disruption_budget",
                    "tmp_size", "rollout.max_surge", "rollout.max_unavailable",
-                   "rollout.revision_history_limit")
+                   "rollout.revision_history_limit", "network_policy.enabled",
+                   "network_policy.ingress_namespace", "network_policy.server_namespace",
+                   "network_policy.namespaces", "packages.cache_claim", "packages.cache_size",
+                   "image_digest")
 
 
 def _errors(exc: ControlError) -> BackendError:
@@ -88,6 +92,12 @@ class LocalBackend:
         ignored = [f for f in KUBERNETES_ONLY if f in spec.set_fields]
         if ignored:
             emit(f"note: the local backend ignores {', '.join(ignored)} (Kubernetes only)")
+        from plumbline.packages import PackageError, RequirementsError
+
+        try:  # before any replica starts: nothing changes when a package cannot be installed
+            install_packages(spec, emit)
+        except (PackageError, RequirementsError) as exc:
+            raise Refused(f"refused: {exc}") from None
         reply = self._call(client, "POST", client.app_path(name, "deploy"),
                            {"spec": spec_to_json(spec)})
         return self._operation(client, reply, emit, wait, timeout, f"deploy of {name} started")

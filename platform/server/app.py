@@ -10,7 +10,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 
 from plumbline.platform.backend import Backend
-from plumbline.platform.server import account_api, auth, dashboard, sessions, traffic_api
+from plumbline.platform.server import account_api, auth, dashboard, fetch, sessions, traffic_api
 from plumbline.platform.server.api import ROUTES
 from plumbline.platform.server.app_health import StatusCache
 from plumbline.platform.server.bundles import BundleStore
@@ -49,6 +49,15 @@ class Server:
         self.traffic = Traffic(config, self.db, backend, self.deployer.ref)
         self.deployer.metrics_key_digest = self.traffic.key_digest
         self.traffic.start()
+        self.renewer = self._start_token_renewal()
+
+    def _start_token_renewal(self) -> fetch.TokenRenewer | None:
+        """Kubernetes pods fetch bundles with short-lived tokens: keep them fresh."""
+        if self.backend.kind != "kubernetes":
+            return None
+        renewer = fetch.TokenRenewer(self.deployer, self.config.bundle_token_ttl / 3)
+        renewer.start()
+        return renewer
 
     def reconcile(self) -> None:
         started = self.deployer.reconcile()
@@ -72,6 +81,8 @@ class Server:
 
     def close(self) -> None:
         self.traffic.stop()
+        if self.renewer is not None:
+            self.renewer.stop()
         self.tasks.wait_idle()
         self.db.dispose()
 
@@ -103,7 +114,7 @@ async def _server_error(request: Request, exc) -> JSONResponse:
 
 def create_app(server: Server) -> Starlette:
     app = Starlette(
-        routes=[*API_ROUTES, *dashboard.ROUTES],
+        routes=[*API_ROUTES, *fetch.ROUTES, *dashboard.ROUTES],
         exception_handlers={
             404: _not_found,
             405: _not_allowed,

@@ -85,6 +85,42 @@ def _selector(value: Any) -> str:
     return text
 
 
+def _repos(value: Any) -> tuple[str, ...]:
+    from plumbline.packages import RequirementsError, parse_repos
+
+    try:
+        return parse_repos(value)
+    except RequirementsError as exc:
+        raise ValueError(str(exc)) from None
+
+
+def _dns_label(value: Any) -> str:
+    text = str(value).strip()
+    if not re.match(r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$", text):
+        raise ValueError(f"expected a namespace name, got {value!r}")
+    return text
+
+
+def _optional_text(value: Any) -> str | None:
+    return str(value).strip() or None
+
+
+def _digest(value: Any) -> str | None:
+    text = str(value).strip()
+    if text and not re.match(r"^sha256:[0-9a-f]{64}$", text):
+        raise ValueError(f"expected sha256:<64 hex digits>, got {value!r}")
+    return text or None
+
+
+def _on_off(value: Any) -> bool:
+    text = str(value).strip().lower()
+    if text in ("1", "true", "yes", "on"):
+        return True
+    if text in ("0", "false", "no", "off"):
+        return False
+    raise ValueError(f"expected on or off, got {value!r}")
+
+
 def _backend(value: Any) -> str:
     text = str(value).strip().lower()
     if text not in ("local", "kubernetes"):
@@ -116,6 +152,18 @@ class ServerConfig:
     metrics_interval: float = 10.0  # seconds between scrapes of the replicas (0: off)
     prometheus_url: str | None = None  # read traffic from this Prometheus instead
     prometheus_selector: str = 'app="{app}"'  # an app's series in that Prometheus
+    # R packages of the bundles (manifest.json, renv.lock)
+    repos: tuple[str, ...] = ()  # where from (default: the bundle's own repositories)
+    package_cache: Path | None = None  # local backend: the libraries (default: in data_dir)
+    package_cache_claim: str | None = None  # Kubernetes: the PVC pods share (else emptyDir)
+    # Kubernetes: how published apps run
+    image: str | None = None  # the runtime image (default: plumbline's)
+    image_digest: str | None = None  # pin it by digest
+    fetch_url: str | None = None  # where pods download bundles (default: public_url)
+    bundle_token_ttl: float = 3600.0  # seconds a pod's download token lives
+    network_policy: bool = True  # a NetworkPolicy per app
+    ingress_namespace: str = "ingress-nginx"  # the ingress controller's namespace
+    server_namespace: str | None = None  # this server's namespace (default: --namespace)
 
     @property
     def bundle_dir(self) -> Path:
@@ -128,6 +176,14 @@ class ServerConfig:
     @property
     def url(self) -> str:
         return self.public_url or f"http://{self.host}:{self.port}"
+
+    @property
+    def package_dir(self) -> Path:
+        return self.package_cache or self.data_dir / "R-libraries"
+
+    @property
+    def bundle_fetch_url(self) -> str:
+        return self.fetch_url or self.url
 
     def sqlalchemy_url(self) -> str:
         if self.database_url:
@@ -203,6 +259,46 @@ SETTINGS = (
         _selector,
         "Label matchers of one app's series in that Prometheus; {app} is the app's name "
         "(slug), {namespace} its namespace.",
+    ),
+    _Setting(
+        "repos",
+        _repos,
+        "Repositories to install bundles' R packages from, comma-separated URLs; a binary "
+        "repository for the runtime image's Linux distribution (Posit Package Manager's "
+        "__linux__/bookworm) saves compiling (default: each bundle's own repositories).",
+    ),
+    _Setting(
+        "package_cache",
+        Path,
+        "Local backend: folder of the installed R libraries, shared by the apps "
+        "(default: R-libraries in the data folder).",
+    ),
+    _Setting(
+        "package_cache_claim",
+        _optional_text,
+        "Kubernetes: PVC (ReadWriteMany across nodes) holding the R package cache the apps' "
+        "pods share (default: an emptyDir per pod).",
+    ),
+    _Setting("image", _optional_text, "Kubernetes: runtime image of published apps (default: plumbline's)."),
+    _Setting("image_digest", _digest, "Kubernetes: pin that image by digest (sha256:...)."),
+    _Setting(
+        "fetch_url",
+        _url_or_none,
+        "Kubernetes: URL the apps' pods download their bundle from, e.g. the server's "
+        "Service (default: --public-url).",
+    ),
+    _Setting("bundle_token_ttl", _seconds, "Seconds a pod's bundle download token is valid; renewed at a third of it."),
+    _Setting("network_policy", _on_off, "Kubernetes: give each app a NetworkPolicy (on/off)."),
+    _Setting(
+        "ingress_namespace",
+        _dns_label,
+        "Kubernetes: namespace of the ingress controller, which the apps' NetworkPolicy lets in.",
+    ),
+    _Setting(
+        "server_namespace",
+        _dns_label,
+        "Kubernetes: this server's namespace, which the apps' NetworkPolicy lets in (default: "
+        "--namespace).",
     ),
 )
 

@@ -106,6 +106,18 @@ class Bundle(Base):
     manifest: Mapped[str | None] = mapped_column(Text)  # the bundle's manifest.json, if any
 
 
+class BundleToken(Base):
+    """A short-lived token that lets a pod download one bundle (only its sha256 is kept)."""
+
+    __tablename__ = "bundle_tokens"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    bundle_id: Mapped[int] = mapped_column(
+        ForeignKey("bundles.id", ondelete="CASCADE"), index=True
+    )
+    hash: Mapped[str] = mapped_column(String(64), unique=True)
+    expires_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), index=True)
+
+
 class Task(Base):
     __tablename__ = "tasks"
     id: Mapped[str] = mapped_column(String(32), primary_key=True)

@@ -73,6 +73,11 @@ class TaskRunner:
             )
             return result.rowcount or 0
 
+    def app_lock(self, app_id: int | None) -> threading.Lock:
+        """The lock an app's tasks run under (one at a time per app)."""
+        with self._guard:
+            return self._app_locks.setdefault(app_id, threading.Lock())
+
     def submit(
         self,
         kind: str,
@@ -94,9 +99,7 @@ class TaskRunner:
                     state="queued",
                 )
             )
-        with self._guard:
-            lock = self._app_locks.setdefault(app_id, threading.Lock())
-        self.pool.submit(self._run, task_id, job, lock)
+        self.pool.submit(self._run, task_id, job, self.app_lock(app_id))
         return task_id
 
     def _run(self, task_id: str, job: Job, lock: threading.Lock) -> None:

@@ -14,8 +14,20 @@ from pathlib import Path
 
 IGNORE_FILE = ".rscignore"
 # rsconnect 0.8.29's own exclusions at the top of the folder, and at every level.
-TOP_LEVEL = frozenset({".DS_Store", ".gitignore", ".Rhistory", "rsconnect", "packrat",
-                       "app_cache", ".svn", ".git", ".quarto", ".Rproj.user"})
+TOP_LEVEL = frozenset(
+    {
+        ".DS_Store",
+        ".gitignore",
+        ".Rhistory",
+        "rsconnect",
+        "packrat",
+        "app_cache",
+        ".svn",
+        ".git",
+        ".quarto",
+        ".Rproj.user",
+    }
+)
 EVERY_LEVEL = frozenset({"renv", IGNORE_FILE, "__pycache__"})
 
 
@@ -33,8 +45,10 @@ def _ignored(folder: Path) -> list[str]:
 
 def _matches(relative: str, patterns: list[str]) -> bool:
     name = relative.rsplit("/", 1)[-1]
-    return any(fnmatch.fnmatchcase(relative, p) or ("/" not in p and fnmatch.fnmatchcase(name, p))
-               for p in patterns)
+    return any(
+        fnmatch.fnmatchcase(relative, p) or ("/" not in p and fnmatch.fnmatchcase(name, p))
+        for p in patterns
+    )
 
 
 def app_files(folder: Path) -> list[Path]:
@@ -46,10 +60,11 @@ def app_files(folder: Path) -> list[Path]:
         rules = inherited + [(prefix, _ignored(directory))]
         for entry in sorted(directory.iterdir()):
             relative = f"{prefix}{entry.name}"
-            if entry.name in EVERY_LEVEL or (not prefix and (
-                    entry.name in TOP_LEVEL or entry.name.endswith(".Rproj"))):
+            if entry.name in EVERY_LEVEL or (
+                not prefix and (entry.name in TOP_LEVEL or entry.name.endswith(".Rproj"))
+            ):
                 continue
-            if any(_matches(relative[len(base):], patterns) for base, patterns in rules):
+            if any(_matches(relative[len(base) :], patterns) for base, patterns in rules):
                 continue
             if entry.is_dir():
                 walk(entry, f"{relative}/", rules)

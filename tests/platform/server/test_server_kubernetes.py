@@ -2,22 +2,31 @@
 HTTP API server; the test plays the Deployment controller and the kubelets).
 
 Publish through the server's API, publish a new version, roll back: each lands in the
-cluster as the Deployment, Service, Ingress (Prefix /content/<app>) and ConfigMap of
+cluster as the Deployment, Service, Ingress (Prefix /content/<app>) and NetworkPolicy of
 `plumbline deploy`, with the key-only access travelling as key digests in the pod's
-environment. A revoked key rolls the app out without it; a bundle larger than a ConfigMap
-fails its task with a message and changes nothing.
+environment, and no ConfigMap: the pods' init container fetches the version's bundle from
+the server with a short-lived token kept in a Secret. The test runs that init container's
+very command (as a pod would, with the Secret's token) against the server, checks the
+token opens that bundle only, and renews it without a rollout. A revoked key rolls the app
+out without it; a bundle far larger than a ConfigMap deploys.
 """
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import os
+import subprocess
+import sys
+import tarfile
 import time
 
+import httpx
 import pytest
 
 from bundle_maker import good_bundle
 from platform_cluster_harness import PlayedControllers
+from platform_manifest_checks import validate_all
 from plumbline.platform.kube.backend import KubernetesBackend
 
 pytestmark = pytest.mark.slow  # servers, R's parser
@@ -31,7 +40,8 @@ def cluster_server(make_server, api_server, tmp_path):
     backend = KubernetesBackend(
         kubeconfig=str(api_server.kubeconfig(tmp_path)), namespace="default", poll_interval=0.1
     )
-    srv = make_server(use_backend=backend, backend="kubernetes", apps_url="http://apps.example.com")
+    srv = make_server(use_backend=backend, backend="kubernetes", apps_url="http://apps.example.com",
+                      bundle_token_ttl=600.0, ingress_namespace="traefik")
     return srv, api_server
 
 
@@ -45,20 +55,55 @@ def publish(srv, client, app_id: int, data: bytes) -> dict:
 
 
 def live(api) -> tuple[dict, dict, dict]:
-    """The Deployment, its ConfigMap's data and its container's environment."""
+    """The Deployment, its init container and its app container's environment."""
     deployment = api.get(f"{APPS}/deployments/parity-api")
     pod = deployment["spec"]["template"]["spec"]
-    config_map = next(v["configMap"]["name"] for v in pod["volumes"] if v["name"] == "app-files")
-    data = api.get(f"{CORE}/configmaps/{config_map}")
     env = {e["name"]: e.get("value") for e in pod["containers"][0].get("env", [])}
-    return deployment, {**data.get("data", {}), **data.get("binaryData", {})}, env
+    return deployment, pod["initContainers"][0], env
+
+
+def run_init_container(api, srv, tmp_path, name: str) -> dict[str, bytes]:
+    """The init container's command, run here as the pod would run it: its token from the
+    Secret the pod template names, its volume a fresh folder. The files it unpacked."""
+    deployment, init, _ = live(api)
+    token_ref = next(e["valueFrom"]["secretKeyRef"] for e in init["env"]
+                     if e["name"] == "PLUMBLINE_BUNDLE_TOKEN")
+    secret = api.get(f"{CORE}/secrets/{token_ref['name']}")
+    token = base64.b64decode(secret["data"][token_ref["key"]]).decode()
+    volume = tmp_path / name
+    mounts = {m["mountPath"]: m["name"] for m in init["volumeMounts"]}
+    here = {"app-files": volume, "package-cache": tmp_path / "cache", "tmp": tmp_path}
+
+    def local(arg: str) -> str:  # a path in a mounted volume -> the same path here
+        for path, name in mounts.items():
+            if arg == path or arg.startswith(path + "/"):
+                return str(here[name]) + arg[len(path):]
+        return arg
+
+    command = [local(arg) for arg in init["command"]]
+    assert command[:2] == ["plumbline", "prepare"]
+    done = subprocess.run([sys.executable, "-m", "plumbline", *command[1:]], text=True,
+                          capture_output=True, timeout=120,
+                          env={**os.environ, "PLUMBLINE_BUNDLE_TOKEN": token})
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "sha256 checked" in done.stdout
+    app = volume / "app"  # what the app container mounts (subPath app) at /app
+    return {str(p.relative_to(app)): p.read_bytes() for p in app.rglob("*") if p.is_file()}
+
+
+def token_of(api, deployment) -> tuple[str, str]:
+    init = deployment["spec"]["template"]["spec"]["initContainers"][0]
+    ref = next(e["valueFrom"]["secretKeyRef"] for e in init["env"]
+               if e["name"] == "PLUMBLINE_BUNDLE_TOKEN")
+    secret = api.get(f"{CORE}/secrets/{ref['name']}")
+    return ref["name"], base64.b64decode(secret["data"][ref["key"]]).decode()
 
 
 def digest(key: str) -> str:
     return hashlib.sha256(key.encode()).hexdigest()
 
 
-def test_publish_update_rollback_on_kubernetes(cluster_server):
+def test_publish_update_rollback_on_kubernetes(cluster_server, tmp_path):
     srv, api = cluster_server
     alice_key = srv.user("alice", "publisher")
     alice = srv.client(alice_key)
@@ -67,8 +112,24 @@ def test_publish_update_rollback_on_kubernetes(cluster_server):
     with PlayedControllers(api.url, "default", "parity-api"):
         first = publish(srv, alice, app["id"], good_bundle(1, {"data/lookup.csv": b"a,b\n"}))
         assert first["code"] == 0, first["output"]
-        deployment, files, env = live(api)
-        assert "hello v1" in files["plumber.R"] and files["data__lookup.csv"] == "a,b\n"
+        deployment, init, env = live(api)
+        files = run_init_container(api, srv, tmp_path, "v1")
+        assert b"hello v1" in files["plumber.R"] and files["data/lookup.csv"] == b"a,b\n"
+        assert api.names(f"{CORE}/configmaps") == set()  # the bundle travels no ConfigMap
+        pod = deployment["spec"]["template"]["spec"]
+        mounts = {m["name"]: m for m in pod["containers"][0]["volumeMounts"]}
+        assert mounts["app-files"] == {"name": "app-files", "mountPath": "/app",
+                                       "subPath": "app", "readOnly": True}
+        assert {"name": "app-files", "emptyDir": {}} in pod["volumes"]
+        assert init["image"] == pod["containers"][0]["image"]  # the same runtime image
+        assert init["securityContext"]["readOnlyRootFilesystem"] is True
+        validate_all([deployment, api.get(f"{CORE}/secrets/{token_of(api, deployment)[0]}")])
+        policy = api.get("/apis/networking.k8s.io/v1/namespaces/default/networkpolicies/"
+                         "parity-api")
+        sources = policy["spec"]["ingress"][0]["from"]
+        assert sources[0]["namespaceSelector"]["matchLabels"] == {
+            "kubernetes.io/metadata.name": "traefik"}
+        assert sources[1]["podSelector"]["matchLabels"]["app.kubernetes.io/component"] == "server"
         assert env["PLUMBLINE_ROOT_PATH"] == "/content/parity-api"
         assert env["PLUMBLINE_ACCESS"] == "keys"
         assert digest(alice_key) in env["PLUMBLINE_ACCESS_KEYS"].split(",")
@@ -77,14 +138,24 @@ def test_publish_update_rollback_on_kubernetes(cluster_server):
         assert [(p["path"], p["pathType"]) for p in paths] == [("/content/parity-api", "Prefix")]
         assert api.get(f"{CORE}/services/parity-api") is not None
 
+        _check_the_token_opens_one_bundle_only(srv, api, alice_key, first["bundle_id"])
+
         second = publish(srv, alice, app["id"], good_bundle(2))
         assert second["code"] == 0, second["output"]
-        assert "hello v2" in live(api)[1]["plumber.R"]
+        assert b"hello v2" in run_init_container(api, srv, tmp_path, "v2")["plumber.R"]
 
         back = alice.post(f"/__api__/v1/apps/{app['id']}/rollback", json={})
         done = srv.wait_task(alice, back.json()["task_id"])
         assert done["code"] == 0, done["output"]
-        assert "hello v1" in live(api)[1]["plumber.R"]
+        assert b"hello v1" in run_init_container(api, srv, tmp_path, "back")["plumber.R"]
+
+        # Renewal: a new token in the same Secret, the pod template (so the pods) unchanged.
+        before, (secret, old_token) = live(api)[0], token_of(api, live(api)[0])
+        assert srv.server.deployer.renew_tokens() == 1
+        after = live(api)[0]
+        assert after["spec"]["template"] == before["spec"]["template"]
+        assert after["metadata"]["generation"] == before["metadata"]["generation"]
+        assert token_of(api, after)[0] == secret and token_of(api, after)[1] != old_token
         assert (
             alice.get(f"/__api__/v1/apps/{app['id']}").json()["active_bundle_id"]
             == first["bundle_id"]
@@ -101,14 +172,36 @@ def test_publish_update_rollback_on_kubernetes(cluster_server):
         _wait_env(srv, admin, app["id"], api, lambda env: digest(bob_key) in env)
         srv.client(bob_key).delete(f"/__api__/v1/keys/{key_id}")
         _wait_env(srv, admin, app["id"], api, lambda env: digest(bob_key) not in env)
-        assert "hello v1" in live(api)[1]["plumber.R"]  # the same version, new keys
+        assert b"hello v1" in run_init_container(api, srv, tmp_path, "keys")["plumber.R"]
 
-        # Larger than a ConfigMap: the task fails and the cluster keeps what it had.
-        before = live(api)[0]["spec"]["template"]
-        big = publish(srv, alice, app["id"], good_bundle(3, {"model.bin": os.urandom(1_500_000)}))
-        assert big["code"] == 1 and "1 MiB" in big["error"], big["error"]
-        assert "nothing was changed" in big["error"]
-        assert live(api)[0]["spec"]["template"] == before
+        # Far larger than a ConfigMap could hold: the pods fetch it all the same.
+        model = os.urandom(3_000_000)
+        big = publish(srv, alice, app["id"], good_bundle(3, {"model.bin": model}))
+        assert big["code"] == 0, big["output"]
+        assert run_init_container(api, srv, tmp_path, "big")["model.bin"] == model
+
+
+def _check_the_token_opens_one_bundle_only(srv, api, alice_key: str, bundle_id: int) -> None:
+    _, token = token_of(api, live(api)[0])
+    url = f"{srv.url}/__api__/v1/bundles/{bundle_id}/download"
+    ok = httpx.get(url, headers={"Authorization": f"Bearer {token}"})
+    assert ok.status_code == 200
+    with tarfile.open(fileobj=__import__("io").BytesIO(ok.content)) as tar:
+        assert "plumber.R" in tar.getnames()
+    assert hashlib.sha256(ok.content).hexdigest() == ok.headers["x-bundle-sha256"]
+    other = f"{srv.url}/__api__/v1/bundles/{bundle_id + 1000}/download"
+    assert httpx.get(other, headers={"Authorization": f"Bearer {token}"}).status_code == 401
+    assert httpx.get(url).status_code == 401
+    assert httpx.get(url, headers={"Authorization": f"Bearer {alice_key}"}).status_code == 401
+    api_call = httpx.get(f"{srv.url}/__api__/v1/user", headers={"Authorization": f"Key {token}"})
+    assert api_call.status_code == 401  # a bundle token is no API key
+    # Expired: the same token a moment past its life opens nothing.
+    from plumbline.platform.server.fetch import mint_token
+
+    with srv.server.db.session() as s:
+        short = mint_token(s, bundle_id, 0.5)
+    time.sleep(1.0)
+    assert httpx.get(url, headers={"Authorization": f"Bearer {short}"}).status_code == 401
 
 
 def _wait_env(srv, admin, app_id, api, predicate) -> None:
