@@ -121,14 +121,10 @@ class Deployer:
                 _noted(exc, "nothing was changed (the running version keeps serving)")
             ) from None
         if requirements:
-            where = (
-                "the pods' init container installs"
-                if self.backend.kind == "kubernetes"
-                else "installing"
-            )
+            who = "the pods' init container" if self.backend.kind == "kubernetes" else "the server"
             ctx.emit(
                 f"R packages: {len(requirements.packages)} listed in {requirements.file}; "
-                f"{where} those the runtime lacks"
+                f"{who} provides those the runtime lacks"
             )
         with self.db.session() as s:
             s.get(Bundle, bundle_id).manifest = _manifest(folder)

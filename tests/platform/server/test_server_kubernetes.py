@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import json
 import os
 import subprocess
 import sys
@@ -27,6 +28,7 @@ import pytest
 from bundle_maker import good_bundle
 from platform_cluster_harness import PlayedControllers
 from platform_manifest_checks import validate_all
+from r_repository import LocalRepository, RPackage
 from plumbline.platform.kube.backend import KubernetesBackend
 
 pytestmark = pytest.mark.slow  # servers, R's parser
@@ -88,6 +90,7 @@ def run_init_container(api, srv, tmp_path, name: str) -> dict[str, bytes]:
     assert done.returncode == 0, done.stdout + done.stderr
     assert "sha256 checked" in done.stdout
     app = volume / "app"  # what the app container mounts (subPath app) at /app
+    run_init_container.output = done.stdout
     return {str(p.relative_to(app)): p.read_bytes() for p in app.rglob("*") if p.is_file()}
 
 
@@ -103,7 +106,14 @@ def digest(key: str) -> str:
     return hashlib.sha256(key.encode()).hexdigest()
 
 
-def test_publish_update_rollback_on_kubernetes(cluster_server, tmp_path):
+@pytest.fixture(scope="module")
+def r_repo(tmp_path_factory):
+    repository = LocalRepository(tmp_path_factory.mktemp("cran") / "repo")
+    repository.add(RPackage("plumblinedep", "2.0.0", "twice <- function(x) 2 * x"))
+    return repository
+
+
+def test_publish_update_rollback_on_kubernetes(cluster_server, r_repo, tmp_path):
     srv, api = cluster_server
     alice_key = srv.user("alice", "publisher")
     alice = srv.client(alice_key)
@@ -140,9 +150,24 @@ def test_publish_update_rollback_on_kubernetes(cluster_server, tmp_path):
 
         _check_the_token_opens_one_bundle_only(srv, api, alice_key, first["bundle_id"])
 
-        second = publish(srv, alice, app["id"], good_bundle(2))
+        # With a manifest.json: the init container installs its packages into the cache
+        # volume, which the app container mounts read-only and serves from.
+        manifest = json.dumps({"version": 1, "packages": {"plumblinedep": {
+            "Source": "LOCAL", "Repository": r_repo.url, "description": {"Version": "2.0.0"}}}})
+        second = publish(srv, alice, app["id"], good_bundle(2, {"manifest.json":
+                                                                manifest.encode()}))
         assert second["code"] == 0, second["output"]
+        assert any("the pods' init container provides" in line for line in second["output"])
         assert b"hello v2" in run_init_container(api, srv, tmp_path, "v2")["plumber.R"]
+        assert "R packages: installing 1" in run_init_container.output
+        assert "plumblinedep 2.0.0" in run_init_container.output
+        pod = live(api)[0]["spec"]["template"]["spec"]
+        assert {"name": "package-cache", "emptyDir": {"sizeLimit": "4Gi"}} in pod["volumes"]
+        assert {"name": "package-cache", "mountPath": "/var/cache/plumbline",
+                "readOnly": True} in pod["containers"][0]["volumeMounts"]
+        serve = pod["containers"][0]["command"]
+        assert serve[serve.index("--packages"):serve.index("--packages") + 4] == [
+            "--packages", "cached", "--package-cache", "/var/cache/plumbline"]
 
         back = alice.post(f"/__api__/v1/apps/{app['id']}/rollback", json={})
         done = srv.wait_task(alice, back.json()["task_id"])

@@ -11,18 +11,14 @@ there. One server serves the module; the tests run in file order.
 from __future__ import annotations
 
 import os
-import re
-import signal
-import subprocess
 import threading
 import time
-from pathlib import Path
 
 import httpx
 import pytest
 from rsconnect_harness import deploy_api
-from support import EXAMPLE_DIR, PLUMBLINE, free_port
-from task_follower import wait_task
+from server_process import ServerProcess
+from support import EXAMPLE_DIR
 
 
 pytestmark = pytest.mark.slow  # real R, rsconnect and HAProxy (scripts/install.sh)
@@ -35,84 +31,6 @@ big <- file.size("data/big.bin")
 #* @get /info
 function() paste("v{version}", big)
 """
-
-
-class ServerProcess:
-    def __init__(self, tmp: Path):
-        self.tmp = tmp
-        self.data = tmp / "data"
-        self.port, self.apps_port = free_port(), free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
-        self.apps = f"http://127.0.0.1:{self.apps_port}"
-        self.env = {**os.environ, "PLUMBLINE_STATE_DIR": str(tmp / "state")}
-        self.log = tmp / "server.log"
-        self.process: subprocess.Popen | None = None
-        boot = subprocess.run(
-            [*PLUMBLINE, "server", "bootstrap", "--data-dir", str(self.data)],
-            capture_output=True,
-            text=True,
-            env=self.env,
-            timeout=120,
-        )
-        assert boot.returncode == 0, boot.stderr
-        self.admin_key = re.search(r"^\s+(plk_\S+)$", boot.stdout, re.M).group(1)
-
-    def start(self) -> None:
-        self.process = subprocess.Popen(
-            [
-                *PLUMBLINE,
-                "server",
-                "--backend",
-                "local",
-                "--data-dir",
-                str(self.data),
-                "--port",
-                str(self.port),
-                "--apps-port",
-                str(self.apps_port),
-                "--apps-url",
-                self.apps,
-            ],
-            env=self.env,
-            stdout=open(self.log, "a"),
-            stderr=subprocess.STDOUT,
-        )
-        deadline = time.monotonic() + 120
-        while time.monotonic() < deadline:
-            assert self.process.poll() is None, self.log.read_text()[-3000:]
-            try:
-                if self.client(self.admin_key).get("/__api__/v1/user").status_code == 200:
-                    return
-            except httpx.TransportError:
-                pass
-            time.sleep(0.2)
-        raise AssertionError("the server did not start:\n" + self.log.read_text()[-3000:])
-
-    def stop(self) -> None:
-        if self.process and self.process.poll() is None:
-            self.process.send_signal(signal.SIGTERM)
-            try:
-                self.process.wait(120)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
-
-    def client(self, key: str | None = None, base: str | None = None) -> httpx.Client:
-        headers = {"Authorization": f"Key {key}"} if key else {}
-        return httpx.Client(base_url=base or self.url, headers=headers, timeout=120)
-
-    def wait_task(self, key: str, task_id: str, timeout: float = 600) -> dict:
-        return wait_task(self.client(key), task_id, timeout, poll=0.3)
-
-    def publish(self, folder: Path) -> subprocess.CompletedProcess:
-        """`plumbline publish FOLDER` as alice, from a shell."""
-        return subprocess.run(
-            [*PLUMBLINE, "publish", str(folder), "--server", self.url],
-            capture_output=True,
-            text=True,
-            timeout=600,
-            env={**self.env, "PLUMBLINE_API_KEY": self.alice_key},
-        )
 
 
 @pytest.fixture(scope="module")
