@@ -1,7 +1,7 @@
 """`plumbline prepare APP_DIR`: make an app folder ready to serve, in a pod's init container.
 
 With `--fetch URL`: download the app's bundle from plumbline server with the token in
-PLUMBLINE_BUNDLE_TOKEN (short-lived, good for this one bundle only), check its sha256
+`--token-file` (a Secret's file; short-lived, good for this one bundle only), check its sha256
 against `--sha256` before unpacking anything, and extract it safely into APP_DIR. Then, in
 every case, install the R packages of APP_DIR's manifest.json or renv.lock that R lacks into
 the shared package cache (the pod's cache volume), where the app container's
@@ -47,8 +47,14 @@ def configure(name: str, parser: argparse.ArgumentParser) -> None:
         "--fetch",
         metavar="URL",
         default=None,
-        help=f"download the bundle from URL (token in {TOKEN_ENV}) into "
-        "APP_DIR, which must not exist yet (default: APP_DIR is there)",
+        help="download the bundle from URL into APP_DIR, which must not exist yet "
+        "(default: APP_DIR is there)",
+    )
+    parser.add_argument(
+        "--token-file",
+        metavar="FILE",
+        default=None,
+        help=f"the server's token for this bundle (default: the variable {TOKEN_ENV})",
     )
     parser.add_argument(
         "--sha256",
@@ -78,16 +84,25 @@ def run(args: argparse.Namespace) -> int:
             raise CommandError(
                 "--sha256 must be the bundle's sha256 (64 hex digits)", ExitCode.USAGE
             )
-        token = os.environ.get(TOKEN_ENV, "")
-        if not token:
-            raise CommandError(
-                f"{TOKEN_ENV} is not set: the server's token for this bundle is needed",
-                ExitCode.USAGE,
-            )
-        fetch(args.fetch, token, sha256, app_dir)
+        fetch(args.fetch, _token(args.token_file), sha256, app_dir)
     elif not app_dir.is_dir():
         raise CommandError(f"{app_dir} is not a folder", ExitCode.USAGE)
     return install_packages(app_dir, args)
+
+
+def _token(path: str | None) -> str:
+    if path:
+        try:
+            token = Path(path).read_text(encoding="utf-8").strip()
+        except OSError as exc:
+            raise CommandError(f"cannot read the token file {path}: {exc.strerror}",
+                               ExitCode.USAGE) from None
+    else:
+        token = os.environ.get(TOKEN_ENV, "").strip()
+    if not token:
+        raise CommandError(f"no token: give the server's token for this bundle with "
+                           f"--token-file or {TOKEN_ENV}", ExitCode.USAGE)
+    return token
 
 
 def fetch(url: str, token: str, sha256: str, app_dir: Path) -> None:

@@ -34,7 +34,7 @@ PLUMBER_KEY = "plumber.R"
 CONTAINER_NAME = "api"
 INIT_CONTAINER_NAME = "prepare"
 BUNDLE_MOUNT = "/bundle"  # the fetched bundle's emptyDir in the init container
-TOKEN_ENV = "PLUMBLINE_BUNDLE_TOKEN"  # plumbline.runtime.prepare reads it
+TOKEN_DIR = "/var/run/plumbline"  # the fetch token, a file only the init container mounts
 TOKEN_KEY = "token"
 PORT_NAME = "http"
 SERVICE_PORT = 80
@@ -191,7 +191,7 @@ def prepare_command(spec: AppSpec) -> list[str]:
     source = spec.bundle_source
     if source is not None:
         command = ["plumbline", "prepare", f"{BUNDLE_MOUNT}/app", "--fetch", source.url,
-                   "--sha256", source.sha256]
+                   "--sha256", source.sha256, "--token-file", f"{TOKEN_DIR}/{TOKEN_KEY}"]
     else:
         command = ["plumbline", "prepare", APP_DIR]
     command += ["--package-cache", PACKAGE_CACHE_DIR]
@@ -218,8 +218,7 @@ def init_container(spec: AppSpec) -> dict | None:
     env = [{"name": "HOME", "value": "/tmp"}]  # R and its installs may write under ~
     if spec.bundle_source is not None:
         mounts.insert(0, {"name": "app-files", "mountPath": BUNDLE_MOUNT})
-        env.append({"name": TOKEN_ENV, "valueFrom": {"secretKeyRef": {
-            "name": token_secret_name(spec), "key": TOKEN_KEY}}})
+        mounts.append({"name": "bundle-token", "mountPath": TOKEN_DIR, "readOnly": True})
     else:
         mounts.insert(0, {"name": "app-files", "mountPath": APP_DIR, "readOnly": True})
     if spec.package_file is not None:
@@ -319,6 +318,9 @@ def deployment(spec: AppSpec, bundle: Bundle | None) -> dict:
         # Fetched by the init container into an emptyDir; a new version changes the sha256.
         annotations[BUNDLE_ANNOTATION] = spec.bundle_source.sha256
         volumes.insert(0, {"name": "app-files", "emptyDir": {}})
+        volumes.append({"name": "bundle-token", "secret": {
+            "secretName": token_secret_name(spec), "defaultMode": 0o440,
+            "items": [{"key": TOKEN_KEY, "path": TOKEN_KEY}]}})
         mounts.insert(0, {"name": "app-files", "mountPath": APP_DIR, "subPath": "app",
                           "readOnly": True})
     elif bundle is not None:

@@ -170,12 +170,10 @@ def deploy(spec, cluster: Cluster | None = None, *, manifests: list[dict] | None
 
 
 def _referenced(template_spec: dict) -> tuple[set[str], set[str]]:
-    """The ConfigMaps a pod template mounts and the Secrets its containers read."""
-    config_maps = {(v.get("configMap") or {}).get("name")
-                   for v in template_spec.get("volumes") or []} - {None}
-    secrets = {((e.get("valueFrom") or {}).get("secretKeyRef") or {}).get("name")
-               for c in (template_spec.get("initContainers") or [])
-               for e in c.get("env") or []} - {None}
+    """The ConfigMaps and Secrets a pod template mounts."""
+    volumes = template_spec.get("volumes") or []
+    config_maps = {(v.get("configMap") or {}).get("name") for v in volumes} - {None}
+    secrets = {(v.get("secret") or {}).get("secretName") for v in volumes} - {None}
     return config_maps, secrets
 
 

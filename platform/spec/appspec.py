@@ -28,8 +28,8 @@ CONFIG_FILE = "plumbline.toml"
 ENTRYPOINT_FILE = "entrypoint.R"  # the runtime reads its library() calls: ship it along
 VOLUME_KINDS = ("pvc", "secret", "configmap", "csi")
 PACKAGE_CACHE_DIR = "/var/cache/plumbline"  # the pod's R package cache volume
-RESERVED_MOUNTS = (APP_DIR, "/tmp", PACKAGE_CACHE_DIR, "/bundle")
-RESERVED_VOLUME_NAMES = ("app-files", "tmp", "package-cache")
+RESERVED_MOUNTS = (APP_DIR, "/tmp", PACKAGE_CACHE_DIR, "/bundle", "/var/run/plumbline")
+RESERVED_VOLUME_NAMES = ("app-files", "tmp", "package-cache", "bundle-token")
 PACKAGE_FILES = ("manifest.json", "renv.lock")  # what says which R packages an app needs
 # The labels of plumbline server's pods (charts/plumbline-server): apps' NetworkPolicies let
 # them in.
@@ -261,7 +261,7 @@ class BundleSource:
 
     url: str  # where the init container downloads the bundle
     sha256: str  # checked before anything is unpacked
-    token: str  # short-lived, for this bundle only; travels in a Secret, never in the spec
+    token: str  # short-lived, for this bundle only; reaches the pod as a Secret's file
 
     def __post_init__(self):
         _check(bool(re.match(r"^https?://[^\s]+$", self.url)),

@@ -127,3 +127,20 @@ def test_server_chart_lints_clean():
             report = helm.lint(CHART, values, strict=True, kube_version=kube_version)
             assert report["errors"] == [], report
             assert [m for m in report["messages"] if m["severity"] >= 2] == [], report
+
+
+def test_server_chart_network_policy_admits_the_ingress_and_the_apps_pods():
+    objects, _ = render({"appsNamespace": "apps"})
+    policy = objects["NetworkPolicy/plumbline"]["spec"]
+    assert policy["podSelector"]["matchLabels"] == objects["Service/plumbline"]["spec"]["selector"]
+    ingress_ns, apps = policy["ingress"][0]["from"]
+    assert ingress_ns == {"namespaceSelector": {"matchLabels": {
+        "kubernetes.io/metadata.name": "ingress-nginx"}}}
+    assert apps["namespaceSelector"]["matchLabels"] == {"kubernetes.io/metadata.name": "apps"}
+    # The apps' pods carry the label it admits (their objects are plumbline's).
+    from plumbline.platform.kube.manifests import common_labels
+    from plumbline.platform.spec.appspec import build_spec
+
+    labels = common_labels(build_spec(REPO / "examples" / "plumber-on-k8s", {}))
+    assert apps["podSelector"]["matchLabels"].items() <= labels.items()
+    assert "NetworkPolicy/plumbline" not in render({"networkPolicy": {"enabled": False}})[0]

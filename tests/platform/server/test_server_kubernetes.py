@@ -68,13 +68,13 @@ def run_init_container(api, srv, tmp_path, name: str) -> dict[str, bytes]:
     """The init container's command, run here as the pod would run it: its token from the
     Secret the pod template names, its volume a fresh folder. The files it unpacked."""
     deployment, init, _ = live(api)
-    token_ref = next(e["valueFrom"]["secretKeyRef"] for e in init["env"]
-                     if e["name"] == "PLUMBLINE_BUNDLE_TOKEN")
-    secret = api.get(f"{CORE}/secrets/{token_ref['name']}")
-    token = base64.b64decode(secret["data"][token_ref["key"]]).decode()
+    _, token = token_of(api, deployment)  # the Secret the pod mounts for the init container
     volume = tmp_path / name
+    (tmp_path / f"{name}-token").mkdir()
+    (tmp_path / f"{name}-token" / "token").write_text(token)
     mounts = {m["mountPath"]: m["name"] for m in init["volumeMounts"]}
-    here = {"app-files": volume, "package-cache": tmp_path / "cache", "tmp": tmp_path}
+    here = {"app-files": volume, "package-cache": tmp_path / "cache", "tmp": tmp_path,
+            "bundle-token": tmp_path / f"{name}-token"}
 
     def local(arg: str) -> str:  # a path in a mounted volume -> the same path here
         for path, name in mounts.items():
@@ -85,8 +85,7 @@ def run_init_container(api, srv, tmp_path, name: str) -> dict[str, bytes]:
     command = [local(arg) for arg in init["command"]]
     assert command[:2] == ["plumbline", "prepare"]
     done = subprocess.run([sys.executable, "-m", "plumbline", *command[1:]], text=True,
-                          capture_output=True, timeout=120,
-                          env={**os.environ, "PLUMBLINE_BUNDLE_TOKEN": token})
+                          capture_output=True, timeout=120)
     assert done.returncode == 0, done.stdout + done.stderr
     assert "sha256 checked" in done.stdout
     app = volume / "app"  # what the app container mounts (subPath app) at /app
@@ -95,11 +94,14 @@ def run_init_container(api, srv, tmp_path, name: str) -> dict[str, bytes]:
 
 
 def token_of(api, deployment) -> tuple[str, str]:
-    init = deployment["spec"]["template"]["spec"]["initContainers"][0]
-    ref = next(e["valueFrom"]["secretKeyRef"] for e in init["env"]
-               if e["name"] == "PLUMBLINE_BUNDLE_TOKEN")
-    secret = api.get(f"{CORE}/secrets/{ref['name']}")
-    return ref["name"], base64.b64decode(secret["data"][ref["key"]]).decode()
+    """The token Secret the init container mounts: its name and the token."""
+    pod = deployment["spec"]["template"]["spec"]
+    assert {"name": "bundle-token", "mountPath": "/var/run/plumbline", "readOnly": True} in \
+        pod["initContainers"][0]["volumeMounts"]
+    assert "bundle-token" not in {m["name"] for m in pod["containers"][0]["volumeMounts"]}
+    volume = next(v["secret"] for v in pod["volumes"] if v["name"] == "bundle-token")
+    secret = api.get(f"{CORE}/secrets/{volume['secretName']}")
+    return volume["secretName"], base64.b64decode(secret["data"]["token"]).decode()
 
 
 def digest(key: str) -> str:

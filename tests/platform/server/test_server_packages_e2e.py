@@ -203,6 +203,7 @@ def test_the_same_bundle_renders_for_kubernetes_with_the_init_container(server, 
         "http://plumbline.plumbline.svc.cluster.local:3939/__api__/v1/bundles/"
     )
     assert init["command"][6] == sha256
+    assert init["command"][7:9] == ["--token-file", "/var/run/plumbline/token"]
     assert (
         hashlib.sha256(
             (data / "bundles" / sha256[:2] / f"{sha256}.tar.gz").read_bytes()
