@@ -12,7 +12,7 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass, field
 
-from plumbline.platform.kube.client import Cluster, KubeError
+from plumbline.platform.kube.client import Cluster, KubeError, Unreachable
 
 REVISION_ANNOTATION = "deployment.kubernetes.io/revision"
 # Waiting reasons that mean a container of the new revision will not start by itself.
@@ -22,6 +22,7 @@ FATAL_WAITING_REASONS = frozenset({
 })
 _MAX_EXPLAINED_PODS = 3
 _MAX_EVENTS_PER_OBJECT = 5
+_INIT_LOG_LINES = 20  # of a failing init container: why the bundle or a package failed
 
 
 @dataclass
@@ -164,6 +165,9 @@ def explain(cluster: Cluster, deployment: dict, pods: list[dict]) -> list[str]:
     unready = [pod for pod in pods if not _pod_ready(pod)][:_MAX_EXPLAINED_PODS]
     for pod in unready:
         lines.extend(_describe_pod(pod))
+    failing = next(((pod, c) for pod in unready for c in _failing_init_containers(pod)), None)
+    if failing is not None:  # the same reason in every pod: one log says it
+        lines.extend(_init_log(cluster, *failing))
     try:
         current = [rs for rs in owned_replicasets(cluster, deployment)
                    if revision_of(rs) == revision_of(deployment)]
@@ -202,6 +206,26 @@ def _describe_pod(pod: dict) -> list[str]:
         phase = (pod.get("status") or {}).get("phase", "Unknown")
         lines.append(f"pod {name} is {phase} and not ready")
     return lines
+
+
+def _failing_init_containers(pod: dict) -> list[str]:
+    found = []
+    for status in (pod.get("status") or {}).get("initContainerStatuses") or []:
+        state, last = status.get("state") or {}, status.get("lastState") or {}
+        exited = (state.get("terminated") or last.get("terminated") or {}).get("exitCode")
+        if exited not in (None, 0):
+            found.append(status.get("name", ""))
+    return found
+
+
+def _init_log(cluster: Cluster, pod: dict, container: str) -> list[str]:
+    """The last lines of a failed init container (plumbline prepare: R's own message)."""
+    name = pod["metadata"]["name"]
+    try:
+        tail = list(cluster.pod_log_lines(name, container, tail_lines=_INIT_LOG_LINES))
+    except (KubeError, Unreachable) as exc:
+        return [f"(could not read the log of pod {name} init container {container}: {exc})"]
+    return [f"pod {name} init container {container} log:"] + [f"  {line}" for line in tail]
 
 
 def _container_statuses(pod: dict) -> list[dict]:

@@ -21,16 +21,6 @@ from plumbline.exits import CommandError, ExitCode
 
 KEY_ENV = "PLUMBLINE_API_KEY"
 SERVER_ENV = "PLUMBLINE_SERVER"
-SKIPPED = {
-    "rsconnect",
-    ".git",
-    ".Rproj.user",
-    "packrat",
-    "renv",
-    "__pycache__",
-    ".Rhistory",
-    ".DS_Store",
-}
 
 
 class PublishError(RuntimeError):
@@ -146,16 +136,15 @@ def follow(client: Client, task_id: str, say, poll: float = 0.5) -> dict:
 
 
 def write_bundle(folder: Path, archive: Path) -> int:
-    """The folder's files at the archive's top level, as rsconnect bundles them."""
-    count = 0
+    """The folder's files at the archive's top level, as rsconnect bundles them (and as
+    `plumbline deploy` ships them: .rscignore counts, manifest.json and renv.lock go along)."""
+    from plumbline.platform.spec.files import app_files
+
+    files = app_files(folder)
     with tarfile.open(archive, "w:gz") as tar:
-        for path in sorted(folder.rglob("*")):
-            relative = path.relative_to(folder)
-            if relative.parts[0] in SKIPPED or path.is_dir():
-                continue
-            tar.add(path, arcname=relative.as_posix(), recursive=False)
-            count += 1
-    return count
+        for path in files:
+            tar.add(path, arcname=path.relative_to(folder).as_posix(), recursive=False)
+    return len(files)
 
 
 class Client:

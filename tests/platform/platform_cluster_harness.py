@@ -16,7 +16,8 @@ an API server authorises them by, so tests check what the emulator actually rece
 `PlayedControllers` is the test playing the Deployment and ReplicaSet controllers and the
 kubelets for one Deployment, from a background thread and over HTTP only: it creates a
 ReplicaSet (with its revision annotation) per pod template, pods that become ready, crash
-loop or never start depending on the image tag (":crash", ":stuck", ":silent"), events,
+loop or never start depending on the image tag (":crash", ":stuck", ":silent"; with
+":initcrash" the init container fails, as when an R package cannot be installed), events,
 and the Deployment's status and conditions.
 """
 from __future__ import annotations
@@ -155,6 +156,17 @@ def _header(request, name: str) -> str | None:
                  if key.lower() == name.lower()), None)
 
 
+def _pod_log(request) -> bytes:
+    """The kubelet's log of a pod: the init container's says why it failed (as plumbline
+    prepare would), the app's names the pod, so mix-ups show."""
+    if (request.params or {}).get("container") == "prepare":
+        return (b"R packages: installing 1 into library 0123\n"
+                b"plumbline prepare: R packages could not be installed: ranger 0.16.0. "
+                b"R said: package 'ranger' is not available\n")
+    return (f"Listening on http://0.0.0.0:8000\nGET /parity 200 "
+            f"(served by {request.name})\n").encode()
+
+
 class EmulatedApiServer:
     """The emulator served on 127.0.0.1 from its own event loop thread."""
 
@@ -174,8 +186,7 @@ class EmulatedApiServer:
                 emulator.resources[f"{api_version}/{plural}"] = {}
             # The kubelet's log endpoint: each pod's log names the pod, so mix-ups show.
             emulator[kmock.resource("v1/pods"), kmock.subresource("log")] << (
-                lambda request: f"Listening on http://0.0.0.0:8000\nGET /parity 200 "
-                                f"(served by {request.name})\n".encode())
+                lambda request: _pod_log(request))
             # The pod proxy to each pod's /metrics: counters that grow with every scrape.
             emulator[kmock.resource("v1/pods"), kmock.subresource("proxy/metrics")] << (
                 self._pod_metrics)
@@ -348,7 +359,7 @@ class PlayedControllers(threading.Thread):
         old = [p for p in pods if p not in new]
         image = template["spec"]["containers"][0]["image"]
         mode = image.rsplit(":", 1)[-1] if image.rsplit(":", 1)[-1] in (
-            "crash", "stuck", "silent") else "healthy"
+            "crash", "stuck", "silent", "initcrash") else "healthy"
         conditions = [{"type": "Available", "status": "True", "reason": "MinimumReplicasAvailable"}]
 
         if mode == "healthy":
@@ -409,10 +420,16 @@ class PlayedControllers(threading.Thread):
                                   "message": f"back-off 10s restarting failed container={container}"}},
             "stuck": {"waiting": {"reason": "ContainerCreating"}},
             "silent": {"waiting": {"reason": "ContainerCreating"}},
+            "initcrash": {"waiting": {"reason": "PodInitializing"}},
         }[mode]
         last_state = {"terminated": {"reason": "Error", "exitCode": 1, "finishedAt": _now()}} \
             if mode == "crash" else {}
         ready = mode == "ready"
+        init = [{"name": c["name"], "ready": False, "restartCount": 2,
+                 "state": {"waiting": {"reason": "CrashLoopBackOff"}},
+                 "lastState": {"terminated": {"reason": "Error", "exitCode": 6}}}
+                for c in template["spec"].get("initContainers") or []] \
+            if mode == "initcrash" else []
         self.http.post(self._core("pods"), json={
             "apiVersion": "v1", "kind": "Pod",
             "metadata": {"name": name, "namespace": self.ns,
@@ -423,6 +440,7 @@ class PlayedControllers(threading.Thread):
             "spec": template["spec"],
             "status": {"phase": "Running" if mode in ("ready", "crash") else "Pending",
                        "conditions": [{"type": "Ready", "status": "True" if ready else "False"}],
+                       "initContainerStatuses": init,
                        "containerStatuses": [{"name": container, "ready": ready,
                                               "restartCount": 1 if mode == "crash" else 0,
                                               "state": state, "lastState": last_state,

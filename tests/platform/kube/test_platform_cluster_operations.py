@@ -309,6 +309,26 @@ def test_a_crash_loop_is_detected_and_rolled_back(api_server, cluster, controlle
     assert deployment_image(api_server) == "registry.example/parity:v1"
 
 
+def test_packages_that_cannot_be_installed_fail_the_rollout_with_the_init_log(
+        api_server, cluster, controllers, tmp_path):
+    """The init container installs the app's R packages; when it fails, the rollout fails,
+    is rolled back, and the deploy's output says why in R's words (its log's tail)."""
+    assert deploy(make_spec(tmp_path), cluster, out=lambda _: None, **FAST).ok
+    (tmp_path / "parity" / "manifest.json").write_text(
+        '{"version": 1, "packages": {"ranger": {"Source": "CRAN", '
+        '"description": {"Version": "0.16.0"}}}}')
+    out = []
+    result = deploy(make_spec(tmp_path, image="registry.example/parity:initcrash"), cluster,
+                    out=out.append, **FAST)
+    assert not result.ok and result.rollout.reason.endswith("CrashLoopBackOff")
+    text = "\n".join(out)
+    assert "container prepare last exit: Error, exit code 6" in text
+    assert "init container prepare log:" in text
+    assert "R said: package 'ranger' is not available" in text
+    assert result.rolled_back_to == "1"
+    assert deployment_image(api_server) == "registry.example/parity:v1"
+
+
 def test_a_progress_deadline_is_detected_and_rolled_back(api_server, cluster, controllers,
                                                          tmp_path):
     assert deploy(make_spec(tmp_path), cluster, out=lambda _: None, **FAST).ok
