@@ -66,7 +66,7 @@ def _clean_name(raw: str) -> str:
 
 
 def _checked_members(tar: tarfile.TarFile, limits: Limits) -> list[tuple[str, tarfile.TarInfo]]:
-    members = []
+    members: list[tuple[str, tarfile.TarInfo]] = []
     total = 0
     for member in tar:
         name = _clean_name(member.name)
@@ -135,6 +135,7 @@ def _write_members(tar: tarfile.TarFile, members, root: Path) -> None:
             shutil.copyfile(source, path)
             continue
         extracted = tar.extractfile(member)
+        assert extracted is not None  # a regular file has contents
         with extracted, open(path, "xb") as out:
             shutil.copyfileobj(extracted, out, CHUNK)
         os.chmod(path, 0o755 if member.mode & 0o111 else 0o644)

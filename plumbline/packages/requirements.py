@@ -76,7 +76,8 @@ def _from_manifest(data: dict) -> Requirements:
     for name, info in packages.items():
         if not isinstance(info, dict):
             raise RequirementsError(f"{MANIFEST}: package {name!r} must be an object")
-        description = info.get("description") if isinstance(info.get("description"), dict) else {}
+        found_description = info.get("description")
+        description: dict = found_description if isinstance(found_description, dict) else {}
         version = description.get("Version", info.get("Version"))
         repository = _text(info.get("Repository"))
         found.append(_requirement(MANIFEST, name, version, _text(info.get("Source")), repository))
@@ -86,7 +87,8 @@ def _from_manifest(data: dict) -> Requirements:
 
 
 def _from_renv_lock(data: dict) -> Requirements:
-    r = data.get("R") if isinstance(data.get("R"), dict) else {}
+    found_r = data.get("R")
+    r: dict = found_r if isinstance(found_r, dict) else {}
     named: dict[str, str] = {}
     for repo in r.get("Repositories") or []:
         if isinstance(repo, dict) and _text(repo.get("URL")):
