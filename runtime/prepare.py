@@ -152,7 +152,8 @@ def _detail(exc: urllib.error.HTTPError) -> str:
 
 
 def install_packages(app_dir: Path, args: argparse.Namespace) -> int:
-    from plumbline.packages import PackageError, RequirementsError, parse_repos, prepare_library
+    from plumbline.packages.library import PackageError, prepare_library
+    from plumbline.packages.requirements import RequirementsError, parse_repos
 
     try:
         library = prepare_library(

@@ -79,7 +79,8 @@ def use_packages(folder: Path, config: ServeConfig) -> int | None:
     on .libPaths() of every worker (R_LIBS, read by R as it starts); an exit code if not."""
     if config.packages == "off":
         return None
-    from plumbline.packages import PackageError, RequirementsError, prepare_library, with_library
+    from plumbline.packages.library import PackageError, prepare_library, with_library
+    from plumbline.packages.requirements import RequirementsError
 
     try:
         library = prepare_library(folder, Path(config.package_cache), repos=config.repos,

@@ -138,7 +138,8 @@ def cmd_up(args: argparse.Namespace) -> int:
 
 def _install_packages(spec) -> None:
     """The app's R packages, installed once before the replicas start (they find them)."""
-    from plumbline.packages import PackageError, RequirementsError
+    from plumbline.packages.library import PackageError
+    from plumbline.packages.requirements import RequirementsError
     from plumbline.platform.local.packages import install_packages
 
     try:

@@ -92,7 +92,8 @@ class LocalBackend:
         ignored = [f for f in KUBERNETES_ONLY if f in spec.set_fields]
         if ignored:
             emit(f"note: the local backend ignores {', '.join(ignored)} (Kubernetes only)")
-        from plumbline.packages import PackageError, RequirementsError
+        from plumbline.packages.library import PackageError
+        from plumbline.packages.requirements import RequirementsError
 
         try:  # before any replica starts: nothing changes when a package cannot be installed
             install_packages(spec, emit)

@@ -21,6 +21,6 @@ def install_packages(spec: AppSpec, emit: Emit) -> Path | None:
     PackageError or RequirementsError when that cannot be."""
     if spec.package_file is None:
         return None
-    from plumbline.packages import prepare_library
+    from plumbline.packages.library import prepare_library
 
     return prepare_library(spec.app_dir, cache_dir(spec), repos=spec.packages.repos, emit=emit)

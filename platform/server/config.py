@@ -86,7 +86,7 @@ def _selector(value: Any) -> str:
 
 
 def _repos(value: Any) -> tuple[str, ...]:
-    from plumbline.packages import RequirementsError, parse_repos
+    from plumbline.packages.requirements import RequirementsError, parse_repos
 
     try:
         return parse_repos(value)

@@ -21,7 +21,7 @@ from plumbline.platform.backend import AppRef, Backend, BackendError, NoSuchApp
 from plumbline.platform.server import auth
 from plumbline.platform.server.bundles import BundleError, BundleStore, Limits, extract
 from plumbline.platform.server.config import ServerConfig
-from plumbline.packages import RequirementsError, find_requirements
+from plumbline.packages.requirements import RequirementsError, find_requirements
 from plumbline.platform.server.db import App, Bundle, Database, utcnow
 from plumbline.platform.server.fetch import download_path, forget_expired, mint_token
 from plumbline.platform.server.tasks import TaskContext, TaskFailed, TaskRunner

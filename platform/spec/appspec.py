@@ -224,7 +224,7 @@ class Packages:
     cache_dir: str | None = None  # local: the cache folder (default: the user's cache)
 
     def __post_init__(self):
-        from plumbline.packages import RequirementsError, parse_repos
+        from plumbline.packages.requirements import RequirementsError, parse_repos
 
         try:
             parse_repos(self.repos)

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 from r_repository import LocalRepository, RPackage
 
-from plumbline.packages import PackageError, prepare_library
+from plumbline.packages.library import PackageError, prepare_library
 
 pytestmark = pytest.mark.slow
 

@@ -7,7 +7,8 @@ import json
 
 import pytest
 
-from plumbline.packages import RequirementsError, find_requirements, parse_repos, plan_for
+from plumbline.packages.library import plan_for
+from plumbline.packages.requirements import RequirementsError, find_requirements, parse_repos
 from plumbline.packages.library import Plan, RInfo, repositories
 
 
@@ -141,7 +142,7 @@ def test_the_plan_installs_what_r_lacks_or_has_in_another_version(tmp_path):
 
 
 def test_the_library_key_is_r_platform_and_the_exact_set():
-    from plumbline.packages import Requirement
+    from plumbline.packages.requirements import Requirement
 
     def key(r=R, *pins):
         return Plan(r, "manifest.json", 9, tuple(Requirement(*p.split("==")) for p in pins)).key

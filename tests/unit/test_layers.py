@@ -34,3 +34,19 @@ def test_the_folders_show_the_layers():
     for layer in ("spec", "kube", "local", "cli"):
         assert (REPO / "platform" / layer / "__init__.py").is_file()
     assert not [p.name for p in (REPO / "platform").glob("*.py") if p.name != "backend.py"]
+
+
+SHARED = sorted([*(REPO / "plumbline" / "packages").glob("*.py"), REPO / "plumbline" / "archive.py"])
+
+
+@pytest.mark.parametrize("path", SHARED, ids=lambda p: str(p.relative_to(REPO)))
+def test_what_runtime_and_platform_share_imports_neither(path):
+    """plumbline.packages and plumbline.archive serve both halves, so they sit below both."""
+    assert not {name for name in _imports(path)
+                if name.startswith(("plumbline.runtime", "plumbline.platform", "plumbline.cli"))}
+
+
+def test_the_app_spec_reads_requirements_but_never_installs():
+    """The spec stays pure data: it may read what a manifest.json names, never run R."""
+    for path in (REPO / "platform" / "spec").rglob("*.py"):
+        assert not {n for n in _imports(path) if n.startswith("plumbline.packages.library")}, path

@@ -149,3 +149,23 @@ def test_platform_helm_chart_existing_configmap_and_refusals():
     big = {"app": {"files": {"plumber.R": "#" * (1024 * 1024 + 1)}}}
     with pytest.raises(helm.HelmRenderError, match="over the 1 MiB"):
         helm_render(big, name="api")
+
+
+def test_platform_helm_chart_matches_for_r_packages_and_a_pinned_image(tmp_path):
+    """An app with a manifest.json: the chart's init container, package cache and serve
+    flags are render's, as are the digest and the NetworkPolicy."""
+    plumber = write_app(tmp_path / "model", API_WITH_PATHS, files={
+        "manifest.json": '{"version": 1, "packages": {"ranger": {"Source": "CRAN", '
+                         '"description": {"Version": "0.16.0"}}}}'})
+    spec = build_spec(plumber, {
+        "image_digest": "sha256:" + "ab" * 32, "packages.cache_claim": "r-packages",
+        "packages.repos": ["https://packagemanager.posit.co/cran/__linux__/bookworm/latest"],
+        "network_policy.namespaces": ["monitoring"]})
+    objects, _ = helm_render(helm_values(spec), name="model")
+    validate_all(objects)
+    ours = by_kind(render(spec))
+    pod = ours["Deployment"]["spec"]["template"]["spec"]
+    assert pod["initContainers"][0]["command"][:3] == ["plumbline", "prepare", "/app"]
+    for kind, obj in ours.items():
+        differences = _diff(without_helm_labels(obj), without_helm_labels(by_kind(objects)[kind]))
+        assert not differences, f"{kind}: " + "; ".join(differences)
