@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from plumbline.exits import exit_codes_markdown
+from plumbline.packages.requirements import parse_repos
 
 ENV_PREFIX = "PLUMBLINE_"
 CONFIG_ENV = "PLUMBLINE_CONFIG"
@@ -182,15 +183,6 @@ def _package_mode(value: Any) -> str:
     return text
 
 
-def _repos(value: Any) -> tuple[str, ...]:
-    from plumbline.packages.requirements import RequirementsError, parse_repos
-
-    try:
-        return parse_repos(value)
-    except RequirementsError as exc:
-        raise ValueError(str(exc)) from None
-
-
 def default_package_cache() -> str:
     """Where installed R libraries are kept: the user's cache folder (XDG)."""
     base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
@@ -200,7 +192,7 @@ def default_package_cache() -> str:
 ROOT_PATH = ValueType("path", "PATH", _root_path)
 PACKAGE_MODE = ValueType("one of " + "|".join(PACKAGE_MODES), "install|cached|off",
                          _package_mode)
-REPOS = ValueType("list of URLs", "URL[,URL]", _repos)
+REPOS = ValueType("list of URLs", "URL[,URL]", parse_repos)  # RequirementsError: ValueError
 ACCESS = ValueType("one of " + "|".join(ACCESS_MODES), "public|keys", _access)
 KEY_HASHES = ValueType("list of sha256", "SHA256[,SHA256]", _key_hashes)
 FILE = ValueType("file", "FILE", lambda value: str(value).strip())

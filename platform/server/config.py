@@ -15,6 +15,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from plumbline.packages.requirements import parse_repos
+
 _SIZE = re.compile(r"^\s*(\d+)\s*(b|kb|kib|mb|mib|gb|gib)?\s*$", re.I)
 _UNITS = {
     "b": 1,
@@ -83,15 +85,6 @@ def _selector(value: Any) -> str:
             f'expected label matchers such as app="{{app}}" (no braces around them), got {value!r}'
         )
     return text
-
-
-def _repos(value: Any) -> tuple[str, ...]:
-    from plumbline.packages.requirements import RequirementsError, parse_repos
-
-    try:
-        return parse_repos(value)
-    except RequirementsError as exc:
-        raise ValueError(str(exc)) from None
 
 
 def _dns_label(value: Any) -> str:
@@ -262,7 +255,7 @@ SETTINGS = (
     ),
     _Setting(
         "repos",
-        _repos,
+        parse_repos,  # a RequirementsError is a ValueError
         "Repositories to install bundles' R packages from, comma-separated URLs; a binary "
         "repository for the runtime image's Linux distribution (Posit Package Manager's "
         "__linux__/bookworm) saves compiling (default: each bundle's own repositories).",

@@ -69,6 +69,13 @@ class ServerProcess:
             time.sleep(0.2)
         raise AssertionError("the server did not start:\n" + self.log.read_text()[-3000:])
 
+    def add_publisher(self, username: str) -> str:
+        """A publisher made by the admin through the API; their new API key."""
+        admin = self.client(self.admin_key)
+        made = admin.post("/__api__/v1/users", json={"username": username, "role": "publisher"})
+        key = admin.post(f"/__api__/v1/users/{made.json()['id']}/keys", json={"name": "laptop"})
+        return key.json()["key"]
+
     def stop(self) -> None:
         if self.process and self.process.poll() is None:
             self.process.send_signal(signal.SIGTERM)

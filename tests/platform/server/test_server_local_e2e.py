@@ -37,10 +37,7 @@ function() paste("v{version}", big)
 def server(tmp_path_factory):
     srv = ServerProcess(tmp_path_factory.mktemp("server"))
     srv.start()
-    admin = srv.client(srv.admin_key)
-    made = admin.post("/__api__/v1/users", json={"username": "alice", "role": "publisher"})
-    key = admin.post(f"/__api__/v1/users/{made.json()['id']}/keys", json={"name": "laptop"})
-    srv.alice_key = key.json()["key"]
+    srv.alice_key = srv.add_publisher("alice")
     yield srv
     srv.stop()
     assert srv.process.returncode == 0, srv.log.read_text()[-3000:]

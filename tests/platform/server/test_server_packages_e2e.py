@@ -59,11 +59,7 @@ def user_library(repo, tmp_path_factory):
 def server(tmp_path_factory):
     srv = ServerProcess(tmp_path_factory.mktemp("server"))
     srv.start()
-    admin = srv.client(srv.admin_key)
-    made = admin.post("/__api__/v1/users", json={"username": "alice", "role": "publisher"})
-    srv.alice_key = admin.post(
-        f"/__api__/v1/users/{made.json()['id']}/keys", json={"name": "laptop"}
-    ).json()["key"]
+    srv.alice_key = srv.add_publisher("alice")
     yield srv
     srv.stop()
     assert srv.process.returncode == 0, srv.log.read_text()[-3000:]
