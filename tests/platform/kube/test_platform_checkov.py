@@ -3,6 +3,7 @@ the example app (ConfigMap route), of an app with R packages, of an app publishe
 server (fetched bundle, token Secret), and both charts. Every check passes but the
 documented exceptions of docs/cluster.md (#hardening), each only where it is documented to
 apply; pinned by digest and outside the default namespace, the apps pass everything."""
+
 from __future__ import annotations
 
 import dataclasses
@@ -25,12 +26,18 @@ pytestmark = pytest.mark.slow  # checkov takes a few seconds
 DIGEST = "sha256:" + "ab" * 32
 # check id -> where it may fail (a predicate on the scanned file's name) and why.
 EXCEPTIONS = {
-    "CKV_K8S_21": (lambda name: name.startswith("default-namespace"),
-                   "the user chose the default namespace"),
-    "CKV_K8S_43": (lambda name: "unpinned" in name,
-                   "the image is not pinned by digest (--image-digest pins it)"),
-    "CKV_K8S_38": (lambda name: name.startswith("server-chart"),
-                   "plumbline server calls the Kubernetes API with its service account"),
+    "CKV_K8S_21": (
+        lambda name: name.startswith("default-namespace"),
+        "the user chose the default namespace",
+    ),
+    "CKV_K8S_43": (
+        lambda name: "unpinned" in name,
+        "the image is not pinned by digest (--image-digest pins it)",
+    ),
+    "CKV_K8S_38": (
+        lambda name: name.startswith("server-chart"),
+        "plumbline server calls the Kubernetes API with its service account",
+    ),
 }
 
 
@@ -44,16 +51,30 @@ def checkov() -> str:
 def chart(path: Path, values: dict, namespace: str) -> str:
     with helm.Chart.load(path) as loaded:
         rendered = loaded.render(values=values, name="plumbline", namespace=namespace)
-    return "\n---\n".join(text for name, text in sorted(rendered.items())
-                          if not name.endswith("NOTES.txt") and text.strip())
+    return "\n---\n".join(
+        text
+        for name, text in sorted(rendered.items())
+        if not name.endswith("NOTES.txt") and text.strip()
+    )
 
 
 def package_app(folder: Path) -> Path:
     folder.mkdir()
     (folder / "plumber.R").write_text("#* @get /a\nfunction() 1\n")
-    (folder / "manifest.json").write_text(json.dumps({"version": 1, "packages": {
-        "ranger": {"Source": "CRAN", "Repository": "https://cloud.r-project.org",
-                   "description": {"Version": "0.16.0"}}}}))
+    (folder / "manifest.json").write_text(
+        json.dumps(
+            {
+                "version": 1,
+                "packages": {
+                    "ranger": {
+                        "Source": "CRAN",
+                        "Repository": "https://cloud.r-project.org",
+                        "description": {"Version": "0.16.0"},
+                    }
+                },
+            }
+        )
+    )
     return folder
 
 
@@ -63,24 +84,32 @@ def scanned(tmp_path: Path) -> dict[str, str]:
     pinned = {"namespace": "apps", "image_digest": DIGEST}
     published = dataclasses.replace(
         build_spec(packages, {**pinned, "network_policy.server_namespace": "plumbline"}),
-        bundle_source=BundleSource("http://plumbline.plumbline.svc:3939/__api__/v1/bundles/"
-                                   "7/download", "cd" * 32, "plb_" + "t" * 40))
+        bundle_source=BundleSource(
+            "http://plumbline.plumbline.svc:3939/__api__/v1/bundles/7/download",
+            "cd" * 32,
+            "plb_" + "t" * 40,
+        ),
+    )
     app_values = {"app": {"files": {"plumber.R": "#* @get /a\nfunction() 1\n"}}}
     return {
-        "default-namespace-unpinned-example.yaml":
-            render_yaml(render(build_spec(EXAMPLE_DIR, {"name": "parity"}))),
+        "default-namespace-unpinned-example.yaml": render_yaml(
+            render(build_spec(EXAMPLE_DIR, {"name": "parity"}))
+        ),
         "pinned-example.yaml": render_yaml(render(build_spec(EXAMPLE_DIR, pinned))),
         "pinned-packages.yaml": render_yaml(render(build_spec(packages, pinned))),
         "pinned-published.yaml": render_yaml(render(published)),
         "unpinned-app-chart.yaml": chart(REPO / "charts" / "plumbline-app", app_values, "apps"),
-        "pinned-app-chart.yaml": chart(REPO / "charts" / "plumbline-app",
-                                       {**app_values, "imageDigest": DIGEST,
-                                        "imagePullPolicy": "IfNotPresent"}, "apps"),
-        "server-chart-unpinned.yaml": chart(REPO / "charts" / "plumbline-server", {},
-                                            "plumbline"),
-        "server-chart-pinned.yaml": chart(REPO / "charts" / "plumbline-server",
-                                          {"imageDigest": DIGEST,
-                                           "imagePullPolicy": "IfNotPresent"}, "plumbline"),
+        "pinned-app-chart.yaml": chart(
+            REPO / "charts" / "plumbline-app",
+            {**app_values, "imageDigest": DIGEST, "imagePullPolicy": "IfNotPresent"},
+            "apps",
+        ),
+        "server-chart-unpinned.yaml": chart(REPO / "charts" / "plumbline-server", {}, "plumbline"),
+        "server-chart-pinned.yaml": chart(
+            REPO / "charts" / "plumbline-server",
+            {"imageDigest": DIGEST, "imagePullPolicy": "IfNotPresent"},
+            "plumbline",
+        ),
     }
 
 
@@ -91,16 +120,31 @@ def test_checkov_passes_everything_but_the_documented_exceptions(tmp_path):
     for name, text in files.items():
         (folder / name).write_text(text)
     proc = subprocess.run(
-        [checkov(), "-d", str(folder), "--framework", "kubernetes", "--skip-download",
-         "-o", "json"],
-        capture_output=True, text=True, timeout=600, cwd=tmp_path,
-        env={**os.environ, "BC_SKIP_MAPPING": "TRUE", "CHECKOV_RUN_SCA_PACKAGE_SCAN_V2": ""})
+        [
+            checkov(),
+            "-d",
+            str(folder),
+            "--framework",
+            "kubernetes",
+            "--skip-download",
+            "-o",
+            "json",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=600,
+        cwd=tmp_path,
+        env={**os.environ, "BC_SKIP_MAPPING": "TRUE", "CHECKOV_RUN_SCA_PACKAGE_SCAN_V2": ""},
+    )
     report = json.loads(proc.stdout)
     reports = report if isinstance(report, list) else [report]
     summary = reports[0]["summary"]
     assert summary["parsing_errors"] == 0 and summary["resource_count"] >= 40, summary
-    failed = [(c["check_id"], Path(c["file_path"]).name, c["resource"])
-              for r in reports for c in r["results"]["failed_checks"]]
+    failed = [
+        (c["check_id"], Path(c["file_path"]).name, c["resource"])
+        for r in reports
+        for c in r["results"]["failed_checks"]
+    ]
     unexpected = [f for f in failed if f[0] not in EXCEPTIONS or not EXCEPTIONS[f[0]][0](f[1])]
     assert unexpected == [], unexpected
     # Each exception shows where documented (the scan would catch a fix or a regression).

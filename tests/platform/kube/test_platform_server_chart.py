@@ -2,6 +2,7 @@
 for every Kubernetes version from 1.29, lint-clean, the Role `plumbline rbac --server`
 prints, pods the apps' NetworkPolicies let in, settings the server really reads, and NOTES
 that say how to get the first admin key."""
+
 from __future__ import annotations
 
 import helm_python as helm
@@ -18,16 +19,24 @@ from support import REPO
 CHART = REPO / "charts" / "plumbline-server"
 DIGEST = "sha256:" + "ab" * 32
 EVERYTHING = {
-    "replicas": 2, "appsNamespace": "apps", "publicUrl": "https://plumbline.example.com",
-    "appsUrl": "https://apps.example.com", "imageDigest": DIGEST,
+    "replicas": 2,
+    "appsNamespace": "apps",
+    "publicUrl": "https://plumbline.example.com",
+    "appsUrl": "https://apps.example.com",
+    "imageDigest": DIGEST,
     "imagePullPolicy": "IfNotPresent",
     "database": {"existingSecret": "plumbline-db"},
     "persistence": {"accessMode": "ReadWriteMany", "storageClass": "nfs"},
-    "packages": {"repos": ["https://packagemanager.posit.co/cran/__linux__/bookworm/latest"],
-                 "cache": {"existingClaim": "r-packages"}},
+    "packages": {
+        "repos": ["https://packagemanager.posit.co/cran/__linux__/bookworm/latest"],
+        "cache": {"existingClaim": "r-packages"},
+    },
     "networkPolicy": {"ingressNamespace": "traefik"},
-    "ingress": {"host": "plumbline.example.com", "tlsSecret": "plumbline-tls",
-                "className": "nginx"},
+    "ingress": {
+        "host": "plumbline.example.com",
+        "tlsSecret": "plumbline-tls",
+        "className": "nginx",
+    },
 }
 
 
@@ -36,8 +45,13 @@ def render(values: dict, namespace: str = "plumbline") -> tuple[dict[str, dict],
         chart.validate_schema(values)
         rendered = chart.render(values=values, name="plumbline", namespace=namespace)
     notes = next(text for path, text in rendered.items() if path.endswith("NOTES.txt"))
-    objects = [doc for path, text in sorted(rendered.items()) if not path.endswith("NOTES.txt")
-               for doc in yaml.safe_load_all(text) if doc]
+    objects = [
+        doc
+        for path, text in sorted(rendered.items())
+        if not path.endswith("NOTES.txt")
+        for doc in yaml.safe_load_all(text)
+        if doc
+    ]
     validate_all(objects)
     return {f"{o['kind']}/{o['metadata']['name']}": o for o in objects}, notes
 
@@ -59,9 +73,15 @@ def server_settings(objects: dict) -> server_config.ServerConfig:
 @pytest.mark.parametrize("values", [{}, EVERYTHING], ids=["defaults", "everything"])
 def test_server_chart_renders_valid_objects_the_server_reads(values):
     objects, _ = render(values)
-    assert {"Deployment/plumbline", "Service/plumbline", "Ingress/plumbline",
-            "ServiceAccount/plumbline", "Role/plumbline", "RoleBinding/plumbline",
-            "PersistentVolumeClaim/plumbline-data"} <= set(objects)
+    assert {
+        "Deployment/plumbline",
+        "Service/plumbline",
+        "Ingress/plumbline",
+        "ServiceAccount/plumbline",
+        "Role/plumbline",
+        "RoleBinding/plumbline",
+        "PersistentVolumeClaim/plumbline-data",
+    } <= set(objects)
     config = server_settings(objects)
     assert config.backend == "kubernetes" and config.host == "0.0.0.0"
     assert str(config.data_dir) == "/var/lib/plumbline"
@@ -75,8 +95,9 @@ def test_server_chart_renders_valid_objects_the_server_reads(values):
         assert container(objects)["image"] == f"ghcr.io/plumbline/runtime:0.1.0@{DIGEST}"
         assert objects["Role/plumbline"]["metadata"]["namespace"] == "apps"
         binding = objects["RoleBinding/plumbline"]
-        assert binding["subjects"] == [{"kind": "ServiceAccount", "name": "plumbline",
-                                        "namespace": "plumbline"}]
+        assert binding["subjects"] == [
+            {"kind": "ServiceAccount", "name": "plumbline", "namespace": "plumbline"}
+        ]
         assert "PersistentVolumeClaim/plumbline-r-packages" not in objects
         deployment = objects["Deployment/plumbline"]["spec"]
         assert deployment["strategy"]["type"] == "RollingUpdate"
@@ -94,8 +115,13 @@ def test_server_chart_role_is_plumbline_rbac_for_the_server():
     objects, _ = render({"appsNamespace": "apps"})
 
     def grants(rules):
-        return sorted((g, r, tuple(sorted(rule["verbs"]))) for rule in rules
-                      for g in rule["apiGroups"] for r in rule["resources"])
+        return sorted(
+            (g, r, tuple(sorted(rule["verbs"])))
+            for rule in rules
+            for g in rule["apiGroups"]
+            for r in rule["resources"]
+        )
+
     assert grants(objects["Role/plumbline"]["rules"]) == grants(role_rules(server=True))
 
 
@@ -134,8 +160,9 @@ def test_server_chart_network_policy_admits_the_ingress_and_the_apps_pods():
     policy = objects["NetworkPolicy/plumbline"]["spec"]
     assert policy["podSelector"]["matchLabels"] == objects["Service/plumbline"]["spec"]["selector"]
     ingress_ns, apps = policy["ingress"][0]["from"]
-    assert ingress_ns == {"namespaceSelector": {"matchLabels": {
-        "kubernetes.io/metadata.name": "ingress-nginx"}}}
+    assert ingress_ns == {
+        "namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "ingress-nginx"}}
+    }
     assert apps["namespaceSelector"]["matchLabels"] == {"kubernetes.io/metadata.name": "apps"}
     # The apps' pods carry the label it admits (their objects are plumbline's).
     from plumbline.platform.kube.manifests import common_labels
