@@ -128,8 +128,12 @@ class TokenRenewer:
         self._thread.join(30)
 
     def _run(self) -> None:
-        while not self._stop.wait(self.interval):
+        # At once too: after the server was down longer than a token lives, pods that start
+        # (rescheduled, scaled up) need a valid one again.
+        while True:
             try:
                 self.deployer.renew_tokens()
             except Exception:  # logged, tried again next time: tokens still have 2/3 to live
                 log.exception("renewing the bundle tokens failed")
+            if self._stop.wait(self.interval):
+                return
