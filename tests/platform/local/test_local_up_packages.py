@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import signal
 import subprocess
 import time
@@ -19,10 +18,7 @@ from support import PLUMBLINE, free_port
 
 from plumbline.exits import ExitCode
 
-pytestmark = [
-    pytest.mark.slow,
-    pytest.mark.skipif(shutil.which("haproxy") is None, reason="haproxy not installed"),
-]
+pytestmark = pytest.mark.slow  # real R and HAProxy (scripts/install.sh)
 
 
 @pytest.fixture(scope="module")
