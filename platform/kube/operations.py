@@ -513,19 +513,19 @@ def _runtime_port(pod: dict) -> int:
 
 
 def delete(cluster: Cluster, name: str, *, out=print) -> list[str]:
-    """Delete what plumbline created for the app: objects with its instance and managed-by labels."""
+    """Delete what plumbline created for the app: objects with its instance and managed-by labels.
+
+    Secrets are looked for only when the app's pods mount a fetch-token Secret (an app of
+    plumbline server, whose Role may list them); the commands' Role has no Secrets at all."""
     labels = {INSTANCE_LABEL: name, MANAGED_BY_LABEL: MANAGED_BY}
+    deployment = cluster.get("apps/v1", "Deployment", name)
+    pod = (((deployment or {}).get("spec") or {}).get("template") or {}).get("spec") or {}
+    tokens = bool(_referenced(pod)[1])
     deleted = []
     for api_version, kind in APP_KINDS:
-        try:
-            found = cluster.list(api_version, kind, labels)
-        except KubeError as exc:
-            if exc.status != 403 or kind != "Secret":
-                raise
-            out("note: not allowed to list Secrets (only apps published to plumbline server "
-                "have one); skipped")
+        if kind == "Secret" and not tokens:
             continue
-        for obj in found:
+        for obj in cluster.list(api_version, kind, labels):
             if cluster.delete(api_version, kind, obj["metadata"]["name"]):
                 ref = f"{kind.lower()}/{obj['metadata']['name']}"
                 out(f"{ref} deleted")

@@ -207,6 +207,13 @@ def test_publish_update_rollback_on_kubernetes(cluster_server, r_repo, tmp_path)
         assert big["code"] == 0, big["output"]
         assert run_init_container(api, srv, tmp_path, "big")["model.bin"] == model
 
+        # Deleting the app takes every version's token Secret with it.
+        assert len(api.names(f"{CORE}/secrets")) >= 3
+        gone = alice.delete(f"/__api__/v1/apps/{app['id']}")
+        assert srv.wait_task(alice, gone.json()["task_id"])["code"] == 0
+        assert api.names(f"{CORE}/secrets") == set()
+        assert api.get(f"{APPS}/deployments/parity-api") is None
+
 
 def _check_the_token_opens_one_bundle_only(srv, api, alice_key: str, bundle_id: int) -> None:
     _, token = token_of(api, live(api)[0])
