@@ -8,9 +8,12 @@ Playwright's own browser download is never used: it launches /usr/bin/chromium.
 from __future__ import annotations
 
 import contextlib
+import functools
 import io
+import json
 import os
 import shutil
+import subprocess
 import tarfile
 import tempfile
 import time
@@ -72,12 +75,23 @@ def chromium():
             browser.close()
 
 
+@functools.cache
+def image_versions(*packages: str) -> dict[str, str]:
+    """The versions R has installed: a manifest naming them needs no package installed."""
+    code = "for (p in commandArgs(TRUE)) cat(p, format(packageVersion(p)), '\\n')"
+    out = subprocess.run(["Rscript", "-e", code, *packages], capture_output=True, text=True,
+                         check=True).stdout
+    return dict(line.split() for line in out.splitlines() if line.strip())
+
+
 def bundle(version: int) -> bytes:
     """A gzip tar of an app folder, as rsconnect uploads it (with its manifest.json)."""
     files = {
         "plumber.R": APP_R.format(version=version).encode(),
-        "manifest.json": b'{"version": 1, "packages": {"plumber": {"Source": "CRAN"}, '
-        b'"jsonlite": {"Source": "CRAN"}}}',
+        "manifest.json": json.dumps({"version": 1, "packages": {
+            name: {"Source": "CRAN", "description": {"Package": name, "Version": version}}
+            for name, version in image_versions("plumber", "jsonlite").items()
+        }}).encode(),
     }
     out = io.BytesIO()
     with tarfile.open(fileobj=out, mode="w:gz") as tar:
