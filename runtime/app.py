@@ -53,7 +53,8 @@ class PlumblineApp:
         self.health = Health(pool)
         self.metrics = Metrics(pool)
         self.forward_unmatched = r_sees_everything(spec)
-        self.proxy = Proxy(pool, options.max_body, check_json=not self.forward_unmatched)
+        self.proxy = Proxy(pool, options.max_body, check_json=not self.forward_unmatched,
+                           stats=self.metrics.front)
         self.assets = AssetFolders(spec.assets, Path(spec.path).parent) if spec.assets else None
         self.docs = SwaggerDocs() if options.docs else None
         self._openapi = openapi.render(spec, options.root_path)

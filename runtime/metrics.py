@@ -11,7 +11,7 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 
 from plumbline.endpoints import VERBS
 
-WORKER_STATES = ("starting", "idle", "busy", "unhealthy", "stopping", "failed")
+WORKER_STATES = ("starting", "idle", "busy", "unhealthy", "stopping", "failed", "backoff")
 RESTART_REASONS = ("exited", "killed_signal", "timeout", "unhealthy", "max_requests",
                    "load_failed")
 # R calls take from about a millisecond to minutes.
@@ -21,10 +21,28 @@ _KNOWN_METHODS = frozenset(VERBS)
 # The *_created series double the scrape size and no dashboard of ours reads them.
 disable_created_metrics()
 
+# Why the connection layer answered or closed a connection itself (runtime/connection.py).
+REFUSAL_REASONS = ("header_too_large", "url_too_long", "header_timeout", "body_timeout",
+                   "too_many_connections")
+# Why a request's body did not arrive complete (it is then never sent to R).
+INCOMPLETE_REASONS = ("disconnect", "body_timeout")
+
+
+class FrontStats:
+    """Counts the connection layer and the proxy keep as plain ints (read at scrape time:
+    nothing per request but an addition)."""
+
+    def __init__(self):
+        self.open_connections = 0
+        self.overflow_open = 0  # connections past max-connections being answered now
+        self.refused = dict.fromkeys(REFUSAL_REASONS, 0)
+        self.incomplete = dict.fromkeys(INCOMPLETE_REASONS, 0)
+
 
 class Metrics:
-    def __init__(self, pool):
+    def __init__(self, pool, front: FrontStats | None = None):
         self.registry = CollectorRegistry()
+        self.front = front or FrontStats()
         self.in_flight = 0  # requests this server is handling now; updated by the middleware
         self._requests = Counter("plumbline_requests_total", "HTTP requests answered.",
                                  ("method", "route", "status"), registry=self.registry)
@@ -90,3 +108,22 @@ class _PoolCollector:
         for reason, count in reasons.items():
             restarts.add_metric([reason], count)
         yield restarts
+
+        front = self._metrics.front
+        connections = GaugeMetricFamily("plumbline_connections_open",
+                                        "Client connections open now (within the limit).")
+        connections.add_metric([], front.open_connections)
+        yield connections
+        refused = CounterMetricFamily(
+            "plumbline_connections_refused",
+            "Requests or connections the server answered or closed itself, by reason "
+            "(431, 414, 408, or over max-connections).", labels=["reason"])
+        for reason, count in front.refused.items():
+            refused.add_metric([reason], count)
+        yield refused
+        incomplete = CounterMetricFamily(
+            "plumbline_requests_incomplete",
+            "Requests whose body did not arrive complete; never sent to R.", labels=["reason"])
+        for reason, count in front.incomplete.items():
+            incomplete.add_metric([reason], count)
+        yield incomplete

@@ -4,8 +4,11 @@ Before anything reaches R: bodies over max-body get 413 (checked against Content
 again while reading, for chunked uploads), and a Content-Type: application/json body that
 jsonlite could not parse gets 400 for endpoints that would parse it (plumber answers 500
 there). Not when plumber.R has filters or a `#* @plumber` block: plumber parses the body
-only after the filters, and a filter (say, a login check) must get to answer first. Pool failures become JSON errors:
-PoolFull 503 (+Retry-After), WorkerTimeout 504, WorkerDied 502.
+only after the filters, and a filter (say, a login check) must get to answer first. A
+request whose body did not arrive whole (the client hung up, or stopped sending past
+body-timeout) never reaches R: it is logged at info and counted
+(plumbline_requests_incomplete_total). Pool failures become JSON errors: PoolFull 503
+(+Retry-After), WorkerTimeout 504, WorkerDied 502.
 """
 from __future__ import annotations
 
@@ -15,6 +18,7 @@ import re
 
 from plumbline.endpoints import Endpoint
 from plumbline.runtime.errors import send_error
+from plumbline.runtime.metrics import FrontStats
 from plumbline.runtime.pool import PoolFull, WorkerDied, WorkerTimeout
 from plumbline.runtime.protocol import WorkerRequest
 
@@ -32,6 +36,14 @@ class BodyTooLarge(Exception):
     pass
 
 
+class BodyIncomplete(Exception):
+    """The client went away (or stopped sending) before its request body was complete."""
+
+    def __init__(self, received: int):
+        super().__init__(received)
+        self.received = received
+
+
 def raw_path(scope) -> str:
     """The path as sent, still percent-encoded: what httpuv gives plumber as PATH_INFO."""
     raw = scope.get("raw_path")
@@ -39,8 +51,10 @@ def raw_path(scope) -> str:
 
 
 class Proxy:
-    def __init__(self, pool, max_body: int, check_json: bool, retry_after: int = 1):
+    def __init__(self, pool, max_body: int, check_json: bool, stats: FrontStats,
+                 retry_after: int = 1):
         self.pool = pool
+        self.stats = stats
         self.max_body = max_body
         self.check_json = check_json
         self._retry_after = str(retry_after).encode()
@@ -61,6 +75,9 @@ class Proxy:
             body = await self._read_body(receive)
         except BodyTooLarge:
             await self._too_large(send)
+            return
+        except BodyIncomplete as exc:
+            await self._incomplete(scope, send, exc.received)
             return
         if (body and self.check_json and endpoint is not None
                 and _parses_json(endpoint, content_type)):
@@ -124,7 +141,8 @@ class Proxy:
         while True:
             message = await receive()
             if message["type"] == "http.disconnect":
-                break
+                # R must never run a handler on part of a body (nor on none of it)
+                raise BodyIncomplete(size)
             chunk = message.get("body", b"")
             if chunk:
                 size += len(chunk)
@@ -136,7 +154,19 @@ class Proxy:
         return b"".join(chunks)
 
     async def _too_large(self, send) -> None:
-        await send_error(send, 413, "request body too large", max_body=self.max_body)
+        # Connection: close, so the server stops reading a body nobody will use.
+        await send_error(send, 413, "request body too large", max_body=self.max_body,
+                         headers=[(b"connection", b"close")])
+
+    async def _incomplete(self, scope, send, received: int) -> None:
+        reason = scope.get("plumbline.incomplete", "disconnect")
+        self.stats.incomplete[reason] += 1
+        log.info({"message": "request body incomplete; not sent to R", "reason": reason,
+                  "method": scope["method"], "path": raw_path(scope),
+                  "body_bytes_received": received})
+        if reason == "body_timeout":
+            # The connection layer has answered 408; this records it in the access log.
+            await send_error(send, 408, "request body not received in time")
 
 
 def _parses_json(endpoint: Endpoint, content_type: bytes) -> bool:

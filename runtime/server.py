@@ -22,6 +22,7 @@ import gc
 import logging
 import math
 import os
+import resource
 import signal
 import socket
 import sys
@@ -38,6 +39,7 @@ from plumbline.endpoints import PlumberFile
 from plumbline.exits import ExitCode
 from plumbline.runtime import logs
 from plumbline.runtime.app import AppOptions, create_app
+from plumbline.runtime.connection import OVERFLOW_RESERVE, Limits, protocol_class
 from plumbline.runtime.pool import AppLoadError, PoolConfig, WorkerPool
 from plumbline.runtime.settings import ServeConfig, entrypoint_packages
 
@@ -200,9 +202,12 @@ async def _serve(spec: PlumberFile, config: ServeConfig,
         max_body=config.max_body, docs=config.docs, access_log=config.access_log,
         root_path=config.root_path, access=config.access, access_keys=config.access_keys,
         access_keys_file=config.access_keys_file, metrics_keys=config.metrics_keys))
+    inner = app.plumbline
+    http = protocol_class(connection_limits(config), inner.health, inner.metrics.front)
     uvicorn_config = uvicorn.Config(
-        app, http="httptools", lifespan="off", access_log=False, log_config=None,
+        app, http=http, lifespan="off", access_log=False, log_config=None,
         server_header=False,
+        timeout_keep_alive=config.keep_alive_timeout,  # type: ignore[arg-type]  # call_later's
         timeout_graceful_shutdown=math.ceil(config.graceful_timeout))
     server = _Server(uvicorn_config)
     host, port = sock.getsockname()[:2]
@@ -245,6 +250,31 @@ async def _drain(stop: _Stop, health: Any, server: uvicorn.Server,
     stop.closed_at = time.monotonic()
     await stop.third.wait()
     server.force_exit = True
+
+
+def connection_limits(config: ServeConfig) -> Limits:
+    _raise_open_files_limit(config.max_connections + OVERFLOW_RESERVE + _FILES_BESIDES_CLIENTS)
+    return Limits(max_header_bytes=config.max_header_bytes, max_headers=config.max_headers,
+                  max_url_length=config.max_url_length, header_timeout=config.header_timeout,
+                  body_timeout=config.body_timeout, max_connections=config.max_connections)
+
+
+# Open files the server needs besides client connections: worker pipes, logs, R's own.
+_FILES_BESIDES_CLIENTS = 256
+
+
+def _raise_open_files_limit(needed: int) -> None:
+    """Raise the soft open-files limit to what max-connections needs (up to the hard limit):
+    a server out of file descriptors cannot even answer its probes."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft != resource.RLIM_INFINITY and soft < needed:
+        target = needed if hard == resource.RLIM_INFINITY else min(needed, hard)
+        resource.setrlimit(resource.RLIMIT_NOFILE, (target, hard))
+        soft = target
+    if soft != resource.RLIM_INFINITY and soft < needed:
+        log.warning({"message": "the open-files limit is below what max-connections needs; "
+                                "lower max-connections or raise the limit",
+                     "open_files_limit": soft, "needed": needed})
 
 
 def _bind(host: str, port: int) -> socket.socket:

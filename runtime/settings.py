@@ -26,6 +26,7 @@ from typing import Any
 
 from plumbline.exits import exit_codes_markdown
 from plumbline.packages.requirements import parse_repos
+from plumbline.runtime.protocol import MAX_BODY_SIZE, MAX_HEADER_SIZE
 
 ENV_PREFIX = "PLUMBLINE_"
 CONFIG_ENV = "PLUMBLINE_CONFIG"
@@ -265,6 +266,34 @@ class ServeConfig:
         "Largest request body accepted, in bytes (suffixes KiB, MiB, GiB allowed); "
         "larger bodies get 413 before anything reaches R.",
         default_doc="10MiB")
+    max_header_bytes: int = _setting(
+        BYTES, 64 * 1024,
+        "Largest total size of a request's header fields (names and values); larger, or "
+        "more than max-headers fields, get 431 and the connection closes.",
+        default_doc="64KiB")
+    max_headers: int = _setting(
+        POSITIVE, 100, "Most header fields one request may have (more: 431).")
+    max_url_length: int = _setting(
+        POSITIVE, 8192, "Longest request target (path and query) in bytes; longer gets 414.")
+    header_timeout: float = _setting(
+        SECONDS, 10.0,
+        "Seconds a client has to send a whole request head once it started one (else 408 "
+        "and the connection closes), and a new connection to start its first request (else "
+        "it is closed) (0 = no limit).")
+    body_timeout: float = _setting(
+        SECONDS, 30.0,
+        "Seconds the server waits for more of a request body; past it 408, the connection "
+        "closes and the request never reaches R (0 = no limit).")
+    keep_alive_timeout: float = _setting(
+        SECONDS, 5.0,
+        "Seconds an idle keep-alive connection stays open for the client's next request. "
+        "Behind a load balancer that reuses connections, make it longer than the balancer's "
+        "own idle timeout.")
+    max_connections: int = _setting(
+        POSITIVE, 1000,
+        "Most client connections open at once. One more is answered at once and closed: "
+        "/livez and /readyz as usual (so probes still pass), anything else 503 with "
+        "Retry-After.")
     drain_delay: float = _setting(
         SECONDS, 5.0,
         "On SIGTERM/SIGINT, keep serving this many seconds with /readyz at 503 so load "
@@ -335,6 +364,32 @@ class ServeConfig:
         "repository for this Linux distribution, such as Posit Package Manager's, saves "
         "compiling); default: the repositories the manifest.json or renv.lock names.",
         default_doc="the bundle's own")
+
+    def __post_init__(self) -> None:
+        check_limits(self)
+
+
+def check_limits(config: ServeConfig) -> None:
+    """Refuse limits under which a request could make a frame a worker cannot read.
+
+    A worker reads a request frame whose JSON header holds the URL and the header fields and
+    whose body is the request body (runtime/protocol.py caps both). In the worst case every
+    byte of the URL and the header fields is JSON-escaped to six characters (\\u00XX).
+    """
+    worst = (6 * (config.max_url_length + config.max_header_bytes)
+             + 8 * config.max_headers + _FRAME_HEADER_SLACK)
+    if worst > MAX_HEADER_SIZE:
+        raise SettingError(
+            f"max-url-length ({config.max_url_length}) and max-header-bytes "
+            f"({config.max_header_bytes}) are too large together: a request could make a "
+            f"frame header of {worst} bytes, over the workers' {MAX_HEADER_SIZE}")
+    if config.max_body > MAX_BODY_SIZE:
+        raise SettingError(f"max-body ({config.max_body}) is over the largest body a worker "
+                           f"reads ({MAX_BODY_SIZE} bytes)")
+
+
+# The frame header's own fields besides the URL and the header fields (method, addresses).
+_FRAME_HEADER_SLACK = 1024
 
 
 @dataclass(frozen=True)
