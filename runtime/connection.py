@@ -127,7 +127,6 @@ class LimitedHttpToolsProtocol(HttpToolsProtocol):
         if self._overflow:
             self._overflow_data(data)
             return
-        self._unset_keepalive_if_required()
         try:
             self.parser.feed_data(data)
         except httptools.HttpParserError:
@@ -143,6 +142,10 @@ class LimitedHttpToolsProtocol(HttpToolsProtocol):
             else:
                 self._unsupported_upgrade_warning()
             return
+        if (not self._head_open and not self._body_pending
+                and (self.cycle is None or self.cycle.response_complete)):
+            return  # still no request (blank lines): the idle deadline stands
+        self._unset_keepalive_if_required()
         if self._head_open:
             self._head_received += len(data)
             if self._head_received > self._head_cap:
@@ -150,13 +153,10 @@ class LimitedHttpToolsProtocol(HttpToolsProtocol):
             elif self._head_timer is None and self.limits.header_timeout:
                 self._head_timer = self.loop.call_later(self.limits.header_timeout,
                                                         self._head_timed_out)
-        elif self._body_pending:
-            if self._body_timer is None and self.limits.body_timeout:
-                self._body_at = self.loop.time()
-                self._body_timer = self.loop.call_later(self.limits.body_timeout,
-                                                        self._body_timed_out)
-        elif self.cycle is None or self.cycle.response_complete:
-            self._arm_idle()  # bytes between requests (blank lines) do not keep it open
+        elif self._body_pending and self._body_timer is None and self.limits.body_timeout:
+            self._body_at = self.loop.time()
+            self._body_timer = self.loop.call_later(self.limits.body_timeout,
+                                                    self._body_timed_out)
 
     def _start_asgi_task(self, cycle, app) -> None:
         cycle.__class__ = _Cycle  # uvicorn builds it; only send() differs
