@@ -37,6 +37,23 @@ def _request_id(headers) -> bytes:
     return os.urandom(16).hex().encode()
 
 
+def _client_gone(send) -> bool:
+    """Whether the client's connection was already closing when sending failed.
+
+    A client that resets its connection (say, hanging up mid-pipeline) closes the transport
+    a moment before uvicorn's connection_lost() marks the request disconnected; an answer
+    sent in between raises. uvicorn's send is a method of its request cycle: marking that
+    disconnected keeps uvicorn from logging the unfinished response as an error too.
+    Only looked at when sending failed, so it costs nothing per request.
+    """
+    cycle = getattr(send, "__self__", None)
+    transport = getattr(cycle, "transport", None)
+    if cycle is None or transport is None or not transport.is_closing():
+        return False
+    cycle.disconnected = True
+    return True
+
+
 class AccessLog:
     """Buffers JSON lines and writes them to a stream shortly after, in one write."""
 
@@ -96,6 +113,11 @@ class RequestLogMiddleware:
         try:
             await self.app(scope, receive, send_with_id)
         except Exception:
+            if _client_gone(send):
+                log.info("client went away before its answer was sent",
+                         extra={"fields": {"request_id": request_id.decode()}})
+                status = 0  # logged as 499: nobody received it
+                return
             log.exception("unhandled error in request %s", request_id.decode())
             if status == 0:
                 await send_error(send_with_id, 500, "internal server error",

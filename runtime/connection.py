@@ -27,11 +27,7 @@ import logging
 from dataclasses import dataclass
 
 import httptools
-from uvicorn.protocols.http.httptools_impl import (
-    STATUS_LINE,
-    HttpToolsProtocol,
-    RequestResponseCycle,
-)
+from uvicorn.protocols.http.httptools_impl import STATUS_LINE, HttpToolsProtocol
 
 from plumbline.runtime.errors import error_body
 from plumbline.runtime.health import PATHS as HEALTH_PATHS
@@ -159,7 +155,6 @@ class LimitedHttpToolsProtocol(HttpToolsProtocol):
                                                     self._body_timed_out)
 
     def _start_asgi_task(self, cycle, app) -> None:
-        cycle.__class__ = _Cycle  # uvicorn builds it; only send() differs
         self._running = cycle
         super()._start_asgi_task(cycle, app)
 
@@ -172,8 +167,24 @@ class LimitedHttpToolsProtocol(HttpToolsProtocol):
 
     # ---- parser callbacks -------------------------------------------------------------
 
+    # on_message_begin and on_message_complete are uvicorn's own (0.54) with our lines added,
+    # not calls of super(): they run for every request.
+
     def on_message_begin(self) -> None:
-        super().on_message_begin()
+        self.url = b""
+        self.expect_100_continue = False
+        self.headers = []
+        self.scope = {  # type: ignore[typeddict-item]
+            "type": "http",
+            "asgi": {"version": self.asgi_version, "spec_version": "2.3"},
+            "http_version": "1.1",
+            "server": self.server,
+            "client": self.client,
+            "scheme": self.scheme,  # type: ignore[typeddict-item]
+            "root_path": self.root_path,
+            "headers": self.headers,
+            "state": self.app_state.copy(),
+        }
         self._head_open = True
         self._head_size = 0
         self._head_received = 0
@@ -209,7 +220,10 @@ class LimitedHttpToolsProtocol(HttpToolsProtocol):
         if self._body_timer is not None:
             self._body_timer.cancel()
             self._body_timer = None
-        super().on_message_complete()
+        if (self.parser.should_upgrade() and self._should_upgrade()) or self.cycle.response_complete:
+            return
+        self.cycle.more_body = False
+        self.cycle.message_event.set()
 
     # ---- refusals ---------------------------------------------------------------------
 
@@ -301,19 +315,6 @@ class LimitedHttpToolsProtocol(HttpToolsProtocol):
                               max_connections=self.limits.max_connections)
             headers = ((b"retry-after", b"1"),)
         self._write_and_close(status, body, headers, head_only=method == b"HEAD")
-
-
-class _Cycle(RequestResponseCycle):
-    """uvicorn's request/response cycle that knows a closed transport means a gone client.
-
-    The transport closes (the client reset it) a moment before connection_lost() runs; an
-    answer sent in between would raise and log a traceback for a client that hung up.
-    """
-
-    async def send(self, message) -> None:
-        if not self.disconnected and self.transport.is_closing():
-            self.disconnected = True
-        await super().send(message)
 
 
 def protocol_class(limits: Limits, health: Health, stats: FrontStats) -> type:
