@@ -9,6 +9,7 @@ measure is the CPU time of the server process alone (not the R workers, not wrk)
 request, best of the rounds: on a shared machine wall-clock throughput also counts waiting
 for a core, CPU time does not. Requests/s are printed too.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -35,8 +36,22 @@ def serve(variant: str, port: int) -> None:
 
     if variant == "stock":
         server.protocol_class = lambda *args: HttpToolsProtocol  # type: ignore[assignment]
-    sys.exit(cli.main(["serve", str(EXAMPLE), "--port", str(port), "--workers", "2",
-                       "--access-log", "off", "--log-level", "warning"]))
+    sys.exit(
+        cli.main(
+            [
+                "serve",
+                str(EXAMPLE),
+                "--port",
+                str(port),
+                "--workers",
+                "2",
+                "--access-log",
+                "off",
+                "--log-level",
+                "warning",
+            ]
+        )
+    )
 
 
 def start(variant: str) -> tuple[subprocess.Popen, int]:
@@ -61,9 +76,12 @@ def load(port: int, path: str, seconds: int, connections: int, pid: int) -> tupl
     """Requests wrk completed and the server process's CPU seconds meanwhile."""
     process = psutil.Process(pid)
     before = sum(process.cpu_times()[:2])
-    out = subprocess.run(["wrk", "-t1", f"-c{connections}", f"-d{seconds}s",
-                          f"http://127.0.0.1:{port}{path}"],
-                         capture_output=True, text=True, check=True).stdout
+    out = subprocess.run(
+        ["wrk", "-t1", f"-c{connections}", f"-d{seconds}s", f"http://127.0.0.1:{port}{path}"],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
     cpu = sum(process.cpu_times()[:2]) - before
     match = re.search(r"(\d+) requests in", out)
     if not match or "Non-2xx" in out:
@@ -91,16 +109,21 @@ def main() -> None:
                 for variant, (proc, port) in servers.items():
                     count, cpu = load(port, path, args.seconds, args.connections, proc.pid)
                     per_request, rate = cpu / count * 1e6, count / args.seconds
-                    print(f"round {round_ + 1} {path:15} {variant:8} {per_request:7.1f} us "
-                          f"CPU/request {rate:8.0f} req/s", flush=True)
+                    print(
+                        f"round {round_ + 1} {path:15} {variant:8} {per_request:7.1f} us "
+                        f"CPU/request {rate:8.0f} req/s",
+                        flush=True,
+                    )
                     key = (path, variant)
                     if key not in best or per_request < best[key][0]:
                         best[key] = (per_request, rate)
         print(f"load average {psutil.getloadavg()}")
         for path in PATHS:
             stock, limited = best[(path, "stock")], best[(path, "limited")]
-            print(f"{path:15} best CPU/request: stock {stock[0]:.1f} us, limited "
-                  f"{limited[0]:.1f} us ({(limited[0] / stock[0] - 1) * 100:+.1f}%)")
+            print(
+                f"{path:15} best CPU/request: stock {stock[0]:.1f} us, limited "
+                f"{limited[0]:.1f} us ({(limited[0] / stock[0] - 1) * 100:+.1f}%)"
+            )
     finally:
         for proc, _ in servers.values():
             proc.terminate()

@@ -20,6 +20,7 @@ attribute updates; no timer at all for a request that arrives whole in one read)
 
 The keep-alive idle timeout is uvicorn's own (`timeout_keep_alive`).
 """
+
 from __future__ import annotations
 
 import asyncio
@@ -69,7 +70,8 @@ class LimitedHttpToolsProtocol(HttpToolsProtocol):
     def __init__(self, *args, **kwargs) -> None:
         super().__init__(*args, **kwargs)
         self._overflow = False  # beyond max-connections: answered by _overflow_data
-        self._overflow_timer: asyncio.TimerHandle | None = None  # set while it counts in stats.overflow_open
+        # set while it counts in stats.overflow_open
+        self._overflow_timer: asyncio.TimerHandle | None = None
         self._overflow_buffer = b""
         self._head_open = False  # a request head has begun and is not complete
         self._head_size = 0  # header names and values of the open head
@@ -138,8 +140,11 @@ class LimitedHttpToolsProtocol(HttpToolsProtocol):
             else:
                 self._unsupported_upgrade_warning()
             return
-        if (not self._head_open and not self._body_pending
-                and (self.cycle is None or self.cycle.response_complete)):
+        if (
+            not self._head_open
+            and not self._body_pending
+            and (self.cycle is None or self.cycle.response_complete)
+        ):
             return  # still no request (blank lines): the idle deadline stands
         self._unset_keepalive_if_required()
         if self._head_open:
@@ -147,12 +152,12 @@ class LimitedHttpToolsProtocol(HttpToolsProtocol):
             if self._head_received > self._head_cap:
                 self._refuse(*self._head_refusal())
             elif self._head_timer is None and self.limits.header_timeout:
-                self._head_timer = self.loop.call_later(self.limits.header_timeout,
-                                                        self._head_timed_out)
+                self._head_timer = self.loop.call_later(
+                    self.limits.header_timeout, self._head_timed_out
+                )
         elif self._body_pending and self._body_timer is None and self.limits.body_timeout:
             self._body_at = self.loop.time()
-            self._body_timer = self.loop.call_later(self.limits.body_timeout,
-                                                    self._body_timed_out)
+            self._body_timer = self.loop.call_later(self.limits.body_timeout, self._body_timed_out)
 
     def _start_asgi_task(self, cycle, app) -> None:
         self._running = cycle
@@ -163,7 +168,8 @@ class LimitedHttpToolsProtocol(HttpToolsProtocol):
         header-timeout, as uvicorn closes an idle keep-alive connection."""
         if self.limits.header_timeout and self.timeout_keep_alive_task is None:
             self.timeout_keep_alive_task = self.loop.call_later(
-                self.limits.header_timeout, self.timeout_keep_alive_handler)
+                self.limits.header_timeout, self.timeout_keep_alive_handler
+            )
 
     # ---- parser callbacks -------------------------------------------------------------
 
@@ -202,8 +208,11 @@ class LimitedHttpToolsProtocol(HttpToolsProtocol):
             self._head_timer.cancel()
             self._head_timer = None
         limits = self.limits
-        if (len(self.url) > limits.max_url_length or self._head_size > limits.max_header_bytes
-                or len(self.headers) > limits.max_headers):
+        if (
+            len(self.url) > limits.max_url_length
+            or self._head_size > limits.max_header_bytes
+            or len(self.headers) > limits.max_headers
+        ):
             self._refusal = self._head_refusal()
             raise _Refused
         super().on_headers_complete()
@@ -220,7 +229,9 @@ class LimitedHttpToolsProtocol(HttpToolsProtocol):
         if self._body_timer is not None:
             self._body_timer.cancel()
             self._body_timer = None
-        if (self.parser.should_upgrade() and self._should_upgrade()) or self.cycle.response_complete:
+        if (
+            self.parser.should_upgrade() and self._should_upgrade()
+        ) or self.cycle.response_complete:
             return
         self.cycle.more_body = False
         self.cycle.message_event.set()
@@ -230,21 +241,34 @@ class LimitedHttpToolsProtocol(HttpToolsProtocol):
     def _head_refusal(self) -> tuple:
         limits = self.limits
         if len(self.url) > limits.max_url_length:
-            return 414, "url_too_long", "request URL too long", {
-                "max_url_length": limits.max_url_length}
-        return 431, "header_too_large", "request header fields too large", {
-            "max_header_bytes": limits.max_header_bytes, "max_headers": limits.max_headers}
+            return (
+                414,
+                "url_too_long",
+                "request URL too long",
+                {"max_url_length": limits.max_url_length},
+            )
+        return (
+            431,
+            "header_too_large",
+            "request header fields too large",
+            {"max_header_bytes": limits.max_header_bytes, "max_headers": limits.max_headers},
+        )
 
     def _head_timed_out(self) -> None:
         self._head_timer = None
         if not self._head_open or self.transport.is_closing():
             return
         if self.flow.read_paused:  # a pipelined request waits for the one before it
-            self._head_timer = self.loop.call_later(self.limits.header_timeout,
-                                                    self._head_timed_out)
+            self._head_timer = self.loop.call_later(
+                self.limits.header_timeout, self._head_timed_out
+            )
             return
-        self._refuse(408, "header_timeout", "request head not received in time",
-                     {"header_timeout": self.limits.header_timeout})
+        self._refuse(
+            408,
+            "header_timeout",
+            "request head not received in time",
+            {"header_timeout": self.limits.header_timeout},
+        )
 
     def _body_timed_out(self) -> None:
         self._body_timer = None
@@ -254,7 +278,8 @@ class LimitedHttpToolsProtocol(HttpToolsProtocol):
         idle = self.loop.time() - self._body_at
         if self.flow.read_paused or idle < timeout:  # paused: the app has not read it yet
             self._body_timer = self.loop.call_later(
-                timeout if self.flow.read_paused else timeout - idle, self._body_timed_out)
+                timeout if self.flow.read_paused else timeout - idle, self._body_timed_out
+            )
             return
         cycle = self.cycle
         if cycle is None or cycle.response_started:
@@ -264,16 +289,27 @@ class LimitedHttpToolsProtocol(HttpToolsProtocol):
         cycle.scope["plumbline.incomplete"] = "body_timeout"  # type: ignore[typeddict-unknown-key]
         cycle.disconnected = True
         cycle.message_event.set()
-        self._refuse(408, "body_timeout", "request body not received in time",
-                     {"body_timeout": timeout}, cycle)
+        self._refuse(
+            408,
+            "body_timeout",
+            "request body not received in time",
+            {"body_timeout": timeout},
+            cycle,
+        )
 
-    def _refuse(self, status: int, reason: str, message: str, detail: dict,
-                cycle=None) -> None:
+    def _refuse(self, status: int, reason: str, message: str, detail: dict, cycle=None) -> None:
         """Answer `status` and close; `cycle` is the refused request's, if it has one."""
         self.stats.refused[reason] += 1
-        log.info("request refused", extra={"fields": {
-            "status": status, "reason": reason,
-            "client": self.client[0] if self.client else None}})
+        log.info(
+            "request refused",
+            extra={
+                "fields": {
+                    "status": status,
+                    "reason": reason,
+                    "client": self.client[0] if self.client else None,
+                }
+            },
+        )
         running = self._running
         if running is not None and running is not cycle and not running.response_complete:
             # A pipelined request before this one is still being answered: an answer now
@@ -283,8 +319,12 @@ class LimitedHttpToolsProtocol(HttpToolsProtocol):
         self._write_and_close(status, error_body(message, **detail), ())
 
     def _write_and_close(self, status: int, body: bytes, headers, head_only: bool = False) -> None:
-        parts = [STATUS_LINE[status], b"content-type: application/json\r\ncontent-length: ",
-                 str(len(body)).encode(), b"\r\nconnection: close\r\n"]
+        parts = [
+            STATUS_LINE[status],
+            b"content-type: application/json\r\ncontent-length: ",
+            str(len(body)).encode(),
+            b"\r\nconnection: close\r\n",
+        ]
         for name, value in headers:
             parts += [name, b": ", value, b"\r\n"]
         parts.append(b"\r\n")
@@ -311,16 +351,27 @@ class LimitedHttpToolsProtocol(HttpToolsProtocol):
             headers: tuple = ((b"cache-control", b"no-store"),)
         else:
             status = 503
-            body = error_body("too many connections, retry later",
-                              max_connections=self.limits.max_connections)
+            body = error_body(
+                "too many connections, retry later", max_connections=self.limits.max_connections
+            )
             headers = ((b"retry-after", b"1"),)
         self._write_and_close(status, body, headers, head_only=method == b"HEAD")
 
 
 def protocol_class(limits: Limits, health: Health, stats: FrontStats) -> type:
     """The protocol class for one server (give it to uvicorn.Config as `http`)."""
-    return type("PlumblineHttpProtocol", (LimitedHttpToolsProtocol,), {
-        "limits": limits, "health": health, "stats": stats,
-        "_head_cap": (limits.max_header_bytes + limits.max_url_length + 4 * limits.max_headers
-                      + _HEAD_SLACK),
-    })
+    return type(
+        "PlumblineHttpProtocol",
+        (LimitedHttpToolsProtocol,),
+        {
+            "limits": limits,
+            "health": health,
+            "stats": stats,
+            "_head_cap": (
+                limits.max_header_bytes
+                + limits.max_url_length
+                + 4 * limits.max_headers
+                + _HEAD_SLACK
+            ),
+        },
+    )

@@ -8,6 +8,7 @@ short never reaches R (the example's POST /fail would make /health fail), keep-a
 clients are told to leave while the server drains, and a client that hangs up
 mid-pipeline leaves no error in the log.
 """
+
 from __future__ import annotations
 
 import http.client
@@ -31,14 +32,26 @@ MAX_CONNECTIONS = 20
 
 @pytest.fixture(scope="module")
 def front(tmp_path_factory):
-    with serve(tmp_path_factory.mktemp("front"), "--workers", "1", "--drain-delay", "0",
-               "--header-timeout", str(HEADER_TIMEOUT), "--body-timeout", str(BODY_TIMEOUT),
-               "--keep-alive-timeout", str(KEEP_ALIVE),
-               "--max-connections", str(MAX_CONNECTIONS)) as served:
+    with serve(
+        tmp_path_factory.mktemp("front"),
+        "--workers",
+        "1",
+        "--drain-delay",
+        "0",
+        "--header-timeout",
+        str(HEADER_TIMEOUT),
+        "--body-timeout",
+        str(BODY_TIMEOUT),
+        "--keep-alive-timeout",
+        str(KEEP_ALIVE),
+        "--max-connections",
+        str(MAX_CONNECTIONS),
+    ) as served:
         yield served
 
 
 # ---- raw HTTP over sockets ------------------------------------------------------------
+
 
 def connect(served: Served, timeout: float = 10.0) -> socket.socket:
     sock = socket.create_connection(("127.0.0.1", served.port), timeout=timeout)
@@ -77,8 +90,15 @@ def exchange(served: Served, request: bytes) -> tuple[int, dict[str, str], bytes
 
 
 def get(path: str, *headers: bytes) -> bytes:
-    return b"".join([b"GET ", path.encode(), b" HTTP/1.1\r\nHost: t\r\nConnection: close\r\n",
-                     *(h + b"\r\n" for h in headers), b"\r\n"])
+    return b"".join(
+        [
+            b"GET ",
+            path.encode(),
+            b" HTTP/1.1\r\nHost: t\r\nConnection: close\r\n",
+            *(h + b"\r\n" for h in headers),
+            b"\r\n",
+        ]
+    )
 
 
 def workers_unharmed(served: Served, pids: set[int]) -> None:
@@ -103,6 +123,7 @@ def metric(served: Served, name: str) -> float:
 
 # ---- 1. sizes -----------------------------------------------------------------------
 
+
 def test_oversized_heads_get_431_or_414_and_never_reach_a_worker(front):
     pids = worker_pids(front)
     # One big header field, many small ones, a long URL: refused by the front.
@@ -112,8 +133,10 @@ def test_oversized_heads_get_431_or_414_and_never_reach_a_worker(front):
     many = [b"X-H%d: 1" % i for i in range(101)]
     assert exchange(front, get("/parity?int=3", *many))[0] == 431
     status, _, body = exchange(front, get("/parity?int=3&pad=" + "a" * 9000))
-    assert status == 414 and json.loads(body) == {"error": "request URL too long",
-                                                  "max_url_length": 8192}
+    assert status == 414 and json.loads(body) == {
+        "error": "request URL too long",
+        "max_url_length": 8192,
+    }
     # Within the limits, with every byte one JSON escapes to six characters: reaches R whole.
     fits = [b"X-F%d: " % i + b"\xff" * 600 for i in range(98)]
     assert exchange(front, get("/parity?int=4", *fits))[2] == b"even"
@@ -122,7 +145,9 @@ def test_oversized_heads_get_431_or_414_and_never_reach_a_worker(front):
 
 def test_thirty_one_mebibyte_heads_are_refused_while_they_arrive(front):
     pids = worker_pids(front)
-    refused = before = metric(front, 'plumbline_connections_refused_total{reason="header_too_large"}')
+    refused = before = metric(
+        front, 'plumbline_connections_refused_total{reason="header_too_large"}'
+    )
     for _ in range(30):
         with connect(front) as sock:
             sock.sendall(b"GET /parity?int=3 HTTP/1.1\r\nHost: t\r\nX-Big: ")
@@ -141,6 +166,7 @@ def test_thirty_one_mebibyte_heads_are_refused_while_they_arrive(front):
 
 
 # ---- 2. deadlines and the connection limit ------------------------------------------------
+
 
 def test_slowloris_gets_408_and_is_closed_while_others_are_served(front):
     socks = [connect(front) for _ in range(10)]
@@ -210,8 +236,11 @@ def test_past_max_connections_probes_answer_and_the_rest_get_a_fast_503(tmp_path
                 sock = connect(served)
                 sock.sendall(b"GET /parity")  # a head begun: counts until its deadline
                 held.append(sock)
-            served.wait_until(lambda: exchange(served, get("/parity?int=3"))[0] == 503,
-                              timeout=5, what="the connection budget used up")
+            served.wait_until(
+                lambda: exchange(served, get("/parity?int=3"))[0] == 503,
+                timeout=5,
+                what="the connection budget used up",
+            )
             status, headers, body = exchange(served, get("/parity?int=3"))
             assert status == 503 and headers["retry-after"] == "1"
             assert json.loads(body)["error"] == "too many connections, retry later"
@@ -228,24 +257,39 @@ def test_past_max_connections_probes_answer_and_the_rest_get_a_fast_503(tmp_path
         finally:
             for sock in held:
                 sock.close()
-        served.wait_until(lambda: exchange(served, get("/parity?int=3"))[0] == 200, timeout=10,
-                          what="the held connections gone")
+        served.wait_until(
+            lambda: exchange(served, get("/parity?int=3"))[0] == 200,
+            timeout=10,
+            what="the held connections gone",
+        )
         # (a flood connection the client closed before the server accepted it is not counted)
-        assert metric(served, 'plumbline_connections_refused_total{reason="too_many_connections"}') >= 3
+        assert (
+            metric(served, 'plumbline_connections_refused_total{reason="too_many_connections"}')
+            >= 3
+        )
 
 
 # ---- 3. bodies that do not arrive whole ----------------------------------------------------
+
 
 def test_a_body_cut_short_never_reaches_r(front):
     before = metric(front, 'plumbline_requests_incomplete_total{reason="disconnect"}')
     with connect(front) as sock:  # /fail makes the app's /health fail: if R ran it, we'd see
         sock.sendall(b"POST /fail HTTP/1.1\r\nHost: t\r\nContent-Length: 100\r\n\r\n" + b"x" * 10)
         time.sleep(0.3)
-    front.wait_until(lambda: metric(front, 'plumbline_requests_incomplete_total{reason="disconnect"}')
-                     == before + 1, timeout=10, what="the incomplete body counted")
+    front.wait_until(
+        lambda: (
+            metric(front, 'plumbline_requests_incomplete_total{reason="disconnect"}') == before + 1
+        ),
+        timeout=10,
+        what="the incomplete body counted",
+    )
     assert front.get("/health")[2] == b"OK"
-    lines = [json.loads(line) for line in front.stderr.read_text().splitlines()
-             if "request body incomplete" in line]
+    lines = [
+        json.loads(line)
+        for line in front.stderr.read_text().splitlines()
+        if "request body incomplete" in line
+    ]
     assert lines and lines[-1]["level"] == "info" and lines[-1]["path"] == "/fail"
     assert lines[-1]["body_bytes_received"] == 10
 
@@ -271,15 +315,22 @@ def test_a_client_that_hangs_up_mid_pipeline_logs_no_error(front):
     with connect(front) as sock:
         sock.sendall(b"GET /wait HTTP/1.1\r\nHost: t\r\n\r\n" * 2)
         time.sleep(0.3)
-    front.wait_until(lambda: front.get("/metrics")[2].count(b'state="idle"} 1.0') == 1,
-                     timeout=30, what="the worker idle again")
-    errors = [line for line in front.stderr.read_text().splitlines()
-              if '"level":"error"' in line or "Traceback" in line]
+    front.wait_until(
+        lambda: front.get("/metrics")[2].count(b'state="idle"} 1.0') == 1,
+        timeout=30,
+        what="the worker idle again",
+    )
+    errors = [
+        line
+        for line in front.stderr.read_text().splitlines()
+        if '"level":"error"' in line or "Traceback" in line
+    ]
     assert errors == []
     workers_unharmed(front, pids)
 
 
 # ---- 4. drain ---------------------------------------------------------------------------
+
 
 def test_keep_alive_clients_are_told_to_leave_during_drain_and_lose_no_request(tmp_path):
     with serve(tmp_path, "--workers", "1", "--drain-delay", "3") as served:
