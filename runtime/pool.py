@@ -250,13 +250,16 @@ class WorkerPool:
                                                     name="plumbline-health")
 
     async def call(self, request: WorkerRequest) -> WorkerResponse:
+        """The worker's answer. FrameTooLarge (before any worker is taken) for a request a
+        worker could not read; PoolFull, WorkerTimeout, WorkerDied."""
         if self._closing:
             raise PoolFull("the pool is shutting down")
+        frame = encode_request(request)
         worker = await self._acquire()
         worker.requests += 1
         self.in_flight += 1
         try:
-            response = await self._exchange(worker, request, self._config.timeout, "timeout")
+            response = await self._exchange(worker, frame, self._config.timeout, "timeout")
         finally:
             self.in_flight -= 1
         self._release(worker)
@@ -338,10 +341,10 @@ class WorkerPool:
         worker.state = "idle"
         self._idle.append(worker)
 
-    async def _exchange(self, worker: _Worker, request: WorkerRequest, timeout: float | None,
+    async def _exchange(self, worker: _Worker, frame: bytes, timeout: float | None,
                         timeout_reason: str) -> WorkerResponse:
-        """Send one request to a worker that is ours alone and read its answer."""
-        worker.writer.write(encode_request(request))
+        """Send one request frame to a worker that is ours alone and read its answer."""
+        worker.writer.write(frame)
         try:
             header, body = await worker.reader.read(timeout)
             return decode_response(header, body)
@@ -546,10 +549,10 @@ class WorkerPool:
     # ---- health checks ----------------------------------------------------------------
 
     async def _health_loop(self, path: str) -> None:
-        request = WorkerRequest(
+        request = encode_request(WorkerRequest(
             method="GET", path=path, query_string="",
             headers=[("host", "127.0.0.1"), ("user-agent", "plumbline-health-check")],
-        )
+        ))
         while True:
             await asyncio.sleep(self._config.health_interval)
             # Taken out of the idle queue while checked, so no request is routed to them.
@@ -566,7 +569,7 @@ class WorkerPool:
         limit = max(self._config.health_interval, _HEALTH_TIMEOUT_MIN)
         return min(limit, self._config.timeout) if self._config.timeout else limit
 
-    async def _check(self, worker: _Worker, request: WorkerRequest) -> None:
+    async def _check(self, worker: _Worker, request: bytes) -> None:
         try:
             response = await self._exchange(worker, request, self._health_timeout(), "unhealthy")
         except (WorkerTimeout, WorkerDied) as exc:
@@ -578,7 +581,7 @@ class WorkerPool:
             return
         worker.state = "unhealthy"
         _log(logging.WARNING, "health_check_failed",
-             f"GET {request.path} answered {response.status}; replacing the worker",
+             f"the health check answered {response.status}; replacing the worker",
              worker=worker.slot, pid=worker.proc.pid, status=response.status)
         worker.kill("unhealthy")
 

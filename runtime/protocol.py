@@ -27,6 +27,11 @@ class ProtocolError(Exception):
     """The other side sent something that is not a frame."""
 
 
+class FrameTooLarge(ValueError):
+    """A frame the other side would refuse to read (see MAX_HEADER_SIZE, MAX_BODY_SIZE):
+    never written, so no request or answer can make a worker or the pool drop the pipe."""
+
+
 @dataclass
 class WorkerRequest:
     method: str
@@ -50,6 +55,9 @@ class WorkerResponse:
 
 def encode_frame(header: dict, body: bytes = b"") -> bytes:
     head = json.dumps(header, separators=(",", ":")).encode()
+    if len(head) > MAX_HEADER_SIZE or len(body) > MAX_BODY_SIZE:
+        raise FrameTooLarge(f"frame of {len(head)}/{len(body)} bytes (header/body) is over "
+                            f"{MAX_HEADER_SIZE}/{MAX_BODY_SIZE}")
     return len(head).to_bytes(4, "big") + len(body).to_bytes(4, "big") + head + body
 
 

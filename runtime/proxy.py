@@ -20,7 +20,7 @@ from plumbline.endpoints import Endpoint
 from plumbline.runtime.errors import send_error
 from plumbline.runtime.metrics import FrontStats
 from plumbline.runtime.pool import PoolFull, WorkerDied, WorkerTimeout
-from plumbline.runtime.protocol import WorkerRequest
+from plumbline.runtime.protocol import FrameTooLarge, WorkerRequest
 
 log = logging.getLogger("plumbline.proxy")
 
@@ -102,6 +102,9 @@ class Proxy:
         )
         try:
             response = await self.pool.call(request)
+        except FrameTooLarge as exc:  # the limits (settings.check_limits) keep this away
+            await send_error(send, 431, "request too large for a worker", detail=str(exc))
+            return
         except PoolFull as exc:
             await send_error(send, 503, "no R worker available, retry later", detail=str(exc),
                              headers=[(b"retry-after", self._retry_after)])

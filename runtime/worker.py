@@ -27,6 +27,7 @@ from plumbline.exits import ExitCode
 from plumbline.routes import REPORT_R
 from plumbline.runtime.direct import DirectCall, DirectRoutes
 from plumbline.runtime.protocol import (
+    FrameTooLarge,
     WorkerRequest,
     WorkerResponse,
     decode_request,
@@ -392,7 +393,19 @@ def serve_loaded(bridge: RBridge, request_fd: int, response_fd: int, report: byt
             _write_stderr(traceback.format_exc())
             message = f"ERROR: {exc}".encode()
             response = WorkerResponse(500, [("Content-Type", "text/plain; charset=UTF-8")], message)
-        write_all(out, encode_response(response))
+        write_all(out, _response_frame(response))
+
+
+def _response_frame(response: WorkerResponse) -> bytes:
+    """The answer's frame; a 500 instead of an answer too large for the pipe (say, headers
+    of megabytes), so the pool never has to drop this worker over it."""
+    try:
+        return encode_response(response)
+    except FrameTooLarge as exc:
+        _write_stderr(f"plumbline: the app's answer cannot be sent: {exc}\n")
+        return encode_response(WorkerResponse(
+            500, [("Content-Type", "text/plain; charset=UTF-8")],
+            b"ERROR: the answer is too large to send (headers over 1 MiB or body over 2 GiB)"))
 
 
 def main(argv: list[str] | None = None) -> int:

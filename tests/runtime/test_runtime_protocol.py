@@ -11,6 +11,8 @@ import sys
 import pytest
 
 from plumbline.runtime.protocol import (
+    MAX_HEADER_SIZE,
+    FrameTooLarge,
     ProtocolError,
     WorkerRequest,
     WorkerResponse,
@@ -111,3 +113,15 @@ def test_worker_reports_load_failure_and_exits_with_its_own_code():
         os.close(request_w)
         worker.kill()
         worker.wait()
+
+
+def test_a_frame_the_other_side_would_refuse_is_never_encoded():
+    # Headers that JSON escapes to six bytes each: a frame header over MAX_HEADER_SIZE.
+    headers = [("x-h", "\x7f" * 200_000)]
+    with pytest.raises(FrameTooLarge):
+        encode_request(WorkerRequest("GET", "/", "", headers))
+    with pytest.raises(FrameTooLarge):
+        encode_response(WorkerResponse(200, [("X-Big", "a" * (MAX_HEADER_SIZE + 1))]))
+    # just under the limit still goes through, and reads back
+    fits = WorkerRequest("GET", "/", "", [("x-h", "\x7f" * 170_000)])
+    assert decode_request(*read_frame_blocking(io.BytesIO(encode_request(fits)))) == fits
