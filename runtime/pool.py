@@ -178,6 +178,7 @@ class WorkerPool:
         self._config = config
         self._workers: list[_Worker] = []  # every spawned worker whose exit is not yet seen
         self._failed_slots: dict[int, float] = {}  # slot -> time its last load failed
+        self._backoff_slots: dict[int, float] = {}  # slot -> when it waits since (crash loop)
         self._idle: collections.deque[_Worker] = collections.deque()
         self._waiters: collections.deque[asyncio.Future] = collections.deque()
         self._supervisors: list[asyncio.Task] = []
@@ -215,6 +216,12 @@ class WorkerPool:
                 rows.append(
                     {"id": slot, "generation": None, "pid": None, "state": "failed",
                      "requests": 0, "started_at": failed_at}
+                )
+        for slot, since in self._backoff_slots.items():
+            if slot not in live_slots and slot not in self._failed_slots:
+                rows.append(
+                    {"id": slot, "generation": None, "pid": None, "state": "backoff",
+                     "requests": 0, "started_at": since}
                 )
         return sorted(rows, key=lambda row: (row["id"], row["generation"] or 0))
 
@@ -396,7 +403,14 @@ class WorkerPool:
         current: _Worker | None = None  # a worker due for recycling, serving until replaced
         while not self._closing:
             if failures:
-                await asyncio.sleep(min(_BACKOFF_FIRST * 2 ** (failures - 1), _BACKOFF_MAX))
+                delay = min(_BACKOFF_FIRST * 2 ** (failures - 1), _BACKOFF_MAX)
+                self._backoff_slots[slot] = time.time()
+                _log(logging.INFO, "worker_backoff", "waiting before starting a worker "
+                     "again", worker=slot, seconds=delay, failures=failures)
+                try:
+                    await asyncio.sleep(delay)
+                finally:
+                    self._backoff_slots.pop(slot, None)
             try:
                 worker = await self._spawn(slot)
             except OSError as exc:  # e.g. out of processes or file descriptors
