@@ -12,6 +12,7 @@ The default budget comes from the container's memory limit (cgroup v2 memory.max
 memory.limit_in_bytes): what the container has left once the first worker has loaded,
 shared among the workers, with a tenth kept back for the server itself.
 """
+
 from __future__ import annotations
 
 import os
@@ -27,9 +28,10 @@ _HEADROOM = 0.9
 
 def container_memory(root: Path = _CGROUP) -> tuple[int, int] | None:
     """(limit, usage) of this container's memory cgroup in bytes; None without a limit."""
-    for limit_file, usage_file in (("memory.max", "memory.current"),
-                                   ("memory/memory.limit_in_bytes",
-                                    "memory/memory.usage_in_bytes")):
+    for limit_file, usage_file in (
+        ("memory.max", "memory.current"),
+        ("memory/memory.limit_in_bytes", "memory/memory.usage_in_bytes"),
+    ):
         try:
             limit_text = (root / limit_file).read_text().strip()
             usage = int((root / usage_file).read_text().strip())

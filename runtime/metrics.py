@@ -12,7 +12,7 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from plumbline.endpoints import VERBS
 
 WORKER_STATES = ("starting", "idle", "busy", "unhealthy", "stopping", "failed", "backoff")
-RESTART_REASONS = ("exited", "killed_signal", "timeout", "unhealthy", "max_requests",
+RESTART_REASONS = ("exited", "killed_signal", "timeout", "unhealthy", "max_requests", "memory",
                    "load_failed")
 # R calls take from about a millisecond to minutes.
 BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
@@ -92,13 +92,26 @@ class _PoolCollector:
         yield queue
 
         counts = dict.fromkeys(WORKER_STATES, 0)
+        resident = GaugeMetricFamily("plumbline_worker_resident_memory_bytes",
+                                     "Resident memory of each R worker process.",
+                                     labels=["worker"])
+        limit = GaugeMetricFamily("plumbline_worker_memory_limit_bytes",
+                                  "Data segment limit of each R worker process "
+                                  "(--max-worker-memory beyond its loaded app).",
+                                  labels=["worker"])
         for worker in self._pool.snapshot():
             counts[worker["state"]] = counts.get(worker["state"], 0) + 1
+            if worker.get("resident_bytes") is not None:
+                resident.add_metric([str(worker["id"])], worker["resident_bytes"])
+            if worker.get("memory_limit") is not None:
+                limit.add_metric([str(worker["id"])], worker["memory_limit"])
         workers = GaugeMetricFamily("plumbline_workers", "R worker processes by state.",
                                     labels=["state"])
         for state, count in counts.items():
             workers.add_metric([state], count)
         yield workers
+        yield resident
+        yield limit
 
         restarts = CounterMetricFamily("plumbline_worker_restarts",
                                        "R worker processes replaced, by reason.",

@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from plumbline.runtime.preload import PreloadUnsafe, Zygote, ZygoteLoadFailed
+from plumbline.runtime import memory
 from plumbline.runtime.protocol import (
     ProtocolError,
     WorkerRequest,
@@ -31,7 +32,12 @@ from plumbline.runtime.protocol import (
 
 logger = logging.getLogger("plumbline.pool")
 
-RESTART_REASONS = ("exited", "killed_signal", "timeout", "unhealthy", "max_requests", "load_failed")
+RESTART_REASONS = ("exited", "killed_signal", "timeout", "unhealthy", "max_requests", "memory",
+                   "load_failed")
+# Reasons a worker is replaced only once its successor has loaded (it serves until then).
+_RECYCLE_REASONS = frozenset({"max_requests", "memory"})
+# A worker's resident memory is read after a request at most this often (seconds).
+_MEMORY_CHECK_INTERVAL = 1.0
 # A worker that dies this soon after loading is treated like a failed load (back-off applies).
 _MIN_HEALTHY_UPTIME = 1.0
 _BACKOFF_FIRST = 0.5
@@ -61,6 +67,12 @@ class PoolConfig:
     # copy-on-write memory); off, or when the loaded app is not safe to fork, each worker
     # starts R and loads the app itself.
     preload: bool = True
+    # Bytes a worker may allocate beyond what it holds once loaded (RLIMIT_DATA, see
+    # memory.py); None: derived from the container's memory limit; 0: no limit.
+    max_worker_memory: int | None = None
+    # Replace a worker (gracefully, as for max_requests) whose resident memory grew by more
+    # than this since it loaded; None: half of max_worker_memory; 0: never.
+    recycle_memory: int | None = None
 
 
 class AppLoadError(Exception):
@@ -123,6 +135,10 @@ class _Worker:
         self.ready_at: float | None = None
         self.stop_reason: str | None = None  # set when the pool itself ends this worker
         self.retiring = False  # stop when its current request is done
+        self.resident = memory.Resident(proc.pid)
+        self.resident_at_ready = 0
+        self.memory_limit: int | None = None  # its RLIMIT_DATA, once set
+        self.next_memory_check = 0.0
         self.replace = asyncio.get_running_loop().create_future()  # -> restart reason
         self.watcher: asyncio.Task | None = None
 
@@ -138,6 +154,8 @@ class _Worker:
             "state": self.state,
             "requests": self.requests,
             "started_at": self.started_at,
+            "resident_bytes": self.resident.bytes() if self.alive else None,
+            "memory_limit": self.memory_limit,
         }
 
     def kill(self, reason: str) -> None:
@@ -197,6 +215,8 @@ class WorkerPool:
         # plumbline/routes.py), None when no worker described it.
         self.route_report: bytes | None = None
         self.restart_counts: dict[str, int] = {reason: 0 for reason in RESTART_REASONS}
+        self._memory_budget: int | None = config.max_worker_memory  # None until derived
+        self._recycle_memory: int | None = config.recycle_memory
 
     # ---- public interface -------------------------------------------------------------
 
@@ -331,11 +351,14 @@ class WorkerPool:
             self._release(fut.result())
 
     def _release(self, worker: _Worker) -> None:
-        if worker.limit and worker.requests >= worker.limit and not worker.replace.done():
+        if not worker.replace.done():
             # Keeps serving until its successor has loaded; then the supervisor retires it.
-            worker.replace.set_result("max_requests")
+            if worker.limit and worker.requests >= worker.limit:
+                worker.replace.set_result("max_requests")
+            elif self._recycle_memory and time.monotonic() >= worker.next_memory_check:
+                self._check_memory(worker)
         if worker.retiring:
-            worker.stop("max_requests")
+            worker.stop(worker.replace.result())
             return
         if not worker.alive or worker.stop_reason is not None:
             return
@@ -432,7 +455,7 @@ class WorkerPool:
             self._mark_ready(worker)
             reason = await worker.replace
             self.restart_counts[reason] += 1
-            if reason == "max_requests":
+            if reason in _RECYCLE_REASONS:
                 failures = 0
                 continue
             current = None
@@ -523,24 +546,56 @@ class WorkerPool:
         worker.ready_at = time.time()
         if self._first_load is not None and not self._first_load.done():
             self._first_load.set_result(None)
+        self._limit_memory(worker)
         _log(logging.INFO, "worker_ready", "worker loaded the app", worker=worker.slot,
-             pid=worker.proc.pid, load_seconds=round(worker.ready_at - worker.started_at, 3))
+             pid=worker.proc.pid, load_seconds=round(worker.ready_at - worker.started_at, 3),
+             memory_limit=worker.memory_limit)
         self._release(worker)
+
+    def _limit_memory(self, worker: _Worker) -> None:
+        """Cap what the loaded worker may allocate from now on (set from outside, so the same
+        for a worker forked from a loaded parent), and note its resident memory."""
+        if self._memory_budget is None:  # derived once, when the first worker has loaded
+            self._memory_budget = memory.default_budget(self._config.workers)
+            _log(logging.INFO, "worker_memory_budget", "memory each worker may allocate "
+                 "beyond the loaded app", bytes=self._memory_budget,
+                 source="container memory limit" if self._memory_budget else "no limit found")
+        if self._recycle_memory is None:
+            self._recycle_memory = self._memory_budget // 2
+        if self._memory_budget:
+            worker.memory_limit = memory.limit_data(worker.proc.pid, self._memory_budget)
+        worker.resident_at_ready = worker.resident.bytes() or 0
+
+    def _check_memory(self, worker: _Worker) -> None:
+        """After a request: replace the worker, once its successor has loaded, if it holds
+        far more than when it had just loaded (uWSGI's reload-on-rss)."""
+        worker.next_memory_check = time.monotonic() + _MEMORY_CHECK_INTERVAL
+        resident = worker.resident.bytes()
+        if resident is None or not self._recycle_memory:
+            return
+        grown = resident - worker.resident_at_ready
+        if grown > self._recycle_memory:
+            _log(logging.INFO, "worker_memory", "worker holds too much memory; replacing it "
+                 "after its successor has loaded", worker=worker.slot, pid=worker.proc.pid,
+                 resident_bytes=resident, grown_bytes=grown, threshold=self._recycle_memory)
+            worker.replace.set_result("memory")
 
     def _retire(self, worker: _Worker) -> None:
         """A successor has loaded: stop the recycled worker now, or after its request."""
+        reason = worker.replace.result()
         if worker in self._idle:
             self._idle.remove(worker)
-            worker.stop("max_requests")
+            worker.stop(reason)
         elif worker.state == "busy":
             worker.retiring = True
         elif worker.alive:
-            worker.stop("max_requests")
+            worker.stop(reason)
 
     async def _watch(self, worker: _Worker) -> None:
         """Notice the worker's exit, whenever and however it happens."""
         returncode = await worker.proc.wait()
         worker.writer.close()
+        worker.resident.close()
         if worker in self._idle:
             self._idle.remove(worker)
         if worker in self._workers:

@@ -116,6 +116,8 @@ def pool_config(spec: PlumberFile, config: ServeConfig) -> PoolConfig:
         health_path=("/health" if spec.has_route("GET", "/health") and config.health_interval
                      else None),
         health_interval=config.health_interval,
+        max_worker_memory=config.max_worker_memory,
+        recycle_memory=config.recycle_memory,
     )
 
 

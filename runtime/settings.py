@@ -190,10 +190,20 @@ def default_package_cache() -> str:
     return os.path.join(base, "plumbline", "R-libraries")
 
 
+def _memory_size(value: Any) -> int | None:
+    """A byte size, 0 (no limit), or auto (None: derived at start)."""
+    if isinstance(value, str) and value.strip().lower() == "auto":
+        return None
+    if value in (0, "0") or (isinstance(value, str) and value.strip() == "0"):
+        return 0
+    return _byte_size(value)
+
+
 ROOT_PATH = ValueType("path", "PATH", _root_path)
 PACKAGE_MODE = ValueType("one of " + "|".join(PACKAGE_MODES), "install|cached|off",
                          _package_mode)
 REPOS = ValueType("list of URLs", "URL[,URL]", parse_repos)  # RequirementsError: ValueError
+MEMORY = ValueType("bytes, 0 or auto", "SIZE|0|auto", _memory_size)
 ACCESS = ValueType("one of " + "|".join(ACCESS_MODES), "public|keys", _access)
 KEY_HASHES = ValueType("list of sha256", "SHA256[,SHA256]", _key_hashes)
 FILE = ValueType("file", "FILE", lambda value: str(value).strip())
@@ -261,6 +271,20 @@ class ServeConfig:
     max_requests_jitter: int = _setting(
         NATURAL, 0,
         "Add a random 0..N to max-requests per worker so they do not recycle together.")
+    max_worker_memory: int | None = _setting(
+        MEMORY, None,
+        "Memory one worker may allocate beyond what it holds once the app is loaded (its "
+        "data segment, RLIMIT_DATA): past it an allocation fails inside R as R's own "
+        "'cannot allocate vector' error, plumber's 500, instead of the container being "
+        "OOM-killed. auto: what the container's memory limit (cgroup) leaves once the "
+        "first worker has loaded, less a tenth, shared among the workers (no limit when the "
+        "container has none); 0: no limit.", default_doc="auto")
+    recycle_memory: int | None = _setting(
+        MEMORY, None,
+        "Replace a worker, after the request it ran and once its successor has loaded, when "
+        "its resident memory has grown by more than this since it loaded the app (like "
+        "uWSGI's reload-on-rss). auto: half of max-worker-memory; 0: never.",
+        default_doc="auto")
     max_body: int = _setting(
         BYTES, 10 * 1024 ** 2,
         "Largest request body accepted, in bytes (suffixes KiB, MiB, GiB allowed); "
@@ -431,6 +455,8 @@ class Setting:
 
     def render(self, value: Any) -> str:
         """A value as a flag or an environment variable takes it (the inverse of parse)."""
+        if value is None and self.type is MEMORY:
+            return "auto"
         if isinstance(value, bool):
             return "on" if value else "off"
         if isinstance(value, tuple):

@@ -17,6 +17,7 @@ import signal
 import socket
 import threading
 import time
+from pathlib import Path
 
 import psutil
 import pytest
@@ -101,9 +102,9 @@ def get(path: str, *headers: bytes) -> bytes:
     )
 
 
-def workers_unharmed(served: Served, pids: set[int]) -> None:
+def workers_unharmed(served: Served, pids: set[int], check=("/parity?int=3", b"odd")) -> None:
     """The same R worker answers and nothing was restarted."""
-    assert served.get("/parity?int=3")[2] == b"odd"
+    assert served.get(check[0])[2] == check[1]
     assert worker_pids(served) == pids
     _, _, body = served.get("/metrics")
     for line in body.decode().splitlines():
@@ -377,3 +378,22 @@ def test_keep_alive_clients_are_told_to_leave_during_drain_and_lose_no_request(t
     assert results["failed"] == []
     assert results["closed_told"] >= 4  # every client was told, at least once each
     assert results["refused"] == 4  # and then found the listener closed
+
+
+# ---- 5. memory --------------------------------------------------------------------------
+
+
+def test_an_oversized_allocation_is_a_500_and_metrics_show_worker_memory(tmp_path):
+    app = Path(__file__).parent / "apps" / "memory" / "plumber.R"
+    with serve(
+        tmp_path, "--workers", "1", "--max-worker-memory", "256MiB", plumber_file=app
+    ) as served:
+        pids = worker_pids(served)
+        status, _, body = served.get("/allocate?mb=8192")
+        assert status == 500 and json.loads(body) == {"error": "500 - Internal server error"}
+        assert "cannot allocate vector of size 8.0 Gb" in served.stderr.read_text()
+        assert served.get("/allocate?mb=16")[0] == 200
+        assert metric(served, 'plumbline_worker_resident_memory_bytes{worker="0"}') > 10 * 1024**2
+        limit = metric(served, 'plumbline_worker_memory_limit_bytes{worker="0"}')
+        assert 256 * 1024**2 < limit < 256 * 1024**2 + 2 * 1024**3
+        workers_unharmed(served, pids, ("/ok", b"ok"))
