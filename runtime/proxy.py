@@ -157,9 +157,9 @@ class Proxy:
         return b"".join(chunks)
 
     async def _too_large(self, send) -> None:
-        # Connection: close, so the server stops reading a body nobody will use.
-        await send_error(send, 413, "request body too large", max_body=self.max_body,
-                         headers=[(b"connection", b"close")])
+        # The connection stays open: a client streaming its body reads the 413 once it has
+        # sent it (closing now would break its pipe first); the rest is read and dropped.
+        await send_error(send, 413, "request body too large", max_body=self.max_body)
 
     async def _incomplete(self, scope, send, received: int) -> None:
         reason = scope.get("plumbline.incomplete", "disconnect")
