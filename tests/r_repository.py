@@ -5,6 +5,7 @@ src/contrib/Archive/<name>/ as CRAN keeps them; optionally served over HTTP on l
 from __future__ import annotations
 
 import functools
+import json
 import http.server
 import shutil
 import subprocess
@@ -130,3 +131,15 @@ def install_into(library: Path, repository_url: str, *names: str) -> None:
     assert proc.returncode == 0, proc.stdout + proc.stderr
     for name in names:
         assert (library / name / "DESCRIPTION").is_file(), proc.stdout + proc.stderr
+
+
+def manifest_json(packages: dict[str, str], repository_url: str = "",
+                  source: str = "CRAN") -> str:
+    """A manifest.json naming packages (name -> version) as rsconnect writes one."""
+    entries = {}
+    for name, version in packages.items():
+        entry: dict = {"Source": source, "description": {"Package": name, "Version": version}}
+        if repository_url:
+            entry["Repository"] = repository_url
+        entries[name] = entry
+    return json.dumps({"version": 1, "packages": entries})

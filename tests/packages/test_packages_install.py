@@ -5,12 +5,11 @@ cannot be installed, and nothing left behind then."""
 
 from __future__ import annotations
 
-import json
 import multiprocessing
 from pathlib import Path
 
 import pytest
-from r_repository import LocalRepository, RPackage
+from r_repository import LocalRepository, RPackage, manifest_json
 
 from plumbline.packages.library import PackageError, prepare_library
 
@@ -39,21 +38,7 @@ def repo(tmp_path_factory):
 
 def app(folder: Path, repo_url: str, **packages: str) -> Path:
     folder.mkdir(parents=True, exist_ok=True)
-    (folder / "manifest.json").write_text(
-        json.dumps(
-            {
-                "version": 1,
-                "packages": {
-                    name: {
-                        "Source": "CRAN",
-                        "Repository": repo_url,
-                        "description": {"Package": name, "Version": version},
-                    }
-                    for name, version in packages.items()
-                },
-            }
-        )
-    )
+    (folder / "manifest.json").write_text(manifest_json(packages, repo_url))
     return folder
 
 

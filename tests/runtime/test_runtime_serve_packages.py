@@ -5,7 +5,6 @@ it listens, with R's message and its own exit code."""
 
 from __future__ import annotations
 
-import json
 import os
 import subprocess
 import sys
@@ -13,7 +12,7 @@ import time
 import urllib.request
 
 import pytest
-from r_repository import LocalRepository, RPackage
+from r_repository import LocalRepository, RPackage, manifest_json
 from support import free_port
 
 from plumbline.exits import ExitCode
@@ -43,21 +42,7 @@ def folder(tmp_path, repo, **packages):
     app = tmp_path / "app"
     app.mkdir()
     (app / "plumber.R").write_text(APP)
-    (app / "manifest.json").write_text(
-        json.dumps(
-            {
-                "version": 1,
-                "packages": {
-                    name: {
-                        "Source": "CRAN",
-                        "Repository": repo.url,
-                        "description": {"Version": version},
-                    }
-                    for name, version in packages.items()
-                },
-            }
-        )
-    )
+    (app / "manifest.json").write_text(manifest_json(packages, repo.url))
     return app
 
 

@@ -16,6 +16,7 @@ from pathlib import Path
 
 import helm_python as helm
 import pytest
+from r_repository import manifest_json
 
 from plumbline.platform.kube.manifests import render, render_yaml
 from plumbline.platform.spec.appspec import BundleSource, build_spec
@@ -60,19 +61,7 @@ def package_app(folder: Path) -> Path:
     folder.mkdir()
     (folder / "plumber.R").write_text("#* @get /a\nfunction() 1\n")
     (folder / "manifest.json").write_text(
-        json.dumps(
-            {
-                "version": 1,
-                "packages": {
-                    "ranger": {
-                        "Source": "CRAN",
-                        "Repository": "https://cloud.r-project.org",
-                        "description": {"Version": "0.16.0"},
-                    }
-                },
-            }
-        )
-    )
+        manifest_json({"ranger": "0.16.0"}, "https://cloud.r-project.org"))
     return folder
 
 

@@ -5,7 +5,6 @@ replica starts, with R's message."""
 
 from __future__ import annotations
 
-import json
 import os
 import signal
 import subprocess
@@ -13,7 +12,7 @@ import time
 import urllib.request
 
 import pytest
-from r_repository import LocalRepository, RPackage
+from r_repository import LocalRepository, RPackage, manifest_json
 from support import PLUMBLINE, free_port
 
 from plumbline.exits import ExitCode
@@ -35,21 +34,7 @@ def app(tmp_path, repo, **packages):
     (folder / "plumber.R").write_text(
         'library(plumblinetest)\n#* @serializer text\n#* @get /greet\nfunction() greet("up")\n'
     )
-    (folder / "manifest.json").write_text(
-        json.dumps(
-            {
-                "version": 1,
-                "packages": {
-                    name: {
-                        "Source": "LOCAL",
-                        "Repository": repo.url,
-                        "description": {"Version": version},
-                    }
-                    for name, version in packages.items()
-                },
-            }
-        )
-    )
+    (folder / "manifest.json").write_text(manifest_json(packages, repo.url, source="LOCAL"))
     return folder
 
 

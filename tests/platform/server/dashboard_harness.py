@@ -10,7 +10,6 @@ from __future__ import annotations
 import contextlib
 import functools
 import io
-import json
 import os
 import shutil
 import subprocess
@@ -19,6 +18,7 @@ import tempfile
 import time
 from pathlib import Path
 
+from r_repository import manifest_json
 from running_server import RunningServer
 from support import REPO, free_port
 
@@ -88,10 +88,7 @@ def bundle(version: int) -> bytes:
     """A gzip tar of an app folder, as rsconnect uploads it (with its manifest.json)."""
     files = {
         "plumber.R": APP_R.format(version=version).encode(),
-        "manifest.json": json.dumps({"version": 1, "packages": {
-            name: {"Source": "CRAN", "description": {"Package": name, "Version": version}}
-            for name, version in image_versions("plumber", "jsonlite").items()
-        }}).encode(),
+        "manifest.json": manifest_json(image_versions("plumber", "jsonlite")).encode(),
     }
     out = io.BytesIO()
     with tarfile.open(fileobj=out, mode="w:gz") as tar:

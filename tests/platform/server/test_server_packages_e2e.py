@@ -11,14 +11,13 @@ with the init container that fetches it, and validates.
 from __future__ import annotations
 
 import hashlib
-import json
 import os
 import shutil
 from pathlib import Path
 
 import pytest
 from platform_manifest_checks import validate_all
-from r_repository import LocalRepository, RPackage, install_into
+from r_repository import LocalRepository, RPackage, install_into, manifest_json
 from rsconnect_harness import deploy_api
 from server_process import ServerProcess
 
@@ -131,19 +130,7 @@ def test_a_package_that_cannot_be_installed_fails_and_changes_nothing(server, re
     folder.mkdir()
     (folder / "plumber.R").write_text("library(plumblinebroken)\n#* @get /predict\nfunction() 1\n")
     (folder / "manifest.json").write_text(
-        json.dumps(
-            {
-                "version": 1,
-                "packages": {
-                    "plumblinebroken": {
-                        "Source": "LOCAL",
-                        "Repository": repo[1],
-                        "description": {"Package": "plumblinebroken", "Version": "1.0.0"},
-                    }
-                },
-            }
-        )
-    )
+        manifest_json({"plumblinebroken": "1.0.0"}, repo[1], source="LOCAL"))
     done = server.publish(folder)
     assert done.returncode == 1
     assert "plumblinebroken 1.0.0" in done.stdout
