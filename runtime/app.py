@@ -41,6 +41,7 @@ class AppOptions:
     docs: bool = True
     access_log: bool = True
     root_path: str = ""
+    root_path_aliases: tuple[str, ...] = ()
     access: str = "public"
     access_keys: tuple[str, ...] = ()
     access_keys_file: str = ""
@@ -139,7 +140,7 @@ def create_app(spec: PlumberFile, pool, options: AppOptions = AppOptions()):
         app = KeyAccess(app, options.access_keys, options.access_keys_file,
                         options.metrics_keys)
     if options.root_path:
-        app = RootPath(app, options.root_path)
+        app = RootPath(app, options.root_path, options.root_path_aliases)
     access_log = AccessLog() if options.access_log else None
     outer = RequestLogMiddleware(app, inner.metrics, access_log)
     outer.plumbline = inner

@@ -1,29 +1,34 @@
-"""Pure-ASGI middleware: the app is reached under a path prefix (`--root-path`).
+"""Pure-ASGI middleware: the app is reached under a path prefix (`--root-path`), and maybe
+under aliases of it too (`--root-path-aliases`, a vanity path).
 
 A proxy in front (the local ingress) may strip the prefix or (a Kubernetes Ingress without a
 rewrite) pass it on: requests that carry it have it removed, so an unchanged plumber.R sees
 /parity whether the client called /content/my-api/parity through one or the other. The
-prefix goes into scope["root_path"] for the docs page's links.
+prefix a request came by goes into scope["root_path"] for the docs page's links.
 """
 
 from __future__ import annotations
 
 
 class RootPath:
-    def __init__(self, app, root_path: str):
+    def __init__(self, app, root_path: str, aliases: tuple[str, ...] = ()):
         self.app = app
         self.root_path = root_path
-        self._raw = root_path.encode("latin-1")
+        # Longest first: of /a and /a/b, a request for /a/b/x came by /a/b.
+        self._prefixes = sorted({root_path, *aliases}, key=len, reverse=True)
 
     async def __call__(self, scope, receive, send) -> None:
         if scope["type"] == "http":
             path = scope["path"]
-            if path == self.root_path or path.startswith(self.root_path + "/"):
-                inner = dict(scope, path=path[len(self.root_path) :] or "/")
-                raw = inner.get("raw_path")
-                if raw is not None and raw.startswith(self._raw):
-                    inner["raw_path"] = raw[len(self._raw) :] or b"/"
-                inner["root_path"] = self.root_path
+            prefix = next(
+                (p for p in self._prefixes if path == p or path.startswith(p + "/")), None
+            )
+            if prefix is not None:
+                inner = dict(scope, path=path[len(prefix) :] or "/")
+                raw, raw_prefix = inner.get("raw_path"), prefix.encode("latin-1")
+                if raw is not None and raw.startswith(raw_prefix):
+                    inner["raw_path"] = raw[len(raw_prefix) :] or b"/"
+                inner["root_path"] = prefix
                 try:
                     await self.app(inner, receive, send)
                 finally:  # the route the app matched, for the metrics and the access log

@@ -202,7 +202,8 @@ async def _serve(spec: PlumberFile, config: ServeConfig,
 
     app = create_app(spec, pool, AppOptions(
         max_body=config.max_body, docs=config.docs, access_log=config.access_log,
-        root_path=config.root_path, access=config.access, access_keys=config.access_keys,
+        root_path=config.root_path, root_path_aliases=config.root_path_aliases,
+        access=config.access, access_keys=config.access_keys,
         access_keys_file=config.access_keys_file, metrics_keys=config.metrics_keys))
     inner = app.plumbline
     http = protocol_class(connection_limits(config), inner.health, inner.metrics.front)

@@ -151,6 +151,15 @@ def _root_path(value: Any) -> str:
     return text
 
 
+def _root_paths(value: Any) -> tuple[str, ...]:
+    """Path prefixes: a comma-separated string or a TOML list."""
+    items = value if isinstance(value, list) else str(value).split(",")
+    paths = tuple(_root_path(item) for item in items if str(item).strip())
+    if any(not path for path in paths):
+        raise ValueError(f"/ cannot be an alias of the root path, got {value!r}")
+    return paths
+
+
 ACCESS_MODES = ("public", "keys")
 
 
@@ -200,6 +209,7 @@ def _memory_size(value: Any) -> int | None:
 
 
 ROOT_PATH = ValueType("path", "PATH", _root_path)
+ROOT_PATHS = ValueType("list of paths", "PATH[,PATH]", _root_paths)
 PACKAGE_MODE = ValueType("one of " + "|".join(PACKAGE_MODES), "install|cached|off",
                          _package_mode)
 REPOS = ValueType("list of URLs", "URL[,URL]", parse_repos)  # RequirementsError: ValueError
@@ -354,6 +364,11 @@ class ServeConfig:
         "Public path prefix the app is reached under behind a proxy, e.g. /content/my-api: "
         "removed from request paths that carry it, so plumber.R sees /parity, and given as "
         "the server URL in /openapi.json (and so Swagger UI).", default_doc="none")
+    root_path_aliases: tuple[str, ...] = _setting(
+        ROOT_PATHS, (),
+        "Other public path prefixes the app is also reached under (a vanity path such as "
+        "/parity-api), comma-separated: removed from request paths as root-path is; "
+        "/openapi.json keeps root-path as its server URL.", default_doc="none")
     access: str = _setting(
         ACCESS, "public",
         "Who may call the app: public, or keys (requests need `Authorization: Key <key>` "

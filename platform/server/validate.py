@@ -32,7 +32,7 @@ BUNDLE_TOML_KEYS = frozenset(
 )
 # [serve] settings the server gives every published app itself.
 SERVER_SERVE_KEYS = frozenset(
-    {"host", "port", "root-path", "access", "access-keys", "access-keys-file", "metrics-keys",
+    {"host", "port", "root-path", "root-path-aliases", "access", "access-keys", "access-keys-file", "metrics-keys",
      "packages", "package-cache", "repos"}
 )
 _PARSE_ALL = (

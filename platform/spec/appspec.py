@@ -146,6 +146,8 @@ class Ingress:
     class_name: str | None = None
     tls_secret: str | None = None
     path_prefix: str | None = None  # one prefix rule instead of one rule per endpoint path
+    # More prefixes routed exactly as path_prefix is (a server app's vanity path).
+    path_aliases: tuple[str, ...] = ()
     expose_docs: bool = True  # route /__docs__/ and /openapi.json too (never /metrics)
     annotations: dict[str, str] = field(default_factory=dict)  # e.g. controller settings
 
@@ -163,6 +165,12 @@ class Ingress:
                    "(the certificate is for a host name)")
         if self.path_prefix is not None:
             check_http_path(self.path_prefix, "ingress.path_prefix")
+        for alias in self.path_aliases:
+            check_http_path(alias, "ingress.path_aliases")
+            _check(self.path_prefix is not None, "ingress.path_aliases needs ingress.path_prefix "
+                   "(an alias is routed as the prefix is)")
+            _check(alias.rstrip("/") not in ("", (self.path_prefix or "").rstrip("/")),
+                   f"ingress.path_aliases: {alias!r} must differ from / and the path prefix")
         for key in self.annotations:
             check_label_key(key, "ingress.annotations")
 

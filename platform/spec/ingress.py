@@ -26,7 +26,8 @@ def ingress_paths(spec: AppSpec) -> list[dict[str, str]]:
     Prefixes; paths another Prefix already covers are dropped. /metrics, /livez and /readyz stay inside the cluster.
     """
     if spec.ingress.path_prefix:
-        return [{"path": spec.ingress.path_prefix, "pathType": "Prefix"}]
+        return [{"path": path, "pathType": "Prefix"}
+                for path in (spec.ingress.path_prefix, *spec.ingress.path_aliases)]
     wanted: list[tuple[str, str, str]] = []  # (path, type, where)
     api = spec.api
     for ep in (api.endpoints if api else ()):

@@ -45,6 +45,21 @@ def test_root_path_prefix_is_removed_and_documented(tmp_path):
         assert app.get(f"{PREFIX}x/parity?int=7")[0] == 404
 
 
+def test_root_path_aliases_are_removed_too(tmp_path):
+    """A vanity path: the Kubernetes Ingress passes /parity-vanity/parity on unchanged."""
+    with serve(tmp_path, "--workers", "1", "--root-path", PREFIX,
+               "--root-path-aliases", "/parity-vanity/,/teams/a") as app:
+        for path in (f"{PREFIX}/parity?int=7", "/parity-vanity/parity?int=7",
+                     "/teams/a/parity?int=7", "/parity?int=7"):
+            assert app.get(path)[::2] == (200, b"odd"), path
+        status, _, body = app.get("/parity-vanity/openapi.json")
+        assert status == 200 and json.loads(body)["servers"] == [{"url": PREFIX}]
+        status, headers, _ = app.get("/parity-vanity/__docs__")
+        assert status == 307 and headers["location"] == "/parity-vanity/__docs__/"
+        assert app.get("/parity-vanityx/parity?int=7")[0] == 404
+        assert app.get("/teams/parity?int=7")[0] == 404
+
+
 def test_bad_root_path_is_refused_before_serving(tmp_path):
     import subprocess
     import sys
