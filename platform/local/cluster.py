@@ -168,14 +168,25 @@ class Operation:
         self.done.set()
 
 
-def stripped_prefix(spec: AppSpec) -> str | None:
-    """The ingress path prefix HAProxy removes: the app's own when its runtime is told it is
-    served under it (--root-path), so the app sees its paths as on its own."""
+def stripped_prefixes(spec: AppSpec) -> tuple[str, ...]:
+    """The ingress path prefixes HAProxy removes: the app's own when its runtime is told it is
+    served under it (--root-path), so the app sees its paths as on its own, and then its
+    aliases (a vanity path), routed as the prefix is."""
     prefix = (spec.ingress.path_prefix or "").rstrip("/")
     if not prefix:
-        return None
+        return ()
     root = spec.env.get(settings.BY_NAME["root_path"].env) or serve_table(spec).get("root_path")
-    return prefix if root and root.rstrip("/") == prefix else None
+    if not root or root.rstrip("/") != prefix:
+        return ()
+    return (prefix, *(alias.rstrip("/") for alias in spec.ingress.path_aliases))
+
+
+def only_routes_differ(old: AppSpec, new: AppSpec) -> bool:
+    """Nothing a replica runs changes, only where the ingress routes the app from (a vanity
+    path set or cleared, a host name): HAProxy takes it without a rollout, as an Ingress
+    change rolls no pods out."""
+    return (old.ingress != new.ingress  # the same plumber.R's routes, read by R or not:
+            and replace(new, ingress=old.ingress, api=old.api) == old)
 
 
 class LocalCluster:
@@ -218,7 +229,7 @@ class LocalCluster:
         self.backend = backend_name(spec.name)
         self.routes = ingress_routes(spec)
         self.host_name = spec.ingress.host
-        self.strip = stripped_prefix(spec)
+        self.strip = stripped_prefixes(spec)
         self._last_watch = 0.0
 
     # ----- public, thread-safe: called from signal handlers and the control endpoint -----
@@ -316,7 +327,24 @@ class LocalCluster:
         except Exception as exc:  # an annotation error, a path HAProxy cannot route
             op.finish(False, f"not deployed: {exc}")
             return
+        if digest == self.digest and only_routes_differ(self.spec, spec):
+            self._reroute(op, spec)
+            return
         self._begin_rollout(op, path, spec, digest)
+
+    def _reroute(self, op: Operation, spec: AppSpec) -> None:
+        """New routes for the same replicas: a graceful HAProxy reload, no rollout."""
+        previous = (self.spec, self.routes, self.host_name, self.strip)
+        self.spec = spec
+        error = self._update_routes()
+        if error:  # HAProxy refused them: it still runs the previous routes
+            self.spec, self.routes, self.host_name, self.strip = previous
+            op.finish(False, f"not deployed: {error}")
+            return
+        self.history[self.revision] = (spec, self.digest)
+        paths = ", ".join(route.path for route in self.routes)
+        op.finish(True, f"{op.kind} complete: routes updated ({paths}), revision "
+                        f"{self.revision} kept, no replica restarted")
 
     def _rollback(self, op: Operation, revision: int | None) -> None:
         """Back to an earlier revision's spec, rolled out as a new revision (as Kubernetes)."""
@@ -594,11 +622,12 @@ class LocalCluster:
             pending, self.pending_scale = self.pending_scale, None
             pending.finish(True, f"scaled to {self.spec.replicas} replicas, all ready")
 
-    def _update_routes(self) -> None:
-        """A new plumber.R may bring new paths: reload HAProxy gracefully with them."""
-        routes = (ingress_routes(self.spec), self.spec.ingress.host, stripped_prefix(self.spec))
+    def _update_routes(self) -> str | None:
+        """A new plumber.R may bring new paths: reload HAProxy gracefully with them. The
+        error, if HAProxy refused them."""
+        routes = (ingress_routes(self.spec), self.spec.ingress.host, stripped_prefixes(self.spec))
         if routes == (self.routes, self.host_name, self.strip):
-            return
+            return None
         self.routes, self.host_name, self.strip = routes
         for r in self.replicas:
             r.served_before_reload = r.served
@@ -607,6 +636,8 @@ class LocalCluster:
             self.say("haproxy reloaded with the new routes")
         except HAProxyError as exc:
             self.say(f"error: {exc}")
+            return str(exc)
+        return None
 
     def describe(self) -> AppRoutes:
         """This app's part of the ingress: its routes and the replicas HAProxy has now."""

@@ -63,15 +63,16 @@ class AppRoutes:
     """One app behind the ingress: its HAProxy backend, the paths routed to it, its replicas.
 
     `host`: only requests for that host name (the Host header, as an Ingress rule's host).
-    `strip`: a path prefix removed before the request reaches a replica (an app served under
-    /content/NAME whose runtime knows it as its --root-path sees /parity, not the prefix).
+    `strip`: path prefixes removed before the request reaches a replica (an app served under
+    /content/NAME, and maybe a vanity path, whose runtime knows the prefix as its --root-path
+    sees /parity, not the prefix).
     """
 
     backend: str
     routes: tuple[Route, ...]
     servers: tuple[Server, ...] = ()
     host: str | None = None
-    strip: str | None = None
+    strip: tuple[str, ...] = ()
     server_timeout: int | None = None  # seconds a replica may take to answer
 
 
@@ -129,9 +130,13 @@ def _frontend_rules(app: AppRoutes) -> list[str]:
     return lines + [f"    use_backend {app.backend} if {app.backend}_host {acl}"]
 
 
-def _strip_rule(prefix: str) -> str:
-    pattern = re.sub(r"([.+*?()\[\]{}|^$\\])", r"\\\1", _quote(prefix.rstrip("/")))
-    return f"    http-request replace-path ^{pattern}/?(.*)$ /\\1"
+def _strip_rule(prefixes: tuple[str, ...]) -> str:
+    """One rule, so a path is stripped once: by the prefix it starts with (the longest)."""
+    patterns = [re.sub(r"([.+*?()\[\]{}|^$\\])", r"\\\1", _quote(prefix.rstrip("/")))
+                for prefix in sorted(prefixes, key=len, reverse=True)]
+    if len(patterns) == 1:
+        return f"    http-request replace-path ^{patterns[0]}/?(.*)$ /\\1"
+    return f"    http-request replace-path ^({'|'.join(patterns)})/?(.*)$ /\\2"
 
 
 def _backend(app: AppRoutes) -> list[str]:

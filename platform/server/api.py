@@ -186,7 +186,7 @@ def find_app(call: Call, ref: str | None = None) -> App:
     app = (
         s.get(App, int(ref))
         if ref.isdigit()
-        else s.scalar(select(App).where(or_(App.name == ref, App.slug == ref)))
+        else s.scalar(select(App).where(or_(App.name == ref, App.slug == ref, App.guid == ref)))
     )
     if app is None or not can_see(call, app):
         raise ApiError(404, f"no app {ref!r}")
@@ -210,6 +210,7 @@ def show_app(call: Call, app: App) -> dict:
         call.server.deployer.app_url(app),
         role=auth.app_role(call.session, call.caller, app),
         can_change=auth.can_change(call.session, call.caller, app),
+        vanity_full_url=call.server.deployer.vanity_url(app),
     )
 
 

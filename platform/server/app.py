@@ -10,7 +10,15 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 
 from plumbline.platform.backend import Backend
-from plumbline.platform.server import account_api, auth, dashboard, fetch, sessions, traffic_api
+from plumbline.platform.server import (
+    account_api,
+    auth,
+    dashboard,
+    fetch,
+    sessions,
+    traffic_api,
+    vanity_api,
+)
 from plumbline.platform.server.api import ROUTES
 from plumbline.platform.server.app_health import StatusCache
 from plumbline.platform.server.bundles import BundleStore
@@ -88,7 +96,7 @@ class Server:
 
 
 # Every route of the HTTP API; the dashboard (dashboard/) is a client of these.
-API_ROUTES = [*ROUTES, *account_api.ROUTES, *traffic_api.ROUTES]
+API_ROUTES = [*ROUTES, *account_api.ROUTES, *traffic_api.ROUTES, *vanity_api.ROUTES]
 _CONNECT_PATHS = ("/server_settings", "/users/", "/applications", "/tasks/")
 
 

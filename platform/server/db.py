@@ -77,6 +77,9 @@ class App(Base):
     owner_id: Mapped[int] = mapped_column(ForeignKey("users.id"), index=True)
     access_type: Mapped[str] = mapped_column(String(16), default="acl")
     host: Mapped[str | None] = mapped_column(String(253), unique=True)  # its own host name
+    # Served at this path too, as "/parity/" (Connect's vanity URL): vanity.py checks it.
+    vanity_path: Mapped[str | None] = mapped_column(String(200), unique=True)
+    vanity_created_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     replicas: Mapped[int] = mapped_column(Integer, default=1)
     active_bundle_id: Mapped[int | None] = mapped_column(Integer)  # no FK: bundles point here
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)

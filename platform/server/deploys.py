@@ -26,6 +26,7 @@ from plumbline.platform.server.db import App, Bundle, Database, utcnow
 from plumbline.platform.server.fetch import download_path, forget_expired, mint_token
 from plumbline.platform.server.tasks import TaskContext, TaskFailed, TaskRunner
 from plumbline.platform.server.validate import check_app_folder
+from plumbline.platform.server.vanity import ingress_alias
 from plumbline.platform.spec.appspec import AppSpec, BundleSource, SpecError, build_spec
 
 log = logging.getLogger("plumbline.server.deploys")
@@ -171,6 +172,8 @@ class Deployer:
         }
         if app.host:
             flags["ingress.host"] = app.host
+        if app.vanity_path:
+            flags["ingress.path_aliases"] = [ingress_alias(app.vanity_path)]
         kubernetes = self.backend.kind == "kubernetes"
         if kubernetes:
             flags.update({
@@ -227,6 +230,12 @@ class Deployer:
         """The runtime settings that put the app under its path and enforce its access."""
         env = {
             "PLUMBLINE_ROOT_PATH": content_path(app.slug),
+            # The vanity path: the local ingress strips it, a Kubernetes Ingress passes it on.
+            "PLUMBLINE_ROOT_PATH_ALIASES": (
+                ingress_alias(app.vanity_path)
+                if app.vanity_path and self.backend.kind != "local"
+                else ""
+            ),
             "PLUMBLINE_ACCESS": "public",
             "PLUMBLINE_ACCESS_KEYS": "",
             "PLUMBLINE_ACCESS_KEYS_FILE": "",
@@ -308,10 +317,15 @@ class Deployer:
         return [b.id for b in drop]
 
     def app_url(self, app: App) -> str:
+        return self._apps_base(app) + content_path(app.slug) + "/"
+
+    def vanity_url(self, app: App) -> str | None:
+        return self._apps_base(app) + app.vanity_path if app.vanity_path else None
+
+    def _apps_base(self, app: App) -> str:
         if app.host:
-            return f"http://{app.host}{content_path(app.slug)}/"
-        base = (self.config.apps_url or self.config.url).rstrip("/")
-        return f"{base}{content_path(app.slug)}/"
+            return f"http://{app.host}"
+        return (self.config.apps_url or self.config.url).rstrip("/")
 
     # ---- restart, scale, delete ------------------------------------------------------
 

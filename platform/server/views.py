@@ -40,7 +40,12 @@ def key_view(key: ApiKey) -> dict:
 
 
 def app_view(
-    app: App, owner: User | None, url: str, role: str | None = None, can_change: bool = False
+    app: App,
+    owner: User | None,
+    url: str,
+    role: str | None = None,
+    can_change: bool = False,
+    vanity_full_url: str | None = None,
 ) -> dict:
     return {
         "id": app.id,
@@ -54,6 +59,9 @@ def app_view(
         "owner_username": owner.username if owner else None,
         "access_type": app.access_type,
         "host": app.host,
+        "vanity_url": app.vanity_path is not None,  # Connect's flag (rsconnect keeps it)
+        "vanity_path": app.vanity_path,
+        "vanity_full_url": vanity_full_url,
         "replicas": app.replicas,
         "bundle_id": app.active_bundle_id,
         "active_bundle_id": app.active_bundle_id,
@@ -61,6 +69,17 @@ def app_view(
         "can_change": can_change,
         "created_time": iso(app.created_at),
         "updated_time": iso(app.updated_at),
+    }
+
+
+def vanity_view(app: App, url: str | None) -> dict:
+    """Connect's shape of a vanity URL (GET /__api__/v1/content/{guid}/vanity), and its URL."""
+    return {
+        "content_guid": app.guid,
+        "path": app.vanity_path,
+        "created_time": iso(app.vanity_created_at),
+        "app_id": app.id,
+        "url": url,
     }
 
 

@@ -139,7 +139,7 @@ def test_one_haproxy_routes_several_apps_each_to_its_own_replicas(tmp_path):
 @pytest.mark.slow  # real HAProxy
 def test_apps_by_host_and_by_stripped_prefix(tmp_path):
     from plumbline.platform.local.haproxy import Route
-    apps = [AppRoutes("app-a", (Route("prefix", "/content/a.b"),), strip="/content/a.b",
+    apps = [AppRoutes("app-a", (Route("prefix", "/content/a.b"),), strip=("/content/a.b",),
                       server_timeout=90),
             AppRoutes("app-b", (Route("prefix", "/"),), host="b.example.com")]
     config = render_config(apps=apps, bind_host="127.0.0.1", port=18080,
@@ -152,3 +152,17 @@ def test_apps_by_host_and_by_stripped_prefix(tmp_path):
     # the host's rule comes first: its app wins over a host-less app on the same path
     assert config.index("use_backend app-b if app-b_host app-b_path") < \
         config.index("use_backend app-a if app-a_path")
+
+
+@pytest.mark.slow  # real HAProxy
+def test_a_vanity_path_is_routed_and_stripped_as_the_prefix_is(tmp_path):
+    from plumbline.platform.local.haproxy import Route
+    apps = [AppRoutes("app-a", (Route("prefix", "/content/a"), Route("prefix", "/teams/a")),
+                      strip=("/content/a", "/teams/a"))]
+    config = render_config(apps=apps, bind_host="127.0.0.1", port=18080,
+                           admin_socket=tmp_path / "admin.sock", server_timeout=120)
+    check = haproxy_accepts(config, tmp_path)
+    assert check.returncode == 0, check.stderr
+    assert "acl app-a_path path_beg /teams/a/" in config
+    # one rule: /content/a/teams/a/x is stripped once, to /teams/a/x
+    assert r"http-request replace-path ^(/content/a|/teams/a)/?(.*)$ /\2" in config
