@@ -185,8 +185,10 @@ def only_routes_differ(old: AppSpec, new: AppSpec) -> bool:
     """Nothing a replica runs changes, only where the ingress routes the app from (a vanity
     path set or cleared, a host name): HAProxy takes it without a rollout, as an Ingress
     change rolls no pods out."""
-    return (old.ingress != new.ingress  # the same plumber.R's routes, read by R or not:
-            and replace(new, ingress=old.ingress, api=old.api) == old)
+    # api: the same plumber.R's routes, read by R or not; set_fields: which settings were
+    # given (the vanity path's key is given only while there is one).
+    return (old.ingress != new.ingress
+            and replace(new, ingress=old.ingress, api=old.api, set_fields=old.set_fields) == old)
 
 
 class LocalCluster:
