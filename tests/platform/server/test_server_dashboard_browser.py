@@ -210,6 +210,18 @@ def test_admin_watches_deploys_rolls_back_sees_traffic_and_revokes_a_key(server,
     page.click("#confirm-ok")
     page.wait_for_selector('#task-state[data-state="done"]')
     assert httpx.get(apps_url, timeout=30).text == "hello v1"
+    # A vanity path: refused with the server's reason, then set and served there too.
+    page.fill("#vanity-path", "/content/mine/")
+    page.click("#save-vanity")
+    page.wait_for_selector("text=/content belongs to the server")
+    page.fill("#vanity-path", "/hello-team/")
+    page.click("#save-vanity")
+    page.wait_for_selector("#task-log:has-text('no replica restarted')")  # its own task's
+    page.wait_for_selector('#task-state[data-state="done"]')
+    vanity_url = server.config.apps_url.rstrip("/") + "/hello-team/"
+    wait_until(page, f"(document.querySelector('#vanity-url') || {{}}).textContent === "
+                     f"'{vanity_url}'")
+    assert httpx.get(vanity_url + "hello", timeout=30).text == "hello v1"
     page.click('[data-nav="apps"]')
     page.wait_for_selector('tr[data-app="parity-api"] [data-health="healthy"]')
     screenshot(page, screenshot_dir, "dashboard-apps")
@@ -273,6 +285,7 @@ def test_a_viewer_on_a_phone_sees_everything_and_no_change_button(server, browse
             "#upload",
             "[data-action]",
             "#save-access",
+            "#save-vanity",
             "#add-grant",
             "#delete-app",
             "#grants-body button",

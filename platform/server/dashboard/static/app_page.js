@@ -74,6 +74,9 @@ function renderHead(head, app, st) {
         app.active_bundle_id ? `#${app.active_bundle_id}` : "none yet")),
       h("div", {}, h("dt", {}, "Replicas"), h("dd", { id: "replica-count" },
         st && !st.error ? `${st.ready}/${st.desired} ready` : "—")),
+      app.vanity_full_url ? h("div", {}, h("dt", {}, "Vanity URL"), h("dd", {},
+        h("a", { href: app.vanity_full_url, target: "_blank", rel: "noopener noreferrer",
+          class: "url", id: "vanity-url" }, app.vanity_full_url))) : null,
       h("div", {}, h("dt", {}, "Access"), h("dd", {}, ACCESS_TEXT[app.access_type]))));
 }
 
@@ -413,6 +416,8 @@ function access(content, page) {
     parts.push(h("p", {}, ACCESS_TEXT[app.access_type]));
   }
 
+  parts.push(...vanityPart(page));
+
   const body = h("tbody", { id: "grants-body" });
   parts.push(h("h2", {}, "Collaborators and viewers"),
     h("p", { class: "muted" }, "Collaborators publish and change the app; viewers see it and, "
@@ -472,4 +477,30 @@ function access(content, page) {
           } }, "Remove") : null))));
   };
   every(10000, refresh);
+}
+
+// A path of its own besides /content/<name>/ (Connect's vanity URL); checked by the server.
+function vanityPart(page) {
+  const { app } = page;
+  const parts = [h("h2", {}, "Vanity path")];
+  if (!app.can_change) {
+    parts.push(h("p", {}, app.vanity_path ? `Also served at ${app.vanity_path}` : "None."));
+    return parts;
+  }
+  const input = h("input", { id: "vanity-path", value: app.vanity_path || "",
+    placeholder: "/parity/" });
+  const changed = (answer) => {
+    app.vanity_path = answer.path;
+    toast(answer.path ? `Also served at ${answer.path}` : "Vanity path removed");
+  };
+  parts.push(h("form", { class: "card inline", id: "vanity", onsubmit: async (event) => {
+    event.preventDefault();
+    await runTask(page, () => api("PUT", `/v1/apps/${app.id}/vanity`, { path: input.value }),
+      changed);
+  } }, field("Path", input, "lower-case letters, digits, - _ . and /"),
+  h("button", { type: "submit", id: "save-vanity" }, "Save"),
+  app.vanity_path ? h("button", { type: "button", class: "secondary", id: "clear-vanity",
+    onclick: () => runTask(page, () => api("DELETE", `/v1/apps/${app.id}/vanity`), changed) },
+  "Remove") : null));
+  return parts;
 }
