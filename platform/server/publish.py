@@ -45,6 +45,13 @@ def configure(name: str, parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--title", default=None, help="app title (default: the name)")
     parser.add_argument(
+        "--vanity",
+        default=None,
+        metavar="PATH",
+        help="serve the app at this path too, such as /parity/ (its vanity path), set before "
+        "the deploy; a path the server refuses stops the publish before anything is uploaded",
+    )
+    parser.add_argument(
         "--no-wait", action="store_true", help="return once the deploy task started"
     )
     parser.set_defaults(func=cmd_publish)
@@ -58,7 +65,12 @@ def cmd_publish(args) -> int:
     try:
         client = Client(args.server, args.api_key)
         ok = publish(
-            client, Path(args.directory), name=args.name, title=args.title, wait=not args.no_wait
+            client,
+            Path(args.directory),
+            name=args.name,
+            title=args.title,
+            vanity=args.vanity,
+            wait=not args.no_wait,
         )
     except PublishError as exc:
         raise CommandError(str(exc)) from None
@@ -78,6 +90,7 @@ def publish(
     *,
     name: str | None = None,
     title: str | None = None,
+    vanity: str | None = None,
     wait: bool = True,
     say=print,
 ) -> bool:
@@ -96,6 +109,8 @@ def publish(
         body = {"name": name, **({"title": title} if title else {})}
         app = client.call("POST", "/__api__/applications", body)
         say(f"Created {name} (app {app['id']})")
+    if vanity is not None:
+        set_vanity(client, app, vanity, say)
     with tempfile.TemporaryDirectory(prefix="plumbline-publish-") as tmp:
         archive = Path(tmp) / "bundle.tar.gz"
         count = write_bundle(folder, archive)
@@ -121,6 +136,15 @@ def publish(
         return True
     say(f"Deploy failed: {result['error']}")
     return False
+
+
+def set_vanity(client: Client, app: dict, path: str, say) -> None:
+    """The app's vanity path, when it is another (the server checks and normalises it)."""
+    current = client.call("GET", f"/__api__/v1/apps/{app['id']}")["vanity_path"]
+    if current is not None and current.strip("/") == path.strip("/"):
+        return
+    answer = client.call("PUT", f"/__api__/v1/apps/{app['id']}/vanity", {"path": path})
+    say(f"Vanity path: {answer['path']} ({answer['url']})")
 
 
 def follow(client: Client, task_id: str, say, poll: float = 0.5) -> dict:

@@ -42,7 +42,8 @@ class VanityError(ValueError):
 
 def normalise(raw: object) -> str:
     """The path in its one form, "/parity/" or "/teams/parity/"; VanityError if it is not
-    a path a vanity path may be. A missing leading or trailing slash is added."""
+    a path a vanity path may be (malformed or reserved). A missing leading or trailing slash
+    is added."""
     if not isinstance(raw, str) or not raw:
         raise VanityError('path must be a non-empty string such as "/parity/"')
     path = raw if raw.startswith("/") else "/" + raw
@@ -53,6 +54,7 @@ def normalise(raw: object) -> str:
         raise VanityError(f"{raw!r} has an empty path element ('//')")
     if len(path) > MAX_LENGTH:
         raise VanityError(f"a vanity path has at most {MAX_LENGTH} characters")
+    check_not_reserved(path)
     for element in path[1:-1].split("/"):
         if element in (".", ".."):
             raise VanityError(f"{raw!r}: '.' and '..' cannot be path elements")

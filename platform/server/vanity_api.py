@@ -18,12 +18,7 @@ from starlette.routing import Route
 from plumbline.platform.server import auth
 from plumbline.platform.server.api import V1, ApiError, Call, can_see, endpoint, find_app
 from plumbline.platform.server.db import App, utcnow
-from plumbline.platform.server.vanity import (
-    VanityError,
-    check_not_reserved,
-    normalise,
-    overlapping,
-)
+from plumbline.platform.server.vanity import VanityError, normalise, overlapping
 from plumbline.platform.server.views import vanity_view
 
 # Check-then-store of vanity paths, one at a time: in this process, and across server
@@ -63,7 +58,6 @@ def set_vanity(call: Call):
         raise ApiError(400, "force must be true or false")
     try:
         path = normalise(call.body.get("path"))
-        check_not_reserved(path)
     except VanityError as exc:
         raise ApiError(exc.status, str(exc), path=call.body.get("path")) from None
     with _LOCK:

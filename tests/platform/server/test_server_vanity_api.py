@@ -13,7 +13,7 @@ from bundle_maker import good_bundle
 from test_server_api import new_app, publish
 
 from plumbline.platform.server.app import Server, create_app
-from plumbline.platform.server.vanity import VanityError, check_not_reserved, normalise
+from plumbline.platform.server.vanity import VanityError, normalise
 from plumbline.platform.server.vanity_api import ROUTES
 from plumbline.platform.spec.ingress import ingress_paths
 
@@ -233,5 +233,24 @@ def test_the_servers_own_paths_are_reserved(srv):
     firsts = {route.path.split("/")[1] for route in app.routes if route.path != "/"}
     assert firsts >= {"__api__", "static", "favicon.ico"}
     for first in firsts | {"content"}:
-        with pytest.raises(VanityError):
-            check_not_reserved(normalise(first))
+        with pytest.raises(VanityError, match="is reserved"):
+            normalise(first)
+
+
+def test_plumbline_publish_sets_the_vanity_path_first(srv, tmp_path):
+    from bundle_maker import app_folder
+
+    from plumbline.platform.server.publish import Client, PublishError, publish
+
+    client, said = Client(srv.url, srv.user("alice", "publisher")), []
+    folder = app_folder(tmp_path / "parity-api")
+    with pytest.raises(PublishError, match="reserved"):  # refused: nothing uploaded
+        publish(client, folder, vanity="/__api__/mine/", say=said.append)
+    app = client.call("GET", "/__api__/v1/apps/parity-api")
+    assert client.call("GET", f"/__api__/v1/apps/{app['id']}/versions")["versions"] == []
+    assert publish(client, folder, vanity="parity", say=said.append)
+    assert "Vanity path: /parity/ (http://apps.example.com/parity/)" in said
+    assert srv.backend.running["parity-api"].spec.ingress.path_aliases == ("/parity",)
+    said.clear()
+    assert publish(client, folder, vanity="/parity/", say=said.append)  # unchanged: no call
+    assert not any(line.startswith("Vanity path") for line in said)
