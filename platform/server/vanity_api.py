@@ -97,7 +97,8 @@ def set_vanity(call: Call):
 def _check_free(call: Call, path: str, taken: dict[str, App], force: bool) -> App | None:
     """409 unless `path` is free; with `force`, the app it belongs to (when the caller may
     change that app too), to take it from."""
-    for other in overlapping(path, taken):
+    # Paths around or inside it first: force moves an equal path only.
+    for other in sorted(overlapping(path, taken), key=lambda other: other == path):
         holder = taken[other]
         name = repr(holder.name) if can_see(call, holder) else "another app"
         if other != path:
