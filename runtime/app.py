@@ -139,7 +139,7 @@ def create_app(spec: PlumberFile, pool, options: AppOptions = AppOptions()):
     if options.access == "keys":
         app = KeyAccess(app, options.access_keys, options.access_keys_file,
                         options.metrics_keys)
-    if options.root_path:
+    if options.root_path or options.root_path_aliases:
         app = RootPath(app, options.root_path, options.root_path_aliases)
     access_log = AccessLog() if options.access_log else None
     outer = RequestLogMiddleware(app, inner.metrics, access_log)

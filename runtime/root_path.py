@@ -15,7 +15,7 @@ class RootPath:
         self.app = app
         self.root_path = root_path
         # Longest first: of /a and /a/b, a request for /a/b/x came by /a/b.
-        self._prefixes = sorted({root_path, *aliases}, key=len, reverse=True)
+        self._prefixes = sorted({p for p in (root_path, *aliases) if p}, key=len, reverse=True)
 
     async def __call__(self, scope, receive, send) -> None:
         if scope["type"] == "http":
