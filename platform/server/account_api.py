@@ -20,7 +20,7 @@ from plumbline.platform.server.api import (
     V1,
     ApiError,
     Call,
-    _int,
+    path_id,
     _json_body,
     endpoint,
     error,
@@ -160,7 +160,7 @@ def change_own_password(call: Call):
 
 @endpoint("admin")
 def set_user_password(call: Call):
-    user = call.session.get(User, _int(call.param("user")))
+    user = call.session.get(User, path_id(call.param("user")))
     if user is None:
         raise ApiError(404, "no such user")
     if "password" not in call.body:

@@ -3,6 +3,7 @@ the dashboard and its traffic charts."""
 
 from __future__ import annotations
 
+import inspect
 import logging
 
 from starlette.applications import Starlette
@@ -12,14 +13,16 @@ from starlette.responses import JSONResponse
 from plumbline.platform.backend import Backend
 from plumbline.platform.server import (
     account_api,
+    apps_api,
     auth,
+    connect_api,
     dashboard,
     fetch,
     sessions,
     traffic_api,
+    users_api,
     vanity_api,
 )
-from plumbline.platform.server.api import ROUTES
 from plumbline.platform.server.app_health import StatusCache
 from plumbline.platform.server.bundles import BundleStore
 from plumbline.platform.server.config import ServerConfig
@@ -96,7 +99,16 @@ class Server:
 
 
 # Every route of the HTTP API; the dashboard (dashboard/) is a client of these.
-API_ROUTES = [*ROUTES, *account_api.ROUTES, *traffic_api.ROUTES, *vanity_api.ROUTES]
+API_ROUTES = [
+    *connect_api.ROUTES,
+    *users_api.ROUTES,
+    *apps_api.ROUTES,
+    *account_api.ROUTES,
+    *traffic_api.ROUTES,
+    *vanity_api.ROUTES,
+]
+# Every handler went through api.endpoint(), which authenticates (a plain function would not).
+assert all(inspect.iscoroutinefunction(route.endpoint) for route in API_ROUTES)
 _CONNECT_PATHS = ("/server_settings", "/users/", "/applications", "/tasks/")
 
 

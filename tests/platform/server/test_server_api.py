@@ -15,7 +15,7 @@ import pytest
 from bundle_maker import file_member, good_bundle, link_member, tar_gz
 from sqlalchemy import select
 
-from plumbline.platform.server.api import ROUTES
+from plumbline.platform.server.app import API_ROUTES as ROUTES
 from plumbline.platform.server.db import ApiKey, Bundle
 
 pytestmark = pytest.mark.slow  # real servers and R's parser
