@@ -41,7 +41,7 @@ direct_prepare <- function(pr) {
     if (ok) {
       senv <- environment(serializer)
       headers <- lapply(senv$headers, paste)
-      entry$serialize_fn <- senv$serialize_fn
+      entry$serialize_fn <- json_shortcut(senv$serialize_fn)
       entry$wire_headers <- enc2utf8(c(rbind(names(headers),
                                              as.character(unlist(headers, use.names = FALSE)))))
       ok <- all(lengths(headers) == 1L) && !is.null(names(headers))
@@ -51,6 +51,49 @@ direct_prepare <- function(pr) {
                       params = length(ep$regex$names), direct = ok, fargs = fargs)
   }
   rows
+}
+
+# plumber's JSON serializers (serializer_json(), serializer_unboxed_json(), with their own
+# arguments) call jsonlite::toJSON(val, ...), which resolves its arguments (eight
+# match.arg() calls) and calls jsonlite's asJSON() with them. The arguments do not depend on
+# `val`, so they are resolved once here, by toJSON's own statements, and each request calls
+# asJSON() with them, exactly as toJSON would: the same jsonlite code writes the same bytes,
+# about 45 us sooner a request. Anything else (another serializer, a jsonlite whose toJSON
+# is not shaped as expected, `pretty` a number) keeps the serializer's own function.
+json_shortcut <- function(serialize_fn) {
+  senv <- environment(serialize_fn)
+  to_json <- jsonlite::toJSON
+  statements <- as.list(body(to_json))
+  last <- length(statements)
+  call <- statements[[last - 1L]]
+  shaped <- identical(body(serialize_fn), quote({ toJSON(val, ...) })) &&
+    identical(get0("toJSON", envir = senv), to_json) &&
+    identical(statements[[1L]], as.name("{")) && last > 3L &&
+    is.call(call) && identical(call[[1L]], as.name("<-")) &&
+    identical(call[[2L]], as.name("ans")) && is.call(call[[3L]]) &&
+    identical(call[[3L]][[1L]], as.name("asJSON")) && identical(call[[3L]][[2L]], as.name("x")) &&
+    identical(statements[[last]], quote(if (is.numeric(pretty)) {
+      prettify(ans, pretty)
+    } else {
+      class(ans) <- "json"
+      return(ans)
+    }))
+  if (!shaped) return(serialize_fn)
+  # toJSON's statements before its asJSON() call, returning the frame they leave: the
+  # resolved arguments, and `...` (what the serializer passes beyond toJSON's own).
+  resolve <- to_json
+  body(resolve) <- as.call(c(statements[seq_len(last - 2L)], quote(environment())))
+  resolved <- tryCatch(do.call(resolve, c(list(NULL), eval(quote(list(...)), senv))),
+                       error = function(e) NULL)
+  if (is.null(resolved) || is.numeric(resolved$pretty)) return(serialize_fn)
+  shortcut <- function(x) NULL
+  body(shortcut) <- bquote({
+    ans <- .(call[[3L]])
+    class(ans) <- "json"
+    ans
+  })
+  environment(shortcut) <- resolved
+  shortcut
 }
 
 # The answer for endpoint `index` (list(c(status, name, value, ...), raw body), as

@@ -187,6 +187,13 @@ def test_serializers_and_failures(pair, path, status):
     pair.compare("GET", path, status=status)
 
 
+@pytest.mark.parametrize(
+    "path", ["/json-args", "/json-pretty", "/json-columns", "/json-indent", "/json-matrix"]
+)
+def test_json_serializer_arguments(pair, path):
+    pair.compare("GET", path, status=200)
+
+
 def test_model_prediction_from_a_json_body(pair):
     rows = {"rows": [{"x": x} for x in range(1, 11)]}
     pair.compare(

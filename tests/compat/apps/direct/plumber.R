@@ -87,3 +87,25 @@ function(int) paste("path", int)
 
 #* @get /promise
 function() promises::promise_resolve(list(resolved = TRUE))
+
+# plumber's JSON serializers with their own arguments (runtime/direct.R resolves toJSON's
+# arguments once per endpoint).
+#* @serializer json list(digits = NA, na = "string")
+#* @get /json-args
+function() list(x = c(pi, NA), when = as.Date("2024-02-29"), f = factor("b", levels = c("a", "b")))
+
+#* @serializer json list(pretty = TRUE)
+#* @get /json-pretty
+function() list(a = 1:2, b = list(c = "d"))
+
+#* @serializer unboxedJSON list(dataframe = "columns", rownames = TRUE)
+#* @get /json-columns
+function() head(mtcars, 3)
+
+#* @serializer json list(pretty = 2)
+#* @get /json-indent
+function() list(a = 1:2)
+
+#* @serializer json list(matrix = "columnmajor", raw = "hex", null = "null")
+#* @get /json-matrix
+function() list(m = matrix(1:6, 2), r = as.raw(c(1, 255)), n = NULL, e = list())
