@@ -42,13 +42,16 @@ direct_prepare <- function(pr) {
       senv <- environment(serializer)
       headers <- lapply(senv$headers, paste)
       entry$serialize_fn <- json_shortcut(senv$serialize_fn)
-      entry$wire_headers <- enc2utf8(c(rbind(names(headers),
-                                             as.character(unlist(headers, use.names = FALSE)))))
+      # Status and headers of every answer the serializer gives: one vector, kept for the
+      # worker's life, which the worker's Python reads once (it knows it by its address).
+      entry$meta <- c("200", enc2utf8(c(rbind(names(headers),
+                                              as.character(unlist(headers, use.names = FALSE))))))
       ok <- all(lengths(headers) == 1L) && !is.null(names(headers))
     }
     direct$ends[[i]] <- entry
     rows[[i]] <- list(verbs = as.character(h$verbs), regex = ep$regex$regex,
-                      params = length(ep$regex$names), direct = ok, fargs = fargs)
+                      params = length(ep$regex$names), direct = ok, fargs = fargs,
+                      meta = if (ok) entry$meta else character())
   }
   rows
 }
@@ -154,7 +157,7 @@ plumbline_direct <- function(index, args, path_values, body, content_type) {
   } else if (!is.raw(body)) {
     return(to_wire(direct_respond(d, value, NULL)))
   }
-  list(c("200", d$wire_headers), body)
+  list(d$meta, body)
 }
 
 # What fastpath.R answers from here on: plumber's serializer or error handler with a real

@@ -122,7 +122,12 @@ class RBridge:
             ri.BoolSexpVector([inline_futures]),
         )
         if result is ri.NULL or len(result) == 0:
-            self._routes = DirectRoutes(self._direct_table())
+            rows = self._direct_table()
+            self._routes = DirectRoutes(rows)
+            # The direct path's status and headers, one R vector per endpoint kept for the
+            # worker's life: read here once, recognised by address in every answer.
+            self._direct.known = {row["meta"].__sexp__._cdata: list(row["meta"])
+                                  for row in rows if row["direct"]}
             return None
         return str(result[0])
 
@@ -133,7 +138,7 @@ class RBridge:
             return []
         return [
             {"verbs": list(row[0]), "regex": row[1][0], "params": row[2][0],
-             "direct": bool(row[3][0]), "fargs": list(row[4])}
+             "direct": bool(row[3][0]), "fargs": list(row[4]), "meta": row[5]}
             for row in rows
         ]
 
@@ -190,8 +195,8 @@ class RBridge:
         return WorkerResponse(status=int(meta[0]), headers=list(zip(meta[1::2], meta[2::2])), body=body)
 
     def _call_direct(self, plan: DirectCall, request: WorkerRequest):
-        call, rlib = self._direct, self._rlib
-        call.set(0, rlib.Rf_ScalarInteger(plan.index))
+        call = self._direct
+        call.set(0, call.integer(plan.index))
         call.named_list(1, plan.args)
         call.strings(2, plan.path_values)
         call.raw(3, request.body)
@@ -247,6 +252,26 @@ class _RCall:
             self._cells.append(cell)
         self._names = rlib.Rf_install(b"names")
         self._error = ffi.new("int *")
+        # Arguments most requests share, made once: no query, no path values, no body.
+        self._empty = {
+            kind: self._keep(rlib.Rf_allocVector(kind, 0))
+            for kind in (rlib.STRSXP, rlib.RAWSXP, rlib.VECSXP)
+        }
+        self._integers: dict[int, object] = {}
+        # Status-and-headers vectors R keeps for the worker's life, already read (see
+        # RBridge.load): an answer that carries one of them is not read again.
+        self.known: dict = {}
+
+    def _keep(self, value):
+        self._rlib.R_PreserveObject(value)
+        return value
+
+    def integer(self, number: int):
+        """A length-one integer vector, kept (a request's endpoint index: a handful)."""
+        value = self._integers.get(number)
+        if value is None:
+            value = self._integers[number] = self._keep(self._rlib.Rf_ScalarInteger(number))
+        return value
 
     def set(self, position: int, value) -> None:
         self._rlib.SETCAR(self._cells[position], value)
@@ -254,25 +279,30 @@ class _RCall:
     def strings(self, position: int, texts: list[str]):
         """A character vector as argument `position`."""
         rlib = self._rlib
+        if not texts:
+            rlib.SETCAR(self._cells[position], self._empty[rlib.STRSXP])
+            return
         vector = rlib.Rf_allocVector(rlib.STRSXP, len(texts))
         rlib.SETCAR(self._cells[position], vector)
         self._fill(vector, texts)
-        return vector
 
     def raw(self, position: int, data: bytes) -> None:
         rlib = self._rlib
+        if not data:
+            rlib.SETCAR(self._cells[position], self._empty[rlib.RAWSXP])
+            return
         vector = rlib.Rf_allocVector(rlib.RAWSXP, len(data))
         rlib.SETCAR(self._cells[position], vector)
-        if data:
-            self._ffi.memmove(rlib.RAW(vector), data, len(data))
+        self._ffi.memmove(rlib.RAW(vector), data, len(data))
 
     def named_list(self, position: int, items: list[tuple[str, list[str]]]) -> None:
         """list(name = c(value, ...), ...) as argument `position`."""
         rlib = self._rlib
+        if not items:
+            rlib.SETCAR(self._cells[position], self._empty[rlib.VECSXP])
+            return
         vector = rlib.Rf_allocVector(rlib.VECSXP, len(items))
         rlib.SETCAR(self._cells[position], vector)
-        if not items:
-            return
         for i, (_, values) in enumerate(items):
             element = rlib.Rf_allocVector(rlib.STRSXP, len(values))
             rlib.SET_VECTOR_ELT(vector, i, element)
@@ -303,10 +333,12 @@ class _RCall:
         rlib.Rf_protect(result)
         try:
             meta = rlib.VECTOR_ELT(result, 0)
-            strings_out = [
-                ffi.string(rlib.R_CHAR(rlib.STRING_ELT(meta, i))).decode("utf-8", "replace")
-                for i in range(rlib.Rf_xlength(meta))
-            ]
+            strings_out = self.known.get(meta)
+            if strings_out is None:
+                strings_out = [
+                    ffi.string(rlib.R_CHAR(rlib.STRING_ELT(meta, i))).decode("utf-8", "replace")
+                    for i in range(rlib.Rf_xlength(meta))
+                ]
             raw_out = rlib.VECTOR_ELT(result, 1)
             size = rlib.Rf_xlength(raw_out)
             body_out = ffi.buffer(rlib.RAW(raw_out), size)[:] if size else b""
