@@ -1,6 +1,7 @@
 """plumbline against real plumber 1.2.1 on the same plumber.R, same machine, same run.
 
     .venv/bin/python benchmarks/compare.py [--duration 8] [--rounds 3] [--output docs/benchmarks.md]
+    .venv/bin/python benchmarks/compare.py --only memory   # one part, its results as JSON
 
 1. Throughput and latency (wrk -t2 -c16) of benchmarks/api.R's endpoints: plain text
    (/parity), a 20-row JSON data frame (/frame), the example app's future() endpoint
@@ -398,9 +399,11 @@ Every run (req/s; p99 ms):
 | `--preload off`, steady state | {spawn['rss_mib']:.0f} MiB | {spawn['pss_mib']:.0f} MiB | {spawn['private_mib']:.0f} MiB | {spawn['pss_total_mib']:.0f} MiB | — |
 
 Steady state: every worker ran a full garbage collection, then {pre['requests']} requests were
-served. The model stays shared; what becomes private in a forked worker is R's own heap of
-small objects (about 45 MiB with plumber loaded: R's collector writes a mark into every
-object it keeps, and new objects fill the free slots of shared pages) and Python's.
+served. The model stays shared; what becomes private in a forked worker is R's heap: a full
+collection writes a mark into every live R object (about 607,000 objects and 9 MiB of small
+vectors with plumber loaded), and between collections R fills its heap up to its collection
+trigger (1.17 million objects, 62 MiB), writing to the free slots of shared pages. Python's
+share is about 3 MiB ([workers.md](workers.md), "What becomes private in a forked worker").
 
 8 preloaded workers together hold {share:.2f}× the PSS of one worker that loads the app
 itself ({fresh_share:.2f}× just after start). A worker killed with SIGKILL was replaced
@@ -423,9 +426,17 @@ with `--preload off`.
   plumber would, and R runs only the function and its serializer (`runtime/direct.R`; see
   docs/architecture.md). Everything else runs plumber's own pipeline. Responses stay
   byte-identical (tests/compat compares them with real plumber).
+- plumber's JSON serializers resolve jsonlite's `toJSON()` arguments once per endpoint and
+  call its `asJSON()` per request, as `toJSON()` does (same bytes, ~45 µs less a request).
 - HTTP parsing, health, metrics and logs are in Python (uvicorn with httptools), outside R.
 - `benchmarks/pool_microbench.py` measures the CPU one request costs in the worker against
-  the same R run in a plain R process.
+  the same R run in a plain R process, and against that R run just after a short sleep: a
+  worker sleeps on its pipe between requests and R runs slower after a wake-up (about 80 µs
+  of a 20-row data frame's ~500 µs). The pool gives a request to the worker that went idle
+  last, whose caches are the warmest.
+- The front's CPU per request grows with the time a worker takes (fewer events handled per
+  wake-up of its event loop), not with the size of the answer: that is why the JSON and
+  model rows cost the front more than the plain one.
 """
     return text, misses
 
@@ -435,10 +446,19 @@ def main() -> int:
     parser.add_argument("--duration", type=int, default=8, help="seconds per wrk run")
     parser.add_argument("--rounds", type=int, default=3, help="wrk runs per endpoint and server")
     parser.add_argument("--output", default=str(HERE.parent / "docs/benchmarks.md"))
+    parser.add_argument("--only", choices=("throughput", "memory", "ready"),
+                        help="run only this part and print its results as JSON (no report)")
     args = parser.parse_args()
-    results = {"runs": throughput(args.duration, args.rounds),
-               "memory": {"preload": memory(True), "spawn": memory(False)},
-               "ready": {"preload": start_to_ready(True), "spawn": start_to_ready(False)}}
+    parts = {
+        "runs": lambda: throughput(args.duration, args.rounds),
+        "memory": lambda: {"preload": memory(True), "spawn": memory(False)},
+        "ready": lambda: {"preload": start_to_ready(True), "spawn": start_to_ready(False)},
+    }
+    if args.only:
+        key = {"throughput": "runs"}.get(args.only, args.only)
+        print(json.dumps({key: parts[key]()}, indent=2))
+        return 0
+    results = {key: run() for key, run in parts.items()}
     text, misses = report(results, args)
     Path(args.output).write_text(text)
     print(text)
