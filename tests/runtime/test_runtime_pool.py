@@ -200,6 +200,18 @@ def test_workers_run_requests_in_parallel():
         assert time.monotonic() - started < 8 * 3  # generous: less than one after another
 
 
+def test_sequential_requests_go_to_the_worker_that_went_idle_last(pool):
+    # Its caches are warm; the other worker stays asleep (and its copy-on-write pages shared).
+    pids = {int(pool.get("/pid").body) for _ in range(12)}
+    assert len(pids) == 1
+    # Busy with a slow request, that worker is not taken: the other one answers.
+    slow = pool.submit("GET", "/sleep", "secs=2")
+    wait_for(lambda: pool.pool.in_flight == 1, timeout=20, interval=0.02)
+    other = int(pool.get("/pid").body)
+    assert slow.result(60).body == b"slept"
+    assert other not in pids
+
+
 def test_timeout_kills_and_replaces_the_worker():
     with running_pool(BASIC, workers=2, timeout=1.5) as harness:
         before = {row["pid"] for row in harness.wait_until_idle()}
