@@ -54,11 +54,16 @@ class WorkerResponse:
 
 
 def encode_frame(header: dict, body: bytes = b"") -> bytes:
+    return frame_head(header, len(body)) + body
+
+
+def frame_head(header: dict, body_size: int) -> bytes:
+    """A frame up to its body (prefix and header): the body follows as it is."""
     head = json.dumps(header, separators=(",", ":")).encode()
-    if len(head) > MAX_HEADER_SIZE or len(body) > MAX_BODY_SIZE:
-        raise FrameTooLarge(f"frame of {len(head)}/{len(body)} bytes (header/body) is over "
+    if len(head) > MAX_HEADER_SIZE or body_size > MAX_BODY_SIZE:
+        raise FrameTooLarge(f"frame of {len(head)}/{body_size} bytes (header/body) is over "
                             f"{MAX_HEADER_SIZE}/{MAX_BODY_SIZE}")
-    return len(head).to_bytes(4, "big") + len(body).to_bytes(4, "big") + head + body
+    return len(head).to_bytes(4, "big") + body_size.to_bytes(4, "big") + head
 
 
 def _split_prefix(prefix: bytes) -> tuple[int, int]:
@@ -103,9 +108,14 @@ def decode_request(header: dict, body: bytes) -> WorkerRequest:
 
 
 def encode_response(response: WorkerResponse) -> bytes:
-    return encode_frame(
+    return response_head(response) + response.body
+
+
+def response_head(response: WorkerResponse) -> bytes:
+    """The response's frame up to its body (see write_all: the body is not copied)."""
+    return frame_head(
         {"type": "response", "status": response.status, "headers": response.headers},
-        response.body,
+        len(response.body),
     )
 
 
@@ -147,8 +157,9 @@ class FrameReader(asyncio.Protocol):
             end = _PREFIX_SIZE + head_len + body_len
             if len(buffer) < end:
                 break
-            self._frames.append((bytes(buffer[_PREFIX_SIZE:_PREFIX_SIZE + head_len]),
-                                 bytes(buffer[_PREFIX_SIZE + head_len:end])))
+            with memoryview(buffer) as view:  # one copy of the body, not two
+                self._frames.append((bytes(view[_PREFIX_SIZE:_PREFIX_SIZE + head_len]),
+                                     bytes(view[_PREFIX_SIZE + head_len:end])))
             del buffer[:end]
         self._wake()
 
@@ -205,8 +216,14 @@ def read_frame_blocking(stream: BinaryIO) -> tuple[dict, bytes] | None:
     return json.loads(data[:head_len]), data[head_len:]
 
 
-def write_all(fd: int, data: bytes) -> None:
-    view = memoryview(data)
-    while view:
-        written = os.write(fd, view)
-        view = view[written:]
+def write_all(fd: int, data: bytes, tail: bytes = b"") -> None:
+    """Write data, then tail, in as few system calls as the pipe allows (the two are not
+    joined first: a large body is not copied)."""
+    views = [memoryview(data), memoryview(tail)] if tail else [memoryview(data)]
+    while views:
+        written = os.writev(fd, views)
+        while views and written >= len(views[0]):
+            written -= len(views[0])
+            views.pop(0)
+        if written:
+            views[0] = views[0][written:]

@@ -34,6 +34,7 @@ from plumbline.runtime.protocol import (
     encode_frame,
     encode_response,
     read_frame_blocking,
+    response_head,
     write_all,
 )
 
@@ -425,19 +426,20 @@ def serve_loaded(bridge: RBridge, request_fd: int, response_fd: int, report: byt
             _write_stderr(traceback.format_exc())
             message = f"ERROR: {exc}".encode()
             response = WorkerResponse(500, [("Content-Type", "text/plain; charset=UTF-8")], message)
-        write_all(out, _response_frame(response))
+        write_all(out, *_response_frame(response))
 
 
-def _response_frame(response: WorkerResponse) -> bytes:
-    """The answer's frame; a 500 instead of an answer too large for the pipe (say, headers
-    of megabytes), so the pool never has to drop this worker over it."""
+def _response_frame(response: WorkerResponse) -> tuple[bytes, bytes]:
+    """The answer's frame, as (everything up to the body, the body); a 500 instead of an
+    answer too large for the pipe (say, headers of megabytes), so the pool never has to
+    drop this worker over it."""
     try:
-        return encode_response(response)
+        return response_head(response), response.body
     except FrameTooLarge as exc:
         _write_stderr(f"plumbline: the app's answer cannot be sent: {exc}\n")
         return encode_response(WorkerResponse(
             500, [("Content-Type", "text/plain; charset=UTF-8")],
-            b"ERROR: the answer is too large to send (headers over 1 MiB or body over 2 GiB)"))
+            b"ERROR: the answer is too large to send (headers over 1 MiB or body over 2 GiB)")), b""
 
 
 def main(argv: list[str] | None = None) -> int:

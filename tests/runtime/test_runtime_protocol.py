@@ -7,6 +7,7 @@ import io
 import os
 import subprocess
 import sys
+import threading
 
 import pytest
 
@@ -23,6 +24,8 @@ from plumbline.runtime.protocol import (
     encode_response,
     FrameReader,
     read_frame_blocking,
+    response_head,
+    write_all,
 )
 from plumbline.runtime.worker import EXIT_LOAD_FAILED
 from pool_harness import APPS
@@ -35,6 +38,22 @@ def test_request_survives_the_round_trip_with_binary_body():
     for _ in range(2):
         assert decode_request(*read_frame_blocking(stream)) == request
     assert read_frame_blocking(stream) is None
+
+
+def test_a_large_answer_crosses_a_worker_pipe_whole_without_being_joined_first():
+    # Header and body written separately (writev), both larger than the pipe holds at once,
+    # so the writes are partial and resume mid-part.
+    response = WorkerResponse(200, [("X-Pad", "h" * 700_000)], os.urandom(3_000_000))
+    read_fd, write_fd = os.pipe()
+    received = []
+    reader = threading.Thread(target=lambda: received.append(os.fdopen(read_fd, "rb").read()))
+    reader.start()
+    write_all(write_fd, response_head(response), response.body)
+    os.close(write_fd)
+    reader.join(30)
+    assert received == [encode_response(response)]
+    stream = io.BytesIO(received[0])
+    assert decode_response(*read_frame_blocking(stream)) == response
 
 
 def test_responses_arrive_whole_however_the_pipe_splits_them():
