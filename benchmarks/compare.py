@@ -44,10 +44,20 @@ ROWS = [{"wt": 2.5 + i / 10, "hp": 100 + 10 * i} for i in range(10)]
 ENDPOINTS = (  # key, label, method, path, body
     ("plain", "`GET /parity?int=7` (text)", "GET", "/parity?int=7", None),
     ("json", "`GET /frame?n=20` (JSON, 20-row data frame)", "GET", "/frame?n=20", None),
-    ("future", "`GET /parity-future?int=7` (text, `future()`)", "GET", "/parity-future?int=7",
-     None),
-    ("model", "`POST /predict` (`predict()` of an lm, 10-row JSON body)", "POST", "/predict",
-     json.dumps({"rows": ROWS})),
+    (
+        "future",
+        "`GET /parity-future?int=7` (text, `future()`)",
+        "GET",
+        "/parity-future?int=7",
+        None,
+    ),
+    (
+        "model",
+        "`POST /predict` (`predict()` of an lm, 10-row JSON body)",
+        "POST",
+        "/predict",
+        json.dumps({"rows": ROWS}),
+    ),
 )
 _UNITS = {"us": 1e-3, "ms": 1.0, "s": 1000.0}
 
@@ -76,19 +86,38 @@ def wait_ready(url: str, timeout: float = 120) -> float:
 
 
 def start_plumber(port: int) -> subprocess.Popen:
-    code = ("suppressMessages({library(plumber); library(promises); library(future)}); "
-            "future::plan('multiprocess'); "
-            f"pr('{API.name}') |> pr_run(host='127.0.0.1', port={port}, docs=FALSE)")
-    return subprocess.Popen(["Rscript", "-e", code], cwd=API.parent, stdout=subprocess.DEVNULL,
-                            stderr=subprocess.DEVNULL, start_new_session=True)
+    code = (
+        "suppressMessages({library(plumber); library(promises); library(future)}); "
+        "future::plan('multiprocess'); "
+        f"pr('{API.name}') |> pr_run(host='127.0.0.1', port={port}, docs=FALSE)"
+    )
+    return subprocess.Popen(
+        ["Rscript", "-e", code],
+        cwd=API.parent,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
 
 
 def start_plumbline(app: Path, port: int, workers: int, *flags: str, log=None) -> subprocess.Popen:
     return subprocess.Popen(
-        [str(PLUMBLINE), "serve", str(app), "--port", str(port), "--workers", str(workers),
-         "--timeout", "60", *flags],
-        stdout=log or subprocess.DEVNULL, stderr=subprocess.STDOUT if log else subprocess.DEVNULL,
-        start_new_session=True)
+        [
+            str(PLUMBLINE),
+            "serve",
+            str(app),
+            "--port",
+            str(port),
+            "--workers",
+            str(workers),
+            "--timeout",
+            "60",
+            *flags,
+        ],
+        stdout=log or subprocess.DEVNULL,
+        stderr=subprocess.STDOUT if log else subprocess.DEVNULL,
+        start_new_session=True,
+    )
 
 
 def stop(proc: subprocess.Popen) -> None:
@@ -104,8 +133,9 @@ def stop(proc: subprocess.Popen) -> None:
 
 
 def children(pid: int) -> list[tuple[int, str]]:
-    out = subprocess.run(["ps", "-o", "pid=,args=", "--ppid", str(pid)], capture_output=True,
-                         text=True).stdout
+    out = subprocess.run(
+        ["ps", "-o", "pid=,args=", "--ppid", str(pid)], capture_output=True, text=True
+    ).stdout
     return [(int(line.split(None, 1)[0]), line.split(None, 1)[1]) for line in out.splitlines()]
 
 
@@ -135,8 +165,10 @@ def wrk(url: str, duration: int, body: str | None, watch: dict[str, list[int]]) 
     script = None
     if body is not None:
         script = tempfile.NamedTemporaryFile("w", suffix=".lua", delete=False)
-        script.write(f'wrk.method = "POST"\nwrk.body = {json.dumps(body)}\n'
-                     'wrk.headers["Content-Type"] = "application/json"\n')
+        script.write(
+            f'wrk.method = "POST"\nwrk.body = {json.dumps(body)}\n'
+            'wrk.headers["Content-Type"] = "application/json"\n'
+        )
         script.close()
         args += ["-s", script.name]
     load = os.getloadavg()[0]
@@ -155,17 +187,26 @@ def wrk(url: str, duration: int, body: str | None, watch: dict[str, list[int]]) 
     errors = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
     requests = rps * duration
     cpu_us = {name: t / os.sysconf("SC_CLK_TCK") / requests * 1e6 for name, t in ticks.items()}
-    return {"rps": rps, "p50_ms": lat["50"], "p99_ms": lat["99"], "load": load,
-            "non2xx": int(errors.group(1)) if errors else 0, "cpu_us": cpu_us}
+    return {
+        "rps": rps,
+        "p50_ms": lat["50"],
+        "p99_ms": lat["99"],
+        "load": load,
+        "non2xx": int(errors.group(1)) if errors else 0,
+        "cpu_us": cpu_us,
+    }
 
 
 def check_same_answer(plumber: str, plumbline: str) -> None:
     for _, _, method, path, body in ENDPOINTS:
         answers = []
         for base in (plumber, plumbline):
-            request = urllib.request.Request(base + path, method=method,
-                                             data=body.encode() if body else None,
-                                             headers={"Content-Type": "application/json"})
+            request = urllib.request.Request(
+                base + path,
+                method=method,
+                data=body.encode() if body else None,
+                headers={"Content-Type": "application/json"},
+            )
             with urllib.request.urlopen(request, timeout=10) as r:
                 answers.append((r.status, r.headers["Content-Type"], r.read()))
         assert answers[0] == answers[1], (path, answers)
@@ -176,8 +217,10 @@ def throughput(duration: int, rounds: int) -> dict:
     plumber = start_plumber(plumber_port)
     plumbline = start_plumbline(API, plumbline_port, 2)
     try:
-        bases = {"plumber": f"http://127.0.0.1:{plumber_port}",
-                 "plumbline": f"http://127.0.0.1:{plumbline_port}"}
+        bases = {
+            "plumber": f"http://127.0.0.1:{plumber_port}",
+            "plumbline": f"http://127.0.0.1:{plumbline_port}",
+        }
         wait_ready(bases["plumber"] + "/parity?int=1")
         wait_ready(bases["plumbline"] + "/readyz")
         check_same_answer(bases["plumber"], bases["plumbline"])
@@ -192,9 +235,12 @@ def throughput(duration: int, rounds: int) -> dict:
                 for server in ("plumber", "plumbline"):
                     run = wrk(bases[server] + path, duration, body, watch[server])
                     runs[key][server].append(run)
-                    print(f"{key:7s} {server:9s} {run['rps']:7.0f} req/s  p99 "
-                          f"{run['p99_ms']:7.1f} ms  (load {run['load']:.2f})",
-                          file=sys.stderr, flush=True)
+                    print(
+                        f"{key:7s} {server:9s} {run['rps']:7.0f} req/s  p99 "
+                        f"{run['p99_ms']:7.1f} ms  (load {run['load']:.2f})",
+                        file=sys.stderr,
+                        flush=True,
+                    )
         return runs
     finally:
         stop(plumber)
@@ -228,8 +274,8 @@ def _memory_row(pids: list[int], zygote: int | None) -> dict:
         "workers": len(pids),
         "rss_mib": statistics.mean(r["Rss"] for r in rows) / 1024,
         "pss_mib": statistics.mean(r["Pss"] for r in rows) / 1024,
-        "private_mib": statistics.mean(r["Private_Dirty"] + r["Private_Clean"]
-                                       for r in rows) / 1024,
+        "private_mib": statistics.mean(r["Private_Dirty"] + r["Private_Clean"] for r in rows)
+        / 1024,
         "pss_total_mib": sum(r["Pss"] for r in rows) / 1024,
         "zygote_pss_mib": smaps(zygote)["Pss"] / 1024 if zygote else None,
     }
@@ -242,8 +288,16 @@ def memory(preload: bool, workers: int = 8, requests: int = 4000) -> dict:
     base = f"http://127.0.0.1:{port}"
     log = tempfile.NamedTemporaryFile("w+", suffix=".log")
     # No access log: its lines share the log file and could cut into the pool's.
-    server = start_plumbline(MODEL_APP, port, workers, "--preload", "on" if preload else "off",
-                             "--access-log", "off", log=log)
+    server = start_plumbline(
+        MODEL_APP,
+        port,
+        workers,
+        "--preload",
+        "on" if preload else "off",
+        "--access-log",
+        "off",
+        log=log,
+    )
     try:
         wait_ready(base + "/readyz", timeout=300)
         deadline = time.monotonic() + 300
@@ -274,8 +328,11 @@ def replacement_ms(base: str, victim: int, log, workers: int) -> float:
         events = _json_lines(log)
         died = [e for e in events if e.get("event") == "worker_died" and e.get("pid") == victim]
         if died:
-            ready = [e for e in events if e.get("event") == "worker_ready"
-                     and e["time"] >= died[0]["time"]]
+            ready = [
+                e
+                for e in events
+                if e.get("event") == "worker_ready" and e["time"] >= died[0]["time"]
+            ]
             if ready and idle_workers(base) == workers:
                 return (_stamp(ready[0]) - _stamp(died[0])).total_seconds() * 1000
         time.sleep(0.05)
@@ -319,9 +376,11 @@ def report(r: dict, args: argparse.Namespace) -> tuple[str, list[str]]:
     for key, label, *_ in ENDPOINTS:
         p, q = median_run(r["runs"][key]["plumber"]), median_run(r["runs"][key]["plumbline"])
         ratio, tail = q["rps"] / p["rps"], q["p99_ms"] / p["p99_ms"]
-        rows.append(f"| {label} | {p['rps']:.0f} | {q['rps']:.0f} | **{ratio:.1f}×** "
-                    f"| {p['p50_ms']:.1f} / {p['p99_ms']:.1f} "
-                    f"| {q['p50_ms']:.2f} / {q['p99_ms']:.2f} | {tail:.2f} |")
+        rows.append(
+            f"| {label} | {p['rps']:.0f} | {q['rps']:.0f} | **{ratio:.1f}×** "
+            f"| {p['p50_ms']:.1f} / {p['p99_ms']:.1f} "
+            f"| {q['p50_ms']:.2f} / {q['p99_ms']:.2f} | {tail:.2f} |"
+        )
         cpu = q["cpu_us"]
         cpu_rows.append(f"| {label} | {cpu['front']:.0f} | {cpu['workers']:.0f} |")
         loads += [run["load"] for server in r["runs"][key].values() for run in server]
@@ -331,9 +390,14 @@ def report(r: dict, args: argparse.Namespace) -> tuple[str, list[str]]:
         if target and tail > 1 / 3:
             misses.append(f"{key} p99 {tail:.2f} of plumber's > 1/3")
     all_runs = "\n".join(
-        f"| {key} | {server} | " + ", ".join(f"{run['rps']:.0f}" for run in runs) + " | "
-        + ", ".join(f"{run['p99_ms']:.1f}" for run in runs) + " |"
-        for key, *_ in ENDPOINTS for server, runs in r["runs"][key].items())
+        f"| {key} | {server} | "
+        + ", ".join(f"{run['rps']:.0f}" for run in runs)
+        + " | "
+        + ", ".join(f"{run['p99_ms']:.1f}" for run in runs)
+        + " |"
+        for key, *_ in ENDPOINTS
+        for server, runs in r["runs"][key].items()
+    )
     pre, spawn = r["memory"]["preload"], r["memory"]["spawn"]
     fresh = pre["fresh"]
     share = pre["pss_total_mib"] / spawn["pss_mib"]
@@ -345,8 +409,9 @@ def report(r: dict, args: argparse.Namespace) -> tuple[str, list[str]]:
     if r["ready"]["preload"] > 1.5:
         misses.append(f"start to ready {r['ready']['preload']:.2f} s > 1.5 s")
     non2xx = sum(run["non2xx"] for key in r["runs"] for s in r["runs"][key].values() for run in s)
-    cmd = (f".venv/bin/python benchmarks/compare.py --duration {args.duration} "
-           f"--rounds {args.rounds}")
+    cmd = (
+        f".venv/bin/python benchmarks/compare.py --duration {args.duration} --rounds {args.rounds}"
+    )
     text = f"""# Benchmarks
 
 plumbline against real plumber 1.2.1 (Debian `r-cran-plumber`, R 4.2.2) on the same
@@ -394,11 +459,11 @@ Every run (req/s; p99 ms):
 
 | mode, when | RSS per worker | PSS per worker | private per worker | PSS of all 8 workers | zygote PSS |
 |---|---:|---:|---:|---:|---:|
-| preloading, just started | {fresh['rss_mib']:.0f} MiB | {fresh['pss_mib']:.0f} MiB | {fresh['private_mib']:.0f} MiB | {fresh['pss_total_mib']:.0f} MiB | {fresh['zygote_pss_mib']:.0f} MiB |
-| preloading, steady state | {pre['rss_mib']:.0f} MiB | {pre['pss_mib']:.0f} MiB | {pre['private_mib']:.0f} MiB | {pre['pss_total_mib']:.0f} MiB | {pre['zygote_pss_mib']:.0f} MiB |
-| `--preload off`, steady state | {spawn['rss_mib']:.0f} MiB | {spawn['pss_mib']:.0f} MiB | {spawn['private_mib']:.0f} MiB | {spawn['pss_total_mib']:.0f} MiB | — |
+| preloading, just started | {fresh["rss_mib"]:.0f} MiB | {fresh["pss_mib"]:.0f} MiB | {fresh["private_mib"]:.0f} MiB | {fresh["pss_total_mib"]:.0f} MiB | {fresh["zygote_pss_mib"]:.0f} MiB |
+| preloading, steady state | {pre["rss_mib"]:.0f} MiB | {pre["pss_mib"]:.0f} MiB | {pre["private_mib"]:.0f} MiB | {pre["pss_total_mib"]:.0f} MiB | {pre["zygote_pss_mib"]:.0f} MiB |
+| `--preload off`, steady state | {spawn["rss_mib"]:.0f} MiB | {spawn["pss_mib"]:.0f} MiB | {spawn["private_mib"]:.0f} MiB | {spawn["pss_total_mib"]:.0f} MiB | — |
 
-Steady state: every worker ran a full garbage collection, then {pre['requests']} requests were
+Steady state: every worker ran a full garbage collection, then {pre["requests"]} requests were
 served. The model stays shared; what becomes private in a forked worker is R's heap: a full
 collection writes a mark into every live R object (about 607,000 objects and 9 MiB of small
 vectors with plumber loaded), and between collections R fills its heap up to its collection
@@ -407,12 +472,12 @@ share is about 3 MiB ([workers.md](workers.md), "What becomes private in a forke
 
 8 preloaded workers together hold {share:.2f}× the PSS of one worker that loads the app
 itself ({fresh_share:.2f}× just after start). A worker killed with SIGKILL was replaced
-(death noticed to successor ready, forked from the zygote) in {pre['replace_ms']:.0f} ms.
+(death noticed to successor ready, forked from the zygote) in {pre["replace_ms"]:.0f} ms.
 
 ## Start to ready
 
 `plumbline serve examples/plumber-on-k8s/plumber.R --workers 2` until `/readyz` answers 200
-(median of 3): **{r['ready']['preload']:.2f} s** with preloading, {r['ready']['spawn']:.2f} s
+(median of 3): **{r["ready"]["preload"]:.2f} s** with preloading, {r["ready"]["spawn"]:.2f} s
 with `--preload off`.
 
 ## Where the difference comes from
@@ -446,8 +511,11 @@ def main() -> int:
     parser.add_argument("--duration", type=int, default=8, help="seconds per wrk run")
     parser.add_argument("--rounds", type=int, default=3, help="wrk runs per endpoint and server")
     parser.add_argument("--output", default=str(HERE.parent / "docs/benchmarks.md"))
-    parser.add_argument("--only", choices=("throughput", "memory", "ready"),
-                        help="run only this part and print its results as JSON (no report)")
+    parser.add_argument(
+        "--only",
+        choices=("throughput", "memory", "ready"),
+        help="run only this part and print its results as JSON (no report)",
+    )
     args = parser.parse_args()
     parts = {
         "runs": lambda: throughput(args.duration, args.rounds),

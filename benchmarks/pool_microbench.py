@@ -34,8 +34,9 @@ HERE = Path(__file__).resolve().parent
 API = HERE / "api.R"
 RUNTIME = HERE.parent / "runtime"
 # (method, path, query, argument, value, JSON body): the body's rows go to predict().
-PREDICT_BODY = '{"rows":[' + ",".join(
-    f'{{"wt":{2 + i % 3}.5,"hp":{100 + 10 * i}}}' for i in range(10)) + "]}"
+PREDICT_BODY = (
+    '{"rows":[' + ",".join(f'{{"wt":{2 + i % 3}.5,"hp":{100 + 10 * i}}}' for i in range(10)) + "]}"
+)
 ENDPOINTS = (
     ("GET", "/parity", "int=3", "int", "3", ""),
     ("GET", "/frame", "n=20", "n", "20", ""),
@@ -128,10 +129,13 @@ class RAlone:
     async def start(self) -> None:
         endpoints = ", ".join(
             f'list(method = "{m}", path = "{p}", query = "{q}", arg = "{a}", value = "{v}", '
-            f"body = '{b}')" for m, p, q, a, v, b in ENDPOINTS)
+            f"body = '{b}')"
+            for m, p, q, a, v, b in ENDPOINTS
+        )
         script = R_ALONE.format(runtime=RUNTIME, app=API, endpoints=endpoints)
         self.proc = await asyncio.create_subprocess_exec(
-            "Rscript", "-e", script, stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE)
+            "Rscript", "-e", script, stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE
+        )
         assert (await self.proc.stdout.readline()).strip() == b"ready"
 
     async def cpu_per_request(self, path: str, count: int) -> list[float]:
@@ -151,8 +155,10 @@ async def bench(workers: int, total: int, rounds: int) -> None:
     await asyncio.gather(pool.start(), alone.start())
     while sum(row["state"] == "idle" for row in pool.snapshot()) < workers:
         await asyncio.sleep(0.1)
-    print(f"load average before: {os.getloadavg()[0]:.2f}, {os.cpu_count()} CPUs, "
-          f"{workers} workers{' (preloaded)' if pool.preloaded else ''}")
+    print(
+        f"load average before: {os.getloadavg()[0]:.2f}, {os.cpu_count()} CPUs, "
+        f"{workers} workers{' (preloaded)' if pool.preloaded else ''}"
+    )
     try:
         for method, path, query, _, _, body in ENDPOINTS:
             req = request(method, path, query, body)
@@ -177,17 +183,25 @@ async def bench(workers: int, total: int, rounds: int) -> None:
                 best_r = [min(a, b) for a, b in zip(best_r, r_costs)]
             print(f"\n{method} {path}{'?' + query if query else ''}")
             for concurrency in concurrencies:
-                print(f"  concurrency {concurrency:2d}: {total / best_wall[concurrency]:7.0f} requests/s")
+                print(
+                    f"  concurrency {concurrency:2d}: {total / best_wall[concurrency]:7.0f} requests/s"
+                )
             direct, handle, prcall, woken = (x * 1e6 for x in best_r)
-            print(f"  CPU per request through the pool : {(best_pool + best_worker) * 1e6:6.0f} us"
-                  f" (pool process {best_pool * 1e6:.0f}, worker {best_worker * 1e6:.0f})")
+            print(
+                f"  CPU per request through the pool : {(best_pool + best_worker) * 1e6:6.0f} us"
+                f" (pool process {best_pool * 1e6:.0f}, worker {best_worker * 1e6:.0f})"
+            )
             print(f"  plain R, the worker's R          : {direct:6.0f} us (plumbline_direct())")
             print(f"  plain R, full pipeline           : {handle:6.0f} us (plumbline_handle())")
             print(f"  plain R, plumber's pr$call()     : {prcall:6.0f} us")
-            print(f"  plain R, the worker's R, woken   : {woken:6.0f} us (after a "
-                  f"{PAUSE * 1e6:.0f} us sleep, as a worker is)")
-            print(f"  worker above the same R in plain R: {best_worker * 1e6 - direct:5.0f} us"
-                  f" (target <= 100; {best_worker * 1e6 - woken:.0f} above the woken plain R)")
+            print(
+                f"  plain R, the worker's R, woken   : {woken:6.0f} us (after a "
+                f"{PAUSE * 1e6:.0f} us sleep, as a worker is)"
+            )
+            print(
+                f"  worker above the same R in plain R: {best_worker * 1e6 - direct:5.0f} us"
+                f" (target <= 100; {best_worker * 1e6 - woken:.0f} above the woken plain R)"
+            )
     finally:
         await asyncio.gather(pool.close(5), alone.stop())
     print(f"\nload average after: {os.getloadavg()[0]:.2f}")
@@ -196,10 +210,15 @@ async def bench(workers: int, total: int, rounds: int) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--workers", type=int, default=2, help="pool size (default 2)")
-    parser.add_argument("--requests", type=int, default=1000,
-                        help="requests per measurement (default 1000)")
-    parser.add_argument("--rounds", type=int, default=5,
-                        help="rounds of measurements; the best of each is kept (default 5)")
+    parser.add_argument(
+        "--requests", type=int, default=1000, help="requests per measurement (default 1000)"
+    )
+    parser.add_argument(
+        "--rounds",
+        type=int,
+        default=5,
+        help="rounds of measurements; the best of each is kept (default 5)",
+    )
     args = parser.parse_args()
     # uvloop: the event loop `plumbline serve` runs the pool on.
     uvloop.run(bench(args.workers, args.requests, args.rounds))

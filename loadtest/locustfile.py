@@ -6,6 +6,7 @@ call in 100 the slow /wait (a JSON object with a time). Run it alone with
 or through `plumbline loadtest SCENARIO`, which also sets PLUMBLINE_LOADTEST_LOG: a JSON
 line per request (start time, latency, outcome) from which the scenarios judge the event.
 """
+
 from __future__ import annotations
 
 import json
@@ -23,9 +24,17 @@ _log = open(_log_path, "a", buffering=1) if _log_path else None
 @events.request.add_listener
 def _record(request_type, name, response_time, exception, start_time=None, **_):
     if _log is not None:
-        _log.write(json.dumps({"t": start_time, "name": f"{request_type} {name}",
-                               "ms": response_time,
-                               "error": None if exception is None else str(exception)}) + "\n")
+        _log.write(
+            json.dumps(
+                {
+                    "t": start_time,
+                    "name": f"{request_type} {name}",
+                    "ms": response_time,
+                    "error": None if exception is None else str(exception),
+                }
+            )
+            + "\n"
+        )
 
 
 @events.quitting.add_listener
@@ -43,10 +52,9 @@ class AppUser(FastHttpUser):
     # ~1,000 /parity calls, so a higher share would leave the pool mostly busy sleeping.
     @task(100)
     def parity(self):
-        number = random.randint(-10**6, 10**6)
+        number = random.randint(-(10**6), 10**6)
         expected = "even" if number % 2 == 0 else "odd"
-        with self.client.get(f"/parity?int={number}", name="/parity",
-                             catch_response=True) as resp:
+        with self.client.get(f"/parity?int={number}", name="/parity", catch_response=True) as resp:
             if resp.status_code != 200:
                 resp.failure(f"status {resp.status_code}: {resp.text[:200]}")
             elif resp.text.strip() != expected:

@@ -11,6 +11,7 @@ Errors a user must act on (no such app, the cluster refused, the app failed to l
 because the request itself is wrong (a broken plumber.R, a spec the backend cannot run). A
 rollout that ran but failed is not an exception, it is a result with `ok=False`.
 """
+
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Mapping
@@ -101,39 +102,53 @@ class ReplicaMetrics:
 class Backend(Protocol):
     kind: str  # "kubernetes" or "local"
 
-    def deploy(self, spec: AppSpec, *, emit: Emit, wait: bool = True,
-               timeout: float | None = None) -> OperationResult:
+    def deploy(
+        self, spec: AppSpec, *, emit: Emit, wait: bool = True, timeout: float | None = None
+    ) -> OperationResult:
         """Create or update the app so it runs `spec`: a rolling update that keeps serving."""
         ...
 
-    def restart(self, app: AppRef, *, emit: Emit, wait: bool = True,
-                timeout: float | None = None) -> OperationResult:
+    def restart(
+        self, app: AppRef, *, emit: Emit, wait: bool = True, timeout: float | None = None
+    ) -> OperationResult:
         """Replace every replica, one by one, with no failed request."""
         ...
 
-    def scale(self, app: AppRef, replicas: int, *, emit: Emit, wait: bool = True,
-              timeout: float | None = None) -> OperationResult:
-        ...
+    def scale(
+        self,
+        app: AppRef,
+        replicas: int,
+        *,
+        emit: Emit,
+        wait: bool = True,
+        timeout: float | None = None,
+    ) -> OperationResult: ...
 
-    def status(self, app: AppRef) -> AppStatus:
-        ...
+    def status(self, app: AppRef) -> AppStatus: ...
 
     def list_apps(self, namespace: str | None = None) -> list[AppStatus]:
         """Every app this backend runs (on Kubernetes: those plumbline manages)."""
         ...
 
-    def rollback(self, app: AppRef, to_revision: str | None = None, *, emit: Emit,
-                 wait: bool = True, timeout: float | None = None) -> OperationResult:
+    def rollback(
+        self,
+        app: AppRef,
+        to_revision: str | None = None,
+        *,
+        emit: Emit,
+        wait: bool = True,
+        timeout: float | None = None,
+    ) -> OperationResult:
         """Back to the previous revision, or to `to_revision`."""
         ...
 
-    def logs(self, app: AppRef, *, tail: int | None = None,
-             follow: bool = False) -> Iterator[str]:
+    def logs(self, app: AppRef, *, tail: int | None = None, follow: bool = False) -> Iterator[str]:
         """The replicas' output, one line at a time, each prefixed with its replica."""
         ...
 
-    def metrics(self, app: AppRef, *, headers: Mapping[str, str] | None = None,
-                timeout: float = 5.0) -> list[ReplicaMetrics]:
+    def metrics(
+        self, app: AppRef, *, headers: Mapping[str, str] | None = None, timeout: float = 5.0
+    ) -> list[ReplicaMetrics]:
         """The /metrics of every ready replica, read now, each on its own (not through the
         ingress, which would pick one). `headers` go with each read (the server's scrape
         key, for apps that need a key)."""

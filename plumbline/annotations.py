@@ -5,14 +5,24 @@ the block bottom-up. A line without a leading `@tag` is a comment wherever it st
 has no multi-line tags): the topmost comment is the endpoint's summary, the others its
 description.
 """
+
 from __future__ import annotations
 
 import re
 from pathlib import Path
 
 from .endpoints import (
-    USE_VERBS, ApiInfo, Assets, Endpoint, Filter, Formal, Param, PathTemplate, PlumberFile,
-    Serializer, api_type,
+    USE_VERBS,
+    ApiInfo,
+    Assets,
+    Endpoint,
+    Filter,
+    Formal,
+    Param,
+    PathTemplate,
+    PlumberFile,
+    Serializer,
+    api_type,
 )
 
 
@@ -48,19 +58,63 @@ _ROUTER_BLOCK = re.compile(r"^#['*]\s*@plumber")  # plumber's own pattern
 _GLOBAL_LINE = re.compile(r"^#['*]\s*(@(api\w+)\s+)?(.*)$", re.I)  # plumber's argRegex
 
 SERIALIZERS = {
-    "json", "unboxedJSON", "text", "html", "csv", "tsv", "contentType", "png", "jpeg", "svg",
-    "bmp", "tiff", "pdf", "rds", "feather", "parquet", "yaml", "htmlwidget", "format", "print",
-    "cat", "geojson", "octet", "excel", "agg_png", "agg_jpeg", "agg_tiff", "svglite",
-    "webp", "device", "arrow_ipc_stream",
+    "json",
+    "unboxedJSON",
+    "text",
+    "html",
+    "csv",
+    "tsv",
+    "contentType",
+    "png",
+    "jpeg",
+    "svg",
+    "bmp",
+    "tiff",
+    "pdf",
+    "rds",
+    "feather",
+    "parquet",
+    "yaml",
+    "htmlwidget",
+    "format",
+    "print",
+    "cat",
+    "geojson",
+    "octet",
+    "excel",
+    "agg_png",
+    "agg_jpeg",
+    "agg_tiff",
+    "svglite",
+    "webp",
+    "device",
+    "arrow_ipc_stream",
 }
 # plumber's defaultPlumberFilters: an endpoint may @preempt them too.
 DEFAULT_FILTERS = ("queryString", "body", "cookieParser", "sharedSecret")
 # R calls by which a plumber.R adds serializers or parsers plumber does not ship.
-_REGISTERS = {"serializer": re.compile(r"\bregister_serializer\s*\("),
-              "parser": re.compile(r"\bregister_parser\s*\(")}
+_REGISTERS = {
+    "serializer": re.compile(r"\bregister_serializer\s*\("),
+    "parser": re.compile(r"\bregister_parser\s*\("),
+}
 PARSERS = {
-    "json", "form", "text", "multi", "octet", "csv", "tsv", "yaml", "rds", "feather",
-    "parquet", "geojson", "none", "read_csv", "read_tsv", "arrow_ipc_stream", "excel",
+    "json",
+    "form",
+    "text",
+    "multi",
+    "octet",
+    "csv",
+    "tsv",
+    "yaml",
+    "rds",
+    "feather",
+    "parquet",
+    "geojson",
+    "none",
+    "read_csv",
+    "read_tsv",
+    "arrow_ipc_stream",
+    "excel",
 }
 
 
@@ -82,25 +136,42 @@ def parse_source(source: str, path: str = "plumber.R") -> PlumberFile:
         block = _Block.read(lines, start, path, registers)
         kinds = sum(bool(x) for x in (block.paths, block.filter, block.assets, block.modifier))
         if kinds > 1:
-            raise AnnotationError(path, start, "A single function can only be a filter, an API "
-                                  "endpoint, an asset or a Plumber object modifier (@filter AND "
-                                  "@get, @post, @assets, @plumber, etc.)")
+            raise AnnotationError(
+                path,
+                start,
+                "A single function can only be a filter, an API "
+                "endpoint, an asset or a Plumber object modifier (@filter AND "
+                "@get, @post, @assets, @plumber, etc.)",
+            )
         line = start + 1
         if block.paths:
             known = ("__first__", *DEFAULT_FILTERS, *(f.name for f in filters))
             if block.preempt is not None and block.preempt not in known and not router_blocks:
-                raise AnnotationError(path, line, "The given @preempt filter does not exist in "
-                                      f"this Plumber router: '{block.preempt}'")
+                raise AnnotationError(
+                    path,
+                    line,
+                    "The given @preempt filter does not exist in "
+                    f"this Plumber router: '{block.preempt}'",
+                )
             formals = _formals(lines, start)
             for verbs, raw in block.paths:
                 path_template = PathTemplate.parse(raw, formals)
-                groups.setdefault(block.preempt or "__no-preempt__", []).append(Endpoint(
-                    verbs=verbs, path=path_template, line=line,
-                    params=tuple(block.params.values()), serializer=block.serializer,
-                    parsers=tuple(block.parsers), preempt=block.preempt,
-                    summary=block.summary, description=block.description,
-                    tags=tuple(block.tags), responses=dict(block.responses),
-                    formals=formals))
+                groups.setdefault(block.preempt or "__no-preempt__", []).append(
+                    Endpoint(
+                        verbs=verbs,
+                        path=path_template,
+                        line=line,
+                        params=tuple(block.params.values()),
+                        serializer=block.serializer,
+                        parsers=tuple(block.parsers),
+                        preempt=block.preempt,
+                        summary=block.summary,
+                        description=block.description,
+                        tags=tuple(block.tags),
+                        responses=dict(block.responses),
+                        formals=formals,
+                    )
+                )
         elif block.filter:
             filters.append(Filter(block.filter, line))
         elif block.assets:
@@ -108,27 +179,24 @@ def parse_source(source: str, path: str = "plumber.R") -> PlumberFile:
             assets.append(Assets(directory, mount, line))
         elif block.modifier:
             router_blocks.append(block.modifier)
-    endpoints = tuple(ep for group in _routing_order(filters, groups)
-                      for ep in groups.get(group, ()))
-    return PlumberFile(path, endpoints, tuple(filters), tuple(assets), info,
-                       router_lines(source))
+    endpoints = tuple(
+        ep for group in _routing_order(filters, groups) for ep in groups.get(group, ())
+    )
+    return PlumberFile(path, endpoints, tuple(filters), tuple(assets), info, router_lines(source))
 
 
 def router_lines(source: str) -> tuple[int, ...]:
     """Lines of every `#* @plumber` tag (also one plumber would not run, so that a warning
     never misses one): R code there may add routes, filters, hooks and handlers."""
-    return tuple(i + 1 for i, text in enumerate(source.splitlines())
-                 if _ROUTER_BLOCK.match(text))
+    return tuple(i + 1 for i, text in enumerate(source.splitlines()) if _ROUTER_BLOCK.match(text))
 
 
 def _routing_order(filters: list[Filter], groups: dict) -> list[str]:
     """plumber's Plumber$route(): endpoints preempting "__first__", then each filter's
     preempting endpoints (its default filters first), then those that preempt nothing.
     A filter only a @plumber block adds is placed after the annotated ones (R knows)."""
-    names = ["__first__", *DEFAULT_FILTERS, *(f.name for f in filters), *groups,
-             "__no-preempt__"]
-    return [name for name in dict.fromkeys(names) if name != "__no-preempt__"] + [
-        "__no-preempt__"]
+    names = ["__first__", *DEFAULT_FILTERS, *(f.name for f in filters), *groups, "__no-preempt__"]
+    return [name for name in dict.fromkeys(names) if name != "__no-preempt__"] + ["__no-preempt__"]
 
 
 class _Block:
@@ -150,8 +218,7 @@ class _Block:
         self.description = ""
 
     @classmethod
-    def read(cls, lines: list[str], start: int, path: str,
-             registers: dict[str, bool]) -> "_Block":
+    def read(cls, lines: list[str], start: int, path: str, registers: dict[str, bool]) -> "_Block":
         block = cls(registers)
         # Untagged lines, top to bottom. plumber 1.2.1 has no multi-line tags: every such
         # line is a comment, wherever it stands in the block.
@@ -220,8 +287,10 @@ class _Block:
         elif m := _SHORT_SERIALIZER.match(line):
             extra = m.group(2).strip()
             if extra and not re.fullmatch(r"\(.*\)", extra, re.S):
-                fail("Supplemental arguments to the serializer must be surrounded by "
-                     f"parentheses, as in `#' @{m.group(1)}(na='null')`")
+                fail(
+                    "Supplemental arguments to the serializer must be surrounded by "
+                    f"parentheses, as in `#' @{m.group(1)}(na='null')`"
+                )
             args = f"list{extra}" if extra else ""
             self._set_serializer(Serializer(m.group(1), args), fail)
         elif m := _PARSER_TAG.match(line):
@@ -239,8 +308,13 @@ class _Block:
             declared = m.group(3) or ""
             is_array = bool(re.fullmatch(r"\[[^\]]*\]", declared))
             inner = declared[1:-1] if is_array else declared
-            self.params[m.group(2)] = Param(m.group(2), api_type(inner or None), is_array,
-                                            m.group(4) == "*", (m.group(5) or "").strip())
+            self.params[m.group(2)] = Param(
+                m.group(2),
+                api_type(inner or None),
+                is_array,
+                m.group(4) == "*",
+                (m.group(5) or "").strip(),
+            )
         elif m := _TAG_TAG.match(line):
             tag = m.group(1).strip("\"'")
             if tag in self.tags:
@@ -279,8 +353,9 @@ def _api_info(lines: list[str]) -> ApiInfo:
         current = raw if m else ""
     if current:
         record(current)
-    return ApiInfo(found.get("apiTitle", ""), found.get("apiDescription", ""),
-                   found.get("apiVersion", ""))
+    return ApiInfo(
+        found.get("apiTitle", ""), found.get("apiDescription", ""), found.get("apiVersion", "")
+    )
 
 
 def _top_level_starts(lines: list[str]) -> list[int]:
@@ -333,7 +408,7 @@ def _top_level_starts(lines: list[str]) -> list[int]:
 
 def _formals(lines: list[str], start: int) -> tuple[Formal, ...]:
     """Arguments of `function(a, b = 1, ...)` starting at `start`, if readable."""
-    text = "\n".join(lines[start:start + 40])
+    text = "\n".join(lines[start : start + 40])
     m = re.search(r"function\s*\(", text)
     if not m:
         return ()

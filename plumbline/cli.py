@@ -7,6 +7,7 @@ Conventions every command follows:
 - errors end as `plumbline COMMAND: MESSAGE` on stderr with an exit code of ExitCode
   (plumbline/exits.py, documented in docs/configuration.md).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -33,17 +34,30 @@ class Command:
 _RUNTIME, _MANIFESTS = "plumbline.runtime.commands", "plumbline.platform.cli.manifests"
 _APPS, _LOCAL = "plumbline.platform.cli.apps", "plumbline.platform.cli.local"
 COMMANDS = (
-    Command("serve", _RUNTIME, "serve a plumber.R over HTTP with a pool of R workers",
-            env_defaults=False),
-    Command("prepare", "plumbline.runtime.prepare",
-            "make an app folder ready to serve: fetch its bundle, install its R packages"),
+    Command(
+        "serve",
+        _RUNTIME,
+        "serve a plumber.R over HTTP with a pool of R workers",
+        env_defaults=False,
+    ),
+    Command(
+        "prepare",
+        "plumbline.runtime.prepare",
+        "make an app folder ready to serve: fetch its bundle, install its R packages",
+    ),
     Command("up", _LOCAL, "run the app locally: replicas behind HAProxy, in the foreground"),
     Command("down", _LOCAL, "stop a local cluster started by `plumbline up`"),
     Command("loadtest", _LOCAL, "run a Locust failover scenario against the local cluster"),
-    Command("render", _MANIFESTS,
-            "print an app's Kubernetes manifests (YAML) without touching a cluster"),
-    Command("rbac", _MANIFESTS,
-            "print a least-privilege ServiceAccount, Role and RoleBinding for plumbline"),
+    Command(
+        "render",
+        _MANIFESTS,
+        "print an app's Kubernetes manifests (YAML) without touching a cluster",
+    ),
+    Command(
+        "rbac",
+        _MANIFESTS,
+        "print a least-privilege ServiceAccount, Role and RoleBinding for plumbline",
+    ),
     Command("deploy", _APPS, "validate a plumber.R, deploy it and watch the rollout"),
     Command("restart", _APPS, "rolling restart of an app's replicas, watched to completion"),
     Command("scale", _APPS, "set an app's replica count"),
@@ -51,10 +65,16 @@ COMMANDS = (
     Command("rollback", _APPS, "return an app to an earlier revision"),
     Command("logs", _APPS, "logs of all replicas of an app, each line prefixed with its replica"),
     Command("delete", _APPS, "delete everything plumbline created for an app"),
-    Command("server", "plumbline.platform.server.commands",
-            "run plumbline server, which R users publish to with rsconnect"),
-    Command("publish", "plumbline.platform.server.publish",
-            "publish an app folder to plumbline server (as rsconnect::deployAPI does)"),
+    Command(
+        "server",
+        "plumbline.platform.server.commands",
+        "run plumbline server, which R users publish to with rsconnect",
+    ),
+    Command(
+        "publish",
+        "plumbline.platform.server.publish",
+        "publish an app folder to plumbline server (as rsconnect::deployAPI does)",
+    ),
 )
 
 
@@ -72,7 +92,8 @@ def env_name(action: argparse.Action) -> str | None:
     """PLUMBLINE_<FLAG> for an option that takes one value or is a switch, else None."""
     longs = [o for o in action.option_strings if o.startswith("--")]
     takes_one = action.nargs in (None, 0) and not isinstance(
-        action, (argparse._AppendAction, argparse._HelpAction, argparse._VersionAction))
+        action, (argparse._AppendAction, argparse._HelpAction, argparse._VersionAction)
+    )
     if not longs or not takes_one:
         return None
     return ENV_PREFIX + longs[0][2:].replace("-", "_").upper()
@@ -81,8 +102,9 @@ def env_name(action: argparse.Action) -> str | None:
 _TRUE, _FALSE = {"1", "true", "yes", "on"}, {"0", "false", "no", "off", ""}
 
 
-def _apply_env_defaults(parser: argparse.ArgumentParser, environ: os._Environ[str] | dict[str, str]
-                        ) -> None:
+def _apply_env_defaults(
+    parser: argparse.ArgumentParser, environ: os._Environ[str] | dict[str, str]
+) -> None:
     """Every option's PLUMBLINE_<FLAG> becomes its default, checked as the flag would be."""
     for action in parser._actions:
         name = env_name(action)
@@ -95,19 +117,23 @@ def _apply_env_defaults(parser: argparse.ArgumentParser, environ: os._Environ[st
         raw = environ[name]
         if action.nargs == 0:  # a switch: store_true / store_false / store_const
             if raw.strip().lower() not in _TRUE | _FALSE:
-                raise CommandError(f"{name}={raw!r}: expected on/off (1/0, true/false)",
-                                   ExitCode.USAGE)
+                raise CommandError(
+                    f"{name}={raw!r}: expected on/off (1/0, true/false)", ExitCode.USAGE
+                )
             if raw.strip().lower() in _TRUE:
                 parser.set_defaults(**{action.dest: action.const})
             continue
         try:
             value = action.type(raw) if callable(action.type) else raw
         except (ValueError, TypeError, argparse.ArgumentTypeError) as exc:
-            raise CommandError(f"{name}={raw!r}: {exc or 'invalid value'}",
-                               ExitCode.USAGE) from None
+            raise CommandError(
+                f"{name}={raw!r}: {exc or 'invalid value'}", ExitCode.USAGE
+            ) from None
         if action.choices is not None and value not in action.choices:
-            raise CommandError(f"{name}={raw!r}: must be one of "
-                               f"{', '.join(map(str, action.choices))}", ExitCode.USAGE)
+            raise CommandError(
+                f"{name}={raw!r}: must be one of {', '.join(map(str, action.choices))}",
+                ExitCode.USAGE,
+            )
         parser.set_defaults(**{action.dest: value})
 
 
@@ -115,20 +141,25 @@ def _chosen(argv: Sequence[str]) -> str | None:
     return next((a for a in argv if not a.startswith("-")), None)
 
 
-def build_parser(argv: Sequence[str] | None = None,
-                 environ: dict[str, str] | None = None) -> argparse.ArgumentParser:
+def build_parser(
+    argv: Sequence[str] | None = None, environ: dict[str, str] | None = None
+) -> argparse.ArgumentParser:
     """The parser; only the command named in `argv` is loaded (all of them without argv)."""
     parser = argparse.ArgumentParser(
         prog="plumbline",
         description="Serve plumber.R APIs concurrently and deploy them to Kubernetes.",
-        formatter_class=HelpFormatter)
+        formatter_class=HelpFormatter,
+    )
     parser.add_argument("--version", action="version", version=f"plumbline {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     chosen = _chosen(argv) if argv is not None else None
     for command in COMMANDS:
-        command_parser = sub.add_parser(command.name, help=command.help,
-                                        description=command.help[0].upper() + command.help[1:]
-                                        + ".", formatter_class=HelpFormatter)
+        command_parser = sub.add_parser(
+            command.name,
+            help=command.help,
+            description=command.help[0].upper() + command.help[1:] + ".",
+            formatter_class=HelpFormatter,
+        )
         if argv is None or chosen == command.name:
             importlib.import_module(command.module).configure(command.name, command_parser)
             if command.env_defaults:

@@ -5,6 +5,7 @@ there) or by the annotation parser (plumbline/annotations.py, the fallback witho
 shared by the runtime (routing, OpenAPI, metrics labels) and the control plane (validating a
 push, deriving ingress paths and probes).
 """
+
 from __future__ import annotations
 
 import re
@@ -16,13 +17,26 @@ USE_VERBS = ("GET", "PUT", "POST", "DELETE", "HEAD", "OPTIONS", "PATCH")  # plum
 
 # plumber's plumberToApiTypeMap: annotation type -> OpenAPI type.
 API_TYPES = {
-    "bool": "boolean", "boolean": "boolean", "logical": "boolean",
-    "dbl": "number", "double": "number", "float": "number", "number": "number",
+    "bool": "boolean",
+    "boolean": "boolean",
+    "logical": "boolean",
+    "dbl": "number",
+    "double": "number",
+    "float": "number",
+    "number": "number",
     "numeric": "number",
-    "int": "integer", "integer": "integer",
-    "chr": "string", "str": "string", "character": "string", "string": "string",
-    "list": "object", "data.frame": "object", "df": "object", "object": "object",
-    "file": "file", "binary": "file",
+    "int": "integer",
+    "integer": "integer",
+    "chr": "string",
+    "str": "string",
+    "character": "string",
+    "string": "string",
+    "list": "object",
+    "data.frame": "object",
+    "df": "object",
+    "object": "object",
+    "file": "file",
+    "binary": "file",
 }
 DEFAULT_API_TYPE = "string"
 
@@ -65,6 +79,7 @@ class Formal:
     From plumber's route report, `type`, `is_array` and `value` are plumber's reading of the
     evaluated default (getArgsMetadata); from the annotation parser only `default` is known.
     """
+
     name: str
     default: str | None = None  # R source of the default; None when it has none
     type: str | None = None  # OpenAPI type of the default as plumber evaluates it, if known
@@ -293,6 +308,7 @@ class ApiInfo:
 @dataclass(frozen=True)
 class Mount:
     """A router mounted under `prefix` (plumber's form: leading and trailing slash)."""
+
     prefix: str
     router: "RouterNode | None" = None  # a mounted Plumber router
     assets: Assets | None = None  # a static folder (@assets, pr_static())
@@ -306,6 +322,7 @@ class RouterNode:
     matches, or change how one is matched: a filter of the app's own, a router hook, or a
     404 handler of its own.
     """
+
     endpoints: tuple[Endpoint, ...]
     mounts: tuple[Mount, ...] = ()
     answers_in_r: bool = False
@@ -314,6 +331,7 @@ class RouterNode:
 @dataclass(frozen=True)
 class RouterOptions:
     """Router-wide settings that change how plumber answers (read by R after loading)."""
+
     trailing_slash: bool = False  # options(plumber.trailingSlash): 307 redirects
     method_not_allowed: bool = True  # options(plumber.methodNotAllowed): 405, else 404
     shared_secret: bool = False  # options(plumber.sharedSecret): the default filter answers 400

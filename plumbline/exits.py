@@ -1,5 +1,6 @@
 """Exit codes of every `plumbline` command, declared once, and the one error type commands
 raise to end with a message (`plumbline COMMAND: MESSAGE` on stderr, then the code)."""
+
 from __future__ import annotations
 
 from enum import IntEnum
@@ -23,16 +24,16 @@ class ExitCode(IntEnum):
 _MEANINGS = {
     ExitCode.OK: "Done (serve: stopped by SIGTERM/SIGINT after draining).",
     ExitCode.FAILED: "The operation ran and failed: a rollout, the Kubernetes API, the local "
-                     "cluster, an app that did not start.",
+    "cluster, an app that did not start.",
     ExitCode.USAGE: "Refused before anything changed: bad usage, a bad setting or spec, a "
-                    "plumber.R that plumber would refuse.",
+    "plumber.R that plumber would refuse.",
     ExitCode.APP_LOAD: "`serve`: plumber.R failed to load in R (R's message is printed); the "
-                       "port was never bound.",
+    "port was never bound.",
     ExitCode.BIND: "`serve`: the address could not be bound (for example the port is in use).",
     ExitCode.R_BOOT: "An R worker process could not start R or plumbline's bridge (internal "
-                     "to `serve`).",
+    "to `serve`).",
     ExitCode.PACKAGES: "`serve`, `prepare`: the R packages of the app's manifest.json or "
-                       "renv.lock could not be installed (R's message is printed).",
+    "renv.lock could not be installed (R's message is printed).",
     ExitCode.INTERRUPTED: "Interrupted (Ctrl-C); what was applied stays applied.",
 }
 

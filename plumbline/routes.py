@@ -33,6 +33,7 @@ The report (JSON, "format": 1):
 Paths and regexes are each router's own (plumber strips a mount's prefix before its router
 matches); `from_report` joins prefixes for the full paths documents and ingress rules use.
 """
+
 from __future__ import annotations
 
 import json
@@ -46,8 +47,19 @@ from typing import Any
 
 from .annotations import AnnotationError, parse_file, router_lines
 from .endpoints import (
-    ApiInfo, Assets, Endpoint, Filter, Formal, Mount, Param, PathParam, PathTemplate,
-    PlumberFile, RouterNode, RouterOptions, Serializer,
+    ApiInfo,
+    Assets,
+    Endpoint,
+    Filter,
+    Formal,
+    Mount,
+    Param,
+    PathParam,
+    PathTemplate,
+    PlumberFile,
+    RouterNode,
+    RouterOptions,
+    Serializer,
 )
 
 REPORT_R = Path(__file__).with_name("route_report.R")
@@ -59,8 +71,9 @@ _MARKER = "<<<plumbline-route-report>>>\n"
 _REQUEST_HOOKS = frozenset({"preroute", "postroute", "preserialize", "postserialize"})
 
 
-def route_table(plumber_file: str | Path, attach: tuple[str, ...] = (),
-                source: str | None = None) -> PlumberFile:
+def route_table(
+    plumber_file: str | Path, attach: tuple[str, ...] = (), source: str | None = None
+) -> PlumberFile:
     """plumber's router when R is installed (one Rscript that parses and loads the file,
     attaching `attach` first, as the runtime does), else the annotations (the fallback).
 
@@ -85,8 +98,9 @@ def route_table(plumber_file: str | Path, attach: tuple[str, ...] = (),
     if source == "annotations" or (source == "auto" and not r_available()):
         if unsure is not None:
             raise unsure
-        reason = ("Rscript is not installed" if source == "auto"
-                  else f"{SOURCE_VARIABLE}=annotations")
+        reason = (
+            "Rscript is not installed" if source == "auto" else f"{SOURCE_VARIABLE}=annotations"
+        )
         return replace(parsed, warnings=_code_route_warnings(parsed, reason))
     try:
         return replace(_cached_query(plumber_file, attach), path=str(plumber_file))
@@ -96,12 +110,18 @@ def route_table(plumber_file: str | Path, attach: tuple[str, ...] = (),
         if source == "r":
             raise
         if unsure is not None:
-            raise AnnotationError(unsure.path, unsure.line,
-                                  f"{unsure.message} (R could not load the file: {exc})") from None
-        return replace(parsed, warnings=(f"{plumber_file}: R could not load it here "
-                                         f"({_first_line(exc)}); its routes are read from the "
-                                         "annotations only",)
-                       + _code_route_warnings(parsed, "R could not load the file"))
+            raise AnnotationError(
+                unsure.path, unsure.line, f"{unsure.message} (R could not load the file: {exc})"
+            ) from None
+        return replace(
+            parsed,
+            warnings=(
+                f"{plumber_file}: R could not load it here "
+                f"({_first_line(exc)}); its routes are read from the "
+                "annotations only",
+            )
+            + _code_route_warnings(parsed, "R could not load the file"),
+        )
 
 
 _QUERIES: dict[tuple, PlumberFile] = {}
@@ -112,8 +132,13 @@ def _cached_query(plumber_file: Path, attach: tuple[str, ...]) -> PlumberFile:
     """query(), once per state of the app's folder: a process that builds several specs of
     one app (tests, a local cluster re-reading its file) starts R once for each version."""
     folder = plumber_file.resolve().parent
-    state = tuple(sorted((entry.name, entry.stat().st_mtime_ns, entry.stat().st_size)
-                         for entry in folder.iterdir() if entry.is_file()))
+    state = tuple(
+        sorted(
+            (entry.name, entry.stat().st_mtime_ns, entry.stat().st_size)
+            for entry in folder.iterdir()
+            if entry.is_file()
+        )
+    )
     key = (str(plumber_file.resolve()), tuple(attach), plumber_file.read_bytes(), state)
     if key not in _QUERIES:
         if len(_QUERIES) >= _QUERIES_KEPT:
@@ -123,10 +148,13 @@ def _cached_query(plumber_file: Path, attach: tuple[str, ...]) -> PlumberFile:
 
 
 def _code_route_warnings(api: PlumberFile, reason: str) -> tuple[str, ...]:
-    return tuple(f"{api.path}:{line}: a `#* @plumber` block may add routes that no annotation "
-                 f"shows (routes read without R: {reason}); the ingress routes only the "
-                 "annotated paths (set ingress.path_prefix, e.g. --path-prefix /, to route "
-                 "every path)" for line in api.router_blocks)
+    return tuple(
+        f"{api.path}:{line}: a `#* @plumber` block may add routes that no annotation "
+        f"shows (routes read without R: {reason}); the ingress routes only the "
+        "annotated paths (set ingress.path_prefix, e.g. --path-prefix /, to route "
+        "every path)"
+        for line in api.router_blocks
+    )
 
 
 def _first_line(exc: Exception) -> str:
@@ -150,8 +178,9 @@ def r_available() -> bool:
     return shutil.which("Rscript") is not None
 
 
-def query(plumber_file: str | Path, attach: tuple[str, ...] = (),
-          timeout: float = 180) -> PlumberFile:
+def query(
+    plumber_file: str | Path, attach: tuple[str, ...] = (), timeout: float = 180
+) -> PlumberFile:
     """Load plumber_file with plumber in a fresh Rscript (attaching `attach` first, as the
     runtime does) and return plumber's route table. Only the file's own code runs."""
     rscript = shutil.which("Rscript")
@@ -159,12 +188,17 @@ def query(plumber_file: str | Path, attach: tuple[str, ...] = (),
         raise RNotAvailable("Rscript not found on PATH")
     given, plumber_file = Path(plumber_file), Path(plumber_file).resolve()
     try:
-        proc = subprocess.run([rscript, str(REPORT_R), str(plumber_file), *attach],
-                              capture_output=True, text=True, timeout=timeout,
-                              cwd=plumber_file.parent)
+        proc = subprocess.run(
+            [rscript, str(REPORT_R), str(plumber_file), *attach],
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            cwd=plumber_file.parent,
+        )
     except subprocess.TimeoutExpired:
-        raise RouteReportError(f"{plumber_file}: R did not finish loading it within "
-                               f"{timeout:g} s") from None
+        raise RouteReportError(
+            f"{plumber_file}: R did not finish loading it within {timeout:g} s"
+        ) from None
     if proc.returncode != 0 or _MARKER not in proc.stdout:
         message = "\n".join(proc.stderr.strip().splitlines()[-20:])
         if "syntax error: " in message:
@@ -179,8 +213,9 @@ def _syntax_error(plumber_file: Path, message: str) -> str:
     if not found:
         return f"{plumber_file}: R cannot parse it: {message}"
     line, column, what, context = found.groups()
-    return (f"{plumber_file}:{line}:{column}: R syntax error: {what}"
-            + (f"\n{context.rstrip()}" if context.strip() else ""))
+    return f"{plumber_file}:{line}:{column}: R syntax error: {what}" + (
+        f"\n{context.rstrip()}" if context.strip() else ""
+    )
 
 
 def from_report(report: str | bytes | dict, plumber_file: str | Path) -> PlumberFile:
@@ -192,23 +227,33 @@ def from_report(report: str | bytes | dict, plumber_file: str | Path) -> Plumber
     found = _Found(data["router"].get("file"))
     router = _router(data["router"], "", "", found)
     top = data["router"]
-    filters = tuple(Filter(f["name"], f.get("line")) for f in top.get("filters", ())
-                    if not f.get("default"))
+    filters = tuple(
+        Filter(f["name"], f.get("line")) for f in top.get("filters", ()) if not f.get("default")
+    )
     options = data.get("options") or {}
     try:
         source = Path(plumber_file).read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError):
         source = ""
     return PlumberFile(
-        path=path, endpoints=tuple(found.endpoints), filters=filters,
-        assets=tuple(found.assets), mounted=tuple(found.mounted),
-        info=_info(data), router_blocks=router_lines(source), router=router,
+        path=path,
+        endpoints=tuple(found.endpoints),
+        filters=filters,
+        assets=tuple(found.assets),
+        mounted=tuple(found.mounted),
+        info=_info(data),
+        router_blocks=router_lines(source),
+        router=router,
         options=RouterOptions(
             trailing_slash=bool(options.get("trailing_slash")),
             method_not_allowed=bool(options.get("method_not_allowed", True)),
             shared_secret=bool(options.get("shared_secret")),
-            custom_error=bool(top.get("custom_error")), debug=bool(data.get("debug"))),
-        openapi=data.get("openapi"), source="plumber")
+            custom_error=bool(top.get("custom_error")),
+            debug=bool(data.get("debug")),
+        ),
+        openapi=data.get("openapi"),
+        source="plumber",
+    )
 
 
 def join_paths(parent: str, child: str) -> str:
@@ -221,6 +266,7 @@ def join_paths(parent: str, child: str) -> str:
 @dataclass
 class _Found:
     """What the walk over the router tree collects, flat, in plumber's order."""
+
     top_file: str | None
     endpoints: list[Endpoint] = field(default_factory=list)
     assets: list[Assets] = field(default_factory=list)
@@ -245,15 +291,18 @@ def _router(node: dict, prefix: str, strip: str, found: _Found) -> RouterNode:
         else:
             found.mounted.append(full)
             mounts.append(Mount(where, router=_router(sub, full, strip + where[:-1], found)))
-    answers_in_r = (any(not f.get("default") for f in node.get("filters", ()))
-                    or bool(_REQUEST_HOOKS & set(node.get("hooks", ())))
-                    or bool(node.get("custom_404")))
+    answers_in_r = (
+        any(not f.get("default") for f in node.get("filters", ()))
+        or bool(_REQUEST_HOOKS & set(node.get("hooks", ())))
+        or bool(node.get("custom_404"))
+    )
     return RouterNode(own, tuple(mounts), answers_in_r)
 
 
 def _endpoint(ep: dict, prefix: str, strip: str, file: str | None) -> Endpoint:
-    params = tuple(PathParam(p["name"], p["type"], bool(p["is_array"]))
-                   for p in ep.get("path_params", ()))
+    params = tuple(
+        PathParam(p["name"], p["type"], bool(p["is_array"])) for p in ep.get("path_params", ())
+    )
     local = PathTemplate.from_plumber(ep["path"], ep["regex"], params)
     full_path = join_paths(prefix, ep["path"])
     regex = ep["regex"]
@@ -264,9 +313,16 @@ def _endpoint(ep: dict, prefix: str, strip: str, file: str | None) -> Endpoint:
         verbs=tuple(ep["verbs"]),
         path=PathTemplate.from_plumber(full_path, regex, params) if strip else local,
         line=ep.get("line"),
-        params=tuple(Param(p["name"], p.get("type") or "string", bool(p.get("is_array")),
-                           bool(p.get("required")), p.get("description") or "")
-                     for p in ep.get("params", ())),
+        params=tuple(
+            Param(
+                p["name"],
+                p.get("type") or "string",
+                bool(p.get("is_array")),
+                bool(p.get("required")),
+                p.get("description") or "",
+            )
+            for p in ep.get("params", ())
+        ),
         serializer=Serializer(serializer.get("name"), "", serializer.get("content_type")),
         parsers=tuple(ep.get("parsers") or ()),
         preempt=ep.get("preempt"),
@@ -283,17 +339,31 @@ def _endpoint(ep: dict, prefix: str, strip: str, file: str | None) -> Endpoint:
 
 def _formal(f: dict) -> Formal:
     has_default = not f.get("required", False)
-    return Formal(f["name"], None, f.get("type") or "string", bool(f.get("is_array")),
-                  f.get("default") if f.get("has_default") else None, has_default)
+    return Formal(
+        f["name"],
+        None,
+        f.get("type") or "string",
+        bool(f.get("is_array")),
+        f.get("default") if f.get("has_default") else None,
+        has_default,
+    )
 
 
 def _info(data: dict) -> ApiInfo:
     info = _mapping(data.get("info"))
     extra = {k: v for k, v in info.items() if k not in ("title", "description", "version")}
-    tags = tuple({"name": str(t.get("name", "")), "description": str(t.get("description", ""))}
-                 for t in data.get("tags") or () if isinstance(t, dict))
-    return ApiInfo(str(info.get("title", "")), str(info.get("description", "")),
-                   str(info.get("version", "")), extra, tags)
+    tags = tuple(
+        {"name": str(t.get("name", "")), "description": str(t.get("description", ""))}
+        for t in data.get("tags") or ()
+        if isinstance(t, dict)
+    )
+    return ApiInfo(
+        str(info.get("title", "")),
+        str(info.get("description", "")),
+        str(info.get("version", "")),
+        extra,
+        tags,
+    )
 
 
 def _mapping(value: Any) -> dict:

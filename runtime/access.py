@@ -105,7 +105,6 @@ class KeyAccess:
         scope["headers"] = [(n, v) for n, v in scope["headers"] if n != b"authorization"]
         await self.app(scope, receive, send)
 
-
     def _scraper(self, headers) -> bool:
         for name, value in headers:
             if name == METRICS_KEY_HEADER:

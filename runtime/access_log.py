@@ -9,6 +9,7 @@ Access log lines go to stdout in batches (flushed every FLUSH_INTERVAL seconds):
 and flush per request through `logging` halved the throughput of the whole server. Each line
 is built by plumbline.runtime.logs, as every other log line.
 """
+
 from __future__ import annotations
 
 import asyncio
@@ -70,8 +71,11 @@ class AccessLog:
         if second != self._second:  # strftime once a second, not once a request
             self._second = second
             self._stamp = logs.timestamp(second)[:-5]
-        line = logs.encode(logs.entry(f"{self._stamp}.{int(now % 1 * 1000):03d}Z", "info",
-                                      "plumbline.access", None, entry))
+        line = logs.encode(
+            logs.entry(
+                f"{self._stamp}.{int(now % 1 * 1000):03d}Z", "info", "plumbline.access", None, entry
+            )
+        )
         self._lines.append(line)
         if not self._flush_scheduled:
             self._flush_scheduled = True
@@ -114,14 +118,17 @@ class RequestLogMiddleware:
             await self.app(scope, receive, send_with_id)
         except Exception:
             if _client_gone(send):
-                log.info("client went away before its answer was sent",
-                         extra={"fields": {"request_id": request_id.decode()}})
+                log.info(
+                    "client went away before its answer was sent",
+                    extra={"fields": {"request_id": request_id.decode()}},
+                )
                 status = 0  # logged as 499: nobody received it
                 return
             log.exception("unhandled error in request %s", request_id.decode())
             if status == 0:
-                await send_error(send_with_id, 500, "internal server error",
-                                 request_id=request_id.decode())
+                await send_error(
+                    send_with_id, 500, "internal server error", request_id=request_id.decode()
+                )
         finally:
             metrics.in_flight -= 1
             seconds = time.perf_counter() - start
@@ -129,9 +136,14 @@ class RequestLogMiddleware:
             # status 0: the client went away before any response was started
             metrics.observe(scope["method"], route, status or 499, seconds)
             if self.access is not None:
-                self.access.write({
-                    "request_id": request_id.decode(), "method": scope["method"],
-                    "path": scope["path"], "route": route, "status": status or 499,
-                    "duration_s": round(seconds, 6),
-                    "remote": scope["client"][0] if scope.get("client") else None,
-                })
+                self.access.write(
+                    {
+                        "request_id": request_id.decode(),
+                        "method": scope["method"],
+                        "path": scope["path"],
+                        "route": route,
+                        "status": status or 499,
+                        "duration_s": round(seconds, 6),
+                        "remote": scope["client"][0] if scope.get("client") else None,
+                    }
+                )

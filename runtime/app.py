@@ -12,6 +12,7 @@ checks then goes to R, so the filters run as in plumber.
 Pure ASGI, no framework router: the proxy path costs one dict lookup, one route match and a
 few attribute reads on top of the R call.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -23,8 +24,7 @@ from plumbline.runtime.access import KeyAccess
 from plumbline.runtime.access_log import AccessLog, RequestLogMiddleware
 from plumbline.runtime.assets import AssetFolders
 from plumbline.runtime.docs import SwaggerDocs
-from plumbline.runtime.errors import (PLUMBER_METHOD_NOT_ALLOWED, PLUMBER_NOT_FOUND,
-                                      send_error)
+from plumbline.runtime.errors import PLUMBER_METHOD_NOT_ALLOWED, PLUMBER_NOT_FOUND, send_error
 from plumbline.runtime.health import Health
 from plumbline.runtime.metrics import Metrics
 from plumbline.runtime.proxy import Proxy, raw_path
@@ -37,7 +37,7 @@ _VERB_ORDER = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS")
 
 @dataclass(frozen=True)
 class AppOptions:
-    max_body: int = 10 * 1024 ** 2
+    max_body: int = 10 * 1024**2
     docs: bool = True
     access_log: bool = True
     root_path: str = ""
@@ -54,8 +54,9 @@ class PlumblineApp:
         self.health = Health(pool)
         self.metrics = Metrics(pool)
         self.forward_unmatched = r_sees_everything(spec)
-        self.proxy = Proxy(pool, options.max_body, check_json=not self.forward_unmatched,
-                           stats=self.metrics.front)
+        self.proxy = Proxy(
+            pool, options.max_body, check_json=not self.forward_unmatched, stats=self.metrics.front
+        )
         self.assets = AssetFolders(spec.assets, Path(spec.path).parent) if spec.assets else None
         self.docs = SwaggerDocs() if options.docs else None
         self._openapi = openapi.render(spec, options.root_path)
@@ -81,8 +82,9 @@ class PlumblineApp:
         if handler is not None:
             scope["plumbline.route"] = path
             if scope["method"] not in _READ_METHODS:
-                await send_error(send, 405, PLUMBER_METHOD_NOT_ALLOWED,
-                                 headers=[(b"allow", b"GET, HEAD")])
+                await send_error(
+                    send, 405, PLUMBER_METHOD_NOT_ALLOWED, headers=[(b"allow", b"GET, HEAD")]
+                )
                 return
             await handler(scope, receive, send)
             return
@@ -109,8 +111,9 @@ class PlumblineApp:
             await self.proxy(scope, receive, send, None)
         elif match.allowed:
             allow = ", ".join(v for v in _VERB_ORDER if v in match.allowed)
-            await send_error(send, 405, PLUMBER_METHOD_NOT_ALLOWED,
-                             headers=[(b"allow", allow.encode())])
+            await send_error(
+                send, 405, PLUMBER_METHOD_NOT_ALLOWED, headers=[(b"allow", allow.encode())]
+            )
         else:
             await send_error(send, 404, PLUMBER_NOT_FOUND)
 
@@ -123,8 +126,16 @@ class PlumblineApp:
 
 
 async def _send_bytes(send, body: bytes, content_type: bytes) -> None:
-    await send({"type": "http.response.start", "status": 200, "headers": [
-        (b"content-type", content_type), (b"content-length", str(len(body)).encode())]})
+    await send(
+        {
+            "type": "http.response.start",
+            "status": 200,
+            "headers": [
+                (b"content-type", content_type),
+                (b"content-length", str(len(body)).encode()),
+            ],
+        }
+    )
     await send({"type": "http.response.body", "body": body})
 
 
@@ -137,8 +148,7 @@ def create_app(spec: PlumberFile, pool, options: AppOptions = AppOptions()):
     inner = PlumblineApp(spec, pool, options)
     app = inner
     if options.access == "keys":
-        app = KeyAccess(app, options.access_keys, options.access_keys_file,
-                        options.metrics_keys)
+        app = KeyAccess(app, options.access_keys, options.access_keys_file, options.metrics_keys)
     if options.root_path or options.root_path_aliases:
         app = RootPath(app, options.root_path, options.root_path_aliases)
     access_log = AccessLog() if options.access_log else None

@@ -6,6 +6,7 @@ any `.`/`..` segment (also when written %2e%2e) are refused with 403 before touc
 disk; then the file's real path (symlinks resolved) must still lie inside the folder's real
 path, else 403. Missing files are 404. Only GET and HEAD.
 """
+
 from __future__ import annotations
 
 import mimetypes
@@ -23,16 +24,36 @@ from plumbline.runtime.errors import PLUMBER_NOT_FOUND, send_error
 _ENCODED_SEPARATOR = re.compile(r"%(?:2f|5c|00)", re.I)
 # plumber:::knownContentTypes, verbatim: assets get the same Content-Type as under plumber.
 _PLUMBER_TYPES = {
-    "html": "text/html; charset=UTF-8", "htm": "text/html; charset=UTF-8",
-    "js": "text/javascript", "css": "text/css", "png": "image/png", "jpg": "image/jpeg",
-    "jpeg": "image/jpeg", "gif": "image/gif", "svg": "image/svg+xml", "txt": "text/plain",
-    "pdf": "application/pdf", "ps": "application/postscript", "xml": "application/xml",
-    "m3u": "audio/x-mpegurl", "m4a": "audio/mp4a-latm", "m4b": "audio/mp4a-latm",
-    "m4p": "audio/mp4a-latm", "mp3": "audio/mpeg", "wav": "audio/x-wav",
-    "m4u": "video/vnd.mpegurl", "m4v": "video/x-m4v", "mp4": "video/mp4",
-    "mpeg": "video/mpeg", "mpg": "video/mpeg", "avi": "video/x-msvideo",
-    "mov": "video/quicktime", "ogg": "application/ogg", "swf": "application/x-shockwave-flash",
-    "doc": "application/msword", "xls": "application/vnd.ms-excel",
+    "html": "text/html; charset=UTF-8",
+    "htm": "text/html; charset=UTF-8",
+    "js": "text/javascript",
+    "css": "text/css",
+    "png": "image/png",
+    "jpg": "image/jpeg",
+    "jpeg": "image/jpeg",
+    "gif": "image/gif",
+    "svg": "image/svg+xml",
+    "txt": "text/plain",
+    "pdf": "application/pdf",
+    "ps": "application/postscript",
+    "xml": "application/xml",
+    "m3u": "audio/x-mpegurl",
+    "m4a": "audio/mp4a-latm",
+    "m4b": "audio/mp4a-latm",
+    "m4p": "audio/mp4a-latm",
+    "mp3": "audio/mpeg",
+    "wav": "audio/x-wav",
+    "m4u": "video/vnd.mpegurl",
+    "m4v": "video/x-m4v",
+    "mp4": "video/mp4",
+    "mpeg": "video/mpeg",
+    "mpg": "video/mpeg",
+    "avi": "video/x-msvideo",
+    "mov": "video/quicktime",
+    "ogg": "application/ogg",
+    "swf": "application/x-shockwave-flash",
+    "doc": "application/msword",
+    "xls": "application/vnd.ms-excel",
     "ppt": "application/vnd.ms-powerpoint",
     "xlsx": "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
     "xltx": "application/vnd.openxmlformats-officedocument.spreadsheetml.template",
@@ -44,18 +65,22 @@ _PLUMBER_TYPES = {
     "dotx": "application/vnd.openxmlformats-officedocument.wordprocessingml.template",
     "xlam": "application/vnd.ms-excel.addin.macroEnabled.12",
     "xlsb": "application/vnd.ms-excel.sheet.binary.macroEnabled.12",
-    "feather": "application/vnd.apache.arrow.file", "parquet": "application/vnd.apache.parquet",
-    "rds": "application/rds", "tsv": "application/tab-separated-values",
-    "csv": "application/csv", "json": "application/json", "yml": "application/yaml",
+    "feather": "application/vnd.apache.arrow.file",
+    "parquet": "application/vnd.apache.parquet",
+    "rds": "application/rds",
+    "tsv": "application/tab-separated-values",
+    "csv": "application/csv",
+    "json": "application/json",
+    "yml": "application/yaml",
     "yaml": "application/yaml",
 }
 
 
 @dataclass(frozen=True)
 class Folder:
-    prefix: str   # URL prefix without a trailing slash ("" for "/")
-    root: str     # real path of the folder
-    route: str    # label for metrics and logs
+    prefix: str  # URL prefix without a trailing slash ("" for "/")
+    root: str  # real path of the folder
+    route: str  # label for metrics and logs
 
 
 class AssetFolders:
@@ -63,7 +88,8 @@ class AssetFolders:
         # plumber resolves the folder against the working directory, the plumber.R's folder
         self._folders = {
             a: Folder(a.mount.rstrip("/"), os.path.realpath(base_dir / a.directory), a.mount)
-            for a in assets}
+            for a in assets
+        }
 
     def folder(self, assets: Assets) -> Folder:
         return self._folders[assets]
@@ -73,8 +99,9 @@ class AssetFolders:
 
     async def serve(self, scope, receive, send, folder: Folder, rest: str) -> None:
         if scope["method"] not in ("GET", "HEAD"):
-            await send_error(send, 405, "405 - Method Not Allowed",
-                             headers=[(b"allow", b"GET, HEAD")])
+            await send_error(
+                send, 405, "405 - Method Not Allowed", headers=[(b"allow", b"GET, HEAD")]
+            )
             return
         target = _resolve(folder.root, rest)
         if target is None:
@@ -106,5 +133,4 @@ def _resolve(root: str, rest: str) -> str | None:
 def _content_type(path: str) -> str:
     """plumber's getContentType: its own table, then a MIME map, else octet-stream."""
     ext = os.path.splitext(path)[1][1:].lower()
-    return (_PLUMBER_TYPES.get(ext) or mimetypes.guess_type(path)[0]
-            or "application/octet-stream")
+    return _PLUMBER_TYPES.get(ext) or mimetypes.guess_type(path)[0] or "application/octet-stream"

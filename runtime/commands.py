@@ -1,4 +1,5 @@
 """`plumbline serve PLUMBER_R [options]`: run one plumber.R with the R worker pool."""
+
 from __future__ import annotations
 
 import argparse
@@ -12,9 +13,13 @@ def configure(name: str, parser: argparse.ArgumentParser) -> None:
         "Serve an unchanged plumber.R: Python answers HTTP, health, metrics and docs; a pool "
         "of R worker processes runs the endpoints. Every option can also be set with its "
         "PLUMBLINE_* environment variable or in the [serve] table of a --config TOML file "
-        "(flag > env > file > default).")
-    parser.add_argument("plumber_file", metavar="PLUMBER_R",
-                        help="the plumber.R file, or the app's folder holding one")
+        "(flag > env > file > default)."
+    )
+    parser.add_argument(
+        "plumber_file",
+        metavar="PLUMBER_R",
+        help="the plumber.R file, or the app's folder holding one",
+    )
     settings.add_arguments(parser)
     parser.set_defaults(func=_serve)
 

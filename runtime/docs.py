@@ -3,6 +3,7 @@
 The page and its initializer are ours (pointing at ../openapi.json, validator off so the
 browser never calls out); the JS/CSS come from the package, read once and kept in memory.
 """
+
 from __future__ import annotations
 
 from swagger_ui_bundle import swagger_ui_path
@@ -67,19 +68,34 @@ class SwaggerDocs:
         path = scope["path"]
         if path == PREFIX:  # relative URLs in the page need the trailing slash
             location = scope.get("root_path", "") + PREFIX + "/"
-            await send({"type": "http.response.start", "status": 307,
-                        "headers": [(b"location", location.encode("latin-1")),
-                                    (b"content-length", b"0")]})
+            await send(
+                {
+                    "type": "http.response.start",
+                    "status": 307,
+                    "headers": [
+                        (b"location", location.encode("latin-1")),
+                        (b"content-length", b"0"),
+                    ],
+                }
+            )
             await send({"type": "http.response.body", "body": b""})
             return
-        found = self._file(path[len(PREFIX) + 1:])
+        found = self._file(path[len(PREFIX) + 1 :])
         if found is None:
             await send_error(send, 404, PLUMBER_NOT_FOUND)
             return
         body, content_type = found
-        await send({"type": "http.response.start", "status": 200, "headers": [
-            (b"content-type", content_type), (b"content-length", str(len(body)).encode()),
-            (b"cache-control", b"public, max-age=3600")]})
+        await send(
+            {
+                "type": "http.response.start",
+                "status": 200,
+                "headers": [
+                    (b"content-type", content_type),
+                    (b"content-length", str(len(body)).encode()),
+                    (b"cache-control", b"public, max-age=3600"),
+                ],
+            }
+        )
         await send({"type": "http.response.body", "body": body})
 
     def _file(self, name: str) -> tuple[bytes, bytes] | None:

@@ -3,6 +3,7 @@
 Never a traceback: unexpected exceptions are logged server-side and the client gets a
 plain 500 body.
 """
+
 from __future__ import annotations
 
 import json
@@ -19,14 +20,20 @@ def error_body(message: str, **detail: Any) -> bytes:
     return json.dumps({"error": message, **detail}, separators=(",", ":")).encode()
 
 
-async def send_error(send, status: int, message: str,
-                     headers: list[tuple[bytes, bytes]] | None = None, **detail: Any) -> None:
+async def send_error(
+    send, status: int, message: str, headers: list[tuple[bytes, bytes]] | None = None, **detail: Any
+) -> None:
     """Send a complete JSON error response over ASGI."""
     body = error_body(message, **detail)
-    await send({
-        "type": "http.response.start",
-        "status": status,
-        "headers": [JSON_HEADER, (b"content-length", str(len(body)).encode()),
-                    *(headers or ())],
-    })
+    await send(
+        {
+            "type": "http.response.start",
+            "status": status,
+            "headers": [
+                JSON_HEADER,
+                (b"content-length", str(len(body)).encode()),
+                *(headers or ()),
+            ],
+        }
+    )
     await send({"type": "http.response.body", "body": body})

@@ -8,6 +8,7 @@ start a worker again after crashes shows as "backoff").
 `answer()` is the same reply without ASGI: the connection layer uses it to answer probes
 on a connection beyond the server's connection limit (runtime/connection.py).
 """
+
 from __future__ import annotations
 
 import json
@@ -33,11 +34,14 @@ class Health:
             return 200, _LIVE_BODY
         if self.ready:
             return 200, _READY_BODY
-        workers = [{"id": w.get("id"), "pid": w.get("pid"), "state": w.get("state")}
-                   for w in self._pool.snapshot()]
+        workers = [
+            {"id": w.get("id"), "pid": w.get("pid"), "state": w.get("state")}
+            for w in self._pool.snapshot()
+        ]
         reason = "draining" if self.draining else "no worker ready"
-        return 503, json.dumps({"error": "not ready", "reason": reason, "workers": workers},
-                               separators=(",", ":")).encode()
+        return 503, json.dumps(
+            {"error": "not ready", "reason": reason, "workers": workers}, separators=(",", ":")
+        ).encode()
 
     async def livez(self, scope, receive, send) -> None:
         await _send(send, 200, _LIVE_BODY)
@@ -47,7 +51,15 @@ class Health:
 
 
 async def _send(send, status: int, body: bytes) -> None:
-    await send({"type": "http.response.start", "status": status,
-                "headers": [_JSON, (b"content-length", str(len(body)).encode()),
-                            (b"cache-control", b"no-store")]})
+    await send(
+        {
+            "type": "http.response.start",
+            "status": status,
+            "headers": [
+                _JSON,
+                (b"content-length", str(len(body)).encode()),
+                (b"cache-control", b"no-store"),
+            ],
+        }
+    )
     await send({"type": "http.response.body", "body": body})

@@ -7,6 +7,7 @@ line's own fields. A logger passes fields as `log.info("msg", extra={"fields": {
 (plumbline.*, uvicorn.*) goes to stderr; the access log (access_log.py) to stdout, so a
 platform can route or drop them separately.
 """
+
 from __future__ import annotations
 
 import json
@@ -18,12 +19,15 @@ from typing import IO, Any
 
 def timestamp(created: float) -> str:
     """RFC 3339 UTC with milliseconds, as every line carries it."""
-    return (time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(created))
-            + f".{int(created % 1 * 1000):03d}Z")
+    return (
+        time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(created))
+        + f".{int(created % 1 * 1000):03d}Z"
+    )
 
 
-def entry(stamp: str, level: str, logger: str, message: str | None,
-          fields: dict[str, Any]) -> dict[str, Any]:
+def entry(
+    stamp: str, level: str, logger: str, message: str | None, fields: dict[str, Any]
+) -> dict[str, Any]:
     base: dict[str, Any] = {"time": stamp, "level": level, "logger": logger}
     if message is not None:
         base["message"] = message
@@ -45,8 +49,9 @@ class JsonFormatter(logging.Formatter):
             message = record.getMessage()
         if record.exc_info:
             fields["exception"] = self.formatException(record.exc_info)
-        return encode(entry(timestamp(record.created), record.levelname.lower(), record.name,
-                            message, fields))
+        return encode(
+            entry(timestamp(record.created), record.levelname.lower(), record.name, message, fields)
+        )
 
 
 def configure(level: str, stream: IO[str] | None = None) -> None:

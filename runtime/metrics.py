@@ -3,6 +3,7 @@
 Request counters and latency histograms are updated per request; pool state (queue, workers,
 restarts) is read from the pool only when Prometheus scrapes, by a custom collector.
 """
+
 from __future__ import annotations
 
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Histogram
@@ -12,18 +13,46 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from plumbline.endpoints import VERBS
 
 WORKER_STATES = ("starting", "idle", "busy", "unhealthy", "stopping", "failed", "backoff")
-RESTART_REASONS = ("exited", "killed_signal", "timeout", "unhealthy", "max_requests", "memory",
-                   "load_failed")
+RESTART_REASONS = (
+    "exited",
+    "killed_signal",
+    "timeout",
+    "unhealthy",
+    "max_requests",
+    "memory",
+    "load_failed",
+)
 # R calls take from about a millisecond to minutes.
-BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
-           30.0, 60.0, 120.0)
+BUCKETS = (
+    0.001,
+    0.0025,
+    0.005,
+    0.01,
+    0.025,
+    0.05,
+    0.1,
+    0.25,
+    0.5,
+    1.0,
+    2.5,
+    5.0,
+    10.0,
+    30.0,
+    60.0,
+    120.0,
+)
 _KNOWN_METHODS = frozenset(VERBS)
 # The *_created series double the scrape size and no dashboard of ours reads them.
 disable_created_metrics()
 
 # Why the connection layer answered or closed a connection itself (runtime/connection.py).
-REFUSAL_REASONS = ("header_too_large", "url_too_long", "header_timeout", "body_timeout",
-                   "too_many_connections")
+REFUSAL_REASONS = (
+    "header_too_large",
+    "url_too_long",
+    "header_timeout",
+    "body_timeout",
+    "too_many_connections",
+)
 # Why a request's body did not arrive complete (it is then never sent to R).
 INCOMPLETE_REASONS = ("disconnect", "body_timeout")
 
@@ -44,11 +73,19 @@ class Metrics:
         self.registry = CollectorRegistry()
         self.front = front or FrontStats()
         self.in_flight = 0  # requests this server is handling now; updated by the middleware
-        self._requests = Counter("plumbline_requests_total", "HTTP requests answered.",
-                                 ("method", "route", "status"), registry=self.registry)
-        self._duration = Histogram("plumbline_request_duration_seconds",
-                                   "Time from request received to response sent.",
-                                   ("route",), buckets=BUCKETS, registry=self.registry)
+        self._requests = Counter(
+            "plumbline_requests_total",
+            "HTTP requests answered.",
+            ("method", "route", "status"),
+            registry=self.registry,
+        )
+        self._duration = Histogram(
+            "plumbline_request_duration_seconds",
+            "Time from request received to response sent.",
+            ("route",),
+            buckets=BUCKETS,
+            registry=self.registry,
+        )
         self.registry.register(_PoolCollector(pool, self))
         # labels() validates and locks on every call; the children never change, so keep them.
         self._counters: dict[tuple[str, str, int], object] = {}
@@ -82,8 +119,9 @@ class _PoolCollector:
         return []  # not known before the first scrape; avoids a collect() at registration
 
     def collect(self):
-        in_flight = GaugeMetricFamily("plumbline_requests_in_flight",
-                                      "Requests being handled by this server now.")
+        in_flight = GaugeMetricFamily(
+            "plumbline_requests_in_flight", "Requests being handled by this server now."
+        )
         in_flight.add_metric([], self._metrics.in_flight)
         yield in_flight
 
@@ -92,30 +130,37 @@ class _PoolCollector:
         yield queue
 
         counts = dict.fromkeys(WORKER_STATES, 0)
-        resident = GaugeMetricFamily("plumbline_worker_resident_memory_bytes",
-                                     "Resident memory of each R worker process.",
-                                     labels=["worker"])
-        limit = GaugeMetricFamily("plumbline_worker_memory_limit_bytes",
-                                  "Data segment limit of each R worker process "
-                                  "(--max-worker-memory beyond its loaded app).",
-                                  labels=["worker"])
+        resident = GaugeMetricFamily(
+            "plumbline_worker_resident_memory_bytes",
+            "Resident memory of each R worker process.",
+            labels=["worker"],
+        )
+        limit = GaugeMetricFamily(
+            "plumbline_worker_memory_limit_bytes",
+            "Data segment limit of each R worker process "
+            "(--max-worker-memory beyond its loaded app).",
+            labels=["worker"],
+        )
         for worker in self._pool.snapshot():
             counts[worker["state"]] = counts.get(worker["state"], 0) + 1
             if worker.get("resident_bytes") is not None:
                 resident.add_metric([str(worker["id"])], worker["resident_bytes"])
             if worker.get("memory_limit") is not None:
                 limit.add_metric([str(worker["id"])], worker["memory_limit"])
-        workers = GaugeMetricFamily("plumbline_workers", "R worker processes by state.",
-                                    labels=["state"])
+        workers = GaugeMetricFamily(
+            "plumbline_workers", "R worker processes by state.", labels=["state"]
+        )
         for state, count in counts.items():
             workers.add_metric([state], count)
         yield workers
         yield resident
         yield limit
 
-        restarts = CounterMetricFamily("plumbline_worker_restarts",
-                                       "R worker processes replaced, by reason.",
-                                       labels=["reason"])
+        restarts = CounterMetricFamily(
+            "plumbline_worker_restarts",
+            "R worker processes replaced, by reason.",
+            labels=["reason"],
+        )
         reasons = dict.fromkeys(RESTART_REASONS, 0)
         reasons.update(self._pool.restart_counts)
         for reason, count in reasons.items():
@@ -123,20 +168,25 @@ class _PoolCollector:
         yield restarts
 
         front = self._metrics.front
-        connections = GaugeMetricFamily("plumbline_connections_open",
-                                        "Client connections open now (within the limit).")
+        connections = GaugeMetricFamily(
+            "plumbline_connections_open", "Client connections open now (within the limit)."
+        )
         connections.add_metric([], front.open_connections)
         yield connections
         refused = CounterMetricFamily(
             "plumbline_connections_refused",
             "Requests or connections the server answered or closed itself, by reason "
-            "(431, 414, 408, or over max-connections).", labels=["reason"])
+            "(431, 414, 408, or over max-connections).",
+            labels=["reason"],
+        )
         for reason, count in front.refused.items():
             refused.add_metric([reason], count)
         yield refused
         incomplete = CounterMetricFamily(
             "plumbline_requests_incomplete",
-            "Requests whose body did not arrive complete; never sent to R.", labels=["reason"])
+            "Requests whose body did not arrive complete; never sent to R.",
+            labels=["reason"],
+        )
         for reason, count in front.incomplete.items():
             incomplete.add_metric([reason], count)
         yield incomplete

@@ -6,6 +6,7 @@ for POST/PUT/PATCH, so Swagger UI can send them. Every route is there: annotated
 added in R code and mounted routers' (under their prefix). When the app customises its spec
 in R (pr_set_api_spec()), the document is plumber's own, as the worker reported it.
 """
+
 from __future__ import annotations
 
 import json
@@ -16,24 +17,51 @@ from plumbline.endpoints import Endpoint, Param, PlumberFile, Serializer, formal
 
 _FORMATS = {"integer": "int64", "number": "double"}
 _PARSER_TYPES = {
-    "json": "application/json", "form": "application/x-www-form-urlencoded",
-    "multi": "multipart/form-data", "text": "text/plain", "octet": "application/octet-stream",
-    "csv": "text/csv", "tsv": "text/tab-separated-values", "yaml": "application/yaml",
-    "rds": "application/rds", "geojson": "application/geo+json",
+    "json": "application/json",
+    "form": "application/x-www-form-urlencoded",
+    "multi": "multipart/form-data",
+    "text": "text/plain",
+    "octet": "application/octet-stream",
+    "csv": "text/csv",
+    "tsv": "text/tab-separated-values",
+    "yaml": "application/yaml",
+    "rds": "application/rds",
+    "geojson": "application/geo+json",
 }
-_STRUCTURED_BODIES = {"application/json", "application/x-www-form-urlencoded",
-                      "multipart/form-data"}
+_STRUCTURED_BODIES = {
+    "application/json",
+    "application/x-www-form-urlencoded",
+    "multipart/form-data",
+}
 _SERIALIZER_TYPES = {
-    "json": "application/json", "unboxedJSON": "application/json",
-    "geojson": "application/geo+json", "text": "text/plain", "cat": "text/plain",
-    "print": "text/plain", "format": "text/plain", "html": "text/html", "csv": "text/csv",
-    "tsv": "text/tab-separated-values", "yaml": "text/x-yaml", "png": "image/png",
-    "agg_png": "image/png", "jpeg": "image/jpeg", "agg_jpeg": "image/jpeg",
-    "svg": "image/svg+xml", "svglite": "image/svg+xml", "bmp": "image/bmp",
-    "tiff": "image/tiff", "agg_tiff": "image/tiff", "webp": "image/webp",
-    "pdf": "application/pdf", "rds": "application/rds", "octet": "application/octet-stream",
-    "htmlwidget": "text/html", "feather": "application/feather",
-    "parquet": "application/parquet", "excel": "application/vnd.ms-excel",
+    "json": "application/json",
+    "unboxedJSON": "application/json",
+    "geojson": "application/geo+json",
+    "text": "text/plain",
+    "cat": "text/plain",
+    "print": "text/plain",
+    "format": "text/plain",
+    "html": "text/html",
+    "csv": "text/csv",
+    "tsv": "text/tab-separated-values",
+    "yaml": "text/x-yaml",
+    "png": "image/png",
+    "agg_png": "image/png",
+    "jpeg": "image/jpeg",
+    "agg_jpeg": "image/jpeg",
+    "svg": "image/svg+xml",
+    "svglite": "image/svg+xml",
+    "bmp": "image/bmp",
+    "tiff": "image/tiff",
+    "agg_tiff": "image/tiff",
+    "webp": "image/webp",
+    "pdf": "application/pdf",
+    "rds": "application/rds",
+    "octet": "application/octet-stream",
+    "htmlwidget": "text/html",
+    "feather": "application/feather",
+    "parquet": "application/parquet",
+    "excel": "application/vnd.ms-excel",
     "arrow_ipc_stream": "application/vnd.apache.arrow.stream",
 }
 _BODY_VERBS = ("POST", "PUT", "PATCH")
@@ -86,8 +114,12 @@ def _operation(ep: Endpoint, verb: str) -> dict:
     parameters = []
     for p in ep.path.params:
         doc = documented.get(p.name)
-        param = {"name": p.name, "in": "path", "required": True,
-                 "schema": _schema(p.type, p.is_array, defaults.get(p.name))}
+        param = {
+            "name": p.name,
+            "in": "path",
+            "required": True,
+            "schema": _schema(p.type, p.is_array, defaults.get(p.name)),
+        }
         if doc and doc.description:
             param["description"] = doc.description
         if p.is_array:
@@ -98,8 +130,12 @@ def _operation(ep: Endpoint, verb: str) -> dict:
         op["requestBody"] = _request_body(ep, others, defaults)
     else:
         for p in others:
-            param = {"name": p.name, "in": "query", "required": p.required,
-                     "schema": _schema(p.type, p.is_array, defaults.get(p.name))}
+            param = {
+                "name": p.name,
+                "in": "query",
+                "required": p.required,
+                "schema": _schema(p.type, p.is_array, defaults.get(p.name)),
+            }
             if p.description:
                 param["description"] = p.description
             if p.is_array:
@@ -115,8 +151,9 @@ def _params(ep: Endpoint) -> tuple[list[Param], dict[str, object]]:
     them: an argument without a default is required; a literal default gives the type and
     the schema's default. Returns the params and those defaults by name."""
     formals = {f.name: f for f in ep.formals if f.name not in _NOT_PARAMS}
-    params = [replace(p, required=formals[p.name].required) if p.name in formals else p
-              for p in ep.params]
+    params = [
+        replace(p, required=formals[p.name].required) if p.name in formals else p for p in ep.params
+    ]
     documented = {p.name for p in ep.params}
     defaults = {}
     for formal in formals.values():
@@ -149,15 +186,20 @@ def _schema(kind: str, is_array: bool, default: object = None) -> dict:
 
 
 def _request_body(ep: Endpoint, params, defaults: dict[str, object]) -> dict:
-    types = [_PARSER_TYPES[p] for p in ep.parsers if p in _PARSER_TYPES] or [
-        "application/json"]
+    types = [_PARSER_TYPES[p] for p in ep.parsers if p in _PARSER_TYPES] or ["application/json"]
     content = {}
     for media in types:
         if media in _STRUCTURED_BODIES:
-            schema: dict = {"type": "object", "properties": {
-                p.name: {**_schema(p.type, p.is_array, defaults.get(p.name)),
-                         **({"description": p.description} if p.description else {})}
-                for p in params}}
+            schema: dict = {
+                "type": "object",
+                "properties": {
+                    p.name: {
+                        **_schema(p.type, p.is_array, defaults.get(p.name)),
+                        **({"description": p.description} if p.description else {}),
+                    }
+                    for p in params
+                },
+            }
             required = [p.name for p in params if p.required]
             if required:
                 schema["required"] = required
@@ -172,15 +214,22 @@ def _request_body(ep: Endpoint, params, defaults: dict[str, object]) -> dict:
 def _responses(ep: Endpoint) -> dict:
     media = _serializer_type(ep.serializer)
     ok_schema = {"type": "object"} if media == "application/json" else {"type": "string"}
-    ok = {"description": ep.responses.get("200", "OK"),
-          "content": {media: {"schema": ok_schema}}}
+    ok = {"description": ep.responses.get("200", "OK"), "content": {media: {"schema": ok_schema}}}
     responses = {"200": ok}
     for code, description in ep.responses.items():
         if code != "200":
             responses[code] = {"description": description}
-    responses.setdefault("500", {"description": "Internal Server Error", "content": {
-        "application/json": {"schema": {"type": "object", "properties": {
-            "error": {"type": "string"}}}}}})
+    responses.setdefault(
+        "500",
+        {
+            "description": "Internal Server Error",
+            "content": {
+                "application/json": {
+                    "schema": {"type": "object", "properties": {"error": {"type": "string"}}}
+                }
+            },
+        },
+    )
     responses.setdefault("default", {"description": "Default response."})
     return responses
 

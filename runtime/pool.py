@@ -32,8 +32,15 @@ from plumbline.runtime.protocol import (
 
 logger = logging.getLogger("plumbline.pool")
 
-RESTART_REASONS = ("exited", "killed_signal", "timeout", "unhealthy", "max_requests", "memory",
-                   "load_failed")
+RESTART_REASONS = (
+    "exited",
+    "killed_signal",
+    "timeout",
+    "unhealthy",
+    "max_requests",
+    "memory",
+    "load_failed",
+)
 # Reasons a worker is replaced only once its successor has loaded (it serves until then).
 _RECYCLE_REASONS = frozenset({"max_requests", "memory"})
 # A worker's resident memory is read after a request at most this often (seconds).
@@ -208,8 +215,12 @@ class WorkerPool:
         self._closing = False
         self._zygote: Zygote | None = None
         if config.preload:
-            self._zygote = Zygote(Path(config.plumber_file), config.attach, config.inline_futures,
-                                  config.startup_timeout)
+            self._zygote = Zygote(
+                Path(config.plumber_file),
+                config.attach,
+                config.inline_futures,
+                config.startup_timeout,
+            )
         self.in_flight = 0
         # plumber's route table as the first loaded worker reported it (JSON bytes; see
         # plumbline/routes.py), None when no worker described it.
@@ -234,14 +245,26 @@ class WorkerPool:
         for slot, failed_at in self._failed_slots.items():
             if slot not in live_slots:
                 rows.append(
-                    {"id": slot, "generation": None, "pid": None, "state": "failed",
-                     "requests": 0, "started_at": failed_at}
+                    {
+                        "id": slot,
+                        "generation": None,
+                        "pid": None,
+                        "state": "failed",
+                        "requests": 0,
+                        "started_at": failed_at,
+                    }
                 )
         for slot, since in self._backoff_slots.items():
             if slot not in live_slots and slot not in self._failed_slots:
                 rows.append(
-                    {"id": slot, "generation": None, "pid": None, "state": "backoff",
-                     "requests": 0, "started_at": since}
+                    {
+                        "id": slot,
+                        "generation": None,
+                        "pid": None,
+                        "state": "backoff",
+                        "requests": 0,
+                        "started_at": since,
+                    }
                 )
         return sorted(rows, key=lambda row: (row["id"], row["generation"] or 0))
 
@@ -266,15 +289,21 @@ class WorkerPool:
             raise
         if self._config.health_path:
             self.start_health_checks(self._config.health_path)
-        _log(logging.INFO, "pool_started", "first worker ready",
-             workers=self._config.workers, plumber_file=str(self._config.plumber_file))
+        _log(
+            logging.INFO,
+            "pool_started",
+            "first worker ready",
+            workers=self._config.workers,
+            plumber_file=str(self._config.plumber_file),
+        )
 
     def start_health_checks(self, path: str) -> None:
         """Call the app's own GET `path` on idle workers every health_interval (once started,
         a second call changes nothing)."""
         if self._health_task is None and not self._closing:
-            self._health_task = asyncio.create_task(self._health_loop(path),
-                                                    name="plumbline-health")
+            self._health_task = asyncio.create_task(
+                self._health_loop(path), name="plumbline-health"
+            )
 
     async def call(self, request: WorkerRequest) -> WorkerResponse:
         """The worker's answer. FrameTooLarge (before any worker is taken) for a request a
@@ -310,14 +339,23 @@ class WorkerPool:
         except PreloadUnsafe as exc:
             await zygote.close()
             self._zygote = None
-            _log(logging.WARNING, "preload_off", "the app is not safe to fork; each worker "
-                 "loads it itself", reason=str(exc))
+            _log(
+                logging.WARNING,
+                "preload_off",
+                "the app is not safe to fork; each worker loads it itself",
+                reason=str(exc),
+            )
             return
         except BaseException:
             await zygote.close()
             raise
-        _log(logging.INFO, "zygote_ready", "app loaded once; workers are forked from it",
-             pid=zygote.pid, load_seconds=round(time.time() - started, 3))
+        _log(
+            logging.INFO,
+            "zygote_ready",
+            "app loaded once; workers are forked from it",
+            pid=zygote.pid,
+            load_seconds=round(time.time() - started, 3),
+        )
 
     # ---- dispatch ---------------------------------------------------------------------
 
@@ -374,8 +412,9 @@ class WorkerPool:
         worker.state = "idle"
         self._idle.append(worker)
 
-    async def _exchange(self, worker: _Worker, frame: bytes, timeout: float | None,
-                        timeout_reason: str) -> WorkerResponse:
+    async def _exchange(
+        self, worker: _Worker, frame: bytes, timeout: float | None, timeout_reason: str
+    ) -> WorkerResponse:
         """Send one request frame to a worker that is ours alone and read its answer."""
         worker.writer.write(frame)
         try:
@@ -387,7 +426,9 @@ class WorkerPool:
         except (asyncio.IncompleteReadError, ConnectionError) as exc:
             if worker.stop_reason is None:
                 await self._wait_exit(worker)
-            cause = _unexpected_death(worker.proc.returncode) if not worker.alive else "closed its pipe"
+            cause = (
+                _unexpected_death(worker.proc.returncode) if not worker.alive else "closed its pipe"
+            )
             raise WorkerDied(f"worker {worker.slot} (pid {worker.proc.pid}) {cause}") from exc
         except ProtocolError as exc:
             _log(logging.ERROR, "protocol_error", str(exc), worker=worker.slot, pid=worker.proc.pid)
@@ -431,8 +472,14 @@ class WorkerPool:
             if failures:
                 delay = min(_BACKOFF_FIRST * 2 ** (failures - 1), _BACKOFF_MAX)
                 self._backoff_slots[slot] = time.time()
-                _log(logging.INFO, "worker_backoff", "waiting before starting a worker "
-                     "again", worker=slot, seconds=delay, failures=failures)
+                _log(
+                    logging.INFO,
+                    "worker_backoff",
+                    "waiting before starting a worker again",
+                    worker=slot,
+                    seconds=delay,
+                    failures=failures,
+                )
                 try:
                     await asyncio.sleep(delay)
                 finally:
@@ -474,14 +521,18 @@ class WorkerPool:
             proc, request_w, response_r = await self._spawn_process()
         reader = FrameReader()
         await loop.connect_read_pipe(lambda: reader, os.fdopen(response_r, "rb", buffering=0))
-        writer, _ = await loop.connect_write_pipe(asyncio.Protocol, os.fdopen(request_w, "wb", buffering=0))
+        writer, _ = await loop.connect_write_pipe(
+            asyncio.Protocol, os.fdopen(request_w, "wb", buffering=0)
+        )
         limit = 0
         if config.max_requests > 0:
             limit = config.max_requests + random.randint(0, max(config.max_requests_jitter, 0))
         self._generation += 1
         worker = _Worker(slot, self._generation, proc, reader, writer, limit)
         self._workers.append(worker)
-        worker.watcher = asyncio.create_task(self._watch(worker), name=f"plumbline-watch-{proc.pid}")
+        worker.watcher = asyncio.create_task(
+            self._watch(worker), name=f"plumbline-watch-{proc.pid}"
+        )
         _log(logging.INFO, "worker_spawned", "worker starting", worker=slot, pid=proc.pid)
         return worker
 
@@ -491,10 +542,15 @@ class WorkerPool:
         request_r, request_w = os.pipe()
         response_r, response_w = os.pipe()
         args = [
-            sys.executable, "-m", "plumbline.runtime.worker",
-            "--plumber-file", str(Path(config.plumber_file).resolve()),
-            "--request-fd", str(request_r),
-            "--response-fd", str(response_w),
+            sys.executable,
+            "-m",
+            "plumbline.runtime.worker",
+            "--plumber-file",
+            str(Path(config.plumber_file).resolve()),
+            "--request-fd",
+            str(request_r),
+            "--response-fd",
+            str(response_w),
         ]
         for package in config.attach:
             args += ["--attach", package]
@@ -503,8 +559,10 @@ class WorkerPool:
         try:
             # R's own output (print, cat, message) goes to our stderr, never into the frames.
             proc = await asyncio.create_subprocess_exec(
-                *args, pass_fds=(request_r, response_w),
-                stdin=asyncio.subprocess.DEVNULL, stdout=2,
+                *args,
+                pass_fds=(request_r, response_w),
+                stdin=asyncio.subprocess.DEVNULL,
+                stdout=2,
             )
         except BaseException:
             os.close(request_w)
@@ -542,17 +600,28 @@ class WorkerPool:
             return
         if message not in self._load_errors_logged:
             self._load_errors_logged.add(message)
-            _log(logging.ERROR, "load_failed", message, worker=slot,
-                 hint="retrying with back-off; this message is logged once")
+            _log(
+                logging.ERROR,
+                "load_failed",
+                message,
+                worker=slot,
+                hint="retrying with back-off; this message is logged once",
+            )
 
     def _mark_ready(self, worker: _Worker) -> None:
         worker.ready_at = time.time()
         if self._first_load is not None and not self._first_load.done():
             self._first_load.set_result(None)
         self._limit_memory(worker)
-        _log(logging.INFO, "worker_ready", "worker loaded the app", worker=worker.slot,
-             pid=worker.proc.pid, load_seconds=round(worker.ready_at - worker.started_at, 3),
-             memory_limit=worker.memory_limit)
+        _log(
+            logging.INFO,
+            "worker_ready",
+            "worker loaded the app",
+            worker=worker.slot,
+            pid=worker.proc.pid,
+            load_seconds=round(worker.ready_at - worker.started_at, 3),
+            memory_limit=worker.memory_limit,
+        )
         self._release(worker)
 
     def _limit_memory(self, worker: _Worker) -> None:
@@ -560,9 +629,13 @@ class WorkerPool:
         for a worker forked from a loaded parent), and note its resident memory."""
         if self._memory_budget is None:  # derived once, when the first worker has loaded
             self._memory_budget = memory.default_budget(self._config.workers)
-            _log(logging.INFO, "worker_memory_budget", "memory each worker may allocate "
-                 "beyond the loaded app", bytes=self._memory_budget,
-                 source="container memory limit" if self._memory_budget else "no limit found")
+            _log(
+                logging.INFO,
+                "worker_memory_budget",
+                "memory each worker may allocate beyond the loaded app",
+                bytes=self._memory_budget,
+                source="container memory limit" if self._memory_budget else "no limit found",
+            )
         if self._recycle_memory is None:
             self._recycle_memory = self._memory_budget // 2
         if self._memory_budget:
@@ -578,9 +651,16 @@ class WorkerPool:
             return
         grown = resident - worker.resident_at_ready
         if grown > self._recycle_memory:
-            _log(logging.INFO, "worker_memory", "worker holds too much memory; replacing it "
-                 "after its successor has loaded", worker=worker.slot, pid=worker.proc.pid,
-                 resident_bytes=resident, grown_bytes=grown, threshold=self._recycle_memory)
+            _log(
+                logging.INFO,
+                "worker_memory",
+                "worker holds too much memory; replacing it after its successor has loaded",
+                worker=worker.slot,
+                pid=worker.proc.pid,
+                resident_bytes=resident,
+                grown_bytes=grown,
+                threshold=self._recycle_memory,
+            )
             worker.replace.set_result("memory")
 
     def _retire(self, worker: _Worker) -> None:
@@ -606,25 +686,48 @@ class WorkerPool:
         reason = worker.stop_reason or ("killed_signal" if returncode < 0 else "exited")
         cause = _cause_of_death(returncode)
         if worker.stop_reason is None and worker.ready_at is not None:
-            _log(logging.ERROR, "worker_died", f"worker {_unexpected_death(returncode)}",
-                 worker=worker.slot, pid=worker.proc.pid, returncode=returncode,
-                 requests=worker.requests, reason=reason)
+            _log(
+                logging.ERROR,
+                "worker_died",
+                f"worker {_unexpected_death(returncode)}",
+                worker=worker.slot,
+                pid=worker.proc.pid,
+                returncode=returncode,
+                requests=worker.requests,
+                reason=reason,
+            )
         elif worker.stop_reason in ("timeout", "unhealthy"):
-            _log(logging.WARNING, "worker_killed", f"worker {cause}", worker=worker.slot,
-                 pid=worker.proc.pid, reason=reason)
+            _log(
+                logging.WARNING,
+                "worker_killed",
+                f"worker {cause}",
+                worker=worker.slot,
+                pid=worker.proc.pid,
+                reason=reason,
+            )
         else:
-            _log(logging.INFO, "worker_stopped", f"worker {cause}", worker=worker.slot,
-                 pid=worker.proc.pid, reason=reason)
+            _log(
+                logging.INFO,
+                "worker_stopped",
+                f"worker {cause}",
+                worker=worker.slot,
+                pid=worker.proc.pid,
+                reason=reason,
+            )
         if not worker.replace.done():
             worker.replace.set_result(reason)
 
     # ---- health checks ----------------------------------------------------------------
 
     async def _health_loop(self, path: str) -> None:
-        request = encode_request(WorkerRequest(
-            method="GET", path=path, query_string="",
-            headers=[("host", "127.0.0.1"), ("user-agent", "plumbline-health-check")],
-        ))
+        request = encode_request(
+            WorkerRequest(
+                method="GET",
+                path=path,
+                query_string="",
+                headers=[("host", "127.0.0.1"), ("user-agent", "plumbline-health-check")],
+            )
+        )
         while True:
             await asyncio.sleep(self._config.health_interval)
             # Taken out of the idle queue while checked, so no request is routed to them.
@@ -645,16 +748,26 @@ class WorkerPool:
         try:
             response = await self._exchange(worker, request, self._health_timeout(), "unhealthy")
         except (WorkerTimeout, WorkerDied) as exc:
-            _log(logging.WARNING, "health_check_failed", str(exc), worker=worker.slot,
-                 pid=worker.proc.pid)
+            _log(
+                logging.WARNING,
+                "health_check_failed",
+                str(exc),
+                worker=worker.slot,
+                pid=worker.proc.pid,
+            )
             return
         if 200 <= response.status < 300:
             self._release(worker)
             return
         worker.state = "unhealthy"
-        _log(logging.WARNING, "health_check_failed",
-             f"the health check answered {response.status}; replacing the worker",
-             worker=worker.slot, pid=worker.proc.pid, status=response.status)
+        _log(
+            logging.WARNING,
+            "health_check_failed",
+            f"the health check answered {response.status}; replacing the worker",
+            worker=worker.slot,
+            pid=worker.proc.pid,
+            status=response.status,
+        )
         worker.kill("unhealthy")
 
     # ---- shutdown ---------------------------------------------------------------------
@@ -678,7 +791,9 @@ class WorkerPool:
             else:
                 worker.stop("shutdown")
         watchers = [w.watcher for w in workers if w.watcher is not None]
-        done, pending = await asyncio.wait(watchers, timeout=_KILL_AFTER + 2) if watchers else (set(), set())
+        done, pending = (
+            await asyncio.wait(watchers, timeout=_KILL_AFTER + 2) if watchers else (set(), set())
+        )
         for worker in workers:
             worker.kill("shutdown")
         if pending:

@@ -95,13 +95,16 @@ def _token(path: str | None) -> str:
         try:
             token = Path(path).read_text(encoding="utf-8").strip()
         except OSError as exc:
-            raise CommandError(f"cannot read the token file {path}: {exc.strerror}",
-                               ExitCode.USAGE) from None
+            raise CommandError(
+                f"cannot read the token file {path}: {exc.strerror}", ExitCode.USAGE
+            ) from None
     else:
         token = os.environ.get(TOKEN_ENV, "").strip()
     if not token:
-        raise CommandError(f"no token: give the server's token for this bundle with "
-                           f"--token-file or {TOKEN_ENV}", ExitCode.USAGE)
+        raise CommandError(
+            f"no token: give the server's token for this bundle with --token-file or {TOKEN_ENV}",
+            ExitCode.USAGE,
+        )
     return token
 
 

@@ -61,8 +61,10 @@ def frame_head(header: dict, body_size: int) -> bytes:
     """A frame up to its body (prefix and header): the body follows as it is."""
     head = json.dumps(header, separators=(",", ":")).encode()
     if len(head) > MAX_HEADER_SIZE or body_size > MAX_BODY_SIZE:
-        raise FrameTooLarge(f"frame of {len(head)}/{body_size} bytes (header/body) is over "
-                            f"{MAX_HEADER_SIZE}/{MAX_BODY_SIZE}")
+        raise FrameTooLarge(
+            f"frame of {len(head)}/{body_size} bytes (header/body) is over "
+            f"{MAX_HEADER_SIZE}/{MAX_BODY_SIZE}"
+        )
     return len(head).to_bytes(4, "big") + body_size.to_bytes(4, "big") + head
 
 
@@ -158,8 +160,12 @@ class FrameReader(asyncio.Protocol):
             if len(buffer) < end:
                 break
             with memoryview(buffer) as view:  # one copy of the body, not two
-                self._frames.append((bytes(view[_PREFIX_SIZE:_PREFIX_SIZE + head_len]),
-                                     bytes(view[_PREFIX_SIZE + head_len:end])))
+                self._frames.append(
+                    (
+                        bytes(view[_PREFIX_SIZE : _PREFIX_SIZE + head_len]),
+                        bytes(view[_PREFIX_SIZE + head_len : end]),
+                    )
+                )
             del buffer[:end]
         self._wake()
 

@@ -10,6 +10,7 @@ body-timeout) never reaches R: it is logged at info and counted
 (plumbline_requests_incomplete_total). Pool failures become JSON errors: PoolFull 503
 (+Retry-After), WorkerTimeout 504, WorkerDied 502.
 """
+
 from __future__ import annotations
 
 import json
@@ -51,8 +52,9 @@ def raw_path(scope) -> str:
 
 
 class Proxy:
-    def __init__(self, pool, max_body: int, check_json: bool, stats: FrontStats,
-                 retry_after: int = 1):
+    def __init__(
+        self, pool, max_body: int, check_json: bool, stats: FrontStats, retry_after: int = 1
+    ):
         self.pool = pool
         self.stats = stats
         self.max_body = max_body
@@ -79,8 +81,12 @@ class Proxy:
         except BodyIncomplete as exc:
             await self._incomplete(scope, send, exc.received)
             return
-        if (body and self.check_json and endpoint is not None
-                and _parses_json(endpoint, content_type)):
+        if (
+            body
+            and self.check_json
+            and endpoint is not None
+            and _parses_json(endpoint, content_type)
+        ):
             problem = _json_problem(body)
             if problem:
                 await send_error(send, 400, "request body is not valid JSON", detail=problem)
@@ -106,21 +112,31 @@ class Proxy:
             await send_error(send, 431, "request too large for a worker", detail=str(exc))
             return
         except PoolFull as exc:
-            await send_error(send, 503, "no R worker available, retry later", detail=str(exc),
-                             headers=[(b"retry-after", self._retry_after)])
+            await send_error(
+                send,
+                503,
+                "no R worker available, retry later",
+                detail=str(exc),
+                headers=[(b"retry-after", self._retry_after)],
+            )
             return
         except WorkerTimeout as exc:
-            await send_error(send, 504, "the request took longer than the timeout",
-                             detail=str(exc))
+            await send_error(send, 504, "the request took longer than the timeout", detail=str(exc))
             return
         except WorkerDied as exc:
-            await send_error(send, 502, "the R worker died while handling the request",
-                             detail=str(exc))
+            await send_error(
+                send, 502, "the R worker died while handling the request", detail=str(exc)
+            )
             return
 
         if not 100 <= response.status <= 599:
-            log.error({"message": "the app returned an invalid HTTP status",
-                       "status": response.status, "path": request.path})
+            log.error(
+                {
+                    "message": "the app returned an invalid HTTP status",
+                    "status": response.status,
+                    "path": request.path,
+                }
+            )
             await send_error(send, 502, "the app returned an invalid HTTP status")
             return
         headers = []
@@ -129,13 +145,17 @@ class Proxy:
                 continue
             name_bytes, value_bytes = _header_bytes(name), _header_bytes(value)
             if _BAD_HEADER_NAME.search(name_bytes) or _BAD_HEADER_VALUE.search(value_bytes):
-                log.warning({"message": "dropped a response header HTTP cannot carry",
-                             "header": name, "path": request.path})
+                log.warning(
+                    {
+                        "message": "dropped a response header HTTP cannot carry",
+                        "header": name,
+                        "path": request.path,
+                    }
+                )
                 continue
             headers.append((name_bytes, value_bytes))
         headers.append((b"content-length", str(len(response.body)).encode()))
-        await send({"type": "http.response.start", "status": response.status,
-                    "headers": headers})
+        await send({"type": "http.response.start", "status": response.status, "headers": headers})
         await send({"type": "http.response.body", "body": response.body})
 
     async def _read_body(self, receive) -> bytes:
@@ -164,9 +184,15 @@ class Proxy:
     async def _incomplete(self, scope, send, received: int) -> None:
         reason = scope.get("plumbline.incomplete", "disconnect")
         self.stats.incomplete[reason] += 1
-        log.info({"message": "request body incomplete; not sent to R", "reason": reason,
-                  "method": scope["method"], "path": raw_path(scope),
-                  "body_bytes_received": received})
+        log.info(
+            {
+                "message": "request body incomplete; not sent to R",
+                "reason": reason,
+                "method": scope["method"],
+                "path": raw_path(scope),
+                "body_bytes_received": received,
+            }
+        )
         if reason == "body_timeout":
             # The connection layer has answered 408; this records it in the access log.
             await send_error(send, 408, "request body not received in time")
@@ -223,7 +249,7 @@ def _strip_comments(text: str) -> str | None:
             j = i + 1
             while j < n and text[j] != '"':
                 j += 2 if text[j] == "\\" else 1
-            out.append(text[i:j + 1])
+            out.append(text[i : j + 1])
             i = j + 1
         elif text.startswith("/*", i):
             end = text.find("*/", i + 2)

@@ -10,6 +10,7 @@ Router gives the same answer, but a literal path only looks at the endpoints tha
 it (those declared with exactly that path and the ones with parameters or regex characters,
 kept in order): most requests cost one dict lookup and a short loop, not a regex each.
 """
+
 from __future__ import annotations
 
 import re
@@ -37,8 +38,12 @@ def r_sees_everything(spec: PlumberFile) -> bool:
     if spec.filters or spec.router_blocks or spec.routing.answers_in_r:
         return True
     options = spec.options
-    if (options.trailing_slash or not options.method_not_allowed or options.shared_secret
-            or options.custom_error):
+    if (
+        options.trailing_slash
+        or not options.method_not_allowed
+        or options.shared_secret
+        or options.custom_error
+    ):
         return True
     if any(ep.own_path.regex is None for ep in spec.endpoints):
         return True
@@ -74,19 +79,24 @@ class _Table:
     def __init__(self, node: RouterNode):
         # (endpoint, regex to check or None when the path is literal, its Match), in order;
         # an endpoint whose regex Python cannot run is left out (R sees every request then)
-        entries = [(i, ep, None if ep.own_path.is_literal else ep.own_path.regex, Match(ep))
-                   for i, ep in enumerate(node.endpoints) if ep.own_path.regex is not None]
+        entries = [
+            (i, ep, None if ep.own_path.is_literal else ep.own_path.regex, Match(ep))
+            for i, ep in enumerate(node.endpoints)
+            if ep.own_path.regex is not None
+        ]
         general = [entry for entry in entries if entry[2] is not None]
         literal: dict[str, list] = {}
         for entry in entries:
             if entry[2] is None:
                 literal.setdefault(entry[1].own_path.raw, []).append(entry)
         self.general = tuple(entry[1:] for entry in general)
-        self.by_path = {path: tuple(entry[1:] for entry in sorted(eps + general,
-                                                                  key=lambda x: x[0]))
-                        for path, eps in literal.items()}
-        self.mounts = tuple((m.prefix, m.assets, _Table(m.router) if m.router else None)
-                            for m in node.mounts)
+        self.by_path = {
+            path: tuple(entry[1:] for entry in sorted(eps + general, key=lambda x: x[0]))
+            for path, eps in literal.items()
+        }
+        self.mounts = tuple(
+            (m.prefix, m.assets, _Table(m.router) if m.router else None) for m in node.mounts
+        )
 
     def match(self, method: str, path: str) -> Match:
         allowed: set[str] = set()
@@ -100,8 +110,8 @@ class _Table:
             if not path.startswith(prefix):
                 continue
             if table is None:
-                return Match(None, assets=assets, rest=path[len(prefix):])
-            inner = table.match(method, path[len(prefix) - 1:])
+                return Match(None, assets=assets, rest=path[len(prefix) :])
+            inner = table.match(method, path[len(prefix) - 1 :])
             return inner if inner.endpoint is not None else _MOUNTED
         return Match(None, frozenset(allowed)) if allowed else _NOT_FOUND
 

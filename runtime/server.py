@@ -14,6 +14,7 @@ the listener closes, in-flight requests get up to graceful-timeout to finish, th
 closed, exit 0. A second signal skips what is left of the drain delay, a third stops
 waiting for open connections and for R work.
 """
+
 from __future__ import annotations
 
 import asyncio
@@ -43,8 +44,12 @@ from plumbline.runtime.connection import OVERFLOW_RESERVE, Limits, protocol_clas
 from plumbline.runtime.pool import AppLoadError, PoolConfig, WorkerPool
 from plumbline.runtime.settings import ServeConfig, entrypoint_packages
 
-EXIT_OK, EXIT_USAGE, EXIT_APP_LOAD, EXIT_BIND = (ExitCode.OK, ExitCode.USAGE, ExitCode.APP_LOAD,
-                                              ExitCode.BIND)
+EXIT_OK, EXIT_USAGE, EXIT_APP_LOAD, EXIT_BIND = (
+    ExitCode.OK,
+    ExitCode.USAGE,
+    ExitCode.APP_LOAD,
+    ExitCode.BIND,
+)
 log = logging.getLogger("plumbline.server")
 PLUMBER_FILE = "plumber.R"
 
@@ -85,17 +90,22 @@ def use_packages(folder: Path, config: ServeConfig) -> int | None:
     from plumbline.packages.requirements import RequirementsError
 
     try:
-        library = prepare_library(folder, Path(config.package_cache), repos=config.repos,
-                                  install=config.packages == "install",
-                                  emit=lambda line: log.info(line, extra={"fields": {
-                                      "event": "packages"}}))
+        library = prepare_library(
+            folder,
+            Path(config.package_cache),
+            repos=config.repos,
+            install=config.packages == "install",
+            emit=lambda line: log.info(line, extra={"fields": {"event": "packages"}}),
+        )
     except (PackageError, RequirementsError) as exc:
         print(f"plumbline serve: {exc}", file=sys.stderr)
         return ExitCode.PACKAGES
     if library is not None:
         os.environ.update(with_library(dict(os.environ), library))
-        log.info("R library first on .libPaths()", extra={"fields": {
-            "event": "packages", "library": str(library)}})
+        log.info(
+            "R library first on .libPaths()",
+            extra={"fields": {"event": "packages", "library": str(library)}},
+        )
     return None
 
 
@@ -113,8 +123,9 @@ def pool_config(spec: PlumberFile, config: ServeConfig) -> PoolConfig:
         attach=attach,
         inline_futures=config.inline_futures,
         preload=config.preload,
-        health_path=("/health" if spec.has_route("GET", "/health") and config.health_interval
-                     else None),
+        health_path=(
+            "/health" if spec.has_route("GET", "/health") and config.health_interval else None
+        ),
         health_interval=config.health_interval,
         max_worker_memory=config.max_worker_memory,
         recycle_memory=config.recycle_memory,
@@ -133,17 +144,20 @@ class _Stop:
     """Signal handlers only record the signal; the serve coroutine acts on it."""
 
     def __init__(self):
-        self.first = asyncio.Event()   # drain
-        self.again = asyncio.Event()   # skip the rest of the drain delay
-        self.third = asyncio.Event()   # stop waiting for open connections
+        self.first = asyncio.Event()  # drain
+        self.again = asyncio.Event()  # skip the rest of the drain delay
+        self.third = asyncio.Event()  # stop waiting for open connections
         self.count = 0
         self.closed_at: float | None = None  # when the listener was asked to close
 
     def __call__(self, signum: int) -> None:
         self.count += 1
-        log.info(("stop requested, draining", "skipping the drain delay",
-                  "forcing exit")[min(self.count, 3) - 1],
-                 extra={"fields": {"signal": signal.Signals(signum).name}})
+        log.info(
+            ("stop requested, draining", "skipping the drain delay", "forcing exit")[
+                min(self.count, 3) - 1
+            ],
+            extra={"fields": {"signal": signal.Signals(signum).name}},
+        )
         (self.first, self.again, self.third)[min(self.count, 3) - 1].set()
 
 
@@ -154,13 +168,18 @@ def route_table(spec: PlumberFile, report: bytes | None) -> PlumberFile:
     try:
         return routes.from_report(report, spec.path)
     except (ValueError, KeyError, TypeError) as exc:  # a report this version cannot read
-        log.warning({"message": "could not read the worker's route report; routing by the "
-                                "annotations", "error": str(exc)})
+        log.warning(
+            {
+                "message": "could not read the worker's route report; routing by the annotations",
+                "error": str(exc),
+            }
+        )
         return spec
 
 
-async def _serve(spec: PlumberFile, config: ServeConfig,
-                 unsure: AnnotationError | None = None) -> int:
+async def _serve(
+    spec: PlumberFile, config: ServeConfig, unsure: AnnotationError | None = None
+) -> int:
     loop = asyncio.get_running_loop()
     stop = _Stop()
     for signum in (signal.SIGTERM, signal.SIGINT):
@@ -189,34 +208,64 @@ async def _serve(spec: PlumberFile, config: ServeConfig,
     spec = route_table(spec, pool.route_report)
     if spec.has_route("GET", "/health") and config.health_interval:
         pool.start_health_checks("/health")  # also when the app adds it in R code
-    log.info({"message": "routes", "source": spec.source, "endpoints": len(spec.endpoints),
-              "in_code": sum(ep.in_code for ep in spec.endpoints)})
+    log.info(
+        {
+            "message": "routes",
+            "source": spec.source,
+            "endpoints": len(spec.endpoints),
+            "in_code": sum(ep.in_code for ep in spec.endpoints),
+        }
+    )
 
     try:
         sock = _bind(config.host, config.port)
     except OSError as exc:
-        print(f"plumbline serve: cannot listen on {config.host}:{config.port}: "
-              f"{exc.strerror or exc}", file=sys.stderr)
+        print(
+            f"plumbline serve: cannot listen on {config.host}:{config.port}: {exc.strerror or exc}",
+            file=sys.stderr,
+        )
         await pool.close(config.graceful_timeout)
         return EXIT_BIND
 
-    app = create_app(spec, pool, AppOptions(
-        max_body=config.max_body, docs=config.docs, access_log=config.access_log,
-        root_path=config.root_path, root_path_aliases=config.root_path_aliases,
-        access=config.access, access_keys=config.access_keys,
-        access_keys_file=config.access_keys_file, metrics_keys=config.metrics_keys))
+    app = create_app(
+        spec,
+        pool,
+        AppOptions(
+            max_body=config.max_body,
+            docs=config.docs,
+            access_log=config.access_log,
+            root_path=config.root_path,
+            root_path_aliases=config.root_path_aliases,
+            access=config.access,
+            access_keys=config.access_keys,
+            access_keys_file=config.access_keys_file,
+            metrics_keys=config.metrics_keys,
+        ),
+    )
     inner = app.plumbline
     http = protocol_class(connection_limits(config), inner.health, inner.metrics.front)
     uvicorn_config = uvicorn.Config(
-        app, http=http, lifespan="off", access_log=False, log_config=None,
+        app,
+        http=http,
+        lifespan="off",
+        access_log=False,
+        log_config=None,
         server_header=False,
         timeout_keep_alive=config.keep_alive_timeout,  # type: ignore[arg-type]  # call_later's
-        timeout_graceful_shutdown=math.ceil(config.graceful_timeout))
+        timeout_graceful_shutdown=math.ceil(config.graceful_timeout),
+    )
     server = _Server(uvicorn_config)
     host, port = sock.getsockname()[:2]
-    log.info("listening", extra={"fields": {"url": f"http://{_url_host(host)}:{port}",
-                                            "workers": config.workers,
-                                            "plumber_file": spec.path}})
+    log.info(
+        "listening",
+        extra={
+            "fields": {
+                "url": f"http://{_url_host(host)}:{port}",
+                "workers": config.workers,
+                "plumber_file": spec.path,
+            }
+        },
+    )
     # Everything loaded so far lives as long as the server: keep it out of Python's full
     # collections, which otherwise walk it all (about 20-50 ms here, a stall for every
     # request in flight) every few thousand requests.
@@ -241,14 +290,15 @@ async def _serve(spec: PlumberFile, config: ServeConfig,
     return EXIT_OK
 
 
-async def _drain(stop: _Stop, health: Any, server: uvicorn.Server,
-                 config: ServeConfig) -> None:
+async def _drain(stop: _Stop, health: Any, server: uvicorn.Server, config: ServeConfig) -> None:
     await stop.first.wait()
     health.draining = True
     with contextlib.suppress(asyncio.TimeoutError):
         await asyncio.wait_for(stop.again.wait(), config.drain_delay)
-    log.info("closing listener, finishing in-flight requests",
-             extra={"fields": {"graceful_timeout": config.graceful_timeout}})
+    log.info(
+        "closing listener, finishing in-flight requests",
+        extra={"fields": {"graceful_timeout": config.graceful_timeout}},
+    )
     server.should_exit = True
     stop.closed_at = time.monotonic()
     await stop.third.wait()
@@ -257,9 +307,14 @@ async def _drain(stop: _Stop, health: Any, server: uvicorn.Server,
 
 def connection_limits(config: ServeConfig) -> Limits:
     _raise_open_files_limit(config.max_connections + OVERFLOW_RESERVE + _FILES_BESIDES_CLIENTS)
-    return Limits(max_header_bytes=config.max_header_bytes, max_headers=config.max_headers,
-                  max_url_length=config.max_url_length, header_timeout=config.header_timeout,
-                  body_timeout=config.body_timeout, max_connections=config.max_connections)
+    return Limits(
+        max_header_bytes=config.max_header_bytes,
+        max_headers=config.max_headers,
+        max_url_length=config.max_url_length,
+        header_timeout=config.header_timeout,
+        body_timeout=config.body_timeout,
+        max_connections=config.max_connections,
+    )
 
 
 # Open files the server needs besides client connections: worker pipes, logs, R's own.
@@ -275,9 +330,14 @@ def _raise_open_files_limit(needed: int) -> None:
         resource.setrlimit(resource.RLIMIT_NOFILE, (target, hard))
         soft = target
     if soft != resource.RLIM_INFINITY and soft < needed:
-        log.warning({"message": "the open-files limit is below what max-connections needs; "
-                                "lower max-connections or raise the limit",
-                     "open_files_limit": soft, "needed": needed})
+        log.warning(
+            {
+                "message": "the open-files limit is below what max-connections needs; "
+                "lower max-connections or raise the limit",
+                "open_files_limit": soft,
+                "needed": needed,
+            }
+        )
 
 
 def _bind(host: str, port: int) -> socket.socket:

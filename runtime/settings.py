@@ -10,6 +10,7 @@ PLUMBLINE_CONFIG), then the default. A bad value anywhere fails loudly, naming t
 and where the value came from. The control plane checks an app's `[serve]` table with
 `read_table`, against these same declarations.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -48,6 +49,7 @@ class ValueType:
 
 # --- value readers: each takes a str (flag/env) or a TOML value, returns the typed value ---
 
+
 def _integer(minimum: int) -> ValueType:
     def read(value: Any) -> int:
         if isinstance(value, bool) or not isinstance(value, (int, str)):
@@ -56,6 +58,7 @@ def _integer(minimum: int) -> ValueType:
         if number < minimum:
             raise ValueError(f"must be >= {minimum}, got {number}")
         return number
+
     return ValueType("integer", "N", read)
 
 
@@ -69,8 +72,15 @@ def _seconds(value: Any) -> float:
 
 
 _SIZE = re.compile(r"^\s*(\d+)\s*(b|kb|kib|mb|mib|gb|gib)?\s*$", re.I)
-_UNITS = {"b": 1, "kb": 1000, "kib": 1024, "mb": 1000 ** 2, "mib": 1024 ** 2,
-          "gb": 1000 ** 3, "gib": 1024 ** 3}
+_UNITS = {
+    "b": 1,
+    "kb": 1000,
+    "kib": 1024,
+    "mb": 1000**2,
+    "mib": 1024**2,
+    "gb": 1000**3,
+    "gib": 1024**3,
+}
 
 
 def _byte_size(value: Any) -> int:
@@ -210,8 +220,7 @@ def _memory_size(value: Any) -> int | None:
 
 ROOT_PATH = ValueType("path", "PATH", _root_path)
 ROOT_PATHS = ValueType("list of paths", "PATH[,PATH]", _root_paths)
-PACKAGE_MODE = ValueType("one of " + "|".join(PACKAGE_MODES), "install|cached|off",
-                         _package_mode)
+PACKAGE_MODE = ValueType("one of " + "|".join(PACKAGE_MODES), "install|cached|off", _package_mode)
 REPOS = ValueType("list of URLs", "URL[,URL]", parse_repos)  # RequirementsError: ValueError
 MEMORY = ValueType("bytes, 0 or auto", "SIZE|0|auto", _memory_size)
 ACCESS = ValueType("one of " + "|".join(ACCESS_MODES), "public|keys", _access)
@@ -225,8 +234,9 @@ def available_cpus() -> int:
     os.cpu_count() is the node's count; in a pod limited to 1 CPU on a 64-core node it would
     start 64 R workers.
     """
-    count = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (
-        os.cpu_count() or 1)
+    count = (
+        len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    )
     limit = _cgroup_cpu_limit()
     return max(1, min(count, limit) if limit else count)
 
@@ -250,8 +260,9 @@ def _cgroup_cpu_limit(root: Path = Path("/sys/fs/cgroup")) -> int | None:
 
 def _setting(value_type: ValueType, default: Any, help: str, default_doc: str = "") -> Any:
     """A ServeConfig field that is a setting (its declaration lives in the field's metadata)."""
-    return field(default=default, metadata={"type": value_type, "help": help,
-                                            "default_doc": default_doc})
+    return field(
+        default=default, metadata={"type": value_type, "help": help, "default_doc": default_doc}
+    )
 
 
 @dataclass(frozen=True)
@@ -259,150 +270,210 @@ class ServeConfig:
     """The effective settings of one `plumbline serve`; `resolve()` builds it."""
 
     host: str = _setting(
-        TEXT, "127.0.0.1",
-        "Address to listen on. Use 0.0.0.0 in a container so the pod IP is reachable.")
+        TEXT,
+        "127.0.0.1",
+        "Address to listen on. Use 0.0.0.0 in a container so the pod IP is reachable.",
+    )
     port: int = _setting(NATURAL, 8000, "TCP port to listen on (0 picks a free port).")
     workers: int = _setting(
-        POSITIVE, available_cpus(),
+        POSITIVE,
+        available_cpus(),
         "Number of R worker processes; each runs one request at a time.",
-        default_doc="CPUs available (cgroup limit)")
+        default_doc="CPUs available (cgroup limit)",
+    )
     max_queue: int = _setting(
-        NATURAL, 100,
-        "Requests that may wait for a free worker; beyond it clients get 503 with "
-        "Retry-After.")
+        NATURAL,
+        100,
+        "Requests that may wait for a free worker; beyond it clients get 503 with Retry-After.",
+    )
     timeout: float = _setting(
-        SECONDS, 60.0,
+        SECONDS,
+        60.0,
         "Seconds one request may run in R before the client gets 504 and the worker is "
         "replaced; also the longest a request waits for a free worker before 503 "
-        "(0 = no limit).")
+        "(0 = no limit).",
+    )
     max_requests: int = _setting(
-        NATURAL, 0,
-        "Recycle a worker after this many requests, to bound memory growth (0 = never).")
+        NATURAL, 0, "Recycle a worker after this many requests, to bound memory growth (0 = never)."
+    )
     max_requests_jitter: int = _setting(
-        NATURAL, 0,
-        "Add a random 0..N to max-requests per worker so they do not recycle together.")
+        NATURAL, 0, "Add a random 0..N to max-requests per worker so they do not recycle together."
+    )
     max_worker_memory: int | None = _setting(
-        MEMORY, None,
+        MEMORY,
+        None,
         "Memory one worker may allocate beyond what it holds once the app is loaded (its "
         "data segment, RLIMIT_DATA): past it an allocation fails inside R as R's own "
         "'cannot allocate vector' error, plumber's 500, instead of the container being "
         "OOM-killed. auto: what the container's memory limit (cgroup) leaves once the "
         "first worker has loaded, less a tenth, shared among the workers (no limit when the "
-        "container has none); 0: no limit.", default_doc="auto")
+        "container has none); 0: no limit.",
+        default_doc="auto",
+    )
     recycle_memory: int | None = _setting(
-        MEMORY, None,
+        MEMORY,
+        None,
         "Replace a worker, after the request it ran and once its successor has loaded, when "
         "its resident memory has grown by more than this since it loaded the app (like "
         "uWSGI's reload-on-rss). auto: half of max-worker-memory; 0: never.",
-        default_doc="auto")
+        default_doc="auto",
+    )
     max_body: int = _setting(
-        BYTES, 10 * 1024 ** 2,
+        BYTES,
+        10 * 1024**2,
         "Largest request body accepted, in bytes (suffixes KiB, MiB, GiB allowed); "
         "larger bodies get 413 before anything reaches R.",
-        default_doc="10MiB")
+        default_doc="10MiB",
+    )
     max_header_bytes: int = _setting(
-        BYTES, 64 * 1024,
+        BYTES,
+        64 * 1024,
         "Largest total size of a request's header fields (names and values); larger, or "
         "more than max-headers fields, get 431 and the connection closes.",
-        default_doc="64KiB")
+        default_doc="64KiB",
+    )
     max_headers: int = _setting(
-        POSITIVE, 100, "Most header fields one request may have (more: 431).")
+        POSITIVE, 100, "Most header fields one request may have (more: 431)."
+    )
     max_url_length: int = _setting(
-        POSITIVE, 8192, "Longest request target (path and query) in bytes; longer gets 414.")
+        POSITIVE, 8192, "Longest request target (path and query) in bytes; longer gets 414."
+    )
     header_timeout: float = _setting(
-        SECONDS, 10.0,
+        SECONDS,
+        10.0,
         "Seconds a client has to send a whole request head once it started one (else 408 "
         "and the connection closes), and a new connection to start its first request (else "
-        "it is closed) (0 = no limit).")
+        "it is closed) (0 = no limit).",
+    )
     body_timeout: float = _setting(
-        SECONDS, 30.0,
+        SECONDS,
+        30.0,
         "Seconds the server waits for more of a request body; past it 408, the connection "
-        "closes and the request never reaches R (0 = no limit).")
+        "closes and the request never reaches R (0 = no limit).",
+    )
     keep_alive_timeout: float = _setting(
-        SECONDS, 5.0,
+        SECONDS,
+        5.0,
         "Seconds an idle keep-alive connection stays open for the client's next request. "
         "Behind a load balancer that reuses connections, make it longer than the balancer's "
-        "own idle timeout.")
+        "own idle timeout.",
+    )
     max_connections: int = _setting(
-        POSITIVE, 1000,
+        POSITIVE,
+        1000,
         "Most client connections open at once. One more is answered at once and closed: "
         "/livez and /readyz as usual (so probes still pass), anything else 503 with "
-        "Retry-After.")
+        "Retry-After.",
+    )
     drain_delay: float = _setting(
-        SECONDS, 5.0,
+        SECONDS,
+        5.0,
         "On SIGTERM/SIGINT, keep serving this many seconds with /readyz at 503 so load "
-        "balancers stop sending traffic, then stop listening.")
+        "balancers stop sending traffic, then stop listening.",
+    )
     graceful_timeout: float = _setting(
-        SECONDS, 30.0,
+        SECONDS,
+        30.0,
         "After the listener closes, seconds in-flight requests get to finish before "
-        "they are cut off and the workers stopped.")
+        "they are cut off and the workers stopped.",
+    )
     attach: tuple[str, ...] = _setting(
-        PACKAGES, (),
+        PACKAGES,
+        (),
         "R packages to attach in every worker before plumber.R is loaded, comma-separated; "
         "added to the library()/require() calls of an entrypoint.R beside plumber.R.",
-        default_doc="packages named in entrypoint.R")
+        default_doc="packages named in entrypoint.R",
+    )
     inline_futures: bool = _setting(
-        ON_OFF, True,
+        ON_OFF,
+        True,
         "Run future({...}) blocks inline in the worker (concurrency comes from the pool); "
-        "off uses the future package itself.")
+        "off uses the future package itself.",
+    )
     preload: bool = _setting(
-        ON_OFF, True,
+        ON_OFF,
+        True,
         "Load R, plumber and the app once and fork the workers from that loaded process, "
         "so they share its memory (a model loaded at start) copy-on-write and a replaced "
         "worker starts in milliseconds. Turned off by itself, with a warning, when the "
         "loaded app holds an open connection, a socket or a thread of its own; off: each "
-        "worker starts R and loads the app.")
+        "worker starts R and loads the app.",
+    )
     health_interval: float = _setting(
-        SECONDS, 5.0,
-        "Seconds between calls of the app's own GET /health on idle workers "
-        "(0 = never).")
+        SECONDS,
+        5.0,
+        "Seconds between calls of the app's own GET /health on idle workers (0 = never).",
+    )
     log_level: str = _setting(LEVEL, "info", "Minimum level of the JSON server log.")
     access_log: bool = _setting(ON_OFF, True, "Write one JSON line per request to stdout.")
     docs: bool = _setting(ON_OFF, True, "Serve Swagger UI at /__docs__/ (and /openapi.json).")
     root_path: str = _setting(
-        ROOT_PATH, "",
+        ROOT_PATH,
+        "",
         "Public path prefix the app is reached under behind a proxy, e.g. /content/my-api: "
         "removed from request paths that carry it, so plumber.R sees /parity, and given as "
-        "the server URL in /openapi.json (and so Swagger UI).", default_doc="none")
+        "the server URL in /openapi.json (and so Swagger UI).",
+        default_doc="none",
+    )
     root_path_aliases: tuple[str, ...] = _setting(
-        ROOT_PATHS, (),
+        ROOT_PATHS,
+        (),
         "Other public path prefixes the app is also reached under (a vanity path such as "
         "/parity-api), comma-separated: removed from request paths as root-path is; "
-        "/openapi.json keeps root-path as its server URL.", default_doc="none")
+        "/openapi.json keeps root-path as its server URL.",
+        default_doc="none",
+    )
     access: str = _setting(
-        ACCESS, "public",
+        ACCESS,
+        "public",
         "Who may call the app: public, or keys (requests need `Authorization: Key <key>` "
         "with a key whose sha256 is in --access-keys or --access-keys-file; /livez and "
-        "/readyz stay open for probes).")
+        "/readyz stay open for probes).",
+    )
     access_keys: tuple[str, ...] = _setting(
-        KEY_HASHES, (),
+        KEY_HASHES,
+        (),
         "sha256 hex digests of the API keys allowed when access is keys, comma-separated.",
-        default_doc="none")
+        default_doc="none",
+    )
     access_keys_file: str = _setting(
-        FILE, "",
+        FILE,
+        "",
         "File of allowed key digests, one sha256 hex a line; re-read when it changes, so "
-        "keys are granted and revoked without a restart.", default_doc="none")
+        "keys are granted and revoked without a restart.",
+        default_doc="none",
+    )
     metrics_keys: tuple[str, ...] = _setting(
-        KEY_HASHES, (),
+        KEY_HASHES,
+        (),
         "sha256 hex digests of keys that may read /metrics only, when access is keys (a "
         "scraper's, such as plumbline server's), comma-separated; sent as `Authorization: Key "
-        "<key>` or `X-Plumbline-Metrics-Key: <key>`.", default_doc="none")
+        "<key>` or `X-Plumbline-Metrics-Key: <key>`.",
+        default_doc="none",
+    )
     packages: str = _setting(
-        PACKAGE_MODE, "install",
+        PACKAGE_MODE,
+        "install",
         "R packages of a manifest.json (rsconnect) or renv.lock beside plumber.R: install "
         "what R lacks (or has in another version) into a shared library in package-cache "
         "and put it first on the workers' .libPaths(); cached: use that library, never "
-        "install (fail if it is missing); off: ignore those files.")
+        "install (fail if it is missing); off: ignore those files.",
+    )
     package_cache: str = _setting(
-        FILE, default_package_cache(),
+        FILE,
+        default_package_cache(),
         "Folder of the installed R libraries, one per exact set of packages, shared by "
-        "every app that needs that set.", default_doc="~/.cache/plumbline/R-libraries")
+        "every app that needs that set.",
+        default_doc="~/.cache/plumbline/R-libraries",
+    )
     repos: tuple[str, ...] = _setting(
-        REPOS, (),
+        REPOS,
+        (),
         "Repositories to install R packages from, comma-separated URLs (a binary "
         "repository for this Linux distribution, such as Posit Package Manager's, saves "
         "compiling); default: the repositories the manifest.json or renv.lock names.",
-        default_doc="the bundle's own")
+        default_doc="the bundle's own",
+    )
 
     def __post_init__(self) -> None:
         check_limits(self)
@@ -415,16 +486,22 @@ def check_limits(config: ServeConfig) -> None:
     whose body is the request body (runtime/protocol.py caps both). In the worst case every
     byte of the URL and the header fields is JSON-escaped to six characters (\\u00XX).
     """
-    worst = (6 * (config.max_url_length + config.max_header_bytes)
-             + 8 * config.max_headers + _FRAME_HEADER_SLACK)
+    worst = (
+        6 * (config.max_url_length + config.max_header_bytes)
+        + 8 * config.max_headers
+        + _FRAME_HEADER_SLACK
+    )
     if worst > MAX_HEADER_SIZE:
         raise SettingError(
             f"max-url-length ({config.max_url_length}) and max-header-bytes "
             f"({config.max_header_bytes}) are too large together: a request could make a "
-            f"frame header of {worst} bytes, over the workers' {MAX_HEADER_SIZE}")
+            f"frame header of {worst} bytes, over the workers' {MAX_HEADER_SIZE}"
+        )
     if config.max_body > MAX_BODY_SIZE:
-        raise SettingError(f"max-body ({config.max_body}) is over the largest body a worker "
-                           f"reads ({MAX_BODY_SIZE} bytes)")
+        raise SettingError(
+            f"max-body ({config.max_body}) is over the largest body a worker "
+            f"reads ({MAX_BODY_SIZE} bytes)"
+        )
 
 
 # The frame header's own fields besides the URL and the header fields (method, addresses).
@@ -435,7 +512,7 @@ _FRAME_HEADER_SLACK = 1024
 class Setting:
     """One setting of ServeConfig, with the names it goes by everywhere."""
 
-    name: str             # attribute name, e.g. max_queue
+    name: str  # attribute name, e.g. max_queue
     type: ValueType
     default: Any
     help: str
@@ -465,8 +542,9 @@ class Setting:
         try:
             return self.type.parse(value)
         except (ValueError, TypeError) as exc:
-            raise SettingError(f"invalid value for setting '{self.file_key}' (from {source}): "
-                               f"{exc}") from None
+            raise SettingError(
+                f"invalid value for setting '{self.file_key}' (from {source}): {exc}"
+            ) from None
 
     def render(self, value: Any) -> str:
         """A value as a flag or an environment variable takes it (the inverse of parse)."""
@@ -483,22 +561,33 @@ class Setting:
 
 SETTINGS: tuple[Setting, ...] = tuple(
     Setting(f.name, f.metadata["type"], f.default, f.metadata["help"], f.metadata["default_doc"])
-    for f in dataclasses.fields(ServeConfig))
+    for f in dataclasses.fields(ServeConfig)
+)
 BY_NAME = {s.name: s for s in SETTINGS}
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """One option per setting; defaults stay None so a missing flag falls through to env."""
-    parser.add_argument("--config", metavar="FILE", default=None,
-                        help=f"TOML file whose [serve] table sets any option below "
-                             f"(env {CONFIG_ENV}; default: none)")
+    parser.add_argument(
+        "--config",
+        metavar="FILE",
+        default=None,
+        help=f"TOML file whose [serve] table sets any option below "
+        f"(env {CONFIG_ENV}; default: none)",
+    )
     for s in SETTINGS:
-        parser.add_argument(s.flag, dest=s.name, metavar=s.type.metavar, default=None,
-                            help=f"{s.help} (env {s.env}; default: {s.shown_default})")
+        parser.add_argument(
+            s.flag,
+            dest=s.name,
+            metavar=s.type.metavar,
+            default=None,
+            help=f"{s.help} (env {s.env}; default: {s.shown_default})",
+        )
 
 
-def resolve(args: argparse.Namespace | None = None,
-            environ: Mapping[str, str] | None = None) -> ServeConfig:
+def resolve(
+    args: argparse.Namespace | None = None, environ: Mapping[str, str] | None = None
+) -> ServeConfig:
     """The effective value of every setting: flag, then env, then config file, then default."""
     environ = os.environ if environ is None else environ
     values = vars(args) if args is not None else {}
@@ -546,7 +635,8 @@ def read_table(table: Any, source: str) -> dict[str, Any]:
 
 _LIBRARY_CALL = re.compile(
     r"""(?:^|[^\w.])(?:library|require)\s*\(\s*(?:package\s*=\s*)?["']?([A-Za-z][A-Za-z0-9.]*)""",
-    re.M)
+    re.M,
+)
 
 
 def entrypoint_packages(plumber_file: Path) -> tuple[str, ...]:
@@ -580,8 +670,8 @@ def render_markdown() -> str:
         "```toml",
         "# plumbline.toml",
         "[serve]",
-        "max-body = \"1MiB\"",
-        "attach = [\"dplyr\"]",
+        'max-body = "1MiB"',
+        'attach = ["dplyr"]',
         "max-requests = 1000",
         "```",
         "",
@@ -594,8 +684,10 @@ def render_markdown() -> str:
         "|---|---|---|---|---|---|",
     ]
     for s in SETTINGS:
-        lines.append(f"| `{s.file_key}` | `{s.flag}` | `{s.env}` | {s.type.kind} | "
-                     f"`{s.shown_default}` | {s.help} |")
+        lines.append(
+            f"| `{s.file_key}` | `{s.flag}` | `{s.env}` | {s.type.kind} | "
+            f"`{s.shown_default}` | {s.help} |"
+        )
     lines += [
         "",
         "## Exit codes",

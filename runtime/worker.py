@@ -85,8 +85,9 @@ class RBridge:
     def __init__(self) -> None:
         # rpy2 warns, once per worker, that R set PWD (and other variables) its own way at
         # start; that is expected and changes nothing here.
-        warnings.filterwarnings("ignore", message=r"Environment variable .* redefined by R",
-                                category=UserWarning)
+        warnings.filterwarnings(
+            "ignore", message=r"Environment variable .* redefined by R", category=UserWarning
+        )
         import rpy2.rinterface as ri
         from rpy2.rinterface_lib import callbacks, openrlib
 
@@ -127,8 +128,9 @@ class RBridge:
             self._routes = DirectRoutes(rows)
             # The direct path's status and headers, one R vector per endpoint kept for the
             # worker's life: read here once, recognised by address in every answer.
-            self._direct.known = {row["meta"].__sexp__._cdata: list(row["meta"])
-                                  for row in rows if row["direct"]}
+            self._direct.known = {
+                row["meta"].__sexp__._cdata: list(row["meta"]) for row in rows if row["direct"]
+            }
             return None
         return str(result[0])
 
@@ -138,8 +140,14 @@ class RBridge:
         if rows is self._ri.NULL:
             return []
         return [
-            {"verbs": list(row[0]), "regex": row[1][0], "params": row[2][0],
-             "direct": bool(row[3][0]), "fargs": list(row[4]), "meta": row[5]}
+            {
+                "verbs": list(row[0]),
+                "regex": row[1][0],
+                "params": row[2][0],
+                "direct": bool(row[3][0]),
+                "fargs": list(row[4]),
+                "meta": row[5],
+            }
             for row in rows
         ]
 
@@ -150,7 +158,8 @@ class RBridge:
         try:
             pr = self._bridge["plumbline"]["pr"]
             report = self._bridge["plumbline_route_report_json"](
-                pr, ri.StrSexpVector([str(plumber_file)]))
+                pr, ri.StrSexpVector([str(plumber_file)])
+            )
             return str(report[0]).encode()
         except Exception:  # never fail a loaded worker over its description
             _write_stderr("plumbline: could not describe the router:\n" + traceback.format_exc())
@@ -193,7 +202,9 @@ class RBridge:
         if answer is None:
             answer = self._call_handle(request)
         meta, body = answer
-        return WorkerResponse(status=int(meta[0]), headers=list(zip(meta[1::2], meta[2::2])), body=body)
+        return WorkerResponse(
+            status=int(meta[0]), headers=list(zip(meta[1::2], meta[2::2])), body=body
+        )
 
     def _call_direct(self, plan: DirectCall, request: WorkerRequest):
         call = self._direct
@@ -437,9 +448,13 @@ def _response_frame(response: WorkerResponse) -> tuple[bytes, bytes]:
         return response_head(response), response.body
     except FrameTooLarge as exc:
         _write_stderr(f"plumbline: the app's answer cannot be sent: {exc}\n")
-        return encode_response(WorkerResponse(
-            500, [("Content-Type", "text/plain; charset=UTF-8")],
-            b"ERROR: the answer is too large to send (headers over 1 MiB or body over 2 GiB)")), b""
+        return encode_response(
+            WorkerResponse(
+                500,
+                [("Content-Type", "text/plain; charset=UTF-8")],
+                b"ERROR: the answer is too large to send (headers over 1 MiB or body over 2 GiB)",
+            )
+        ), b""
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -1,4 +1,5 @@
 """Fixtures shared by every test folder; plain paths and helpers are in support.py."""
+
 from __future__ import annotations
 
 import os
@@ -24,8 +25,9 @@ def _fast_tests_start_no_server_r_or_haproxy(request, monkeypatch):
     test = request.node.nodeid
 
     def no_listen(sock, *args):
-        pytest.fail(f"{test} starts a server (listens on {sock.getsockname()}): mark it slow",
-                    pytrace=False)
+        pytest.fail(
+            f"{test} starts a server (listens on {sock.getsockname()}): mark it slow", pytrace=False
+        )
 
     popen_init = subprocess.Popen.__init__
 

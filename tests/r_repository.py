@@ -133,8 +133,7 @@ def install_into(library: Path, repository_url: str, *names: str) -> None:
         assert (library / name / "DESCRIPTION").is_file(), proc.stdout + proc.stderr
 
 
-def manifest_json(packages: dict[str, str], repository_url: str = "",
-                  source: str = "CRAN") -> str:
+def manifest_json(packages: dict[str, str], repository_url: str = "", source: str = "CRAN") -> str:
     """A manifest.json naming packages (name -> version) as rsconnect writes one."""
     entries = {}
     for name, version in packages.items():

@@ -1,4 +1,5 @@
 """Paths and helpers every test folder uses (the fixtures around them are in conftest.py)."""
+
 from __future__ import annotations
 
 import socket

@@ -5,6 +5,7 @@ a field another manager owns is a conflict the user must see, not silently take 
 "Unchanged" is decided from the object before and after: the same resourceVersion (the API
 server does not bump it for a no-op apply), or, where the server keeps none, the same body.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -13,8 +14,16 @@ from plumbline.platform.kube.client import Cluster, Conflict, KubeError
 
 # Dependencies first: the ConfigMap before the pods that mount it, the Service before the
 # Ingress that routes to it.
-_KIND_ORDER = ("ServiceAccount", "Secret", "ConfigMap", "Service", "Deployment",
-               "PodDisruptionBudget", "HorizontalPodAutoscaler", "Ingress")
+_KIND_ORDER = (
+    "ServiceAccount",
+    "Secret",
+    "ConfigMap",
+    "Service",
+    "Deployment",
+    "PodDisruptionBudget",
+    "HorizontalPodAutoscaler",
+    "Ingress",
+)
 
 
 class ApplyError(RuntimeError):
@@ -32,8 +41,9 @@ class Applied:
         return f"{self.kind.lower()}/{self.name} {self.action}"
 
 
-def apply_manifests(cluster: Cluster, manifests: list[dict], *, force: bool = False,
-                    out=None) -> list[Applied]:
+def apply_manifests(
+    cluster: Cluster, manifests: list[dict], *, force: bool = False, out=None
+) -> list[Applied]:
     """Apply every manifest in dependency order; print one line per object when `out` is given."""
     results = []
     for manifest in sorted(manifests, key=_rank):
@@ -50,8 +60,10 @@ def apply_one(cluster: Cluster, manifest: dict, *, force: bool = False) -> Appli
     try:
         after = cluster.apply(manifest, force=force)
     except Conflict as exc:
-        raise ApplyError(f"{kind.lower()}/{name}: {exc.message} — another field manager owns "
-                         "these fields; re-run with --force-conflicts to take them over") from exc
+        raise ApplyError(
+            f"{kind.lower()}/{name}: {exc.message} — another field manager owns "
+            "these fields; re-run with --force-conflicts to take them over"
+        ) from exc
     except KubeError as exc:
         raise ApplyError(f"{kind.lower()}/{name}: {exc}") from exc
     if before is None:

@@ -5,6 +5,7 @@
 offers the few verbs plumbline needs on plain dicts, addressed by apiVersion and kind
 through a fixed table of the kinds plumbline touches, so no discovery round-trip is made.
 """
+
 from __future__ import annotations
 
 import json
@@ -70,13 +71,19 @@ class ConnectError(RuntimeError):
     """No usable kubeconfig or in-cluster configuration."""
 
 
-def resource_path(api_version: str, kind: str, namespace: str, name: str | None = None,
-                  subresource: str | None = None) -> str:
+def resource_path(
+    api_version: str,
+    kind: str,
+    namespace: str,
+    name: str | None = None,
+    subresource: str | None = None,
+) -> str:
     try:
         plural = RESOURCES[(api_version, kind)]
     except KeyError:
-        raise KubeError(400, "UnsupportedKind",
-                        f"plumbline does not manage {api_version} {kind}") from None
+        raise KubeError(
+            400, "UnsupportedKind", f"plumbline does not manage {api_version} {kind}"
+        ) from None
     base = "/api/v1" if api_version == "v1" else f"/apis/{api_version}"
     path = f"{base}/namespaces/{quote(namespace, safe='')}/{plural}"
     if name:
@@ -108,9 +115,17 @@ class Cluster:
     def server(self) -> str:
         return self.api.configuration.host
 
-    def request(self, method: str, path: str, *, body=None, content_type: str | None = None,
-                query: list[tuple[str, str]] | None = None, raw: bool = False,
-                headers: dict[str, str] | None = None):
+    def request(
+        self,
+        method: str,
+        path: str,
+        *,
+        body=None,
+        content_type: str | None = None,
+        query: list[tuple[str, str]] | None = None,
+        raw: bool = False,
+        headers: dict[str, str] | None = None,
+    ):
         """One API call; returns the decoded JSON (or text when raw), raises KubeError.
 
         `headers` are added (a pod proxy passes them on to the pod)."""
@@ -118,8 +133,13 @@ class Cluster:
         if body is not None:
             headers["Content-Type"] = content_type or "application/json"
         serialized = self.api.param_serialize(
-            method, path, query_params=list(query or []), header_params=headers, body=body,
-            auth_settings=["BearerToken"])
+            method,
+            path,
+            query_params=list(query or []),
+            header_params=headers,
+            body=body,
+            auth_settings=["BearerToken"],
+        )
         try:
             response = self.api.call_api(*serialized, _request_timeout=_REQUEST_TIMEOUT)
             data = response.read()
@@ -145,7 +165,9 @@ class Cluster:
         """Objects of a kind in the namespace carrying all `labels`; [] if the API is not served."""
         query = [("labelSelector", selector_string(labels))] if labels else []
         try:
-            found = self.request("GET", resource_path(api_version, kind, self.namespace), query=query)
+            found = self.request(
+                "GET", resource_path(api_version, kind, self.namespace), query=query
+            )
         except NotFound:
             return []
         items = [item for item in found.get("items") or [] if matches(item, labels or {})]
@@ -162,13 +184,22 @@ class Cluster:
             found = self.request("GET", resource_path("v1", "Event", self.namespace), query=query)
         except NotFound:
             return []
-        events = [event for event in found.get("items") or []
-                  if (event.get("involvedObject") or {}).get("name") == name
-                  and (event.get("involvedObject") or {}).get("kind") == kind]
+        events = [
+            event
+            for event in found.get("items") or []
+            if (event.get("involvedObject") or {}).get("name") == name
+            and (event.get("involvedObject") or {}).get("kind") == kind
+        ]
         return sorted(events, key=lambda e: e.get("lastTimestamp") or e.get("eventTime") or "")
 
-    def pod_log_lines(self, pod: str, container: str | None = None, *,
-                      tail_lines: int | None = None, follow: bool = False) -> Iterator[str]:
+    def pod_log_lines(
+        self,
+        pod: str,
+        container: str | None = None,
+        *,
+        tail_lines: int | None = None,
+        follow: bool = False,
+    ) -> Iterator[str]:
         """A pod's log line by line; with `follow`, until the container stops."""
         query = [("container", container)] if container else []
         if tail_lines is not None:
@@ -176,16 +207,22 @@ class Cluster:
         if follow:
             query.append(("follow", "true"))
         serialized = self.api.param_serialize(
-            "GET", resource_path("v1", "Pod", self.namespace, pod, "log"), query_params=query,
-            header_params={"Accept": "text/plain, */*"}, auth_settings=["BearerToken"])
+            "GET",
+            resource_path("v1", "Pod", self.namespace, pod, "log"),
+            query_params=query,
+            header_params={"Accept": "text/plain, */*"},
+            auth_settings=["BearerToken"],
+        )
         try:
             # A followed log may stay quiet for long: no read timeout then.
             response = self.api.call_api(
-                *serialized, _request_timeout=(_REQUEST_TIMEOUT[0], None) if follow
-                else _REQUEST_TIMEOUT)
+                *serialized,
+                _request_timeout=(_REQUEST_TIMEOUT[0], None) if follow else _REQUEST_TIMEOUT,
+            )
             if not 200 <= response.status <= 299:
-                raise _error(response.status, response.reason,
-                             response.read().decode("utf-8", "replace"))
+                raise _error(
+                    response.status, response.reason, response.read().decode("utf-8", "replace")
+                )
             pending = b""
             for chunk in response.response.stream(4096):
                 pending += chunk
@@ -198,8 +235,9 @@ class Cluster:
             raise Unreachable(self.server, exc) from exc
 
     # -- writes -------------------------------------------------------------------------
-    def apply(self, manifest: dict, *, force: bool = False,
-              field_manager: str = FIELD_MANAGER) -> dict:
+    def apply(
+        self, manifest: dict, *, force: bool = False, field_manager: str = FIELD_MANAGER
+    ) -> dict:
         """Server-side apply of one manifest (PATCH application/apply-patch+yaml): the API
         server creates the object if it is missing. A 404 is an error to report as it is (a
         namespace or an API the cluster does not have), never a cue to try something else."""
@@ -208,22 +246,43 @@ class Cluster:
         path = resource_path(manifest["apiVersion"], manifest["kind"], namespace, meta["name"])
         query = [("fieldManager", field_manager)] + ([("force", "true")] if force else [])
         # JSON is YAML, so the manifest goes as JSON under the apply content type.
-        return self.request("PATCH", path, body=manifest,
-                            content_type="application/apply-patch+yaml", query=query)
+        return self.request(
+            "PATCH", path, body=manifest, content_type="application/apply-patch+yaml", query=query
+        )
 
-    def merge_patch(self, api_version: str, kind: str, name: str, patch: dict, *,
-                    subresource: str | None = None, field_manager: str = FIELD_MANAGER) -> dict:
+    def merge_patch(
+        self,
+        api_version: str,
+        kind: str,
+        name: str,
+        patch: dict,
+        *,
+        subresource: str | None = None,
+        field_manager: str = FIELD_MANAGER,
+    ) -> dict:
         """An RFC 7386 merge patch (kubectl's restart, scale and undo are patches too)."""
         path = resource_path(api_version, kind, self.namespace, name, subresource)
-        return self.request("PATCH", path, body=patch, content_type="application/merge-patch+json",
-                            query=[("fieldManager", field_manager)])
+        return self.request(
+            "PATCH",
+            path,
+            body=patch,
+            content_type="application/merge-patch+json",
+            query=[("fieldManager", field_manager)],
+        )
 
     def delete(self, api_version: str, kind: str, name: str) -> bool:
         """Delete one object, its dependents in the background; False if it was already gone."""
         path = resource_path(api_version, kind, self.namespace, name)
         try:
-            self.request("DELETE", path, body={"kind": "DeleteOptions", "apiVersion": "v1",
-                                               "propagationPolicy": "Background"})
+            self.request(
+                "DELETE",
+                path,
+                body={
+                    "kind": "DeleteOptions",
+                    "apiVersion": "v1",
+                    "propagationPolicy": "Background",
+                },
+            )
         except NotFound:
             return False
         return True
@@ -242,8 +301,9 @@ def _error(status: int, reason: str | None, text: str) -> KubeError:
     return cls(status, reason, message)
 
 
-def connect(*, kubeconfig: str | None = None, context: str | None = None,
-            namespace: str | None = None) -> Cluster:
+def connect(
+    *, kubeconfig: str | None = None, context: str | None = None, namespace: str | None = None
+) -> Cluster:
     """A Cluster from a kubeconfig (explicit, $KUBECONFIG or ~/.kube/config) or in-cluster config.
 
     The namespace is `namespace`, else the context's namespace, else the pod's own, else
@@ -255,17 +315,26 @@ def connect(*, kubeconfig: str | None = None, context: str | None = None,
     # Read $KUBECONFIG now: the client library reads it once, when it is imported.
     where = kubeconfig or os.environ.get("KUBECONFIG") or "~/.kube/config"
     try:
-        k8s_config.load_kube_config(config_file=where, context=context,
-                                    client_configuration=configuration, persist_config=False)
+        k8s_config.load_kube_config(
+            config_file=where,
+            context=context,
+            client_configuration=configuration,
+            persist_config=False,
+        )
         context_namespace = _context_namespace(where, context)
     except (ConfigException, FileNotFoundError, OSError) as exc:
         if explicit or not _in_cluster():
-            raise ConnectError(f"no usable Kubernetes configuration ({where}"
-                               f"{', context ' + context if context else ''}): {exc}") from exc
+            raise ConnectError(
+                f"no usable Kubernetes configuration ({where}"
+                f"{', context ' + context if context else ''}): {exc}"
+            ) from exc
         k8s_config.load_incluster_config(client_configuration=configuration)
         context_namespace = _SA_NAMESPACE_FILE.read_text().strip() or None
-    return Cluster(api=k8s_client.ApiClient(configuration),
-                   namespace=namespace or context_namespace or "default", context=context)
+    return Cluster(
+        api=k8s_client.ApiClient(configuration),
+        namespace=namespace or context_namespace or "default",
+        context=context,
+    )
 
 
 def _context_namespace(kubeconfig: str, context: str | None) -> str | None:

@@ -10,6 +10,7 @@ container, `plumbline prepare` in the same image: it fetches the bundle (sha256 
 into an emptyDir, installs the packages the image lacks into the package cache volume (a
 PVC shared by the apps, or an emptyDir), and the app container reads both read-only.
 """
+
 from __future__ import annotations
 
 import base64
@@ -23,11 +24,16 @@ import yaml
 
 from plumbline.platform.spec.ingress import ingress_paths
 from plumbline.platform.spec.profiles import apply_overrides
-from plumbline.platform.spec.serve import (pod_placement, serve_arguments,
-                                                serve_environment)
-from plumbline.platform.spec.appspec import (APP_DIR, PACKAGE_CACHE_DIR, RUNTIME_PORT,
-                                             RUNTIME_USER, SERVER_POD_LABELS, AppSpec,
-                                             SpecError)
+from plumbline.platform.spec.serve import pod_placement, serve_arguments, serve_environment
+from plumbline.platform.spec.appspec import (
+    APP_DIR,
+    PACKAGE_CACHE_DIR,
+    RUNTIME_PORT,
+    RUNTIME_USER,
+    SERVER_POD_LABELS,
+    AppSpec,
+    SpecError,
+)
 
 CONFIGMAP_LIMIT = 1024 * 1024  # bytes; etcd refuses larger objects
 PLUMBER_KEY = "plumber.R"
@@ -38,7 +44,7 @@ TOKEN_DIR = "/var/run/plumbline"  # the fetch token, a file only the init contai
 TOKEN_KEY = "token"
 PORT_NAME = "http"
 SERVICE_PORT = 80
-LIVENESS_PATH = "/livez"    # answered by the HTTP layer, never touches R
+LIVENESS_PATH = "/livez"  # answered by the HTTP layer, never touches R
 READINESS_PATH = "/readyz"  # 200 once a worker has loaded, 503 while draining
 BUNDLE_ANNOTATION = "plumbline.dev/bundle-sha256"
 MANAGED_BY = "plumbline"
@@ -49,7 +55,7 @@ _CONFIG_KEY = re.compile(r"^[-._a-zA-Z0-9]+$")
 class Bundle:
     """plumber.R and its files as ConfigMap content, with the hash that names it."""
 
-    data: dict[str, str]         # key -> UTF-8 text
+    data: dict[str, str]  # key -> UTF-8 text
     binary_data: dict[str, str]  # key -> base64
     items: list[dict[str, str]]  # key -> path under /app
     sha256: str
@@ -63,8 +69,13 @@ class Bundle:
 def go_json(value: Any) -> str:
     """JSON exactly as Go's encoding/json writes it (Helm's toJson), so hashes agree."""
     text = json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
-    for char, escaped in (("<", "\\u003c"), (">", "\\u003e"), ("&", "\\u0026"),
-                          ("\u2028", "\\u2028"), ("\u2029", "\\u2029")):
+    for char, escaped in (
+        ("<", "\\u003c"),
+        (">", "\\u003e"),
+        ("&", "\\u0026"),
+        ("\u2028", "\\u2028"),
+        ("\u2029", "\\u2029"),
+    ):
         text = text.replace(char, escaped)
     return text.replace("\\b", "\\u0008").replace("\\f", "\\u000c")
 
@@ -83,9 +94,11 @@ def make_bundle(spec: AppSpec) -> Bundle:
     for relative, path in files:
         key = config_key(relative)
         if not _CONFIG_KEY.match(key) or len(key) > 253:
-            raise SpecError(f"{path}: the name {relative!r} cannot be a ConfigMap key (letters, "
-                            "digits, '-', '_' and '.' only); rename it or use the custom-image "
-                            "route (files_in_image)")
+            raise SpecError(
+                f"{path}: the name {relative!r} cannot be a ConfigMap key (letters, "
+                "digits, '-', '_' and '.' only); rename it or use the custom-image "
+                "route (files_in_image)"
+            )
         if key in data or key in binary:
             raise SpecError(f"{path}: two files map to the ConfigMap key {key!r}")
         raw = path.read_bytes()
@@ -94,25 +107,34 @@ def make_bundle(spec: AppSpec) -> Bundle:
         except UnicodeDecodeError:
             binary[key] = base64.b64encode(raw).decode("ascii")
         items.append({"key": key, "path": relative})
-    size = sum(len(k) + len(v.encode("utf-8")) for k, v in data.items()) \
-        + sum(len(k) + len(v) for k, v in binary.items())
+    size = sum(len(k) + len(v.encode("utf-8")) for k, v in data.items()) + sum(
+        len(k) + len(v) for k, v in binary.items()
+    )
     if size > CONFIGMAP_LIMIT:
         raise SpecError(_too_big(spec, size))
     hashed = go_json(data) if not binary else go_json(data) + go_json(binary)
-    return Bundle(data, binary, sorted(items, key=lambda i: i["path"]),
-                  hashlib.sha256(hashed.encode("utf-8")).hexdigest(), size)
+    return Bundle(
+        data,
+        binary,
+        sorted(items, key=lambda i: i["path"]),
+        hashlib.sha256(hashed.encode("utf-8")).hexdigest(),
+        size,
+    )
 
 
 def _too_big(spec: AppSpec, size: int) -> str:
-    return (f"{spec.plumber_file}: the app's files come to {size / 2**20:.2f} MiB, over the "
-            f"1 MiB a ConfigMap can hold. Use the custom-image route: bake the files into an "
-            f"image built FROM the runtime image,\n"
-            f"    FROM {spec.image}\n    COPY --chown={RUNTIME_USER} . {APP_DIR}/\n"
-            f"push it, and deploy with --image YOUR-IMAGE --files-in-image (or image = \"...\" "
-            f"and files_in_image = true in plumbline.toml).")
+    return (
+        f"{spec.plumber_file}: the app's files come to {size / 2**20:.2f} MiB, over the "
+        f"1 MiB a ConfigMap can hold. Use the custom-image route: bake the files into an "
+        f"image built FROM the runtime image,\n"
+        f"    FROM {spec.image}\n    COPY --chown={RUNTIME_USER} . {APP_DIR}/\n"
+        f'push it, and deploy with --image YOUR-IMAGE --files-in-image (or image = "..." '
+        f"and files_in_image = true in plumbline.toml)."
+    )
 
 
 # ---- labels -----------------------------------------------------------------------------
+
 
 def selector_labels(spec: AppSpec) -> dict[str, str]:
     """Exactly this app's pods: the Deployment, Service, PDB and spread constraints use these."""
@@ -156,10 +178,15 @@ def configmap_name(spec: AppSpec, bundle: Bundle) -> str:
 
 # ---- objects ----------------------------------------------------------------------------
 
+
 def configmap(spec: AppSpec, bundle: Bundle) -> dict:
-    obj = {"apiVersion": "v1", "kind": "ConfigMap",
-           "metadata": _metadata(spec, configmap_name(spec, bundle)),
-           "immutable": True, "data": dict(sorted(bundle.data.items()))}
+    obj = {
+        "apiVersion": "v1",
+        "kind": "ConfigMap",
+        "metadata": _metadata(spec, configmap_name(spec, bundle)),
+        "immutable": True,
+        "data": dict(sorted(bundle.data.items())),
+    }
     if bundle.binary_data:
         obj["binaryData"] = dict(sorted(bundle.binary_data.items()))
     return obj
@@ -167,8 +194,12 @@ def configmap(spec: AppSpec, bundle: Bundle) -> dict:
 
 def serve_command(spec: AppSpec) -> list[str]:
     """The container's command: the app's one `plumbline serve` command line, as in a pod."""
-    return ["plumbline", *serve_arguments(spec, pod_placement(APP_DIR, PLUMBER_KEY,
-                                                              RUNTIME_PORT, PACKAGE_CACHE_DIR))]
+    return [
+        "plumbline",
+        *serve_arguments(
+            spec, pod_placement(APP_DIR, PLUMBER_KEY, RUNTIME_PORT, PACKAGE_CACHE_DIR)
+        ),
+    ]
 
 
 def token_secret_name(spec: AppSpec) -> str:
@@ -181,17 +212,30 @@ def token_secret(spec: AppSpec) -> dict:
     (the pod template names the Secret, so a renewal rolls nothing out)."""
     assert spec.bundle_source is not None
     token = base64.b64encode(spec.bundle_source.token.encode()).decode()
-    return {"apiVersion": "v1", "kind": "Secret",
-            "metadata": _metadata(spec, token_secret_name(spec)),
-            "type": "Opaque", "data": {TOKEN_KEY: token}}
+    return {
+        "apiVersion": "v1",
+        "kind": "Secret",
+        "metadata": _metadata(spec, token_secret_name(spec)),
+        "type": "Opaque",
+        "data": {TOKEN_KEY: token},
+    }
 
 
 def prepare_command(spec: AppSpec) -> list[str]:
     """The init container's `plumbline prepare` command line."""
     source = spec.bundle_source
     if source is not None:
-        command = ["plumbline", "prepare", f"{BUNDLE_MOUNT}/app", "--fetch", source.url,
-                   "--sha256", source.sha256, "--token-file", f"{TOKEN_DIR}/{TOKEN_KEY}"]
+        command = [
+            "plumbline",
+            "prepare",
+            f"{BUNDLE_MOUNT}/app",
+            "--fetch",
+            source.url,
+            "--sha256",
+            source.sha256,
+            "--token-file",
+            f"{TOKEN_DIR}/{TOKEN_KEY}",
+        ]
     else:
         command = ["plumbline", "prepare", APP_DIR]
     command += ["--package-cache", PACKAGE_CACHE_DIR]
@@ -223,10 +267,16 @@ def init_container(spec: AppSpec) -> dict | None:
         mounts.insert(0, {"name": "app-files", "mountPath": APP_DIR, "readOnly": True})
     if spec.package_file is not None:
         mounts.append({"name": "package-cache", "mountPath": PACKAGE_CACHE_DIR})
-    return {"name": INIT_CONTAINER_NAME, "image": spec.image_ref,
-            "imagePullPolicy": image_pull_policy(spec), "command": prepare_command(spec),
-            "env": env, "resources": container_resources(spec),
-            "securityContext": _security_context(), "volumeMounts": mounts}
+    return {
+        "name": INIT_CONTAINER_NAME,
+        "image": spec.image_ref,
+        "imagePullPolicy": image_pull_policy(spec),
+        "command": prepare_command(spec),
+        "env": env,
+        "resources": container_resources(spec),
+        "securityContext": _security_context(),
+        "volumeMounts": mounts,
+    }
 
 
 def image_pull_policy(spec: AppSpec) -> str:
@@ -245,21 +295,31 @@ def network_policy(spec: AppSpec) -> dict:
     sources = [namespace(policy.ingress_namespace)]
     sources += [namespace(ns) for ns in policy.namespaces if ns != policy.ingress_namespace]
     if policy.server_namespace:
-        sources.append({**namespace(policy.server_namespace),
-                        "podSelector": {"matchLabels": dict(SERVER_POD_LABELS)}})
-    return {"apiVersion": "networking.k8s.io/v1", "kind": "NetworkPolicy",
-            "metadata": _metadata(spec),
-            "spec": {"podSelector": {"matchLabels": selector_labels(spec)},
-                     "policyTypes": ["Ingress"],
-                     "ingress": [{"from": sources,
-                                  "ports": [{"protocol": "TCP", "port": PORT_NAME}]}]}}
+        sources.append(
+            {
+                **namespace(policy.server_namespace),
+                "podSelector": {"matchLabels": dict(SERVER_POD_LABELS)},
+            }
+        )
+    return {
+        "apiVersion": "networking.k8s.io/v1",
+        "kind": "NetworkPolicy",
+        "metadata": _metadata(spec),
+        "spec": {
+            "podSelector": {"matchLabels": selector_labels(spec)},
+            "policyTypes": ["Ingress"],
+            "ingress": [{"from": sources, "ports": [{"protocol": "TCP", "port": PORT_NAME}]}],
+        },
+    }
 
 
 def _probe(spec: AppSpec, path: str, failure_threshold: int) -> dict:
-    return {"httpGet": {"path": path, "port": PORT_NAME},
-            "periodSeconds": spec.probes.period_seconds,
-            "timeoutSeconds": spec.probes.timeout_seconds,
-            "failureThreshold": failure_threshold}
+    return {
+        "httpGet": {"path": path, "port": PORT_NAME},
+        "periodSeconds": spec.probes.period_seconds,
+        "timeoutSeconds": spec.probes.timeout_seconds,
+        "failureThreshold": failure_threshold,
+    }
 
 
 def container_resources(spec: AppSpec) -> dict:
@@ -274,8 +334,10 @@ def container_resources(spec: AppSpec) -> dict:
 
 def container_env(spec: AppSpec) -> list[dict]:
     env = [{"name": k, "value": v} for k, v in serve_environment(spec).items()]
-    env += [{"name": var, "valueFrom": {"secretKeyRef": {"name": secret, "key": key}}}
-            for var, (secret, key) in spec.secret_env.items()]
+    env += [
+        {"name": var, "valueFrom": {"secretKeyRef": {"name": secret, "key": key}}}
+        for var, (secret, key) in spec.secret_env.items()
+    ]
     return env
 
 
@@ -304,10 +366,20 @@ def pod_affinity(spec: AppSpec) -> dict:
     """Profile placement constraints offering several values: the pod may go to any of them."""
     if not spec.node_affinity:
         return {}
-    return {"nodeAffinity": {"requiredDuringSchedulingIgnoredDuringExecution": {
-        "nodeSelectorTerms": [{"matchExpressions": [
-            {"key": k, "operator": "In", "values": list(v)}
-            for k, v in sorted(spec.node_affinity.items())]}]}}}
+    return {
+        "nodeAffinity": {
+            "requiredDuringSchedulingIgnoredDuringExecution": {
+                "nodeSelectorTerms": [
+                    {
+                        "matchExpressions": [
+                            {"key": k, "operator": "In", "values": list(v)}
+                            for k, v in sorted(spec.node_affinity.items())
+                        ]
+                    }
+                ]
+            }
+        }
+    }
 
 
 def deployment(spec: AppSpec, bundle: Bundle | None) -> dict:
@@ -318,24 +390,47 @@ def deployment(spec: AppSpec, bundle: Bundle | None) -> dict:
         # Fetched by the init container into an emptyDir; a new version changes the sha256.
         annotations[BUNDLE_ANNOTATION] = spec.bundle_source.sha256
         volumes.insert(0, {"name": "app-files", "emptyDir": {}})
-        volumes.append({"name": "bundle-token", "secret": {
-            "secretName": token_secret_name(spec), "defaultMode": 0o440,
-            "items": [{"key": TOKEN_KEY, "path": TOKEN_KEY}]}})
-        mounts.insert(0, {"name": "app-files", "mountPath": APP_DIR, "subPath": "app",
-                          "readOnly": True})
+        volumes.append(
+            {
+                "name": "bundle-token",
+                "secret": {
+                    "secretName": token_secret_name(spec),
+                    "defaultMode": 0o440,
+                    "items": [{"key": TOKEN_KEY, "path": TOKEN_KEY}],
+                },
+            }
+        )
+        mounts.insert(
+            0, {"name": "app-files", "mountPath": APP_DIR, "subPath": "app", "readOnly": True}
+        )
     elif bundle is not None:
         # A changed plumber.R changes the pod template, so it rolls out by itself.
         annotations[BUNDLE_ANNOTATION] = bundle.sha256
-        volumes.insert(0, {"name": "app-files", "configMap": {
-            "name": configmap_name(spec, bundle), "items": bundle.items, "defaultMode": 0o444}})
+        volumes.insert(
+            0,
+            {
+                "name": "app-files",
+                "configMap": {
+                    "name": configmap_name(spec, bundle),
+                    "items": bundle.items,
+                    "defaultMode": 0o444,
+                },
+            },
+        )
         mounts.insert(0, {"name": "app-files", "mountPath": APP_DIR, "readOnly": True})
     if spec.package_file is not None:
         claim = spec.packages.cache_claim
-        volumes.append({"name": "package-cache", **(
-            {"persistentVolumeClaim": {"claimName": claim}} if claim
-            else {"emptyDir": {"sizeLimit": spec.packages.cache_size}})})
-        mounts.append({"name": "package-cache", "mountPath": PACKAGE_CACHE_DIR,
-                       "readOnly": True})
+        volumes.append(
+            {
+                "name": "package-cache",
+                **(
+                    {"persistentVolumeClaim": {"claimName": claim}}
+                    if claim
+                    else {"emptyDir": {"sizeLimit": spec.packages.cache_size}}
+                ),
+            }
+        )
+        mounts.append({"name": "package-cache", "mountPath": PACKAGE_CACHE_DIR, "readOnly": True})
     extra_volumes, extra_mounts = user_volumes(spec)
     container = {
         "name": CONTAINER_NAME,
@@ -357,8 +452,9 @@ def deployment(spec: AppSpec, bundle: Bundle | None) -> dict:
     if spec.rollout.drain_delay_seconds:
         # The endpoint removal reaches every node and ingress controller a little late:
         # keep serving for the drain delay before the runtime sees SIGTERM.
-        container["lifecycle"] = {"preStop": {"exec": {
-            "command": ["sleep", str(spec.rollout.drain_delay_seconds)]}}}
+        container["lifecycle"] = {
+            "preStop": {"exec": {"command": ["sleep", str(spec.rollout.drain_delay_seconds)]}}
+        }
     pod_spec: dict[str, Any] = {
         "automountServiceAccountToken": False,
         "enableServiceLinks": False,
@@ -370,11 +466,14 @@ def deployment(spec: AppSpec, bundle: Bundle | None) -> dict:
             "fsGroup": RUNTIME_USER,
             "seccompProfile": {"type": "RuntimeDefault"},
         },
-        "topologySpreadConstraints": [{
-            "maxSkew": 1, "topologyKey": "kubernetes.io/hostname",
-            "whenUnsatisfiable": "ScheduleAnyway",
-            "labelSelector": {"matchLabels": selector_labels(spec)},
-        }],
+        "topologySpreadConstraints": [
+            {
+                "maxSkew": 1,
+                "topologyKey": "kubernetes.io/hostname",
+                "whenUnsatisfiable": "ScheduleAnyway",
+                "labelSelector": {"matchLabels": selector_labels(spec)},
+            }
+        ],
         "containers": [container],
         "volumes": volumes + extra_volumes,
     }
@@ -393,32 +492,57 @@ def deployment(spec: AppSpec, bundle: Bundle | None) -> dict:
     deploy_spec: dict[str, Any] = {}
     if not spec.autoscaling.enabled:  # else the HPA owns the replica count
         deploy_spec["replicas"] = spec.replicas
-    deploy_spec.update({
-        "revisionHistoryLimit": spec.rollout.revision_history_limit,
-        "progressDeadlineSeconds": spec.rollout.progress_deadline_seconds,
-        "selector": {"matchLabels": selector_labels(spec)},
-        "strategy": {"type": "RollingUpdate", "rollingUpdate": {
-            "maxSurge": spec.rollout.max_surge, "maxUnavailable": spec.rollout.max_unavailable}},
-        "template": {"metadata": template_meta, "spec": pod_spec},
-    })
-    obj = {"apiVersion": "apps/v1", "kind": "Deployment",
-           "metadata": _metadata(spec, annotations=spec.annotations), "spec": deploy_spec}
+    deploy_spec.update(
+        {
+            "revisionHistoryLimit": spec.rollout.revision_history_limit,
+            "progressDeadlineSeconds": spec.rollout.progress_deadline_seconds,
+            "selector": {"matchLabels": selector_labels(spec)},
+            "strategy": {
+                "type": "RollingUpdate",
+                "rollingUpdate": {
+                    "maxSurge": spec.rollout.max_surge,
+                    "maxUnavailable": spec.rollout.max_unavailable,
+                },
+            },
+            "template": {"metadata": template_meta, "spec": pod_spec},
+        }
+    )
+    obj = {
+        "apiVersion": "apps/v1",
+        "kind": "Deployment",
+        "metadata": _metadata(spec, annotations=spec.annotations),
+        "spec": deploy_spec,
+    }
     if spec.deployment_overrides:
         apply_overrides(obj, spec.deployment_overrides)
     return obj
 
 
 def service(spec: AppSpec) -> dict:
-    return {"apiVersion": "v1", "kind": "Service", "metadata": _metadata(spec),
-            "spec": {"type": "ClusterIP", "selector": selector_labels(spec),
-                     "ports": [{"name": PORT_NAME, "port": SERVICE_PORT,
-                                "targetPort": PORT_NAME, "protocol": "TCP"}]}}
+    return {
+        "apiVersion": "v1",
+        "kind": "Service",
+        "metadata": _metadata(spec),
+        "spec": {
+            "type": "ClusterIP",
+            "selector": selector_labels(spec),
+            "ports": [
+                {
+                    "name": PORT_NAME,
+                    "port": SERVICE_PORT,
+                    "targetPort": PORT_NAME,
+                    "protocol": "TCP",
+                }
+            ],
+        },
+    }
 
 
 def ingress(spec: AppSpec) -> dict:
     backend = {"service": {"name": spec.name, "port": {"name": PORT_NAME}}}
-    rule: dict[str, Any] = {"http": {"paths": [
-        {**p, "backend": backend} for p in ingress_paths(spec)]}}
+    rule: dict[str, Any] = {
+        "http": {"paths": [{**p, "backend": backend} for p in ingress_paths(spec)]}
+    }
     if spec.ingress.host:
         rule = {"host": spec.ingress.host, **rule}
     ing_spec: dict[str, Any] = {}
@@ -427,26 +551,46 @@ def ingress(spec: AppSpec) -> dict:
     if spec.ingress.tls_secret:
         ing_spec["tls"] = [{"hosts": [spec.ingress.host], "secretName": spec.ingress.tls_secret}]
     ing_spec["rules"] = [rule]
-    return {"apiVersion": "networking.k8s.io/v1", "kind": "Ingress",
-            "metadata": _metadata(spec, annotations=spec.ingress.annotations), "spec": ing_spec}
+    return {
+        "apiVersion": "networking.k8s.io/v1",
+        "kind": "Ingress",
+        "metadata": _metadata(spec, annotations=spec.ingress.annotations),
+        "spec": ing_spec,
+    }
 
 
 def pod_disruption_budget(spec: AppSpec) -> dict:
     # maxUnavailable 1 rather than minAvailable 1: with a single replica, minAvailable 1
     # would block every node drain forever; this keeps drains and upgrades possible.
-    return {"apiVersion": "policy/v1", "kind": "PodDisruptionBudget", "metadata": _metadata(spec),
-            "spec": {"maxUnavailable": 1, "selector": {"matchLabels": selector_labels(spec)}}}
+    return {
+        "apiVersion": "policy/v1",
+        "kind": "PodDisruptionBudget",
+        "metadata": _metadata(spec),
+        "spec": {"maxUnavailable": 1, "selector": {"matchLabels": selector_labels(spec)}},
+    }
 
 
 def horizontal_pod_autoscaler(spec: AppSpec) -> dict:
     a = spec.autoscaling
-    return {"apiVersion": "autoscaling/v2", "kind": "HorizontalPodAutoscaler",
-            "metadata": _metadata(spec),
-            "spec": {"scaleTargetRef": {"apiVersion": "apps/v1", "kind": "Deployment",
-                                        "name": spec.name},
-                     "minReplicas": a.min_replicas, "maxReplicas": a.max_replicas,
-                     "metrics": [{"type": "Resource", "resource": {"name": "cpu", "target": {
-                         "type": "Utilization", "averageUtilization": a.cpu_utilization}}}]}}
+    return {
+        "apiVersion": "autoscaling/v2",
+        "kind": "HorizontalPodAutoscaler",
+        "metadata": _metadata(spec),
+        "spec": {
+            "scaleTargetRef": {"apiVersion": "apps/v1", "kind": "Deployment", "name": spec.name},
+            "minReplicas": a.min_replicas,
+            "maxReplicas": a.max_replicas,
+            "metrics": [
+                {
+                    "type": "Resource",
+                    "resource": {
+                        "name": "cpu",
+                        "target": {"type": "Utilization", "averageUtilization": a.cpu_utilization},
+                    },
+                }
+            ],
+        },
+    }
 
 
 def render(spec: AppSpec) -> list[dict]:
@@ -483,5 +627,12 @@ _Dumper.add_representer(str, _str)
 
 def render_yaml(objects: list[dict]) -> str:
     """Multi-document YAML, objects in the given order, keys as built (kind first)."""
-    return yaml.dump_all(objects, Dumper=_Dumper, sort_keys=False, default_flow_style=False,
-                         allow_unicode=True, explicit_start=True, width=100)
+    return yaml.dump_all(
+        objects,
+        Dumper=_Dumper,
+        sort_keys=False,
+        default_flow_style=False,
+        allow_unicode=True,
+        explicit_start=True,
+        width=100,
+    )

@@ -3,6 +3,7 @@
 Each operation takes a `Cluster` (see plumbline.platform.kube.client.connect) and prints its
 progress through `out`; `KubernetesBackend` (backend.py) offers them as the Backend interface.
 """
+
 from __future__ import annotations
 
 import copy
@@ -21,8 +22,14 @@ from plumbline.endpoints import PlumberFile
 from plumbline.platform.kube.apply import Applied, apply_manifests
 from plumbline.platform.kube.client import Cluster, KubeError, connect
 from plumbline.platform.kube.manifests import PORT_NAME, render
-from plumbline.platform.kube.rollout import (REVISION_ANNOTATION, RolloutResult, deployment_state,
-                                             owned_replicasets, revision_of, watch_rollout)
+from plumbline.platform.kube.rollout import (
+    REVISION_ANNOTATION,
+    RolloutResult,
+    deployment_state,
+    owned_replicasets,
+    revision_of,
+    watch_rollout,
+)
 from plumbline.platform.spec.appspec import RUNTIME_PORT, with_api
 from plumbline.platform.spec.ingress import ingress_warnings
 from plumbline.routes import RouteReportError, route_table
@@ -78,8 +85,12 @@ def check_r_syntax(path: Path) -> None:
     rscript = shutil.which("Rscript")
     if rscript is None:
         raise OperationError(f"Rscript not found on PATH: cannot check the R syntax of {path}")
-    proc = subprocess.run([rscript, "--vanilla", "-e", _R_SYNTAX_CHECK, str(path)],
-                          capture_output=True, text=True, timeout=120)
+    proc = subprocess.run(
+        [rscript, "--vanilla", "-e", _R_SYNTAX_CHECK, str(path)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     if proc.returncode == 0:
         return
     # "Error in parse(...) : <file>:<line>:<col>: unexpected '}'" then the offending lines.
@@ -87,8 +98,10 @@ def check_r_syntax(path: Path) -> None:
     if not found:
         raise InvalidPlumberFile(f"{path}: R cannot parse it: {proc.stderr.strip()}")
     line, column, message, context = found.groups()
-    raise InvalidPlumberFile(f"{path}:{line}:{column}: R syntax error: {message}"
-                             + (f"\n{context.rstrip()}" if context.strip() else ""))
+    raise InvalidPlumberFile(
+        f"{path}:{line}:{column}: R syntax error: {message}"
+        + (f"\n{context.rstrip()}" if context.strip() else "")
+    )
 
 
 # -- deploy -------------------------------------------------------------------------------
@@ -102,9 +115,18 @@ class DeployResult:
     verdict: str = ""
 
 
-def deploy(spec, cluster: Cluster | None = None, *, manifests: list[dict] | None = None,
-           wait: bool = True, auto_rollback: bool | None = None, force_conflicts: bool = False,
-           timeout: float | None = None, poll_interval: float = 1.0, out=print) -> DeployResult:
+def deploy(
+    spec,
+    cluster: Cluster | None = None,
+    *,
+    manifests: list[dict] | None = None,
+    wait: bool = True,
+    auto_rollback: bool | None = None,
+    force_conflicts: bool = False,
+    timeout: float | None = None,
+    poll_interval: float = 1.0,
+    out=print,
+) -> DeployResult:
     """Validate, server-side apply, watch the rollout; on failure roll back to the last good one.
 
     `manifests` defaults to render(spec), with the routes of plumber's route table of the file
@@ -118,8 +140,9 @@ def deploy(spec, cluster: Cluster | None = None, *, manifests: list[dict] | None
         manifests = render(spec)
     for warning in ingress_warnings(spec):
         out(f"warning: {warning}")
-    cluster = replace(cluster, namespace=spec.namespace) if cluster else \
-        connect(namespace=spec.namespace)
+    cluster = (
+        replace(cluster, namespace=spec.namespace) if cluster else connect(namespace=spec.namespace)
+    )
     name = spec.name
     auto_rollback = spec.rollout.auto_rollback if auto_rollback is None else auto_rollback
     timeout = timeout or spec.rollout.progress_deadline_seconds
@@ -131,8 +154,12 @@ def deploy(spec, cluster: Cluster | None = None, *, manifests: list[dict] | None
     changed = [a for a in applied if a.action != "unchanged"]
     summary = f"{len(changed)} of {len(applied)} objects changed"
     if not wait:
-        return DeployResult(True, name, applied, verdict=f"deploy of {name} applied: {summary} "
-                            "(rollout not watched)")
+        return DeployResult(
+            True,
+            name,
+            applied,
+            verdict=f"deploy of {name} applied: {summary} (rollout not watched)",
+        )
 
     result = watch_rollout(cluster, name, timeout=timeout, out=out, poll_interval=poll_interval)
     if result.ok:
@@ -142,31 +169,65 @@ def deploy(spec, cluster: Cluster | None = None, *, manifests: list[dict] | None
             out("endpoints:")
             for url in urls:
                 out(f"  {url}")
-        return DeployResult(True, name, applied, result,
-                            verdict=f"deploy of {name} succeeded: {summary}; {result.verdict}")
+        return DeployResult(
+            True,
+            name,
+            applied,
+            result,
+            verdict=f"deploy of {name} succeeded: {summary}; {result.verdict}",
+        )
     _report_failure(result, out)
     failed = f"deploy of {name} failed: {result.reason}"
     if not auto_rollback:
         hint = f"; `plumbline rollback {name}` returns to revision {last_good}" if last_good else ""
-        return DeployResult(False, name, applied, result,
-                            verdict=f"{failed} (automatic rollback disabled{hint})")
+        return DeployResult(
+            False, name, applied, result, verdict=f"{failed} (automatic rollback disabled{hint})"
+        )
     if last_good is None:
-        why = "it is the app's first deploy" if before is None else \
-            f"revision {revision_of(before)} was not healthy either when this deploy began"
-        return DeployResult(False, name, applied, result, verdict=(
-            f"{failed}; no earlier healthy revision to roll back to: {why} "
-            f"(`plumbline delete {name}` removes the app)"))
+        why = (
+            "it is the app's first deploy"
+            if before is None
+            else f"revision {revision_of(before)} was not healthy either when this deploy began"
+        )
+        return DeployResult(
+            False,
+            name,
+            applied,
+            result,
+            verdict=(
+                f"{failed}; no earlier healthy revision to roll back to: {why} "
+                f"(`plumbline delete {name}` removes the app)"
+            ),
+        )
     if result.revision == last_good:
-        return DeployResult(False, name, applied, result, verdict=(
-            f"{failed}; revision {last_good} is still current, nothing to roll back"))
+        return DeployResult(
+            False,
+            name,
+            applied,
+            result,
+            verdict=(f"{failed}; revision {last_good} is still current, nothing to roll back"),
+        )
     out(f"rolling back {name} to revision {last_good}")
-    back = rollback(cluster, name, to_revision=last_good, wait=True, timeout=timeout,
-                    poll_interval=poll_interval, out=out)
+    back = rollback(
+        cluster,
+        name,
+        to_revision=last_good,
+        wait=True,
+        timeout=timeout,
+        poll_interval=poll_interval,
+        out=out,
+    )
     if back.ok:
         link_app_files(cluster, name)
     outcome = "which is serving again" if back.ok else f"but that rollout failed too: {back.reason}"
-    return DeployResult(False, name, applied, result, rolled_back_to=last_good, verdict=(
-        f"{failed}; rolled back to revision {last_good}, {outcome}"))
+    return DeployResult(
+        False,
+        name,
+        applied,
+        result,
+        rolled_back_to=last_good,
+        verdict=(f"{failed}; rolled back to revision {last_good}, {outcome}"),
+    )
 
 
 def _referenced(template_spec: dict) -> tuple[set[str], set[str]]:
@@ -197,20 +258,32 @@ def link_app_files(cluster: Cluster, name: str) -> None:
         config_maps, secrets = _referenced((rs["spec"].get("template") or {}).get("spec") or {})
         for kind, names in (("ConfigMap", config_maps), ("Secret", secrets)):
             for used in names:
-                owners.setdefault((kind, used), []).append({
-                    "apiVersion": "apps/v1", "kind": "ReplicaSet", "name": meta["name"],
-                    "uid": meta["uid"]})
+                owners.setdefault((kind, used), []).append(
+                    {
+                        "apiVersion": "apps/v1",
+                        "kind": "ReplicaSet",
+                        "name": meta["name"],
+                        "uid": meta["uid"],
+                    }
+                )
     labels = {INSTANCE_LABEL: name, MANAGED_BY_LABEL: MANAGED_BY}
     kinds = ["ConfigMap"] + (["Secret"] if any(k == "Secret" for k, _ in owners) else [])
     for kind in kinds:
         for obj in cluster.list("v1", kind, labels):
             current = obj["metadata"].get("ownerReferences") or []
             known = {ref.get("uid") for ref in current}
-            missing = [ref for ref in owners.get((kind, obj["metadata"]["name"]), [])
-                       if ref["uid"] not in known]
+            missing = [
+                ref
+                for ref in owners.get((kind, obj["metadata"]["name"]), [])
+                if ref["uid"] not in known
+            ]
             if missing:
-                cluster.merge_patch("v1", kind, obj["metadata"]["name"],
-                                    {"metadata": {"ownerReferences": current + missing}})
+                cluster.merge_patch(
+                    "v1",
+                    kind,
+                    obj["metadata"]["name"],
+                    {"metadata": {"ownerReferences": current + missing}},
+                )
 
 
 def _report_failure(result: RolloutResult, out) -> None:
@@ -220,35 +293,61 @@ def _report_failure(result: RolloutResult, out) -> None:
 
 
 # -- restart, scale, rollback -------------------------------------------------------------
-def restart(cluster: Cluster, name: str, *, wait: bool = True, timeout: float | None = None,
-            poll_interval: float = 1.0, out=print) -> RolloutResult | None:
+def restart(
+    cluster: Cluster,
+    name: str,
+    *,
+    wait: bool = True,
+    timeout: float | None = None,
+    poll_interval: float = 1.0,
+    out=print,
+) -> RolloutResult | None:
     """A rolling restart as `kubectl rollout restart` does it: stamp the pod template."""
     deployment = require_deployment(cluster, name)
     now = datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
-    cluster.merge_patch("apps/v1", "Deployment", name, {
-        "spec": {"template": {"metadata": {"annotations": {RESTARTED_AT_ANNOTATION: now}}}}})
+    cluster.merge_patch(
+        "apps/v1",
+        "Deployment",
+        name,
+        {"spec": {"template": {"metadata": {"annotations": {RESTARTED_AT_ANNOTATION: now}}}}},
+    )
     out(f"deployment/{name} restarted at {now}")
     return _maybe_watch(cluster, deployment, wait, timeout, poll_interval, out)
 
 
-def scale(cluster: Cluster, name: str, replicas: int, *, wait: bool = True,
-          timeout: float | None = None, poll_interval: float = 1.0,
-          out=print) -> RolloutResult | None:
+def scale(
+    cluster: Cluster,
+    name: str,
+    replicas: int,
+    *,
+    wait: bool = True,
+    timeout: float | None = None,
+    poll_interval: float = 1.0,
+    out=print,
+) -> RolloutResult | None:
     """Set the replica count through the scale subresource, as `kubectl scale` does."""
     if replicas < 0:
         raise OperationError(f"replicas {replicas}: must be 0 or more")
     deployment = require_deployment(cluster, name)
     if cluster.get("autoscaling/v2", "HorizontalPodAutoscaler", name):
         out(f"warning: an autoscaler manages {name}; it will change the replica count again")
-    cluster.merge_patch("apps/v1", "Deployment", name, {"spec": {"replicas": replicas}},
-                        subresource="scale")
+    cluster.merge_patch(
+        "apps/v1", "Deployment", name, {"spec": {"replicas": replicas}}, subresource="scale"
+    )
     out(f"deployment/{name} scaled to {replicas}")
     return _maybe_watch(cluster, deployment, wait, timeout, poll_interval, out)
 
 
-def rollback(cluster: Cluster, name: str, to_revision: str | int | None = None, *,
-             wait: bool = True, timeout: float | None = None, poll_interval: float = 1.0,
-             out=print) -> RolloutResult | None:
+def rollback(
+    cluster: Cluster,
+    name: str,
+    to_revision: str | int | None = None,
+    *,
+    wait: bool = True,
+    timeout: float | None = None,
+    poll_interval: float = 1.0,
+    out=print,
+) -> RolloutResult | None:
     """`kubectl rollout undo`: put an earlier ReplicaSet's pod template back in the Deployment.
 
     Without `to_revision`, the revision before the current one. The template goes in by
@@ -270,8 +369,10 @@ def rollback(cluster: Cluster, name: str, to_revision: str | int | None = None, 
     else:
         target = next((rs for rs in replicasets if revision_of(rs) == str(to_revision)), None)
         if target is None:
-            raise OperationError(f"revision {to_revision} of {name} not found "
-                                 f"(known revisions: {', '.join(filter(None, known)) or 'none'})")
+            raise OperationError(
+                f"revision {to_revision} of {name} not found "
+                f"(known revisions: {', '.join(filter(None, known)) or 'none'})"
+            )
     revision = revision_of(target)
     template = copy.deepcopy(target["spec"]["template"])
     ((template.get("metadata") or {}).get("labels") or {}).pop("pod-template-hash", None)
@@ -279,8 +380,9 @@ def rollback(cluster: Cluster, name: str, to_revision: str | int | None = None, 
         out(f"deployment/{name} already runs the template of revision {revision}; nothing to do")
         return _maybe_watch(cluster, deployment, wait, timeout, poll_interval, out)
     cluster.apply(_with_template(deployment, template), force=True)
-    removals = _removed_keys(cluster.get("apps/v1", "Deployment", name)["spec"]["template"],
-                             template)
+    removals = _removed_keys(
+        cluster.get("apps/v1", "Deployment", name)["spec"]["template"], template
+    )
     if removals:
         cluster.merge_patch("apps/v1", "Deployment", name, {"spec": {"template": removals}})
     out(f"deployment/{name} rolled back to the template of revision {revision}")
@@ -289,13 +391,19 @@ def rollback(cluster: Cluster, name: str, to_revision: str | int | None = None, 
 
 def _with_template(deployment: dict, template: dict) -> dict:
     meta = deployment["metadata"]
-    annotations = {key: value for key, value in (meta.get("annotations") or {}).items()
-                   if key != REVISION_ANNOTATION
-                   and key != "kubectl.kubernetes.io/last-applied-configuration"}
+    annotations = {
+        key: value
+        for key, value in (meta.get("annotations") or {}).items()
+        if key != REVISION_ANNOTATION and key != "kubectl.kubernetes.io/last-applied-configuration"
+    }
     spec = copy.deepcopy(deployment.get("spec") or {})
     spec["template"] = template
-    body = {"apiVersion": "apps/v1", "kind": "Deployment",
-            "metadata": {"name": meta["name"], "namespace": meta.get("namespace")}, "spec": spec}
+    body = {
+        "apiVersion": "apps/v1",
+        "kind": "Deployment",
+        "metadata": {"name": meta["name"], "namespace": meta.get("namespace")},
+        "spec": spec,
+    }
     if meta.get("labels"):
         body["metadata"]["labels"] = dict(meta["labels"])
     if annotations:
@@ -319,10 +427,16 @@ def _removed_keys(live: dict, wanted: dict) -> dict | None:
 def _maybe_watch(cluster, deployment, wait, timeout, poll_interval, out) -> RolloutResult | None:
     if not wait:
         return None
-    deadline = (deployment.get("spec") or {}).get("progressDeadlineSeconds",
-                                                   DEFAULT_PROGRESS_DEADLINE)
-    return watch_rollout(cluster, deployment["metadata"]["name"], timeout=timeout or deadline,
-                         out=out, poll_interval=poll_interval)
+    deadline = (deployment.get("spec") or {}).get(
+        "progressDeadlineSeconds", DEFAULT_PROGRESS_DEADLINE
+    )
+    return watch_rollout(
+        cluster,
+        deployment["metadata"]["name"],
+        timeout=timeout or deadline,
+        out=out,
+        poll_interval=poll_interval,
+    )
 
 
 def require_deployment(cluster: Cluster, name: str) -> dict:
@@ -356,13 +470,20 @@ def status(cluster: Cluster, name: str) -> AppStatus:
     deployment = require_deployment(cluster, name)
     spec, st = deployment.get("spec") or {}, deployment.get("status") or {}
     state, message = deployment_state(deployment)
-    containers = (((spec.get("template") or {}).get("spec") or {}).get("containers") or [])
+    containers = ((spec.get("template") or {}).get("spec") or {}).get("containers") or []
     return AppStatus(
-        name=name, namespace=cluster.namespace, desired=spec.get("replicas", 1),
-        updated=st.get("updatedReplicas") or 0, ready=st.get("readyReplicas") or 0,
-        available=st.get("availableReplicas") or 0, revision=revision_of(deployment),
-        images=[c.get("image", "") for c in containers], state=state, message=message,
-        urls=endpoint_urls(cluster, name))
+        name=name,
+        namespace=cluster.namespace,
+        desired=spec.get("replicas", 1),
+        updated=st.get("updatedReplicas") or 0,
+        ready=st.get("readyReplicas") or 0,
+        available=st.get("availableReplicas") or 0,
+        revision=revision_of(deployment),
+        images=[c.get("image", "") for c in containers],
+        state=state,
+        message=message,
+        urls=endpoint_urls(cluster, name),
+    )
 
 
 def endpoint_urls(cluster: Cluster, name: str) -> list[str]:
@@ -379,14 +500,16 @@ def endpoint_urls(cluster: Cluster, name: str) -> list[str]:
             host = rule.get("host") or address or "<ingress-address>"
             scheme = "https" if rule.get("host") in tls_hosts else "http"
             for path in (rule.get("http") or {}).get("paths") or []:
-                bases.append((f"{scheme}://{host}", path.get("path", "/"),
-                              path.get("pathType", "Prefix")))
+                bases.append(
+                    (f"{scheme}://{host}", path.get("path", "/"), path.get("pathType", "Prefix"))
+                )
     if not bases:
         for service in cluster.list("v1", "Service", labels):
             port = ((service.get("spec") or {}).get("ports") or [{}])[0].get("port", 80)
             svc = service["metadata"]["name"]
-            bases.append((f"http://{svc}.{cluster.namespace}.svc.cluster.local:{port}", "/",
-                          "Prefix"))
+            bases.append(
+                (f"http://{svc}.{cluster.namespace}.svc.cluster.local:{port}", "/", "Prefix")
+            )
     if not routes:  # no plumber.R to read: the routed paths themselves
         return [f"{base}{path}" for base, path, _ in bases]
     urls = []
@@ -406,9 +529,13 @@ def _endpoint_routes(cluster: Cluster, name: str) -> list[tuple[str, str, str]]:
     """
     deployment = cluster.get("apps/v1", "Deployment", name) or {}
     volumes = (((deployment.get("spec") or {}).get("template") or {}).get("spec") or {}).get(
-        "volumes") or []
-    config_maps = [v["configMap"]["name"] for v in volumes
-                   if v.get("name") == "app-files" and v.get("configMap")]
+        "volumes"
+    ) or []
+    config_maps = [
+        v["configMap"]["name"]
+        for v in volumes
+        if v.get("name") == "app-files" and v.get("configMap")
+    ]
     for config_map_name in config_maps:
         config_map = cluster.get("v1", "ConfigMap", config_map_name) or {}
         source = (config_map.get("data") or {}).get("plumber.R")
@@ -430,16 +557,18 @@ def _routes_to(rule_path: str, path_type: str, prefix: str) -> bool:
 
 
 # -- logs, delete -------------------------------------------------------------------------
-def logs(cluster: Cluster, name: str, *, tail: int | None = None, follow: bool = False,
-         out=print) -> int:
+def logs(
+    cluster: Cluster, name: str, *, tail: int | None = None, follow: bool = False, out=print
+) -> int:
     """Print the logs of every pod of the app, each line prefixed with its pod name.
 
     With `follow`, the pods' logs are read side by side, lines printed as they come, until
     every pod's stream ends (or the caller interrupts).
     """
     deployment = cluster.get("apps/v1", "Deployment", name)
-    selector = (((deployment or {}).get("spec") or {}).get("selector") or {}).get("matchLabels") \
-        or {INSTANCE_LABEL: name}
+    selector = (((deployment or {}).get("spec") or {}).get("selector") or {}).get(
+        "matchLabels"
+    ) or {INSTANCE_LABEL: name}
     pods = sorted(cluster.list("v1", "Pod", selector), key=lambda p: p["metadata"]["name"])
     if not pods:
         raise OperationError(f"no pods of {name} in namespace {cluster.namespace}")
@@ -449,8 +578,7 @@ def logs(cluster: Cluster, name: str, *, tail: int | None = None, follow: bool =
         pod_name = pod["metadata"]["name"]
         container = (((pod.get("spec") or {}).get("containers") or [{}])[0]).get("name")
         try:
-            for line in cluster.pod_log_lines(pod_name, container, tail_lines=tail,
-                                              follow=follow):
+            for line in cluster.pod_log_lines(pod_name, container, tail_lines=tail, follow=follow):
                 lines.put((True, f"[{pod_name}] {line}"))
         except KubeError as exc:  # e.g. a container still waiting to start
             lines.put((False, f"[{pod_name}] (no logs: {exc.message})"))
@@ -474,20 +602,24 @@ def logs(cluster: Cluster, name: str, *, tail: int | None = None, follow: bool =
     return printed
 
 
-def replica_metrics(cluster: Cluster, name: str, *,
-                    headers: dict[str, str] | None = None) -> list[tuple[str, str | None, str]]:
+def replica_metrics(
+    cluster: Cluster, name: str, *, headers: dict[str, str] | None = None
+) -> list[tuple[str, str | None, str]]:
     """(pod, its /metrics text or None, why not) for every ready pod of the app, read through
     the API server's pod proxy (the pods' own addresses are inside the cluster's network)."""
     deployment = require_deployment(cluster, name)
-    selector = (((deployment.get("spec") or {}).get("selector") or {}).get("matchLabels")
-                or {INSTANCE_LABEL: name})
+    selector = ((deployment.get("spec") or {}).get("selector") or {}).get("matchLabels") or {
+        INSTANCE_LABEL: name
+    }
     found: list[tuple[str, str | None, str]] = []
     for pod in sorted(cluster.list("v1", "Pod", selector), key=lambda p: p["metadata"]["name"]):
         if not _pod_ready(pod):
             continue
         pod_name = pod["metadata"]["name"]
-        path = (f"/api/v1/namespaces/{quote(cluster.namespace, safe='')}/pods/"
-                f"{quote(pod_name, safe='')}:{_runtime_port(pod)}/proxy/metrics")
+        path = (
+            f"/api/v1/namespaces/{quote(cluster.namespace, safe='')}/pods/"
+            f"{quote(pod_name, safe='')}:{_runtime_port(pod)}/proxy/metrics"
+        )
         try:
             found.append((pod_name, cluster.request("GET", path, raw=True, headers=headers), ""))
         except KubeError as exc:  # one pod's answer does not stop the others'

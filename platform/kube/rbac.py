@@ -12,6 +12,7 @@ published version's short-lived fetch token in a Secret its pods mount.
 tests/platform/kube/test_platform_rbac.py derives these verbs from the requests a full
 cycle of operations sends.
 """
+
 from __future__ import annotations
 
 import re
@@ -41,33 +42,45 @@ RULES: tuple[tuple[str, tuple[str, ...], list[str]], ...] = (
 
 
 def _labels(name: str) -> dict[str, str]:
-    return {"app.kubernetes.io/name": name, "app.kubernetes.io/component": "rbac",
-            "app.kubernetes.io/part-of": "plumbline", "app.kubernetes.io/managed-by": MANAGED_BY}
+    return {
+        "app.kubernetes.io/name": name,
+        "app.kubernetes.io/component": "rbac",
+        "app.kubernetes.io/part-of": "plumbline",
+        "app.kubernetes.io/managed-by": MANAGED_BY,
+    }
 
 
 # What plumbline server does beyond the commands: the fetch tokens of published versions.
-SERVER_RULES: tuple[tuple[str, tuple[str, ...], list[str]], ...] = (
-    ("", ("secrets",), _MANAGE),
-)
+SERVER_RULES: tuple[tuple[str, tuple[str, ...], list[str]], ...] = (("", ("secrets",), _MANAGE),)
 
 
 def role_rules(server: bool = False) -> list[dict]:
-    return [{"apiGroups": [group], "resources": list(resources), "verbs": list(verbs)}
-            for group, resources, verbs in RULES + (SERVER_RULES if server else ())]
+    return [
+        {"apiGroups": [group], "resources": list(resources), "verbs": list(verbs)}
+        for group, resources, verbs in RULES + (SERVER_RULES if server else ())
+    ]
 
 
-def render_rbac(namespace: str, account: str = DEFAULT_ACCOUNT, *,
-                server: bool = False) -> list[dict]:
+def render_rbac(
+    namespace: str, account: str = DEFAULT_ACCOUNT, *, server: bool = False
+) -> list[dict]:
     for what, value in (("namespace", namespace), ("service account", account)):
         if not re.fullmatch(r"[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?", value):
             raise SpecError(f"{what} {value!r}: must be a DNS label")
     meta = {"name": account, "namespace": namespace, "labels": _labels(account)}
     return [
         {"apiVersion": "v1", "kind": "ServiceAccount", "metadata": dict(meta)},
-        {"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "Role", "metadata": dict(meta),
-         "rules": role_rules(server)},
-        {"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "RoleBinding",
-         "metadata": dict(meta),
-         "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": account},
-         "subjects": [{"kind": "ServiceAccount", "name": account, "namespace": namespace}]},
+        {
+            "apiVersion": "rbac.authorization.k8s.io/v1",
+            "kind": "Role",
+            "metadata": dict(meta),
+            "rules": role_rules(server),
+        },
+        {
+            "apiVersion": "rbac.authorization.k8s.io/v1",
+            "kind": "RoleBinding",
+            "metadata": dict(meta),
+            "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": account},
+            "subjects": [{"kind": "ServiceAccount", "name": account, "namespace": namespace}],
+        },
     ]

@@ -7,6 +7,7 @@ the new revision that cannot run (CrashLoopBackOff, image pull errors, ...) or k
 restarting, or our own deadline passing without the pods becoming ready. The Deployment is
 polled, like `helm --wait` does, so one loop sees the Deployment and its pods together.
 """
+
 from __future__ import annotations
 
 import time
@@ -16,10 +17,17 @@ from plumbline.platform.kube.client import Cluster, KubeError, Unreachable
 
 REVISION_ANNOTATION = "deployment.kubernetes.io/revision"
 # Waiting reasons that mean a container of the new revision will not start by itself.
-FATAL_WAITING_REASONS = frozenset({
-    "CrashLoopBackOff", "ImagePullBackOff", "ErrImagePull", "InvalidImageName",
-    "CreateContainerConfigError", "CreateContainerError", "RunContainerError",
-})
+FATAL_WAITING_REASONS = frozenset(
+    {
+        "CrashLoopBackOff",
+        "ImagePullBackOff",
+        "ErrImagePull",
+        "InvalidImageName",
+        "CreateContainerConfigError",
+        "CreateContainerError",
+        "RunContainerError",
+    }
+)
 _MAX_EXPLAINED_PODS = 3
 _MAX_EVENTS_PER_OBJECT = 5
 _INIT_LOG_LINES = 20  # of a failing init container: why the bundle or a package failed
@@ -40,8 +48,15 @@ class RolloutResult:
         return f"rollout of {self.name} {state}{revision}: {self.reason}"
 
 
-def watch_rollout(cluster: Cluster, name: str, *, timeout: float, out=print,
-                  poll_interval: float = 1.0, max_restarts: int = 3) -> RolloutResult:
+def watch_rollout(
+    cluster: Cluster,
+    name: str,
+    *,
+    timeout: float,
+    out=print,
+    poll_interval: float = 1.0,
+    max_restarts: int = 3,
+) -> RolloutResult:
     """Poll the Deployment until its rollout completes or fails; one progress line per change."""
     started = time.monotonic()
     first_restarts: dict[tuple[str, str], int] = {}
@@ -57,8 +72,11 @@ def watch_rollout(cluster: Cluster, name: str, *, timeout: float, out=print,
             last_line = line
         state, message = deployment_state(deployment)
         # Until the controller has seen the new spec, the current revision's pods are the old ones.
-        pods = new_revision_pods(cluster, deployment) \
-            if observed(deployment) and state != "done" else []
+        pods = (
+            new_revision_pods(cluster, deployment)
+            if observed(deployment) and state != "done"
+            else []
+        )
         if state == "failed":
             return _failure(cluster, deployment, pods, message)
         if state == "done":
@@ -67,8 +85,9 @@ def watch_rollout(cluster: Cluster, name: str, *, timeout: float, out=print,
         if problem:
             return _failure(cluster, deployment, pods, problem)
         if time.monotonic() - started > timeout:
-            return _failure(cluster, deployment, pods,
-                            f"pods not ready within {timeout:g}s ({message})")
+            return _failure(
+                cluster, deployment, pods, f"pods not ready within {timeout:g}s ({message})"
+            )
         time.sleep(poll_interval)
 
 
@@ -79,9 +98,14 @@ def revision_of(deployment: dict) -> str | None:
 def progress_line(deployment: dict) -> str:
     spec, status = deployment.get("spec") or {}, deployment.get("status") or {}
     desired = spec.get("replicas", 1)
-    counts = ", ".join(f"{status.get(key) or 0}/{desired} {label}" for key, label in (
-        ("updatedReplicas", "updated"), ("readyReplicas", "ready"),
-        ("availableReplicas", "available")))
+    counts = ", ".join(
+        f"{status.get(key) or 0}/{desired} {label}"
+        for key, label in (
+            ("updatedReplicas", "updated"),
+            ("readyReplicas", "ready"),
+            ("availableReplicas", "available"),
+        )
+    )
     return f"{deployment['metadata']['name']}: {counts}"
 
 
@@ -98,8 +122,10 @@ def deployment_state(deployment: dict) -> tuple[str, str]:
     if not observed(deployment):
         return "waiting", "waiting for the deployment controller to observe the new spec"
     for condition in status.get("conditions") or []:
-        if condition.get("type") == "Progressing" and \
-                condition.get("reason") == "ProgressDeadlineExceeded":
+        if (
+            condition.get("type") == "Progressing"
+            and condition.get("reason") == "ProgressDeadlineExceeded"
+        ):
             return "failed", f"progress deadline exceeded: {condition.get('message', '')}".strip()
     desired = spec.get("replicas", 1)
     updated = status.get("updatedReplicas") or 0
@@ -133,12 +159,16 @@ def new_revision_pods(cluster: Cluster, deployment: dict) -> list[dict]:
     if not current:
         return pods
     pod_hash = ((current[-1].get("metadata") or {}).get("labels") or {}).get("pod-template-hash")
-    return [pod for pod in pods
-            if ((pod.get("metadata") or {}).get("labels") or {}).get("pod-template-hash") == pod_hash]
+    return [
+        pod
+        for pod in pods
+        if ((pod.get("metadata") or {}).get("labels") or {}).get("pod-template-hash") == pod_hash
+    ]
 
 
-def pod_problem(pods: list[dict], first_restarts: dict[tuple[str, str], int],
-                max_restarts: int) -> str | None:
+def pod_problem(
+    pods: list[dict], first_restarts: dict[tuple[str, str], int], max_restarts: int
+) -> str | None:
     """A reason the new revision cannot become ready, or None. Remembers restart counts."""
     for pod in pods:
         pod_name = pod["metadata"]["name"]
@@ -150,8 +180,10 @@ def pod_problem(pods: list[dict], first_restarts: dict[tuple[str, str], int],
             restarts = container.get("restartCount") or 0
             first = first_restarts.setdefault(key, restarts)
             if restarts - first >= max_restarts and not container.get("ready"):
-                return (f"pod {pod_name}: container {container.get('name')} crash loop "
-                        f"({restarts - first} restarts while watching)")
+                return (
+                    f"pod {pod_name}: container {container.get('name')} crash loop "
+                    f"({restarts - first} restarts while watching)"
+                )
     return None
 
 
@@ -159,9 +191,14 @@ def explain(cluster: Cluster, deployment: dict, pods: list[dict]) -> list[str]:
     """Why the rollout is stuck: failing conditions, container states and exits, events."""
     lines = []
     for condition in (deployment.get("status") or {}).get("conditions") or []:
-        if condition.get("status") == "False" or condition.get("reason") == "ProgressDeadlineExceeded":
-            lines.append(f"deployment condition {condition.get('type')}: "
-                         f"{condition.get('reason', '')} {condition.get('message', '')}".rstrip())
+        if (
+            condition.get("status") == "False"
+            or condition.get("reason") == "ProgressDeadlineExceeded"
+        ):
+            lines.append(
+                f"deployment condition {condition.get('type')}: "
+                f"{condition.get('reason', '')} {condition.get('message', '')}".rstrip()
+            )
     unready = [pod for pod in pods if not _pod_ready(pod)][:_MAX_EXPLAINED_PODS]
     for pod in unready:
         lines.extend(_describe_pod(pod))
@@ -169,21 +206,32 @@ def explain(cluster: Cluster, deployment: dict, pods: list[dict]) -> list[str]:
     if failing is not None:  # the same reason in every pod: one log says it
         lines.extend(_init_log(cluster, *failing))
     try:
-        current = [rs for rs in owned_replicasets(cluster, deployment)
-                   if revision_of(rs) == revision_of(deployment)]
-        for kind, obj_name in ([("ReplicaSet", current[-1]["metadata"]["name"])] if current else []) \
-                + [("Pod", pod["metadata"]["name"]) for pod in unready]:
+        current = [
+            rs
+            for rs in owned_replicasets(cluster, deployment)
+            if revision_of(rs) == revision_of(deployment)
+        ]
+        for kind, obj_name in (
+            [("ReplicaSet", current[-1]["metadata"]["name"])] if current else []
+        ) + [("Pod", pod["metadata"]["name"]) for pod in unready]:
             for event in cluster.events_for(kind, obj_name)[-_MAX_EVENTS_PER_OBJECT:]:
-                lines.append(f"{kind.lower()} {obj_name} event {event.get('type', '')} "
-                             f"{event.get('reason', '')}: {event.get('message', '')}".rstrip())
+                lines.append(
+                    f"{kind.lower()} {obj_name} event {event.get('type', '')} "
+                    f"{event.get('reason', '')}: {event.get('message', '')}".rstrip()
+                )
     except KubeError as exc:  # diagnostics are best effort; the failure itself is already known
         lines.append(f"(could not read events: {exc})")
     return lines
 
 
 def _failure(cluster: Cluster, deployment: dict, pods: list[dict], reason: str) -> RolloutResult:
-    return RolloutResult(False, deployment["metadata"]["name"], revision_of(deployment), reason,
-                         explain(cluster, deployment, pods))
+    return RolloutResult(
+        False,
+        deployment["metadata"]["name"],
+        revision_of(deployment),
+        reason,
+        explain(cluster, deployment, pods),
+    )
 
 
 def _describe_pod(pod: dict) -> list[str]:
@@ -194,14 +242,17 @@ def _describe_pod(pod: dict) -> list[str]:
         label = f"pod {name} container {container.get('name')}"
         if "waiting" in state:
             waiting = state["waiting"] or {}
-            lines.append(f"{label} waiting: {waiting.get('reason', '')} "
-                         f"{waiting.get('message', '')}".rstrip())
-        terminated = state.get("terminated") or \
-            (container.get("lastState") or {}).get("terminated")
+            lines.append(
+                f"{label} waiting: {waiting.get('reason', '')} "
+                f"{waiting.get('message', '')}".rstrip()
+            )
+        terminated = state.get("terminated") or (container.get("lastState") or {}).get("terminated")
         if terminated:
-            lines.append(f"{label} last exit: {terminated.get('reason', 'terminated')}, exit code "
-                         f"{terminated.get('exitCode')}, restarts {container.get('restartCount', 0)}"
-                         + (f": {terminated['message']}" if terminated.get("message") else ""))
+            lines.append(
+                f"{label} last exit: {terminated.get('reason', 'terminated')}, exit code "
+                f"{terminated.get('exitCode')}, restarts {container.get('restartCount', 0)}"
+                + (f": {terminated['message']}" if terminated.get("message") else "")
+            )
     if not lines:
         phase = (pod.get("status") or {}).get("phase", "Unknown")
         lines.append(f"pod {name} is {phase} and not ready")
@@ -234,8 +285,10 @@ def _container_statuses(pod: dict) -> list[dict]:
 
 
 def _pod_ready(pod: dict) -> bool:
-    return any(c.get("type") == "Ready" and c.get("status") == "True"
-               for c in (pod.get("status") or {}).get("conditions") or [])
+    return any(
+        c.get("type") == "Ready" and c.get("status") == "True"
+        for c in (pod.get("status") or {}).get("conditions") or []
+    )
 
 
 def _owned_by(obj: dict, owner_meta: dict) -> bool:

@@ -6,6 +6,7 @@ runs an app of that name, or, when no name was chosen, to the only one running. 
 settings that only mean something on Kubernetes (image, resources, namespace, ...) are
 named in a note, since a local replica cannot honour them.
 """
+
 from __future__ import annotations
 
 import time
@@ -15,9 +16,17 @@ from collections.abc import Iterator, Mapping
 from dataclasses import replace
 from typing import Any
 
-from plumbline.platform.backend import (AppRef, AppStatus, BackendError, Emit, NoSuchApp,
-                                        OperationResult, Refused, ReplicaMetrics,
-                                        ReplicaStatus)
+from plumbline.platform.backend import (
+    AppRef,
+    AppStatus,
+    BackendError,
+    Emit,
+    NoSuchApp,
+    OperationResult,
+    Refused,
+    ReplicaMetrics,
+    ReplicaStatus,
+)
 from plumbline.platform.local.control import ControlClient, ControlError, HostRecord
 from plumbline.platform.local.packages import install_packages
 from plumbline.platform.spec.appspec import AppSpec
@@ -26,15 +35,35 @@ from plumbline.platform.spec.codec import spec_to_json
 OPERATION_TIMEOUT = 900.0
 _DIRECT = urllib.request.build_opener(urllib.request.ProxyHandler({}))  # loopback: no proxy
 # Spec fields (as in AppSpec.set_fields) a local replica cannot honour.
-KUBERNETES_ONLY = ("namespace", "image", "image_pull_secrets", "resources", "secret_env",
-                   "volumes", "labels", "annotations", "node_selector", "autoscaling",
-                   "ingress.class_name", "ingress.tls_secret",
-                   "ingress.annotations", "probes", "files_in_image", "disruption_budget",
-                   "tmp_size", "rollout.max_surge", "rollout.max_unavailable",
-                   "rollout.revision_history_limit", "network_policy.enabled",
-                   "network_policy.ingress_namespace", "network_policy.server_namespace",
-                   "network_policy.namespaces", "packages.cache_claim", "packages.cache_size",
-                   "image_digest")
+KUBERNETES_ONLY = (
+    "namespace",
+    "image",
+    "image_pull_secrets",
+    "resources",
+    "secret_env",
+    "volumes",
+    "labels",
+    "annotations",
+    "node_selector",
+    "autoscaling",
+    "ingress.class_name",
+    "ingress.tls_secret",
+    "ingress.annotations",
+    "probes",
+    "files_in_image",
+    "disruption_budget",
+    "tmp_size",
+    "rollout.max_surge",
+    "rollout.max_unavailable",
+    "rollout.revision_history_limit",
+    "network_policy.enabled",
+    "network_policy.ingress_namespace",
+    "network_policy.server_namespace",
+    "network_policy.namespaces",
+    "packages.cache_claim",
+    "packages.cache_size",
+    "image_digest",
+)
 
 
 def _errors(exc: ControlError) -> BackendError:
@@ -64,26 +93,34 @@ class LocalBackend:
         name = app.name if app and app.name else record.apps[0]
         return ControlClient(record), name
 
-    def _call(self, client: ControlClient, method: str, path: str,
-              payload: dict[str, Any] | None = None) -> dict[str, Any]:
+    def _call(
+        self, client: ControlClient, method: str, path: str, payload: dict[str, Any] | None = None
+    ) -> dict[str, Any]:
         try:
             return client.call(method, path, payload)
         except ControlError as exc:
             raise _errors(exc) from None
 
-    def _operation(self, client: ControlClient, reply: dict[str, Any], emit: Emit, wait: bool,
-                   timeout: float | None, started: str) -> OperationResult:
+    def _operation(
+        self,
+        client: ControlClient,
+        reply: dict[str, Any],
+        emit: Emit,
+        wait: bool,
+        timeout: float | None,
+        started: str,
+    ) -> OperationResult:
         if not wait:
             return OperationResult(True, f"{started} (not watched)")
         try:
-            ok, message = client.follow(reply["operation"], emit,
-                                        timeout or OPERATION_TIMEOUT)
+            ok, message = client.follow(reply["operation"], emit, timeout or OPERATION_TIMEOUT)
         except ControlError as exc:
             raise _errors(exc) from None
         return OperationResult(ok, message)
 
-    def deploy(self, spec: AppSpec, *, emit: Emit, wait: bool = True,
-               timeout: float | None = None) -> OperationResult:
+    def deploy(
+        self, spec: AppSpec, *, emit: Emit, wait: bool = True, timeout: float | None = None
+    ) -> OperationResult:
         named = "name" in spec.set_fields
         client, name = self._client(AppRef(spec.name if named else ""))
         if name != spec.name:
@@ -99,33 +136,48 @@ class LocalBackend:
             install_packages(spec, emit)
         except (PackageError, RequirementsError) as exc:
             raise Refused(f"refused: {exc}") from None
-        reply = self._call(client, "POST", client.app_path(name, "deploy"),
-                           {"spec": spec_to_json(spec)})
+        reply = self._call(
+            client, "POST", client.app_path(name, "deploy"), {"spec": spec_to_json(spec)}
+        )
         return self._operation(client, reply, emit, wait, timeout, f"deploy of {name} started")
 
-    def restart(self, app: AppRef, *, emit: Emit, wait: bool = True,
-                timeout: float | None = None) -> OperationResult:
+    def restart(
+        self, app: AppRef, *, emit: Emit, wait: bool = True, timeout: float | None = None
+    ) -> OperationResult:
         client, name = self._client(app)
         reply = self._call(client, "POST", client.app_path(name, "restart"))
         return self._operation(client, reply, emit, wait, timeout, f"restart of {name} started")
 
-    def scale(self, app: AppRef, replicas: int, *, emit: Emit, wait: bool = True,
-              timeout: float | None = None) -> OperationResult:
+    def scale(
+        self,
+        app: AppRef,
+        replicas: int,
+        *,
+        emit: Emit,
+        wait: bool = True,
+        timeout: float | None = None,
+    ) -> OperationResult:
         client, name = self._client(app)
-        reply = self._call(client, "POST", client.app_path(name, "scale"),
-                           {"replicas": replicas})
-        return self._operation(client, reply, emit, wait, timeout,
-                               f"{name} scaling to {replicas}")
+        reply = self._call(client, "POST", client.app_path(name, "scale"), {"replicas": replicas})
+        return self._operation(client, reply, emit, wait, timeout, f"{name} scaling to {replicas}")
 
-    def rollback(self, app: AppRef, to_revision: str | None = None, *, emit: Emit,
-                 wait: bool = True, timeout: float | None = None) -> OperationResult:
+    def rollback(
+        self,
+        app: AppRef,
+        to_revision: str | None = None,
+        *,
+        emit: Emit,
+        wait: bool = True,
+        timeout: float | None = None,
+    ) -> OperationResult:
         client, name = self._client(app)
         try:
             revision = int(to_revision) if to_revision is not None else None
         except ValueError:
             raise Refused(f"refused: revision {to_revision!r} is not a number") from None
-        reply = self._call(client, "POST", client.app_path(name, "rollback"),
-                           {"revision": revision})
+        reply = self._call(
+            client, "POST", client.app_path(name, "rollback"), {"revision": revision}
+        )
         return self._operation(client, reply, emit, wait, timeout, f"rollback of {name} started")
 
     def status(self, app: AppRef) -> AppStatus:
@@ -145,8 +197,7 @@ class LocalBackend:
             found += [_status(s) for s in self._call(client, "GET", "/apps")["apps"]]
         return found
 
-    def logs(self, app: AppRef, *, tail: int | None = None,
-             follow: bool = False) -> Iterator[str]:
+    def logs(self, app: AppRef, *, tail: int | None = None, follow: bool = False) -> Iterator[str]:
         client, name = self._client(app)
         path = client.app_path(name, "logs")
         reply = self._call(client, "GET", f"{path}?lines={tail or 200}")
@@ -158,8 +209,9 @@ class LocalBackend:
             yield from reply["lines"]
             last = reply["last"]
 
-    def metrics(self, app: AppRef, *, headers: Mapping[str, str] | None = None,
-                timeout: float = 5.0) -> list[ReplicaMetrics]:
+    def metrics(
+        self, app: AppRef, *, headers: Mapping[str, str] | None = None, timeout: float = 5.0
+    ) -> list[ReplicaMetrics]:
         """Each ready replica's /metrics, read from its own port on loopback."""
         client, name = self._client(app)
         snapshot = self._call(client, "GET", client.app_path(name))
@@ -199,16 +251,34 @@ class LocalBackend:
 
 def _status(snapshot: dict[str, Any]) -> AppStatus:
     replicas = tuple(
-        ReplicaStatus(name=r["name"], state=r["state"], ready=r["ready"],
-                      revision=str(r["revision"]),
-                      details=(("PID", str(r["pid"])), ("PORT", str(r["port"])),
-                               ("REQUESTS", str(r["requests"])),
-                               ("IN-FLIGHT", str(r["in_flight"])), ("AGE", f"{r['age']:.0f}s")))
-        for r in snapshot["replicas"])
+        ReplicaStatus(
+            name=r["name"],
+            state=r["state"],
+            ready=r["ready"],
+            revision=str(r["revision"]),
+            details=(
+                ("PID", str(r["pid"])),
+                ("PORT", str(r["port"])),
+                ("REQUESTS", str(r["requests"])),
+                ("IN-FLIGHT", str(r["in_flight"])),
+                ("AGE", f"{r['age']:.0f}s"),
+            ),
+        )
+        for r in snapshot["replicas"]
+    )
     return AppStatus(
-        name=snapshot["name"], namespace="local", backend="local",
-        desired=snapshot["desired"], ready=snapshot["ready"], updated=snapshot["updated"],
-        revision=str(snapshot["revision"]), state=snapshot["state"],
-        message=snapshot["message"], url=snapshot["url"],
+        name=snapshot["name"],
+        namespace="local",
+        backend="local",
+        desired=snapshot["desired"],
+        ready=snapshot["ready"],
+        updated=snapshot["updated"],
+        revision=str(snapshot["revision"]),
+        state=snapshot["state"],
+        message=snapshot["message"],
+        url=snapshot["url"],
         endpoints=tuple(f"{','.join(e['verbs'])} {e['url']}" for e in snapshot["endpoints"]),
-        replicas=replicas, available=snapshot["ready"], location=f"local, {snapshot['url']}")
+        replicas=replicas,
+        available=snapshot["ready"],
+        location=f"local, {snapshot['url']}",
+    )

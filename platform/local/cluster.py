@@ -7,6 +7,7 @@ start one new, wait until HAProxy has it in rotation, drain an old one in HAProx
 once HAProxy has no request on it. Signal handlers and the control endpoint only enqueue
 commands; the loop is the only thread that changes anything.
 """
+
 from __future__ import annotations
 
 import collections
@@ -26,12 +27,22 @@ from pathlib import Path
 from typing import Callable, Iterator
 
 from plumbline.exits import ExitCode
-from plumbline.platform.local.haproxy import (AppRoutes, HAProxyError, Server, backend_name,
-                                              die_with_parent, ingress_routes)
+from plumbline.platform.local.haproxy import (
+    AppRoutes,
+    HAProxyError,
+    Server,
+    backend_name,
+    die_with_parent,
+    ingress_routes,
+)
 from plumbline.platform.local.ingress import Ingress
-from plumbline.platform.spec.serve import (local_placement, serve_arguments,
-                                              serve_environment, serve_table,
-                                              without_serve_settings)
+from plumbline.platform.spec.serve import (
+    local_placement,
+    serve_arguments,
+    serve_environment,
+    serve_table,
+    without_serve_settings,
+)
 from plumbline.platform.spec.appspec import AppSpec, with_api
 from plumbline.platform.spec.codec import spec_to_json
 from plumbline.routes import route_table
@@ -40,10 +51,12 @@ from plumbline.runtime import settings
 TICK = 0.2  # seconds between two looks at the replicas
 LOG_LINES = 2000  # lines of replica output kept for `plumbline logs`
 # `plumbline serve` exit codes that retrying cannot fix.
-EXIT_CODES = {ExitCode.USAGE: "exited: bad serve settings",
-              ExitCode.APP_LOAD: "exited: plumber.R failed to load",
-              ExitCode.BIND: "exited: could not bind its port",
-              ExitCode.PACKAGES: "exited: its R packages could not be installed"}
+EXIT_CODES = {
+    ExitCode.USAGE: "exited: bad serve settings",
+    ExitCode.APP_LOAD: "exited: plumber.R failed to load",
+    ExitCode.BIND: "exited: could not bind its port",
+    ExitCode.PACKAGES: "exited: its R packages could not be installed",
+}
 ACTIVE = ("starting", "joining", "ready", "unready")  # counted as replicas of the set
 # The most replicas one local app may have: each is a server process with its own R workers.
 MAX_REPLICAS = 16
@@ -60,9 +73,9 @@ class ClusterError(RuntimeError):
 class Settings:
     host: str = "127.0.0.1"
     port: int = 8080
-    unready_timeout: float = 15.0   # a ready replica unready this long is replaced
+    unready_timeout: float = 15.0  # a ready replica unready this long is replaced
     startup_timeout: float = 300.0  # a new replica not ready this long is replaced
-    drain_timeout: float = 30.0     # longest wait for HAProxy to finish a draining replica
+    drain_timeout: float = 30.0  # longest wait for HAProxy to finish a draining replica
     access_log: bool = False
     watch: bool = False
 
@@ -113,8 +126,14 @@ def describe_exit(code: int) -> str:
 
 def _why(output) -> str:
     """The replica's last plain-text lines (R's message), without JSON logs and warnings."""
-    lines = [line for line in output if line.strip() and not line.lstrip().startswith("{")
-             and "warnings.warn" not in line and "UserWarning" not in line]
+    lines = [
+        line
+        for line in output
+        if line.strip()
+        and not line.lstrip().startswith("{")
+        and "warnings.warn" not in line
+        and "UserWarning" not in line
+    ]
     return "\n".join(f"  {line}" for line in (lines or list(output))[-12:])
 
 
@@ -187,17 +206,26 @@ def only_routes_differ(old: AppSpec, new: AppSpec) -> bool:
     change rolls no pods out."""
     # api: the same plumber.R's routes, read by R or not; set_fields: which settings were
     # given (the vanity path's key is given only while there is one).
-    return (old.ingress != new.ingress
-            and replace(new, ingress=old.ingress, api=old.api, set_fields=old.set_fields) == old)
+    return (
+        old.ingress != new.ingress
+        and replace(new, ingress=old.ingress, api=old.api, set_fields=old.set_fields) == old
+    )
 
 
 class LocalCluster:
     """One app's replicas behind the host's shared ingress (ingress.py)."""
 
-    def __init__(self, spec: AppSpec, settings: Settings, *, ingress: Ingress,
-                 say: Callable[[str], None] = print,
-                 operations: dict[int, Operation] | None = None,
-                 op_ids: Iterator[int] | None = None, initial: Operation | None = None):
+    def __init__(
+        self,
+        spec: AppSpec,
+        settings: Settings,
+        *,
+        ingress: Ingress,
+        say: Callable[[str], None] = print,
+        operations: dict[int, Operation] | None = None,
+        op_ids: Iterator[int] | None = None,
+        initial: Operation | None = None,
+    ):
         self.spec = spec
         self.settings = settings
         self.say = say  # progress lines and replica output, for the console
@@ -251,24 +279,48 @@ class LocalCluster:
 
     def snapshot(self) -> dict:
         with self.lock:
-            replicas = [{
-                "name": r.name, "state": r.state, "ready": r.state == "ready", "pid": r.pid,
-                "port": r.port, "revision": r.revision, "requests": r.served,
-                "in_flight": r.in_flight, "age": round(time.monotonic() - r.started_at, 1),
-            } for r in self.replicas if r.state != "exited"]
+            replicas = [
+                {
+                    "name": r.name,
+                    "state": r.state,
+                    "ready": r.state == "ready",
+                    "pid": r.pid,
+                    "port": r.port,
+                    "revision": r.revision,
+                    "requests": r.served,
+                    "in_flight": r.in_flight,
+                    "age": round(time.monotonic() - r.started_at, 1),
+                }
+                for r in self.replicas
+                if r.state != "exited"
+            ]
         api = self.spec.api
-        endpoints = [{"verbs": list(ep.verbs), "path": ep.path.raw,
-                      "url": self.url + ep.path.raw} for ep in (api.endpoints if api else ())]
+        endpoints = [
+            {"verbs": list(ep.verbs), "path": ep.path.raw, "url": self.url + ep.path.raw}
+            for ep in (api.endpoints if api else ())
+        ]
         ready = sum(r["ready"] for r in replicas)
         updated = sum(r["revision"] == self.revision for r in replicas)
-        settled = (self.rollout is None and ready == self.spec.replicas == len(replicas)
-                   and updated == len(replicas))
-        return {"name": self.spec.name, "url": self.url, "revision": self.revision,
-                "plumber_file": str(self.plumber_file), "desired": self.spec.replicas,
-                "ready": ready, "updated": updated, "replicas": replicas,
-                "state": "done" if settled else "waiting",
-                "message": self.last_failure if not settled else "",
-                "endpoints": endpoints, "pid": os.getpid(), "spec": spec_to_json(self.spec)}
+        settled = (
+            self.rollout is None
+            and ready == self.spec.replicas == len(replicas)
+            and updated == len(replicas)
+        )
+        return {
+            "name": self.spec.name,
+            "url": self.url,
+            "revision": self.revision,
+            "plumber_file": str(self.plumber_file),
+            "desired": self.spec.replicas,
+            "ready": ready,
+            "updated": updated,
+            "replicas": replicas,
+            "state": "done" if settled else "waiting",
+            "message": self.last_failure if not settled else "",
+            "endpoints": endpoints,
+            "pid": os.getpid(),
+            "spec": spec_to_json(self.spec),
+        }
 
     def log_lines(self, since: int = 0, limit: int = 200) -> list[tuple[int, str]]:
         with self.lock:
@@ -345,8 +397,11 @@ class LocalCluster:
             return
         self.history[self.revision] = (spec, self.digest)
         paths = ", ".join(route.path for route in self.routes)
-        op.finish(True, f"{op.kind} complete: routes updated ({paths}), revision "
-                        f"{self.revision} kept, no replica restarted")
+        op.finish(
+            True,
+            f"{op.kind} complete: routes updated ({paths}), revision "
+            f"{self.revision} kept, no replica restarted",
+        )
 
     def _rollback(self, op: Operation, revision: int | None) -> None:
         """Back to an earlier revision's spec, rolled out as a new revision (as Kubernetes)."""
@@ -354,8 +409,9 @@ class LocalCluster:
         target = revision if revision is not None else (earlier[-1] if earlier else None)
         if target is None or target not in self.history or target == self.revision:
             known = ", ".join(map(str, earlier)) or "none"
-            op.finish(False, f"no revision {target} to roll back to (earlier revisions kept: "
-                             f"{known})")
+            op.finish(
+                False, f"no revision {target} to roll back to (earlier revisions kept: {known})"
+            )
             return
         spec, digest = self.history[target]
         spec = replace(spec, replicas=self.spec.replicas)  # as on Kubernetes: the template only
@@ -364,8 +420,11 @@ class LocalCluster:
         except OSError:
             current = ""
         if current != digest:
-            op.finish(False, f"revision {target}'s {spec.plumber_file} has changed or is gone "
-                             "since; deploy it again instead")
+            op.finish(
+                False,
+                f"revision {target}'s {spec.plumber_file} has changed or is gone "
+                "since; deploy it again instead",
+            )
             return
         self._begin_rollout(op, spec.plumber_file, spec, digest)
 
@@ -378,8 +437,10 @@ class LocalCluster:
             del self.history[old]
         self.rollout = op
         self.rollout_deadline = time.monotonic() + spec.rollout.progress_deadline_seconds
-        self._progress(f"{op.kind}: rolling out revision {self.revision} "
-                       f"({self.spec.replicas} replicas, one at a time)")
+        self._progress(
+            f"{op.kind}: rolling out revision {self.revision} "
+            f"({self.spec.replicas} replicas, one at a time)"
+        )
 
     def _progress(self, message: str) -> None:
         self.say(message)
@@ -397,8 +458,10 @@ class LocalCluster:
         self._reconcile(now)
         self._check_operations()
         if self.rollout is not None and now > self.rollout_deadline:
-            self._abort_rollout(f"no progress within {self.spec.rollout.progress_deadline_seconds}s"
-                                " (spec.rollout.progress_deadline_seconds)")
+            self._abort_rollout(
+                f"no progress within {self.spec.rollout.progress_deadline_seconds}s"
+                " (spec.rollout.progress_deadline_seconds)"
+            )
         if self.settings.watch and now - self._last_watch > 1.0:
             self._last_watch = now
             self._watch_file()
@@ -426,27 +489,29 @@ class LocalCluster:
             if self._probe_ready(r):
                 self._join(r)
             elif now - r.started_at > self.settings.startup_timeout:
-                self._progress(f"{r.name} not ready after {self.settings.startup_timeout:.0f}s;"
-                               " replacing it")
+                self._progress(
+                    f"{r.name} not ready after {self.settings.startup_timeout:.0f}s; replacing it"
+                )
                 self._stop(r, now)
         elif r.state in ("joining", "ready", "unready") and stat is not None:
             if stat.in_rotation:
                 if r.state != "ready":
-                    self._progress(f"{r.name} ready and in rotation "
-                                   f"(revision {r.revision}, pid {r.pid}, port {r.port})")
+                    self._progress(
+                        f"{r.name} ready and in rotation "
+                        f"(revision {r.revision}, pid {r.pid}, port {r.port})"
+                    )
                 r.state, r.last_ready, r.ever_ready = "ready", now, True
                 self.failures = 0
             elif r.state == "ready":
-                self.say(f"{r.name} unready (health check: {stat.check_status}); "
-                         "out of rotation")
+                self.say(f"{r.name} unready (health check: {stat.check_status}); out of rotation")
                 r.state = "unready"
             elif r.state == "unready" and now - r.last_ready > self.settings.unready_timeout:
-                self._progress(f"{r.name} unready for {self.settings.unready_timeout:.0f}s; "
-                               "replacing it")
+                self._progress(
+                    f"{r.name} unready for {self.settings.unready_timeout:.0f}s; replacing it"
+                )
                 self._stop(r, now)
         elif r.state == "draining":
-            if (stat is None or stat.current_sessions + stat.queued == 0
-                    or now > r.stop_deadline):
+            if stat is None or stat.current_sessions + stat.queued == 0 or now > r.stop_deadline:
                 self._stop(r, now)
         elif r.state == "stopping" and now > r.stop_deadline:
             self.say(f"{r.name} did not stop in time; killing it")
@@ -526,8 +591,10 @@ class LocalCluster:
         self.failures += 1
         delay = min(30.0, 2.0 ** (self.failures - 1)) if self.failures > 1 else 0.0
         self.next_start = time.monotonic() + delay
-        self._progress(f"{r.name} {reason}; replacing it"
-                       + (f" in {delay:.0f}s (crash loop back-off)" if delay else ""))
+        self._progress(
+            f"{r.name} {reason}; replacing it"
+            + (f" in {delay:.0f}s (crash loop back-off)" if delay else "")
+        )
 
     def _abort_rollout(self, message: str) -> None:
         op, self.rollout = self.rollout, None
@@ -546,11 +613,18 @@ class LocalCluster:
         port = free_port()
         name = f"r{next(self._names)}"
         cmd, env = replica_command(self.spec, port, self.settings.access_log)
-        process = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
-                                   stderr=subprocess.STDOUT, text=True, errors="replace",
-                                   start_new_session=True, preexec_fn=die_with_parent,
-                                   cwd=self.plumber_file.parent,
-                                   env=env)
+        process = subprocess.Popen(
+            cmd,
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+            errors="replace",
+            start_new_session=True,
+            preexec_fn=die_with_parent,
+            cwd=self.plumber_file.parent,
+            env=env,
+        )
         r = Replica(name, port, self.revision, self.plumber_file, process)
         with self.lock:
             self.replicas.append(r)
@@ -605,21 +679,28 @@ class LocalCluster:
                 self._drain(r, now, "scale down")
 
     def _check_operations(self) -> None:
-        settled = (not any(r.revision != self.revision for r in self.replicas)
-                   and sum(r.state == "ready" for r in self.replicas) == self.spec.replicas
-                   and all(r.state == "ready" for r in self.replicas))
+        settled = (
+            not any(r.revision != self.revision for r in self.replicas)
+            and sum(r.state == "ready" for r in self.replicas) == self.spec.replicas
+            and all(r.state == "ready" for r in self.replicas)
+        )
         if settled and not self.announced_ready:
             self.announced_ready = True
             self.say(f"ready: {self.url} ({self.spec.replicas}/{self.spec.replicas} replicas)")
         if settled and self.initial is not None:
             initial, self.initial = self.initial, None
-            initial.finish(True, f"deployed: {self.spec.replicas}/{self.spec.replicas} "
-                                 f"replicas ready at {self.url}")
+            initial.finish(
+                True,
+                f"deployed: {self.spec.replicas}/{self.spec.replicas} replicas ready at {self.url}",
+            )
         if settled and self.rollout is not None:
             op, self.rollout = self.rollout, None
             self._update_routes()
-            op.finish(True, f"{op.kind} complete: revision {self.revision}, "
-                            f"{self.spec.replicas}/{self.spec.replicas} replicas ready")
+            op.finish(
+                True,
+                f"{op.kind} complete: revision {self.revision}, "
+                f"{self.spec.replicas}/{self.spec.replicas} replicas ready",
+            )
         if settled and self.pending_scale is not None:
             pending, self.pending_scale = self.pending_scale, None
             pending.finish(True, f"scaled to {self.spec.replicas} replicas, all ready")
@@ -644,11 +725,17 @@ class LocalCluster:
     def describe(self) -> AppRoutes:
         """This app's part of the ingress: its routes and the replicas HAProxy has now."""
         with self.lock:
-            servers = tuple(Server(r.name, r.port, self.spec.workers)
-                            for r in self.replicas if r.in_haproxy)
-        return AppRoutes(self.backend, tuple(self.routes), servers, host=self.host_name,
-                         strip=self.strip,
-                         server_timeout=max(120, self.spec.rollout.graceful_timeout_seconds + 60))
+            servers = tuple(
+                Server(r.name, r.port, self.spec.workers) for r in self.replicas if r.in_haproxy
+            )
+        return AppRoutes(
+            self.backend,
+            tuple(self.routes),
+            servers,
+            host=self.host_name,
+            strip=self.strip,
+            server_timeout=max(120, self.spec.rollout.graceful_timeout_seconds + 60),
+        )
 
     def _watch_file(self) -> None:
         if self.rollout is not None:

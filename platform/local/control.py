@@ -18,6 +18,7 @@ API (every path under one host; `NAME` is an app on it):
   GET  /operations/ID                             progress lines, done, ok, message
   POST /down               {}                     stop the host (drain, then HAProxy)
 """
+
 from __future__ import annotations
 
 import http.client
@@ -61,8 +62,10 @@ def private_state_dir() -> Path:
     path.mkdir(mode=0o700, parents=True, exist_ok=True)
     info = path.stat()
     if info.st_uid != os.getuid():
-        raise ControlError(f"the state directory {path} belongs to uid {info.st_uid}, not to "
-                           f"you (uid {os.getuid()}); set {STATE_DIR_ENV} to a folder of yours")
+        raise ControlError(
+            f"the state directory {path} belongs to uid {info.st_uid}, not to "
+            f"you (uid {os.getuid()}); set {STATE_DIR_ENV} to a folder of yours"
+        )
     if stat.S_IMODE(info.st_mode) != 0o700:
         path.chmod(0o700)
     return path
@@ -97,9 +100,11 @@ class HostRecord:
     def socket_for(name: str) -> Path:
         path = private_state_dir() / f"{name}.sock"
         if len(os.fsencode(path)) > SOCKET_PATH_MAX:
-            raise ControlError(f"the control socket path {path} is longer than a Unix socket "
-                               f"allows ({SOCKET_PATH_MAX} bytes); set {STATE_DIR_ENV} to a "
-                               "shorter folder")
+            raise ControlError(
+                f"the control socket path {path} is longer than a Unix socket "
+                f"allows ({SOCKET_PATH_MAX} bytes); set {STATE_DIR_ENV} to a "
+                "shorter folder"
+            )
         return path
 
     def write(self) -> None:
@@ -122,8 +127,9 @@ class HostRecord:
                 data = json.loads(path.read_text())
                 record = cls(**{**data, "apps": tuple(data.get("apps", ()))})
             except PermissionError as exc:
-                raise ControlError(f"cannot read {path}: {exc.strerror} (another user's "
-                                   "local cluster?)") from None
+                raise ControlError(
+                    f"cannot read {path}: {exc.strerror} (another user's local cluster?)"
+                ) from None
             except (OSError, ValueError, TypeError):
                 continue
             if _alive(record.pid):
@@ -148,15 +154,20 @@ class HostRecord:
             for record in running:
                 if app in record.apps:
                     return record
-            raise ControlError(f"no local cluster named {app!r} is running "
-                               "(start one with `plumbline up PLUMBER_R`)", 404)
+            raise ControlError(
+                f"no local cluster named {app!r} is running "
+                "(start one with `plumbline up PLUMBER_R`)",
+                404,
+            )
         if not running:
-            raise ControlError("no local cluster is running (start one with "
-                               "`plumbline up PLUMBER_R`)", 404)
+            raise ControlError(
+                "no local cluster is running (start one with `plumbline up PLUMBER_R`)", 404
+            )
         if len(running) > 1:
             names = ", ".join(a for r in running for a in r.apps)
-            raise ControlError(f"several local clusters are running ({names}); name the one "
-                               "you mean")
+            raise ControlError(
+                f"several local clusters are running ({names}); name the one you mean"
+            )
         return running[0]
 
 
@@ -182,8 +193,9 @@ class ControlClient:
     def __init__(self, record: HostRecord):
         self.record = record
 
-    def call(self, method: str, path: str, payload: dict[str, Any] | None = None,
-             timeout: float = 10.0) -> dict[str, Any]:
+    def call(
+        self, method: str, path: str, payload: dict[str, Any] | None = None, timeout: float = 10.0
+    ) -> dict[str, Any]:
         connection = _UnixConnection(self.record.socket, timeout)
         body = json.dumps(payload or {}).encode() if method == "POST" else None
         headers = {"Content-Type": "application/json"} if body is not None else {}
@@ -192,8 +204,10 @@ class ControlClient:
             response = connection.getresponse()
             data = response.read()
         except OSError as exc:
-            raise ControlError(f"cannot reach the local cluster {self.record.name!r} at "
-                               f"{self.record.socket}: {exc}") from None
+            raise ControlError(
+                f"cannot reach the local cluster {self.record.name!r} at "
+                f"{self.record.socket}: {exc}"
+            ) from None
         finally:
             connection.close()
         try:
@@ -207,8 +221,9 @@ class ControlClient:
     def app_path(self, app: str, action: str = "") -> str:
         return f"/apps/{quote(app, safe='')}" + (f"/{action}" if action else "")
 
-    def follow(self, operation: int, emit: Callable[[str], None],
-               timeout: float) -> tuple[bool, str]:
+    def follow(
+        self, operation: int, emit: Callable[[str], None], timeout: float
+    ) -> tuple[bool, str]:
         """Emit an operation's progress lines until it ends; (ok, verdict)."""
         shown = 0
         deadline = time.monotonic() + timeout

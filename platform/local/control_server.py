@@ -7,6 +7,7 @@ Origin header (a browser always sends one on a cross-origin POST) and, when it h
 the body is application/json (a web page cannot send that to another origin without a CORS
 preflight, which this server never grants).
 """
+
 from __future__ import annotations
 
 import json
@@ -81,8 +82,7 @@ class _Handler(BaseHTTPRequestHandler):
         cluster = self.host.app(name)
         if cluster is None:
             running = ", ".join(repr(c.spec.name) for c in self.host.apps()) or "no app"
-            raise _Rejected(404, f"no app named {name!r} on this local cluster "
-                                 f"(it runs {running})")
+            raise _Rejected(404, f"no app named {name!r} on this local cluster (it runs {running})")
         return cluster
 
     def do_GET(self) -> None:
@@ -117,14 +117,22 @@ class _Handler(BaseHTTPRequestHandler):
             except ValueError:
                 raise _Rejected(400, "since and lines must be integers") from None
             lines = cluster.log_lines(since, limit)
-            return 200, {"lines": [text for _, text in lines],
-                         "last": lines[-1][0] if lines else since}
+            return 200, {
+                "lines": [text for _, text in lines],
+                "last": lines[-1][0] if lines else since,
+            }
         if len(parts) == 2 and parts[0] == "operations":
             op = self.host.operation(_int(parts[1]))
             if op is None:
                 raise _Rejected(404, "no such operation")
-            return 200, {"id": op.id, "kind": op.kind, "events": list(op.events),
-                         "done": op.done.is_set(), "ok": op.ok, "message": op.message}
+            return 200, {
+                "id": op.id,
+                "kind": op.kind,
+                "events": list(op.events),
+                "done": op.done.is_set(),
+                "ok": op.ok,
+                "message": op.message,
+            }
         raise _Rejected(404, f"not found: {url.path}")
 
     def _post(self, url: Any) -> tuple[int, dict[str, Any]]:
@@ -145,15 +153,22 @@ class _Handler(BaseHTTPRequestHandler):
             op = cluster.submit("restart")
         elif action == "scale":
             replicas = body.get("replicas")
-            if (not isinstance(replicas, int) or isinstance(replicas, bool)
-                    or not 0 <= replicas <= self.max_replicas):
-                raise _Rejected(400, f"replicas must be a whole number from 0 to "
-                                     f"{self.max_replicas} (the local backend's limit)")
+            if (
+                not isinstance(replicas, int)
+                or isinstance(replicas, bool)
+                or not 0 <= replicas <= self.max_replicas
+            ):
+                raise _Rejected(
+                    400,
+                    f"replicas must be a whole number from 0 to "
+                    f"{self.max_replicas} (the local backend's limit)",
+                )
             op = cluster.submit("scale", replicas=replicas)
         elif action == "rollback":
             revision = body.get("revision")
-            if revision is not None and (not isinstance(revision, int)
-                                         or isinstance(revision, bool)):
+            if revision is not None and (
+                not isinstance(revision, int) or isinstance(revision, bool)
+            ):
                 raise _Rejected(400, "revision must be a whole number or null")
             op = cluster.submit("rollback", revision=revision)
         else:
@@ -162,7 +177,7 @@ class _Handler(BaseHTTPRequestHandler):
 
     def _deploy(self, name: str, body: dict[str, Any]) -> Any:
         if not isinstance(body.get("spec"), dict) or self.load_spec is None:
-            raise _Rejected(400, "the body must hold the app spec: {\"spec\": {...}}")
+            raise _Rejected(400, 'the body must hold the app spec: {"spec": {...}}')
         try:
             spec = self.load_spec(body["spec"])
         except (ValueError, TypeError, KeyError) as exc:
@@ -170,8 +185,9 @@ class _Handler(BaseHTTPRequestHandler):
         if spec.name != name:
             raise _Rejected(400, f"the spec is for {spec.name!r}, not {name!r}")
         if spec.replicas > self.max_replicas:
-            raise _Rejected(400, f"replicas {spec.replicas}: the local backend runs at "
-                                 f"most {self.max_replicas}")
+            raise _Rejected(
+                400, f"replicas {spec.replicas}: the local backend runs at most {self.max_replicas}"
+            )
         try:
             return self.host.deploy(spec)
         except ControlError as exc:
@@ -207,21 +223,24 @@ class _UnixServer(socketserver.ThreadingMixIn, socketserver.UnixStreamServer):
 class ControlServer:
     """Serves the control API on a Unix socket in a daemon thread."""
 
-    def __init__(self, host: Any, socket_path: Path, *, load_spec: Deployer,
-                 max_replicas: int):
+    def __init__(self, host: Any, socket_path: Path, *, load_spec: Deployer, max_replicas: int):
         if socket_path.exists() or socket_path.is_symlink():
             # a socket left by a host that died (the caller checked no live host has it)
             socket_path.unlink()
-        handler = type("Handler", (_Handler,), {"host": host, "load_spec": staticmethod(
-            load_spec), "max_replicas": max_replicas})
+        handler = type(
+            "Handler",
+            (_Handler,),
+            {"host": host, "load_spec": staticmethod(load_spec), "max_replicas": max_replicas},
+        )
         try:
             self.server = _UnixServer(str(socket_path), handler)
         except OSError as exc:
             raise ControlError(f"cannot open the control socket {socket_path}: {exc}") from None
         os.chmod(socket_path, 0o600)
         self.path = socket_path
-        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True,
-                                       name="control")
+        self.thread = threading.Thread(
+            target=self.server.serve_forever, daemon=True, name="control"
+        )
 
     def start(self) -> None:
         self.thread.start()

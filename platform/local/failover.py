@@ -7,6 +7,7 @@ on a little longer and judges the requests Locust recorded: no failed request at
 request that itself kills or fails a worker is sent by the scenario, not by Locust), with
 latency p99 during the event beside the baseline.
 """
+
 from __future__ import annotations
 
 import json
@@ -36,7 +37,7 @@ SETTLE_TIMEOUT = 240.0
 # right after it are the ones a failover would slow down.
 EVENT_MIN_WINDOW = 1.0
 
-REVISION_ENDPOINT = '''
+REVISION_ENDPOINT = """
 
 #* Added by the deploy-change failover scenario
 #* @serializer text
@@ -44,7 +45,7 @@ REVISION_ENDPOINT = '''
 function() {
   "%s"
 }
-'''
+"""
 
 
 class ScenarioError(RuntimeError):
@@ -90,8 +91,9 @@ class Context:
         while time.monotonic() < deadline:
             status = self.status()
             names = {r["name"] for r in status["replicas"]}
-            if (status["ready"] == status["desired"] == len(status["replicas"])
-                    and (gone is None or gone not in names)):
+            if status["ready"] == status["desired"] == len(status["replicas"]) and (
+                gone is None or gone not in names
+            ):
                 return status
             time.sleep(0.25)
         raise ScenarioError(f"the cluster did not settle within {timeout:.0f}s")
@@ -119,25 +121,28 @@ class Context:
 
     def worker_restarts(self, reason: str | None = None) -> int:
         """R worker restarts summed over the replicas, from their /metrics."""
-        return self._metric_sum("plumbline_worker_restarts_total",
-                                f'reason="{reason}"' if reason else "")
+        return self._metric_sum(
+            "plumbline_worker_restarts_total", f'reason="{reason}"' if reason else ""
+        )
 
     def _metric_sum(self, metric: str, label: str) -> int:
         total = 0
         for r in self.status()["replicas"]:
             try:
-                with urllib.request.urlopen(f"http://127.0.0.1:{r['port']}/metrics",
-                                            timeout=2) as resp:
+                with urllib.request.urlopen(
+                    f"http://127.0.0.1:{r['port']}/metrics", timeout=2
+                ) as resp:
                     text = resp.read().decode()
             except OSError:
                 continue
-            for m in re.finditer(rf'^{metric}\{{([^}}]*)\}} ([0-9.e+]+)$', text, re.M):
+            for m in re.finditer(rf"^{metric}\{{([^}}]*)\}} ([0-9.e+]+)$", text, re.M):
                 if label in m.group(1):
                     total += int(float(m.group(2)))
         return total
 
 
 # ----- the six events; each returns once the cluster is whole again -----
+
 
 def rolling_restart(ctx: Context) -> None:
     op = ctx.client.call("POST", ctx.client.app_path(ctx.app, "restart"))["operation"]
@@ -184,10 +189,14 @@ def deploy_change(ctx: Context) -> None:
     source = current.read_text()
     source = source.split("\n\n#* Added by the deploy-change")[0]
     (folder / current.name).write_text(source + REVISION_ENDPOINT % marker)
-    spec = json.loads(json.dumps(status["spec"]).replace(
-        json.dumps(str(current.parent))[1:-1], json.dumps(str(folder))[1:-1]))
-    op = ctx.client.call("POST", ctx.client.app_path(ctx.app, "deploy"),
-                         {"spec": spec})["operation"]
+    spec = json.loads(
+        json.dumps(status["spec"]).replace(
+            json.dumps(str(current.parent))[1:-1], json.dumps(str(folder))[1:-1]
+        )
+    )
+    op = ctx.client.call("POST", ctx.client.app_path(ctx.app, "deploy"), {"spec": spec})[
+        "operation"
+    ]
     ok, message = ctx.client.follow(op, ctx.note, timeout=SETTLE_TIMEOUT)
     if not ok:
         raise ScenarioError(message)
@@ -211,15 +220,18 @@ def freeze_replica(ctx: Context, hold: float = 20.0) -> None:
             time.sleep(0.1)
         else:
             raise ScenarioError(f"{victim['name']} stayed in rotation while frozen")
-        ctx.note(f"HAProxy took {victim['name']} out of rotation after "
-                 f"{time.monotonic() - start:.1f}s")
+        ctx.note(
+            f"HAProxy took {victim['name']} out of rotation after {time.monotonic() - start:.1f}s"
+        )
         # The app keeps answering without it; the supervisor replaces a replica unready
         # past its threshold (`up --unready-timeout`), else it is thawed after `hold`.
         held = time.monotonic()
         while time.monotonic() - held < hold:
             if victim["name"] not in {r["name"] for r in ctx.status()["replicas"]}:
-                ctx.note(f"the supervisor replaced {victim['name']} after "
-                         f"{time.monotonic() - start:.1f}s")
+                ctx.note(
+                    f"the supervisor replaced {victim['name']} after "
+                    f"{time.monotonic() - start:.1f}s"
+                )
                 break
             time.sleep(0.25)
         else:
@@ -268,8 +280,9 @@ def _fmt(ms: float | None) -> str:
     return "n/a" if ms is None else f"{ms:.0f} ms"
 
 
-def _load_started(locust: subprocess.Popen, request_log: Path, report_dir: Path,
-                   timeout: float = 120.0) -> float:
+def _load_started(
+    locust: subprocess.Popen, request_log: Path, report_dir: Path, timeout: float = 120.0
+) -> float:
     """When the first request of the load was answered: locust can take seconds to start
     (imports, a cold cache), and a baseline counted from its launch would hold no request."""
     deadline = time.time() + timeout
@@ -279,13 +292,21 @@ def _load_started(locust: subprocess.Popen, request_log: Path, report_dir: Path,
         if request_log.exists() and request_log.stat().st_size > 0:
             return time.time()
         time.sleep(0.1)
-    raise ScenarioError(f"locust got no answer within {timeout:.0f} s; see "
-                        + str(report_dir / "locust.log"))
+    raise ScenarioError(
+        f"locust got no answer within {timeout:.0f} s; see " + str(report_dir / "locust.log")
+    )
 
 
-def run_scenario(name: str, client: ControlClient, *, users: int = 10, baseline: float = 10.0,
-                 after: float = 5.0, reports: Path = Path("loadtest/reports"),
-                 emit: Callable[[str], None] = print) -> ScenarioResult:
+def run_scenario(
+    name: str,
+    client: ControlClient,
+    *,
+    users: int = 10,
+    baseline: float = 10.0,
+    after: float = 5.0,
+    reports: Path = Path("loadtest/reports"),
+    emit: Callable[[str], None] = print,
+) -> ScenarioResult:
     title, event = SCENARIOS[name]
     report_dir = (reports / name).resolve()
     shutil.rmtree(report_dir, ignore_errors=True)
@@ -296,14 +317,36 @@ def run_scenario(name: str, client: ControlClient, *, users: int = 10, baseline:
     ctx = Context(client, app, url, report_dir, emit)
     emit(f"scenario {title}: {users} users on {url}, baseline {baseline:.0f}s")
     locust = subprocess.Popen(
-        [sys.executable, "-m", "locust", "-f", str(locustfile()), "--headless",
-         "-H", url, "-u", str(users), "-r", str(users), "-t", "900s",
-         "--stop-timeout", "30", "--csv", str(report_dir / name),
-         "--html", str(report_dir / "report.html"), "--only-summary",
-         "--loglevel", "WARNING"],
+        [
+            sys.executable,
+            "-m",
+            "locust",
+            "-f",
+            str(locustfile()),
+            "--headless",
+            "-H",
+            url,
+            "-u",
+            str(users),
+            "-r",
+            str(users),
+            "-t",
+            "900s",
+            "--stop-timeout",
+            "30",
+            "--csv",
+            str(report_dir / name),
+            "--html",
+            str(report_dir / "report.html"),
+            "--only-summary",
+            "--loglevel",
+            "WARNING",
+        ],
         env={**os.environ, "PLUMBLINE_LOADTEST_LOG": str(request_log)},
-        stdout=open(report_dir / "locust.log", "w"), stderr=subprocess.STDOUT,
-        start_new_session=True)
+        stdout=open(report_dir / "locust.log", "w"),
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
     error = None
     event_start = event_end = time.time()
     try:
@@ -342,24 +385,40 @@ def run_scenario(name: str, client: ControlClient, *, users: int = 10, baseline:
     # (/wait sleeps 5 s by design) would hide what the event does to the rest.
     names = [r["name"] for r in records]
     main = max(set(names), key=names.count) if names else ""
-    base = [r["ms"] for r in records
-            if r["name"] == main and load_start + WARMUP <= r["t"] < event_start]
+    base = [
+        r["ms"]
+        for r in records
+        if r["name"] == main and load_start + WARMUP <= r["t"] < event_start
+    ]
     # In flight at some moment of the event: a slow request that began just before it
     # shows the event too, and a short event may see no request begin.
     window_end = max(event_end, event_start + EVENT_MIN_WINDOW)
-    during = [r["ms"] for r in records
-              if r["name"] == main and r["t"] <= window_end
-              and r["t"] + r["ms"] / 1000 >= event_start]
+    during = [
+        r["ms"]
+        for r in records
+        if r["name"] == main and r["t"] <= window_end and r["t"] + r["ms"] / 1000 >= event_start
+    ]
     passed = error is None and not failures and len(records) > 0
-    verdict = (f"{'PASS' if passed else 'FAIL'} {name}: {len(failures)} failed of "
-               f"{len(records)} requests; {main} p99 baseline {_fmt(percentile(base, 0.99))}, "
-               f"during the event {_fmt(percentile(during, 0.99))} "
-               f"({event_end - event_start:.1f}s)" + (f"; {error}" if error else ""))
+    verdict = (
+        f"{'PASS' if passed else 'FAIL'} {name}: {len(failures)} failed of "
+        f"{len(records)} requests; {main} p99 baseline {_fmt(percentile(base, 0.99))}, "
+        f"during the event {_fmt(percentile(during, 0.99))} "
+        f"({event_end - event_start:.1f}s)" + (f"; {error}" if error else "")
+    )
     for failure in failures[:5]:
         emit(f"  failed: {failure['name']}: {failure['error']}")
-    result = ScenarioResult(name, passed, len(records), failures,
-                            percentile(base, 0.99), percentile(during, 0.99),
-                            round(event_end - event_start, 2), ctx.notes, error, verdict)
+    result = ScenarioResult(
+        name,
+        passed,
+        len(records),
+        failures,
+        percentile(base, 0.99),
+        percentile(during, 0.99),
+        round(event_end - event_start, 2),
+        ctx.notes,
+        error,
+        verdict,
+    )
     (report_dir / "summary.json").write_text(json.dumps(result.__dict__, indent=2))
     emit(verdict)
     return result

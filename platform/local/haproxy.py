@@ -6,6 +6,7 @@ Replicas come and go at run time through the admin socket (`add server`,
 `set server ... state drain`, `del server`), so the process is reloaded only when the
 routes themselves change (a new plumber.R with other paths).
 """
+
 from __future__ import annotations
 
 import csv
@@ -33,8 +34,10 @@ PR_SET_PDEATHSIG = 1
 # within about 1 s; one good answer puts it back.
 # A refused connection on live traffic marks the server down at once (observe layer4):
 # otherwise leastconn would keep picking a dead replica, which has the fewest connections.
-CHECK_OPTIONS = ("check inter 500ms fastinter 250ms downinter 500ms fall 2 rise 1 "
-                 "observe layer4 error-limit 1 on-error mark-down")
+CHECK_OPTIONS = (
+    "check inter 500ms fastinter 250ms downinter 500ms fall 2 rise 1 "
+    "observe layer4 error-limit 1 on-error mark-down"
+)
 
 
 class HAProxyMissing(RuntimeError):
@@ -83,9 +86,9 @@ def backend_name(app: str) -> str:
 @dataclass(frozen=True)
 class ServerStat:
     name: str
-    status: str          # UP, DOWN, DRAIN, MAINT, "UP 1/2", ...
+    status: str  # UP, DOWN, DRAIN, MAINT, "UP 1/2", ...
     current_sessions: int  # scur: requests on that replica right now
-    total_sessions: int    # stot: requests sent to it since HAProxy (re)started
+    total_sessions: int  # stot: requests sent to it since HAProxy (re)started
     queued: int
     check_status: str
 
@@ -132,8 +135,10 @@ def _frontend_rules(app: AppRoutes) -> list[str]:
 
 def _strip_rule(prefixes: tuple[str, ...]) -> str:
     """One rule, so a path is stripped once: by the prefix it starts with (the longest)."""
-    patterns = [re.sub(r"([.+*?()\[\]{}|^$\\])", r"\\\1", _quote(prefix.rstrip("/")))
-                for prefix in sorted(prefixes, key=len, reverse=True)]
+    patterns = [
+        re.sub(r"([.+*?()\[\]{}|^$\\])", r"\\\1", _quote(prefix.rstrip("/")))
+        for prefix in sorted(prefixes, key=len, reverse=True)
+    ]
     if len(patterns) == 1:
         return f"    http-request replace-path ^{patterns[0]}/?(.*)$ /\\1"
     return f"    http-request replace-path ^({'|'.join(patterns)})/?(.*)$ /\\2"
@@ -154,9 +159,9 @@ def _backend(app: AppRoutes) -> list[str]:
         "    option redispatch 1",
         "    acl idempotent method GET HEAD OPTIONS",
         "    http-request disable-l7-retry unless idempotent",
-        f"    http-error status 502 {json_error} '{{\"error\":\"bad gateway\"}}'",
-        f"    http-error status 503 {json_error} '{{\"error\":\"no replica available\"}}'",
-        f"    http-error status 504 {json_error} '{{\"error\":\"replica timed out\"}}'",
+        f'    http-error status 502 {json_error} \'{{"error":"bad gateway"}}\'',
+        f'    http-error status 503 {json_error} \'{{"error":"no replica available"}}\'',
+        f'    http-error status 504 {json_error} \'{{"error":"replica timed out"}}\'',
         *([f"    timeout server {app.server_timeout}s"] if app.server_timeout else []),
         *([_strip_rule(app.strip)] if app.strip else []),
         *[f"    server {s.name} {server_line(s)}" for s in app.servers],
@@ -164,45 +169,56 @@ def _backend(app: AppRoutes) -> list[str]:
     ]
 
 
-def render_config(*, apps: Iterable[AppRoutes], bind_host: str, port: int,
-                  admin_socket: Path, server_timeout: float) -> str:
+def render_config(
+    *,
+    apps: Iterable[AppRoutes],
+    bind_host: str,
+    port: int,
+    admin_socket: Path,
+    server_timeout: float,
+) -> str:
     apps = list(apps)
-    return "\n".join([
-        "# Written by plumbline (local cluster); changes are overwritten.",
-        "global",
-        f"    stats socket {admin_socket} mode 600 level admin expose-fd listeners",
-        "    stats timeout 10s",
-        "    hard-stop-after 120s",
-        # Only info-level lines: the failed requests (dontlog-normal); haproxy prints its
-        # own warnings (server up/down) on stderr already.
-        "    log stderr format raw local0 info info",
-        "",
-        "defaults",
-        "    mode http",
-        "    log global",
-        "    option httplog",
-        "    option dontlog-normal",  # only failed or abnormal requests reach the log
-        "    timeout connect 2s",
-        "    timeout client 60s",
-        "    timeout queue 30s",
-        "    timeout http-request 10s",
-        "    timeout check 600ms",  # a frozen replica fails its checks within ~2 s
-        f"    timeout server {int(server_timeout)}s",
-        "",
-        "frontend ingress",
-        f"    bind {bind_host}:{port}",
-        "    option forwardfor",
-        # Rules with a host first: a host's own app wins over a host-less app's same path.
-        *[line for app in sorted(apps, key=lambda a: a.host is None)
-          for line in _frontend_rules(app)],
-        "    default_backend no_route",
-        "",
-        "backend no_route",
-        "    http-request return status 404 content-type application/json "
-        "lf-string '{\"error\":\"no route\",\"path\":\"%[path,json(utf8s)]\"}'",
-        "",
-        *[line for app in apps for line in _backend(app)],
-    ])
+    return "\n".join(
+        [
+            "# Written by plumbline (local cluster); changes are overwritten.",
+            "global",
+            f"    stats socket {admin_socket} mode 600 level admin expose-fd listeners",
+            "    stats timeout 10s",
+            "    hard-stop-after 120s",
+            # Only info-level lines: the failed requests (dontlog-normal); haproxy prints its
+            # own warnings (server up/down) on stderr already.
+            "    log stderr format raw local0 info info",
+            "",
+            "defaults",
+            "    mode http",
+            "    log global",
+            "    option httplog",
+            "    option dontlog-normal",  # only failed or abnormal requests reach the log
+            "    timeout connect 2s",
+            "    timeout client 60s",
+            "    timeout queue 30s",
+            "    timeout http-request 10s",
+            "    timeout check 600ms",  # a frozen replica fails its checks within ~2 s
+            f"    timeout server {int(server_timeout)}s",
+            "",
+            "frontend ingress",
+            f"    bind {bind_host}:{port}",
+            "    option forwardfor",
+            # Rules with a host first: a host's own app wins over a host-less app's same path.
+            *[
+                line
+                for app in sorted(apps, key=lambda a: a.host is None)
+                for line in _frontend_rules(app)
+            ],
+            "    default_backend no_route",
+            "",
+            "backend no_route",
+            "    http-request return status 404 content-type application/json "
+            'lf-string \'{"error":"no route","path":"%[path,json(utf8s)]"}\'',
+            "",
+            *[line for app in apps for line in _backend(app)],
+        ]
+    )
 
 
 _prctl = ctypes.CDLL(None, use_errno=True).prctl  # resolved here: no dlopen after fork
@@ -220,9 +236,11 @@ def find_binary(name: str = "haproxy") -> str:
     out = subprocess.run([path, "-v"], capture_output=True, text=True).stdout
     m = re.search(r"version (\d+)\.(\d+)", out)
     if not m or (int(m.group(1)), int(m.group(2))) < MIN_VERSION:
-        raise HAProxyMissing(f"HAProxy {'.'.join(map(str, MIN_VERSION))} or newer is needed "
-                             f"(found: {out.splitlines()[0] if out else 'unknown'}); "
-                             "run `apt-get install haproxy`")
+        raise HAProxyMissing(
+            f"HAProxy {'.'.join(map(str, MIN_VERSION))} or newer is needed "
+            f"(found: {out.splitlines()[0] if out else 'unknown'}); "
+            "run `apt-get install haproxy`"
+        )
     return path
 
 
@@ -249,8 +267,10 @@ class RuntimeAPI:
         return out
 
     def add_server(self, backend: str, server: Server) -> None:
-        self._checked(f"add server {backend}/{server.name} {server_line(server)}",
-                      lambda out: "New server registered" in out)
+        self._checked(
+            f"add server {backend}/{server.name} {server_line(server)}",
+            lambda out: "New server registered" in out,
+        )
         self._checked(f"enable health {backend}/{server.name}")
         self._checked(f"enable server {backend}/{server.name}")
 
@@ -270,9 +290,13 @@ class RuntimeAPI:
             if row.get("pxname") != backend or row["svname"] in ("FRONTEND", "BACKEND"):
                 continue
             found[row["svname"]] = ServerStat(
-                name=row["svname"], status=row["status"],
-                current_sessions=int(row["scur"] or 0), total_sessions=int(row["stot"] or 0),
-                queued=int(row["qcur"] or 0), check_status=row.get("check_status", ""))
+                name=row["svname"],
+                status=row["status"],
+                current_sessions=int(row["scur"] or 0),
+                total_sessions=int(row["stot"] or 0),
+                queued=int(row["qcur"] or 0),
+                check_status=row.get("check_status", ""),
+            )
         return found
 
 
@@ -293,11 +317,13 @@ class HAProxy:
     def _write(self, config: str) -> None:
         candidate = self.workdir / "haproxy.cfg.new"
         candidate.write_text(config)
-        check = subprocess.run([self.binary, "-c", "-q", "-f", str(candidate)],
-                               capture_output=True, text=True)
+        check = subprocess.run(
+            [self.binary, "-c", "-q", "-f", str(candidate)], capture_output=True, text=True
+        )
         if check.returncode != 0:
-            raise HAProxyError(f"haproxy rejected its configuration: "
-                               f"{(check.stderr or check.stdout).strip()}")
+            raise HAProxyError(
+                f"haproxy rejected its configuration: {(check.stderr or check.stdout).strip()}"
+            )
         os.replace(candidate, self.config_path)
 
     def start(self, config: str, timeout: float = 10.0) -> None:
@@ -305,8 +331,13 @@ class HAProxy:
         self.admin_socket.unlink(missing_ok=True)
         self.process = subprocess.Popen(
             [self.binary, "-W", "-db", "-f", str(self.config_path), "-S", str(self.master_socket)],
-            stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-            text=True, start_new_session=True, preexec_fn=die_with_parent)
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+            start_new_session=True,
+            preexec_fn=die_with_parent,
+        )
         threading.Thread(target=self._pump, daemon=True, name="haproxy-log").start()
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
@@ -343,8 +374,9 @@ class HAProxy:
             pid = self._worker_pid()
             if pid is not None and pid != before:
                 return
-        raise HAProxyError("haproxy did not come back after a reload: "
-                           + " ".join(self._log_tail[-3:]))
+        raise HAProxyError(
+            "haproxy did not come back after a reload: " + " ".join(self._log_tail[-3:])
+        )
 
     def _worker_pid(self) -> int | None:
         try:

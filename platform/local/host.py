@@ -6,6 +6,7 @@ socket until it is stopped.
 does not run yet adds that app beside the others, each with its own replicas and its own
 routes in the shared HAProxy; deleting an app stops its replicas and its routes only.
 """
+
 from __future__ import annotations
 
 import itertools
@@ -26,9 +27,15 @@ from plumbline.platform.spec.codec import spec_from_json
 
 
 class LocalHost:
-    def __init__(self, spec: AppSpec | None, settings: Settings, *,
-                 say: Callable[[str], None], name: str | None = None,
-                 open_to_new_apps: bool = False):
+    def __init__(
+        self,
+        spec: AppSpec | None,
+        settings: Settings,
+        *,
+        say: Callable[[str], None],
+        name: str | None = None,
+        open_to_new_apps: bool = False,
+    ):
         if spec is None and not (name and open_to_new_apps):
             raise ValueError("a host without an app needs a name and open_to_new_apps")
         self.name = name or spec.name
@@ -38,15 +45,19 @@ class LocalHost:
         for other in HostRecord.running():
             taken = {other.name, *other.apps}
             if self.name in taken or (spec is not None and spec.name in taken):
-                raise ControlError(f"a local cluster named {spec.name if spec else self.name!r}"
-                                   f" is already running at {other.url} (pid {other.pid}); "
-                                   "stop it with `plumbline down` or give --name")
+                raise ControlError(
+                    f"a local cluster named {spec.name if spec else self.name!r}"
+                    f" is already running at {other.url} (pid {other.pid}); "
+                    "stop it with `plumbline down` or give --name"
+                )
         if spec is not None and spec.replicas > MAX_REPLICAS:
-            raise ControlError(f"replicas {spec.replicas}: the local backend runs at most "
-                               f"{MAX_REPLICAS}")
+            raise ControlError(
+                f"replicas {spec.replicas}: the local backend runs at most {MAX_REPLICAS}"
+            )
         self.workdir = Path(tempfile.mkdtemp(prefix="plumbline-local-"))
-        self.ingress = Ingress(settings.host, settings.port, self.workdir,
-                               on_log=lambda line: self._log_haproxy(line))
+        self.ingress = Ingress(
+            settings.host, settings.port, self.workdir, on_log=lambda line: self._log_haproxy(line)
+        )
         self.lock = threading.Lock()
         self.operations: dict[int, Operation] = {}
         self._op_ids = itertools.count(1)
@@ -57,19 +68,35 @@ class LocalHost:
             self.main = self._new_cluster(spec)
         self.stopped = threading.Event()
         self.fatal: str | None = None
-        self.control = ControlServer(self, HostRecord.socket_for(self.name),
-                                     load_spec=spec_from_json, max_replicas=MAX_REPLICAS)
-        self.record = HostRecord(self.name, self.ingress.url, str(self.control.path),
-                                 os.getpid(), tuple(self.clusters), open_to_new_apps)
+        self.control = ControlServer(
+            self,
+            HostRecord.socket_for(self.name),
+            load_spec=spec_from_json,
+            max_replicas=MAX_REPLICAS,
+        )
+        self.record = HostRecord(
+            self.name,
+            self.ingress.url,
+            str(self.control.path),
+            os.getpid(),
+            tuple(self.clusters),
+            open_to_new_apps,
+        )
 
     @property
     def url(self) -> str:
         return self.ingress.url
 
     def _new_cluster(self, spec: AppSpec, initial: Operation | None = None) -> LocalCluster:
-        cluster = LocalCluster(spec, self.settings, ingress=self.ingress, say=self.say,
-                               operations=self.operations, op_ids=self._op_ids,
-                               initial=initial)
+        cluster = LocalCluster(
+            spec,
+            self.settings,
+            ingress=self.ingress,
+            say=self.say,
+            operations=self.operations,
+            op_ids=self._op_ids,
+            initial=initial,
+        )
         self.clusters[spec.name] = cluster
         return cluster
 
@@ -99,12 +126,16 @@ class LocalHost:
             if cluster is not None:
                 return cluster.submit("deploy", spec=spec)
             if not self.open_to_new_apps:
-                raise ControlError(f"no app named {spec.name!r} on this local cluster (it runs "
-                                   f"{', '.join(self.clusters)})", 404)
+                raise ControlError(
+                    f"no app named {spec.name!r} on this local cluster (it runs "
+                    f"{', '.join(self.clusters)})",
+                    404,
+                )
             op = Operation("deploy", next(self._op_ids), spec.name)
             self.operations[op.id] = op
-            op.events.append(f"{spec.name}: starting {spec.replicas} replicas behind the "
-                             f"ingress {self.url}")
+            op.events.append(
+                f"{spec.name}: starting {spec.replicas} replicas behind the ingress {self.url}"
+            )
             cluster = self._new_cluster(spec, initial=op)
             self._start(cluster)
         self._write_record()
@@ -125,6 +156,7 @@ class LocalHost:
             if thread is not None:
                 thread.join()
             op.finish(True, f"deleted {name}: replicas stopped, routes removed")
+
         threading.Thread(target=wait, daemon=True, name=f"delete-{name}").start()
         return op
 
@@ -149,14 +181,21 @@ class LocalHost:
                 if cluster.fatal:
                     self.say(f"{name}: {cluster.fatal}")
                 self._write_record()
+
         thread = threading.Thread(target=run, daemon=True, name=f"app-{name}")
         self._threads[name] = thread
         thread.start()
 
     def _write_record(self) -> None:
         with self.lock:
-            self.record = HostRecord(self.name, self.ingress.url, str(self.control.path),
-                                     os.getpid(), tuple(self.clusters), self.open_to_new_apps)
+            self.record = HostRecord(
+                self.name,
+                self.ingress.url,
+                str(self.control.path),
+                os.getpid(),
+                tuple(self.clusters),
+                self.open_to_new_apps,
+            )
         if not self.stopped.is_set():
             self.record.write()
 

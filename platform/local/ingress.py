@@ -7,14 +7,14 @@ configuration from every app's current replicas, so a replica added by one app w
 another app's new routes are loaded is never lost between the old HAProxy worker and the
 new one.
 """
+
 from __future__ import annotations
 
 import threading
 from collections.abc import Callable
 from pathlib import Path
 
-from plumbline.platform.local.haproxy import (AppRoutes, HAProxy, Server, ServerStat,
-                                              render_config)
+from plumbline.platform.local.haproxy import AppRoutes, HAProxy, Server, ServerStat, render_config
 
 DEFAULT_SERVER_TIMEOUT = 120  # seconds; an app's own is set in its backend section
 
@@ -61,9 +61,13 @@ class Ingress:
     def render(self) -> str:
         with self.lock:
             apps = [describe() for describe in self._apps.values()]
-        return render_config(apps=apps, bind_host=self.host, port=self.port,
-                             admin_socket=self.haproxy.admin_socket,
-                             server_timeout=DEFAULT_SERVER_TIMEOUT)
+        return render_config(
+            apps=apps,
+            bind_host=self.host,
+            port=self.port,
+            admin_socket=self.haproxy.admin_socket,
+            server_timeout=DEFAULT_SERVER_TIMEOUT,
+        )
 
     def start(self) -> None:
         with self.lock:

@@ -17,8 +17,16 @@ from pathlib import Path
 
 from plumbline.archive import CHUNK, GZIP_MAGIC, BundleError, Limits, extract
 
-__all__ = ["CHUNK", "GZIP_MAGIC", "BundleError", "BundleStore", "Limits", "StoredBundle",
-           "TooLarge", "extract"]
+__all__ = [
+    "CHUNK",
+    "GZIP_MAGIC",
+    "BundleError",
+    "BundleStore",
+    "Limits",
+    "StoredBundle",
+    "TooLarge",
+    "extract",
+]
 
 
 class TooLarge(BundleError):

@@ -272,7 +272,11 @@ SETTINGS = (
         "Kubernetes: PVC (ReadWriteMany across nodes) holding the R package cache the apps' "
         "pods share (default: an emptyDir per pod).",
     ),
-    _Setting("image", _optional_text, "Kubernetes: runtime image of published apps (default: plumbline's)."),
+    _Setting(
+        "image",
+        _optional_text,
+        "Kubernetes: runtime image of published apps (default: plumbline's).",
+    ),
     _Setting("image_digest", _digest, "Kubernetes: pin that image by digest (sha256:...)."),
     _Setting(
         "fetch_url",
@@ -280,7 +284,11 @@ SETTINGS = (
         "Kubernetes: URL the apps' pods download their bundle from, e.g. the server's "
         "Service (default: --public-url).",
     ),
-    _Setting("bundle_token_ttl", _seconds, "Seconds a pod's bundle download token is valid; renewed at a third of it."),
+    _Setting(
+        "bundle_token_ttl",
+        _seconds,
+        "Seconds a pod's bundle download token is valid; renewed at a third of it.",
+    ),
     _Setting("network_policy", _on_off, "Kubernetes: give each app a NetworkPolicy (on/off)."),
     _Setting(
         "ingress_namespace",

@@ -114,9 +114,7 @@ class BundleToken(Base):
 
     __tablename__ = "bundle_tokens"
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
-    bundle_id: Mapped[int] = mapped_column(
-        ForeignKey("bundles.id", ondelete="CASCADE"), index=True
-    )
+    bundle_id: Mapped[int] = mapped_column(ForeignKey("bundles.id", ondelete="CASCADE"), index=True)
     hash: Mapped[str] = mapped_column(String(64), unique=True)
     expires_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), index=True)
 

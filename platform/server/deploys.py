@@ -176,14 +176,16 @@ class Deployer:
             flags["ingress.path_aliases"] = [ingress_alias(app.vanity_path)]
         kubernetes = self.backend.kind == "kubernetes"
         if kubernetes:
-            flags.update({
-                "image": config.image,
-                "image_digest": config.image_digest,
-                "packages.cache_claim": config.package_cache_claim,
-                "network_policy.enabled": config.network_policy,
-                "network_policy.ingress_namespace": config.ingress_namespace,
-                "network_policy.server_namespace": config.server_namespace or config.namespace,
-            })
+            flags.update(
+                {
+                    "image": config.image,
+                    "image_digest": config.image_digest,
+                    "packages.cache_claim": config.package_cache_claim,
+                    "network_policy.enabled": config.network_policy,
+                    "network_policy.ingress_namespace": config.ingress_namespace,
+                    "network_policy.server_namespace": config.server_namespace or config.namespace,
+                }
+            )
         else:
             flags["packages.cache_dir"] = str(config.package_dir.resolve())
         try:
@@ -191,8 +193,9 @@ class Deployer:
             if kubernetes:
                 token = mint_token(s, bundle.id, config.bundle_token_ttl)
                 url = config.bundle_fetch_url.rstrip("/") + download_path(bundle.id)
-                spec = dataclasses.replace(spec, bundle_source=BundleSource(url, bundle.sha256,
-                                                                            token))
+                spec = dataclasses.replace(
+                    spec, bundle_source=BundleSource(url, bundle.sha256, token)
+                )
             return spec
         except SpecError as exc:
             raise TaskFailed(_noted(exc, "nothing was changed")) from None

@@ -32,8 +32,19 @@ BUNDLE_TOML_KEYS = frozenset(
 )
 # [serve] settings the server gives every published app itself.
 SERVER_SERVE_KEYS = frozenset(
-    {"host", "port", "root-path", "root-path-aliases", "access", "access-keys",
-     "access-keys-file", "metrics-keys", "packages", "package-cache", "repos"}
+    {
+        "host",
+        "port",
+        "root-path",
+        "root-path-aliases",
+        "access",
+        "access-keys",
+        "access-keys-file",
+        "metrics-keys",
+        "packages",
+        "package-cache",
+        "repos",
+    }
 )
 _PARSE_ALL = (
     "for (f in commandArgs(TRUE)) tryCatch(invisible(parse(file = f, keep.source = "

@@ -5,6 +5,7 @@ command-line flags (flags win over the file, the file over defaults). Nothing do
 re-derives any of it. `build_spec` is strict: an unknown key or a value of the wrong kind
 is refused with the key and where it came from (the file, or the command line).
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -22,8 +23,8 @@ from plumbline.platform.spec.quantities import QuantityError, parse_cpu, parse_m
 
 DEFAULT_IMAGE = "ghcr.io/plumbline/runtime:0.1.0"
 RUNTIME_PORT = 8000
-APP_DIR = "/app"             # where the bundle (plumber.R and its files) is mounted in the pod
-RUNTIME_USER = 10001         # numeric, so the kubelet can check runAsNonRoot
+APP_DIR = "/app"  # where the bundle (plumber.R and its files) is mounted in the pod
+RUNTIME_USER = 10001  # numeric, so the kubelet can check runAsNonRoot
 CONFIG_FILE = "plumbline.toml"
 ENTRYPOINT_FILE = "entrypoint.R"  # the runtime reads its library() calls: ship it along
 VOLUME_KINDS = ("pvc", "secret", "configmap", "csi")
@@ -33,12 +34,16 @@ RESERVED_VOLUME_NAMES = ("app-files", "tmp", "package-cache", "bundle-token")
 PACKAGE_FILES = ("manifest.json", "renv.lock")  # what says which R packages an app needs
 # The labels of plumbline server's pods (charts/plumbline-server): apps' NetworkPolicies let
 # them in.
-SERVER_POD_LABELS = {"app.kubernetes.io/part-of": "plumbline",
-                     "app.kubernetes.io/component": "server"}
+SERVER_POD_LABELS = {
+    "app.kubernetes.io/part-of": "plumbline",
+    "app.kubernetes.io/component": "server",
+}
 
 _DNS_LABEL = re.compile(r"^[a-z]([-a-z0-9]{0,61}[a-z0-9])?$")
 _DNS_SUBDOMAIN = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$")
-_WILDCARD_HOST = re.compile(r"^(\*\.)?[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$")
+_WILDCARD_HOST = re.compile(
+    r"^(\*\.)?[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$"
+)
 _LABEL_NAME = re.compile(r"^[A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?$")
 _LABEL_VALUE = re.compile(r"^(([A-Za-z0-9][-A-Za-z0-9_.]{0,61})?[A-Za-z0-9])?$")
 _DIGEST = re.compile(r"^sha256:[0-9a-f]{64}$")
@@ -59,23 +64,30 @@ def _check(ok: bool, message: str) -> None:
 
 def check_label_key(key: str, where: str) -> None:
     prefix, _, name = key.rpartition("/")
-    _check(bool(_LABEL_NAME.match(name)) and (not prefix or len(prefix) <= 253 and
-                                                  bool(_DNS_SUBDOMAIN.match(prefix))),
-           f"{where}: {key!r} is not a valid label or annotation key")
+    _check(
+        bool(_LABEL_NAME.match(name))
+        and (not prefix or len(prefix) <= 253 and bool(_DNS_SUBDOMAIN.match(prefix))),
+        f"{where}: {key!r} is not a valid label or annotation key",
+    )
 
 
 def check_label_value(value: str, where: str) -> None:
-    _check(len(value) <= 63 and bool(_LABEL_VALUE.match(value)),
-           f"{where}: {value!r} is not a valid label value (at most 63 letters, digits, "
-           "'-', '_' or '.', starting and ending with a letter or digit)")
+    _check(
+        len(value) <= 63 and bool(_LABEL_VALUE.match(value)),
+        f"{where}: {value!r} is not a valid label value (at most 63 letters, digits, "
+        "'-', '_' or '.', starting and ending with a letter or digit)",
+    )
 
 
 def check_http_path(path: str, where: str) -> None:
     """What the Kubernetes API accepts for an Ingress path of type Exact or Prefix."""
     bad = ("//", "/./", "/../", "%2f", "%2F")
-    _check(bool(_SAFE_PATH.match(path)) and not any(b in path for b in bad)
-           and not path.endswith(("/..", "/.")),
-           f"{where}: {path!r} is not a valid HTTP path for an Ingress rule")
+    _check(
+        bool(_SAFE_PATH.match(path))
+        and not any(b in path for b in bad)
+        and not path.endswith(("/..", "/.")),
+        f"{where}: {path!r} is not a valid HTTP path for an Ingress rule",
+    )
 
 
 @dataclass(frozen=True)
@@ -93,10 +105,16 @@ class Resources:
             mem_req, mem_lim = parse_memory(self.memory_request), parse_memory(self.memory_limit)
         except QuantityError as e:
             raise SpecError(f"resources: {e}") from None
-        _check(cpu_req <= cpu_lim, f"resources.cpu_request {self.cpu_request} is more than "
-               f"resources.cpu_limit {self.cpu_limit}")
-        _check(mem_req <= mem_lim, f"resources.memory_request {self.memory_request} is more "
-               f"than resources.memory_limit {self.memory_limit}")
+        _check(
+            cpu_req <= cpu_lim,
+            f"resources.cpu_request {self.cpu_request} is more than "
+            f"resources.cpu_limit {self.cpu_limit}",
+        )
+        _check(
+            mem_req <= mem_lim,
+            f"resources.memory_request {self.memory_request} is more "
+            f"than resources.memory_limit {self.memory_limit}",
+        )
         _check(self.nvidia_gpus >= 0 and self.amd_gpus >= 0, "resources: GPUs must be 0 or more")
 
 
@@ -119,19 +137,31 @@ class Rollout:
     progress_deadline_seconds: int = 600
     revision_history_limit: int = 10
     auto_rollback: bool = True
-    drain_delay_seconds: int = 5      # runtime keeps serving after SIGTERM for LBs to notice
+    drain_delay_seconds: int = 5  # runtime keeps serving after SIGTERM for LBs to notice
     graceful_timeout_seconds: int = 30  # in-flight requests get this long to finish
 
     def __post_init__(self):
-        _check(self.max_surge >= 0 and self.max_unavailable >= 0,
-               "rollout.max_surge and rollout.max_unavailable must be 0 or more")
-        _check(self.max_surge + self.max_unavailable > 0,
-               "rollout.max_surge and rollout.max_unavailable cannot both be 0")
-        _check(self.progress_deadline_seconds >= 1, "rollout.progress_deadline_seconds: must be 1 or more")
-        _check(self.revision_history_limit >= 1,
-               "rollout.revision_history_limit: must be 1 or more (rollback needs old revisions)")
+        _check(
+            self.max_surge >= 0 and self.max_unavailable >= 0,
+            "rollout.max_surge and rollout.max_unavailable must be 0 or more",
+        )
+        _check(
+            self.max_surge + self.max_unavailable > 0,
+            "rollout.max_surge and rollout.max_unavailable cannot both be 0",
+        )
+        _check(
+            self.progress_deadline_seconds >= 1,
+            "rollout.progress_deadline_seconds: must be 1 or more",
+        )
+        _check(
+            self.revision_history_limit >= 1,
+            "rollout.revision_history_limit: must be 1 or more (rollback needs old revisions)",
+        )
         _check(self.drain_delay_seconds >= 0, "rollout.drain_delay_seconds: must be 0 or more")
-        _check(self.graceful_timeout_seconds >= 1, "rollout.graceful_timeout_seconds: must be 1 or more")
+        _check(
+            self.graceful_timeout_seconds >= 1,
+            "rollout.graceful_timeout_seconds: must be 1 or more",
+        )
 
     @property
     def termination_grace_seconds(self) -> int:
@@ -153,24 +183,37 @@ class Ingress:
 
     def __post_init__(self):
         if self.host is not None:
-            _check(len(self.host) <= 253 and bool(_WILDCARD_HOST.match(self.host)),
-                   f"ingress.host {self.host!r}: must be a DNS name such as api.example.com")
+            _check(
+                len(self.host) <= 253 and bool(_WILDCARD_HOST.match(self.host)),
+                f"ingress.host {self.host!r}: must be a DNS name such as api.example.com",
+            )
         if self.class_name is not None:
-            _check(bool(_DNS_SUBDOMAIN.match(self.class_name)),
-                   f"ingress.class_name {self.class_name!r}: must be a DNS subdomain")
+            _check(
+                bool(_DNS_SUBDOMAIN.match(self.class_name)),
+                f"ingress.class_name {self.class_name!r}: must be a DNS subdomain",
+            )
         if self.tls_secret is not None:
-            _check(bool(_DNS_SUBDOMAIN.match(self.tls_secret)),
-                   f"ingress.tls_secret {self.tls_secret!r}: must be a Secret name")
-            _check(self.host is not None, "ingress.tls_secret needs ingress.host "
-                   "(the certificate is for a host name)")
+            _check(
+                bool(_DNS_SUBDOMAIN.match(self.tls_secret)),
+                f"ingress.tls_secret {self.tls_secret!r}: must be a Secret name",
+            )
+            _check(
+                self.host is not None,
+                "ingress.tls_secret needs ingress.host (the certificate is for a host name)",
+            )
         if self.path_prefix is not None:
             check_http_path(self.path_prefix, "ingress.path_prefix")
         for alias in self.path_aliases:
             check_http_path(alias, "ingress.path_aliases")
-            _check(self.path_prefix is not None, "ingress.path_aliases needs ingress.path_prefix "
-                   "(an alias is routed as the prefix is)")
-            _check(alias.rstrip("/") not in ("", (self.path_prefix or "").rstrip("/")),
-                   f"ingress.path_aliases: {alias!r} must differ from / and the path prefix")
+            _check(
+                self.path_prefix is not None,
+                "ingress.path_aliases needs ingress.path_prefix "
+                "(an alias is routed as the prefix is)",
+            )
+            _check(
+                alias.rstrip("/") not in ("", (self.path_prefix or "").rstrip("/")),
+                f"ingress.path_aliases: {alias!r} must differ from / and the path prefix",
+            )
         for key in self.annotations:
             check_label_key(key, "ingress.annotations")
 
@@ -184,11 +227,15 @@ class Autoscaling:
 
     def __post_init__(self):
         _check(self.min_replicas >= 1, "autoscaling.min_replicas: must be 1 or more")
-        _check(self.max_replicas >= self.min_replicas,
-               f"autoscaling.max_replicas {self.max_replicas}: must be at least "
-               f"autoscaling.min_replicas {self.min_replicas}")
-        _check(1 <= self.cpu_utilization <= 100,
-               "autoscaling.cpu_utilization: a percentage of the CPU request, 1 to 100")
+        _check(
+            self.max_replicas >= self.min_replicas,
+            f"autoscaling.max_replicas {self.max_replicas}: must be at least "
+            f"autoscaling.min_replicas {self.min_replicas}",
+        )
+        _check(
+            1 <= self.cpu_utilization <= 100,
+            "autoscaling.cpu_utilization: a percentage of the CPU request, 1 to 100",
+        )
 
 
 @dataclass(frozen=True)
@@ -207,17 +254,27 @@ class Volume:
         where = f"volume {self.name!r}"
         _check(bool(_DNS_LABEL.match(self.name)), f"{where}: name must be a DNS label")
         _check(self.name not in RESERVED_VOLUME_NAMES, f"{where}: name is used by plumbline")
-        _check(self.kind in VOLUME_KINDS, f"{where}: kind {self.kind!r} is not one of "
-               f"{', '.join(VOLUME_KINDS)}")
-        _check(bool(self.source), f"{where}: source is required (claim, secret or configmap "
-               "name, or the CSI driver)")
-        _check(self.mount_path.startswith("/") and ":" not in self.mount_path,
-               f"{where}: mount_path {self.mount_path!r} must be an absolute path")
+        _check(
+            self.kind in VOLUME_KINDS,
+            f"{where}: kind {self.kind!r} is not one of {', '.join(VOLUME_KINDS)}",
+        )
+        _check(
+            bool(self.source),
+            f"{where}: source is required (claim, secret or configmap name, or the CSI driver)",
+        )
+        _check(
+            self.mount_path.startswith("/") and ":" not in self.mount_path,
+            f"{where}: mount_path {self.mount_path!r} must be an absolute path",
+        )
         norm = "/" + self.mount_path.strip("/")
-        _check(norm not in RESERVED_MOUNTS and norm != "/",
-               f"{where}: mount_path {self.mount_path!r} is used by plumbline")
-        _check(self.kind == "csi" or not (self.csi_attributes or self.csi_secret),
-               f"{where}: csi_attributes and csi_secret are only for kind 'csi'")
+        _check(
+            norm not in RESERVED_MOUNTS and norm != "/",
+            f"{where}: mount_path {self.mount_path!r} is used by plumbline",
+        )
+        _check(
+            self.kind == "csi" or not (self.csi_attributes or self.csi_secret),
+            f"{where}: csi_attributes and csi_secret are only for kind 'csi'",
+        )
 
 
 @dataclass(frozen=True)
@@ -239,8 +296,10 @@ class Packages:
         except RequirementsError as e:
             raise SpecError(f"packages.repos: {e}") from None
         if self.cache_claim is not None:
-            _check(bool(_DNS_SUBDOMAIN.match(self.cache_claim)),
-                   f"packages.cache_claim {self.cache_claim!r}: must be a PVC name")
+            _check(
+                bool(_DNS_SUBDOMAIN.match(self.cache_claim)),
+                f"packages.cache_claim {self.cache_claim!r}: must be a PVC name",
+            )
         try:
             parse_memory(self.cache_size)
         except QuantityError as e:
@@ -259,8 +318,10 @@ class NetworkPolicy:
 
     def __post_init__(self):
         for ns in (self.ingress_namespace, self.server_namespace, *self.namespaces):
-            _check(ns is None or bool(_DNS_LABEL.match(ns)),
-                   f"network_policy: {ns!r} is not a namespace name")
+            _check(
+                ns is None or bool(_DNS_LABEL.match(ns)),
+                f"network_policy: {ns!r} is not a namespace name",
+            )
 
 
 @dataclass(frozen=True)
@@ -272,11 +333,15 @@ class BundleSource:
     token: str  # short-lived, for this bundle only; reaches the pod as a Secret's file
 
     def __post_init__(self):
-        _check(bool(re.match(r"^https?://[^\s]+$", self.url)),
-               f"bundle_source.url {self.url!r}: must be an http(s) URL")
+        _check(
+            bool(re.match(r"^https?://[^\s]+$", self.url)),
+            f"bundle_source.url {self.url!r}: must be an http(s) URL",
+        )
         _check(bool(re.match(r"^[0-9a-f]{64}$", self.sha256)), "bundle_source.sha256: not a sha256")
-        _check(bool(re.match(r"^[A-Za-z0-9_-]{16,200}$", self.token)),
-               "bundle_source.token: not a token")
+        _check(
+            bool(re.match(r"^[A-Za-z0-9_-]{16,200}$", self.token)),
+            "bundle_source.token: not a token",
+        )
 
 
 @dataclass(frozen=True)
@@ -303,8 +368,8 @@ class AppSpec:
     node_selector: dict[str, str] = field(default_factory=dict)
     api: PlumberFile | None = None  # the parsed plumber.R
     # Runtime settings passed to `plumbline serve` (None: the runtime's default).
-    request_timeout: int | None = None   # --timeout, seconds (0: no limit)
-    max_queue: int | None = None         # --max-queue
+    request_timeout: int | None = None  # --timeout, seconds (0: no limit)
+    max_queue: int | None = None  # --max-queue
     files_in_image: bool = False  # the custom-image route: plumber.R baked in at /app, no ConfigMap
     disruption_budget: bool = True
     tmp_size: str = "1Gi"  # the writable /tmp (R's tempdir) beside a read-only root filesystem
@@ -322,32 +387,44 @@ class AppSpec:
 
     def __post_init__(self):
         if not _DNS_LABEL.match(self.name):
-            raise SpecError(f"name {self.name!r}: must be a DNS label (lowercase letters, "
-                            "digits and '-', starting with a letter, at most 63 characters)")
+            raise SpecError(
+                f"name {self.name!r}: must be a DNS label (lowercase letters, "
+                "digits and '-', starting with a letter, at most 63 characters)"
+            )
         if not _DNS_LABEL.match(self.namespace):
             raise SpecError(f"namespace {self.namespace!r}: must be a DNS label")
         if self.replicas < 0:
             raise SpecError(f"replicas {self.replicas}: must be 0 or more")
         if self.workers < 1:
             raise SpecError(f"workers {self.workers}: must be 1 or more")
-        _check(bool(self.image) and not any(c.isspace() for c in self.image),
-               f"image {self.image!r}: must be an image reference")
+        _check(
+            bool(self.image) and not any(c.isspace() for c in self.image),
+            f"image {self.image!r}: must be an image reference",
+        )
         if "@" in self.image:
-            _check(bool(_DIGEST.match(self.image.split("@", 1)[1])) and not self.image_digest,
-                   f"image {self.image!r}: a digest must read @sha256:<64 hex digits> (or "
-                   "give it as image_digest)")
-        _check(self.image_digest is None or bool(_DIGEST.match(self.image_digest)),
-               f"image_digest {self.image_digest!r}: must read sha256:<64 hex digits>")
+            _check(
+                bool(_DIGEST.match(self.image.split("@", 1)[1])) and not self.image_digest,
+                f"image {self.image!r}: a digest must read @sha256:<64 hex digits> (or "
+                "give it as image_digest)",
+            )
+        _check(
+            self.image_digest is None or bool(_DIGEST.match(self.image_digest)),
+            f"image_digest {self.image_digest!r}: must read sha256:<64 hex digits>",
+        )
         for secret in self.image_pull_secrets:
-            _check(bool(_DNS_SUBDOMAIN.match(secret)), f"image_pull_secrets: {secret!r} is not "
-                   "a Secret name")
+            _check(
+                bool(_DNS_SUBDOMAIN.match(secret)),
+                f"image_pull_secrets: {secret!r} is not a Secret name",
+            )
         for var in list(self.env) + list(self.secret_env):
             _check(bool(_ENV_NAME.match(var)), f"env: {var!r} is not a valid variable name")
         both = set(self.env) & set(self.secret_env)
         _check(not both, f"env and secret_env both set {', '.join(sorted(both))}")
         for var, (secret, key) in self.secret_env.items():
-            _check(bool(_DNS_SUBDOMAIN.match(secret)) and bool(_CONFIG_KEY.match(key)),
-                   f"secret_env.{var}: {secret}:{key} must be SECRET:KEY")
+            _check(
+                bool(_DNS_SUBDOMAIN.match(secret)) and bool(_CONFIG_KEY.match(key)),
+                f"secret_env.{var}: {secret}:{key} must be SECRET:KEY",
+            )
         names = [v.name for v in self.volumes]
         paths = ["/" + v.mount_path.strip("/") for v in self.volumes]
         _check(len(set(names)) == len(names), "volumes: two volumes have the same name")
@@ -357,24 +434,28 @@ class AppSpec:
                 check_label_key(key, where)
                 check_label_value(value, f"{where}.{key}")
         for key in self.labels:
-            _check(not key.startswith(RESERVED_LABEL_PREFIX),
-                   f"labels: {key!r} is set by plumbline (app.kubernetes.io/* labels select "
-                   "the app's pods)")
+            _check(
+                not key.startswith(RESERVED_LABEL_PREFIX),
+                f"labels: {key!r} is set by plumbline (app.kubernetes.io/* labels select "
+                "the app's pods)",
+            )
         for key in self.annotations:
             check_label_key(key, "annotations")
         try:
             parse_memory(self.tmp_size)
         except QuantityError as e:
             raise SpecError(f"tmp_size: {e}") from None
-        for what, value in (("request_timeout", self.request_timeout),
-                            ("max_queue", self.max_queue)):
+        for what, value in (
+            ("request_timeout", self.request_timeout),
+            ("max_queue", self.max_queue),
+        ):
             _check(value is None or value >= 0, f"{what} {value}: must be 0 or more")
 
     @property
     def endpoint_paths(self) -> list[str]:
         """Distinct endpoint path templates, in file order."""
         seen: list[str] = []
-        for ep in (self.api.endpoints if self.api else ()):
+        for ep in self.api.endpoints if self.api else ():
             if ep.path.raw not in seen:
                 seen.append(ep.path.raw)
         return seen
@@ -400,21 +481,30 @@ def with_api(spec: AppSpec, api: PlumberFile) -> AppSpec:
     (plumbline.routes.route_table, which the commands and backends get from R; the spec
     itself runs no process), and the static folders R code adds (pr_static()) shipped."""
     folders = bundle_files(spec.plumber_file, api, ())
-    return dataclasses.replace(spec, api=api,
-                               extra_files=tuple(dict.fromkeys(spec.extra_files + folders)))
+    return dataclasses.replace(
+        spec, api=api, extra_files=tuple(dict.fromkeys(spec.extra_files + folders))
+    )
 
 
 # ---- building a spec from plumber.R + plumbline.toml + flags ------------------------------
 
 # Keys that only plumbline itself sets; neither flags nor the file may.
-_INTERNAL = {"plumber_file", "api", "node_affinity", "deployment_overrides", "set_fields",
-             "serve_config", "bundle_source"}
+_INTERNAL = {
+    "plumber_file",
+    "api",
+    "node_affinity",
+    "deployment_overrides",
+    "set_fields",
+    "serve_config",
+    "bundle_source",
+}
 # Flags that set a request alongside a limit (a lone limit below the default request lowers it).
 _REQUEST_OF = {"cpu_limit": "cpu_request", "memory_limit": "memory_request"}
 
 
-def build_spec(plumber_file: str | Path, flags: dict | None = None,
-               toml_path: str | Path | None = None) -> AppSpec:
+def build_spec(
+    plumber_file: str | Path, flags: dict | None = None, toml_path: str | Path | None = None
+) -> AppSpec:
     """The AppSpec for `plumber_file`: flags over plumbline.toml over defaults.
 
     `plumber_file` may be the app's folder (its plumber.R). `flags` maps keys to values; keys are AppSpec field names, dotted for nested ones
@@ -460,10 +550,15 @@ def build_spec(plumber_file: str | Path, flags: dict | None = None,
     if serve_config is None:
         return spec
     if spec.app_dir.resolve() != serve_config.parent:
-        raise SpecError(f"{serve_config}: a [serve] table ships with the app, so the file must "
-                        f"be beside {plumber_file}")
-    return dataclasses.replace(spec, serve_config=serve_config,
-                               extra_files=tuple(dict.fromkeys(spec.extra_files + (serve_config,))))
+        raise SpecError(
+            f"{serve_config}: a [serve] table ships with the app, so the file must "
+            f"be beside {plumber_file}"
+        )
+    return dataclasses.replace(
+        spec,
+        serve_config=serve_config,
+        extra_files=tuple(dict.fromkeys(spec.extra_files + (serve_config,))),
+    )
 
 
 def _check_serve_table(table, source: str) -> None:
@@ -514,11 +609,15 @@ def _coerce_layer(raw: dict, source: str) -> dict:
         if key in _INTERNAL or key not in hints:
             raise SpecError(f"{source}: unknown setting {key!r}")
         if key == "volumes":
-            out[key] = tuple(_coerce_volume(v, f"{where}[{i}]") for i, v in enumerate(
-                _expect(value, list, where)))
+            out[key] = tuple(
+                _coerce_volume(v, f"{where}[{i}]")
+                for i, v in enumerate(_expect(value, list, where))
+            )
         elif key == "secret_env":
-            out[key] = {var: _secret_ref(ref, f"{where}.{var}")
-                        for var, ref in _expect(value, dict, where).items()}
+            out[key] = {
+                var: _secret_ref(ref, f"{where}.{var}")
+                for var, ref in _expect(value, dict, where).items()
+            }
         elif key == "extra_files":
             out[key] = tuple(_expect(v, str, where) for v in _expect(value, list, where))
         elif dataclasses.is_dataclass(hints[key]):
@@ -561,8 +660,12 @@ def _coerce_value(value, hint, where: str):
 
 
 def _expect(value, kind, where: str):
-    names = {str: "a string (quoted)", bool: "true or false", list: "a list",
-             dict: "a table of key = value"}
+    names = {
+        str: "a string (quoted)",
+        bool: "true or false",
+        list: "a list",
+        dict: "a table of key = value",
+    }
     if isinstance(value, bool) and kind is not bool or not isinstance(value, kind):
         raise SpecError(f"{where}: {value!r} must be {names.get(kind, kind.__name__)}")
     return value
@@ -607,8 +710,9 @@ def _leaf_keys(merged: dict) -> list[str]:
     return keys
 
 
-def _assemble(plumber_file: Path, api: PlumberFile | None, merged: dict,
-              given: frozenset) -> AppSpec:
+def _assemble(
+    plumber_file: Path, api: PlumberFile | None, merged: dict, given: frozenset
+) -> AppSpec:
     values = dict(merged)
     resources = dict(values.pop("resources", {}))
     defaults = Resources()
@@ -628,8 +732,9 @@ def _assemble(plumber_file: Path, api: PlumberFile | None, merged: dict,
             sub[key] = cls(**values.pop(key))
     name = values.pop("name", None) or default_name(plumber_file)
     extra = values.pop("extra_files", ())
-    spec = AppSpec(name=name, plumber_file=plumber_file.resolve(), api=api, set_fields=given,
-                   **sub, **values)
+    spec = AppSpec(
+        name=name, plumber_file=plumber_file.resolve(), api=api, set_fields=given, **sub, **values
+    )
     files = bundle_files(plumber_file, api, extra)
     return dataclasses.replace(spec, extra_files=files)
 
@@ -643,8 +748,9 @@ def default_name(plumber_file: Path) -> str:
     return name
 
 
-def bundle_files(plumber_file: Path, api: PlumberFile | None,
-                 extra: tuple[str, ...]) -> tuple[Path, ...]:
+def bundle_files(
+    plumber_file: Path, api: PlumberFile | None, extra: tuple[str, ...]
+) -> tuple[Path, ...]:
     """The files shipped beside plumber.R: the whole folder as rsconnect bundles it (minus
     what `.rscignore` names, see files.py), and entrypoint.R, @assets folders and `extra`
     (names relative to the folder) even when ignored.
@@ -657,12 +763,12 @@ def bundle_files(plumber_file: Path, api: PlumberFile | None,
     wanted: list[Path] = list(app_files(base))
     if (base / ENTRYPOINT_FILE).is_file():
         wanted.append(base / ENTRYPOINT_FILE)
-    for assets in (api.assets if api else ()):
+    for assets in api.assets if api else ():
         folder = base / assets.directory
         if folder.is_dir():
             wanted.append(folder)
     for entry in extra:
-        path = (base / entry)
+        path = base / entry
         if not path.exists():
             raise SpecError(f"extra_files: {entry!r} does not exist in {base}")
         wanted.append(path)
@@ -671,8 +777,11 @@ def bundle_files(plumber_file: Path, api: PlumberFile | None,
         resolved = path.resolve()
         if resolved != base and base not in resolved.parents:
             raise SpecError(f"extra_files: {path} is outside the app folder {base}")
-        candidates = sorted(p for p in resolved.rglob("*") if p.is_file()) \
-            if resolved.is_dir() else [resolved]
+        candidates = (
+            sorted(p for p in resolved.rglob("*") if p.is_file())
+            if resolved.is_dir()
+            else [resolved]
+        )
         for file in candidates:
             real = file.resolve()
             if base not in real.parents:

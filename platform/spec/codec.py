@@ -4,6 +4,7 @@ push server's workers).
 Every field travels except the parsed plumber.R (`api`), which the receiver parses again
 from `plumber_file`; the receiver's AppSpec checks every value again as it is built.
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -21,8 +22,11 @@ _SKIPPED = {"api"}
 
 def _encode(value: Any) -> Any:
     if dataclasses.is_dataclass(value) and not isinstance(value, type):
-        return {f.name: _encode(getattr(value, f.name)) for f in dataclasses.fields(value)
-                if f.name not in _SKIPPED}
+        return {
+            f.name: _encode(getattr(value, f.name))
+            for f in dataclasses.fields(value)
+            if f.name not in _SKIPPED
+        }
     if isinstance(value, Path):
         return str(value)
     if isinstance(value, frozenset):
@@ -71,8 +75,10 @@ def _decode(hint: Any, value: Any, where: str) -> Any:
     if origin is frozenset:
         return frozenset(_decode(args[0], v, where) for v in _expect(value, list, where))
     if origin is dict:
-        return {_expect(k, str, where): _decode(args[1], v, f"{where}.{k}")
-                for k, v in _expect(value, dict, where).items()}
+        return {
+            _expect(k, str, where): _decode(args[1], v, f"{where}.{k}")
+            for k, v in _expect(value, dict, where).items()
+        }
     if hint in (str, bool, int):
         return _expect(value, hint, where)
     raise SpecError(f"{where}: cannot be decoded")  # pragma: no cover - every field is handled

@@ -4,6 +4,7 @@ Both backends route exactly these rules, matched as Kubernetes matches them (Exa
 Prefix element by element), so an app reachable locally is reachable the same way in a
 cluster.
 """
+
 from __future__ import annotations
 
 from plumbline.platform.spec.appspec import AppSpec, SpecError, check_http_path
@@ -26,20 +27,22 @@ def ingress_paths(spec: AppSpec) -> list[dict[str, str]]:
     Prefixes; paths another Prefix already covers are dropped. /metrics, /livez and /readyz stay inside the cluster.
     """
     if spec.ingress.path_prefix:
-        return [{"path": path, "pathType": "Prefix"}
-                for path in (spec.ingress.path_prefix, *spec.ingress.path_aliases)]
+        return [
+            {"path": path, "pathType": "Prefix"}
+            for path in (spec.ingress.path_prefix, *spec.ingress.path_aliases)
+        ]
     wanted: list[tuple[str, str, str]] = []  # (path, type, where)
     api = spec.api
-    for ep in (api.endpoints if api else ()):
+    for ep in api.endpoints if api else ():
         where = f"{ep.file or spec.plumber_file}:{ep.line}" if ep.line else f"route {ep.route}"
         if ep.path.is_dynamic:
             wanted.append((ep.path.static_prefix.rstrip("/") or "/", "Prefix", where))
         else:
             wanted.append((ep.path.raw, "Exact", where))
-    for assets in (api.assets if api else ()):
+    for assets in api.assets if api else ():
         where = f"{spec.plumber_file}:{assets.line}" if assets.line else f"static {assets.mount}"
         wanted.append((assets.mount.rstrip("/") or "/", "Prefix", where))
-    for prefix in (api.mounted if api else ()):  # a mounted router answers all under it
+    for prefix in api.mounted if api else ():  # a mounted router answers all under it
         wanted.append((prefix.rstrip("/") or "/", "Prefix", f"router mounted at {prefix}"))
     if spec.ingress.expose_docs:
         wanted += [(DOCS_PREFIX, "Prefix", "docs"), (OPENAPI_PATH, "Exact", "docs")]
@@ -53,8 +56,10 @@ def ingress_paths(spec: AppSpec) -> list[dict[str, str]]:
             continue
         rules.append({"path": path, "pathType": kind})
     if not rules:
-        raise SpecError(f"{spec.plumber_file}: no endpoint paths to route; set ingress.path_prefix "
-                        "or disable the ingress")
+        raise SpecError(
+            f"{spec.plumber_file}: no endpoint paths to route; set ingress.path_prefix "
+            "or disable the ingress"
+        )
     return rules
 
 
@@ -67,9 +72,9 @@ def ingress_warnings(spec: AppSpec) -> list[str]:
         return []
     if api.warnings or api.source == "plumber":
         return list(api.warnings)
-    return [f"{spec.plumber_file}:{line}: a `#* @plumber` block may add routes that no "
-            "annotation shows; the ingress routes only the annotated paths (set "
-            "ingress.path_prefix, e.g. --path-prefix /, to route every path)"
-            for line in api.router_blocks]
-
-
+    return [
+        f"{spec.plumber_file}:{line}: a `#* @plumber` block may add routes that no "
+        "annotation shows; the ingress routes only the annotated paths (set "
+        "ingress.path_prefix, e.g. --path-prefix /, to route every path)"
+        for line in api.router_blocks
+    ]

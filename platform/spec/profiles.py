@@ -6,6 +6,7 @@ a setting in a later matching section overrides the same setting from an earlier
 and refuses a spec that asks for more than the caller may have, naming the limit and the
 section it came from.
 """
+
 from __future__ import annotations
 
 import copy
@@ -18,7 +19,12 @@ from pathlib import Path
 from typing import Any, Callable
 
 from plumbline.platform.spec.quantities import (
-    MIB, QuantityError, format_cpu, format_memory, parse_cpu, parse_memory,
+    MIB,
+    QuantityError,
+    format_cpu,
+    format_memory,
+    parse_cpu,
+    parse_memory,
 )
 from plumbline.platform.spec.appspec import AppSpec, Resources, SpecError
 
@@ -37,7 +43,9 @@ class Setting:
     line: int
 
     def describe(self) -> str:
-        return f"{self.key}={self.raw} from profile section [{self.section}] ({self.path}:{self.line})"
+        return (
+            f"{self.key}={self.raw} from profile section [{self.section}] ({self.path}:{self.line})"
+        )
 
 
 @dataclass(frozen=True)
@@ -59,7 +67,9 @@ class Profiles:
     path: str
     sections: tuple[Section, ...]
 
-    def effective(self, user: str, groups: set[str] | list[str] | tuple[str, ...]) -> dict[str, Setting]:
+    def effective(
+        self, user: str, groups: set[str] | list[str] | tuple[str, ...]
+    ) -> dict[str, Setting]:
         """The settings that apply to `user` in `groups`: later matching sections win."""
         result: dict[str, Setting] = {}
         for section in self.sections:
@@ -69,6 +79,7 @@ class Profiles:
 
 
 # ---- parsing ----------------------------------------------------------------------------
+
 
 def _number(raw: str) -> Decimal:
     value = Decimal(raw)
@@ -117,11 +128,19 @@ def _constraints(raw: str) -> tuple[tuple[str, str | None], ...]:
 _OVERRIDE = re.compile(r'\s*"((?:[^"\\]|\\.)*)"\s*:\s*"((?:[^"\\]|\\.)*)"\s*(,|$)')
 
 _PARSERS: dict[str, Callable[[str], Any]] = {
-    "default-cpus": _number, "default-mem-mb": _number, "max-cpus": _number,
-    "max-mem-mb": _number, "default-nvidia-gpus": _count, "max-nvidia-gpus": _count,
-    "default-amd-gpus": _count, "max-amd-gpus": _count, "container-images": _images,
-    "allow-unknown-images": _flag, "default-container-image": str.strip,
-    "placement-constraints": _constraints, "cpu-request-ratio": _ratio,
+    "default-cpus": _number,
+    "default-mem-mb": _number,
+    "max-cpus": _number,
+    "max-mem-mb": _number,
+    "default-nvidia-gpus": _count,
+    "max-nvidia-gpus": _count,
+    "default-amd-gpus": _count,
+    "max-amd-gpus": _count,
+    "container-images": _images,
+    "allow-unknown-images": _flag,
+    "default-container-image": str.strip,
+    "placement-constraints": _constraints,
+    "cpu-request-ratio": _ratio,
     "memory-request-ratio": _ratio,
 }
 
@@ -163,7 +182,9 @@ def parse_profiles(path: str | Path) -> Profiles:
     return parse_profiles_text(text, str(path), path.parent)
 
 
-def parse_profiles_text(text: str, path: str = "profiles.conf", base: Path | None = None) -> Profiles:
+def parse_profiles_text(
+    text: str, path: str = "profiles.conf", base: Path | None = None
+) -> Profiles:
     base = base or Path(".")
     sections: list[Section] = []
     for number, line in enumerate(text.splitlines(), start=1):
@@ -189,8 +210,10 @@ def parse_profiles_text(text: str, path: str = "profiles.conf", base: Path | Non
             elif key in _PARSERS:
                 value = _PARSERS[key](_unquote(raw))
             else:
-                raise ProfileError(f"{where}: unknown setting {key!r} (known: "
-                                   f"{', '.join(sorted([*_PARSERS, 'job-json-overrides']))})")
+                raise ProfileError(
+                    f"{where}: unknown setting {key!r} (known: "
+                    f"{', '.join(sorted([*_PARSERS, 'job-json-overrides']))})"
+                )
         except (ValueError, ArithmeticError) as e:
             if isinstance(e, ProfileError):
                 raise
@@ -200,6 +223,7 @@ def parse_profiles_text(text: str, path: str = "profiles.conf", base: Path | Non
 
 
 # ---- applying ---------------------------------------------------------------------------
+
 
 def _refuse(what: str, asked: str, setting: Setting) -> ProfileError:
     return ProfileError(f"{what} {asked} is more than allowed: {setting.describe()}")
@@ -250,8 +274,10 @@ def _gpus(spec: AppSpec, eff: dict[str, Setting], vendor: str) -> int:
     if asked > cap:
         if maximum:
             raise _refuse(f"{vendor} GPUs", str(asked), maximum)
-        raise ProfileError(f"{vendor} GPUs {asked}: no matching profile section sets "
-                           f"max-{vendor}-gpus, so none are allowed")
+        raise ProfileError(
+            f"{vendor} GPUs {asked}: no matching profile section sets "
+            f"max-{vendor}-gpus, so none are allowed"
+        )
     return asked
 
 
@@ -265,8 +291,10 @@ def _image(spec: AppSpec, eff: dict[str, Setting]) -> str:
         listed = eff.get("container-images")
         if not listed or image not in listed.value:
             allowed = listed.describe() if listed else "no container-images setting"
-            raise ProfileError(f"image {image} is not an allowed image: {allow.describe()} "
-                               f"and the allowed images are {allowed}")
+            raise ProfileError(
+                f"image {image} is not an allowed image: {allow.describe()} "
+                f"and the allowed images are {allowed}"
+            )
     return image
 
 
@@ -281,11 +309,14 @@ def _placement(spec: AppSpec, eff: dict[str, Setting]) -> tuple[dict, dict]:
         offered.setdefault(key, []).append(value)
     for key, value in spec.node_selector.items():
         if key not in offered:
-            raise ProfileError(f"node selector {key}={value} is not among the placement "
-                               f"constraints: {setting.describe()}")
+            raise ProfileError(
+                f"node selector {key}={value} is not among the placement "
+                f"constraints: {setting.describe()}"
+            )
         if None not in offered[key] and value not in offered[key]:
-            raise ProfileError(f"node selector {key}={value} is not an allowed value: "
-                               f"{setting.describe()}")
+            raise ProfileError(
+                f"node selector {key}={value} is not an allowed value: {setting.describe()}"
+            )
     for key, offers in offered.items():
         values = [v for v in offers if v is not None]
         if key in selector or len(values) < len(offers):
@@ -297,24 +328,38 @@ def _placement(spec: AppSpec, eff: dict[str, Setting]) -> tuple[dict, dict]:
     return selector, affinity
 
 
-def apply_profile(spec: AppSpec, profiles: Profiles, user: str,
-                  groups: set[str] | list[str] | tuple[str, ...] = ()) -> AppSpec:
+def apply_profile(
+    spec: AppSpec,
+    profiles: Profiles,
+    user: str,
+    groups: set[str] | list[str] | tuple[str, ...] = (),
+) -> AppSpec:
     """The spec as `user` (member of `groups`) may deploy it, or ProfileError."""
     eff = profiles.effective(user, groups)
     cpu_request, cpu_limit = _limit(spec, eff, "cpu")
     memory_request, memory_limit = _limit(spec, eff, "memory")
-    resources = Resources(cpu_request=cpu_request, cpu_limit=cpu_limit,
-                          memory_request=memory_request, memory_limit=memory_limit,
-                          nvidia_gpus=_gpus(spec, eff, "nvidia"), amd_gpus=_gpus(spec, eff, "amd"))
+    resources = Resources(
+        cpu_request=cpu_request,
+        cpu_limit=cpu_limit,
+        memory_request=memory_request,
+        memory_limit=memory_limit,
+        nvidia_gpus=_gpus(spec, eff, "nvidia"),
+        amd_gpus=_gpus(spec, eff, "amd"),
+    )
     selector, affinity = _placement(spec, eff)
     overrides = eff.get("job-json-overrides")
     return dataclasses.replace(
-        spec, resources=resources, image=_image(spec, eff), node_selector=selector,
+        spec,
+        resources=resources,
+        image=_image(spec, eff),
+        node_selector=selector,
         node_affinity=affinity,
-        deployment_overrides=spec.deployment_overrides + (overrides.value if overrides else ()))
+        deployment_overrides=spec.deployment_overrides + (overrides.value if overrides else ()),
+    )
 
 
 # ---- job-json-overrides -----------------------------------------------------------------
+
 
 def _tokens(pointer: str) -> list[str]:
     if not pointer.startswith("/"):
@@ -333,7 +378,7 @@ def apply_overrides(deployment: dict, overrides) -> dict:
         node: Any = deployment
         for depth, token in enumerate(tokens):
             last = depth == len(tokens) - 1
-            here = "/" + "/".join(tokens[:depth + 1])
+            here = "/" + "/".join(tokens[: depth + 1])
             if isinstance(node, dict):
                 if last:
                     node[token] = copy.deepcopy(value)
@@ -356,6 +401,7 @@ def apply_overrides(deployment: dict, overrides) -> dict:
                 else:
                     node = node[index]
             else:
-                raise ProfileError(f"job-json-overrides: {pointer}: {here} is not an object "
-                                   "or array")
+                raise ProfileError(
+                    f"job-json-overrides: {pointer}: {here} is not an object or array"
+                )
     return deployment

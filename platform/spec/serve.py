@@ -7,6 +7,7 @@ the settings in PLATFORM_OWNED, from spec fields; plumbline.toml may not set tho
 `[serve]` (`check_serve_table` refuses them, naming the spec field to use instead), so a
 flag never silently overrides the file.
 """
+
 from __future__ import annotations
 
 from collections.abc import Mapping
@@ -22,7 +23,7 @@ if TYPE_CHECKING:  # spec.py imports this module
 # Settings `plumbline serve` gets from the platform: setting -> where the spec sets it.
 PLATFORM_OWNED: dict[str, str] = {
     "host": "nothing: the platform picks the listen address (0.0.0.0 in a pod, "
-            "loopback behind the local HAProxy)",
+    "loopback behind the local HAProxy)",
     "port": "nothing: the platform picks the port (8000 in a pod, a free one locally)",
     "workers": "`workers` (flag --workers)",
     "drain_delay": "`rollout.drain_delay_seconds` (flag --drain-delay)",
@@ -54,7 +55,8 @@ def check_serve_table(table: Any, source: str) -> dict[str, Any]:
             key = settings.BY_NAME[name].file_key
             raise ServeTableError(
                 f"{source}: [serve] {key} is set by plumbline from the app spec, so it cannot "
-                f"be set here; use {PLATFORM_OWNED[name]} instead")
+                f"be set here; use {PLATFORM_OWNED[name]} instead"
+            )
     return values
 
 
@@ -63,7 +65,7 @@ class Placement:
     """Where one replica runs: how it finds its files and what it listens on."""
 
     plumber_file: str  # the plumber.R as the replica sees it
-    app_dir: str       # the folder of plumber.R and plumbline.toml as the replica sees it
+    app_dir: str  # the folder of plumber.R and plumbline.toml as the replica sees it
     host: str
     port: int
     # The runtime's own drain after SIGTERM. None: the spec's rollout.drain_delay_seconds
@@ -76,14 +78,26 @@ class Placement:
 
 
 def pod_placement(app_dir: str, plumber_key: str, port: int, package_cache: str) -> Placement:
-    return Placement(f"{app_dir}/{plumber_key}", app_dir, "0.0.0.0", port,
-                     packages="cached", package_cache=package_cache)
+    return Placement(
+        f"{app_dir}/{plumber_key}",
+        app_dir,
+        "0.0.0.0",
+        port,
+        packages="cached",
+        package_cache=package_cache,
+    )
 
 
 def local_placement(spec: AppSpec, port: int) -> Placement:
     folder = spec.serve_config.parent if spec.serve_config else spec.app_dir
-    return Placement(str(spec.plumber_file), str(folder), "127.0.0.1", port, drain_delay=0,
-                     package_cache=spec.packages.cache_dir)
+    return Placement(
+        str(spec.plumber_file),
+        str(folder),
+        "127.0.0.1",
+        port,
+        drain_delay=0,
+        package_cache=spec.packages.cache_dir,
+    )
 
 
 def _flag(name: str, value: Any) -> list[str]:
@@ -94,10 +108,15 @@ def _flag(name: str, value: Any) -> list[str]:
 def serve_arguments(spec: AppSpec, where: Placement) -> list[str]:
     """`serve PLUMBER_R --flag value ...`: every argument after the program name."""
     drain = spec.rollout.drain_delay_seconds if where.drain_delay is None else where.drain_delay
-    args = ["serve", where.plumber_file,
-            *_flag("host", where.host), *_flag("port", where.port),
-            *_flag("workers", spec.workers), *_flag("drain_delay", drain),
-            *_flag("graceful_timeout", spec.rollout.graceful_timeout_seconds)]
+    args = [
+        "serve",
+        where.plumber_file,
+        *_flag("host", where.host),
+        *_flag("port", where.port),
+        *_flag("workers", spec.workers),
+        *_flag("drain_delay", drain),
+        *_flag("graceful_timeout", spec.rollout.graceful_timeout_seconds),
+    ]
     if spec.serve_config is not None:
         args += ["--config", f"{where.app_dir}/{spec.serve_config.name}"]
     if spec.request_timeout is not None:

@@ -10,6 +10,7 @@ nature (IGNORED_HEADERS). While a class runs, the next class's pair is already s
 the file attaches; plumbline (`plumbline serve FILE --workers 2`) is started from a neutral
 folder, so the tests also show that it finds files relative to the plumber.R as plumber does.
 """
+
 from __future__ import annotations
 
 import functools
@@ -42,10 +43,19 @@ START_TIMEOUT = 120.0
 # Content-Length, httpuv may chunk or compress), and what plumbline adds by design (its request
 # id; ETag and Accept-Ranges on assets; docs/compatibility.md). Every other header, repeated
 # ones included, must be the same list of values on both sides.
-IGNORED_HEADERS = frozenset({
-    "date", "content-length", "transfer-encoding", "connection", "keep-alive",
-    "content-encoding", "x-request-id", "etag", "accept-ranges",
-})
+IGNORED_HEADERS = frozenset(
+    {
+        "date",
+        "content-length",
+        "transfer-encoding",
+        "connection",
+        "keep-alive",
+        "content-encoding",
+        "x-request-id",
+        "etag",
+        "accept-ranges",
+    }
+)
 _LIBRARY_CALL = re.compile(r"""\b(?:library|require)\(\s*["']?([A-Za-z][A-Za-z0-9._]*)["']?""")
 
 
@@ -53,7 +63,9 @@ _LIBRARY_CALL = re.compile(r"""\b(?:library|require)\(\s*["']?([A-Za-z][A-Za-z0-
 def plumber_examples_dir() -> Path:
     out = subprocess.run(
         ["Rscript", "-e", 'cat(system.file("plumber", package="plumber"))'],
-        capture_output=True, text=True, check=True,
+        capture_output=True,
+        text=True,
+        check=True,
     ).stdout.strip()
     return Path(out)
 
@@ -91,9 +103,15 @@ class Server:
         self.name = name
         self.port = port
         self.url = f"http://127.0.0.1:{port}"
-        self._log = tempfile.NamedTemporaryFile(prefix=f"compat-{name}-", suffix=".log", delete=False)
+        self._log = tempfile.NamedTemporaryFile(
+            prefix=f"compat-{name}-", suffix=".log", delete=False
+        )
         self.proc = subprocess.Popen(
-            argv, cwd=cwd, stdout=self._log, stderr=subprocess.STDOUT, start_new_session=True,
+            argv,
+            cwd=cwd,
+            stdout=self._log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
         )
         self._ready_path = ready_path
 
@@ -104,7 +122,9 @@ class Server:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
-                raise RuntimeError(f"{self.name} exited with {self.proc.returncode}:\n{self.log_tail()}")
+                raise RuntimeError(
+                    f"{self.name} exited with {self.proc.returncode}:\n{self.log_tail()}"
+                )
             try:
                 reply = httpx.get(self.url + self._ready_path, timeout=2)
                 if self._ready_path == "/" or reply.status_code == 200:
@@ -142,8 +162,10 @@ def start_plumber(plumber_file: Path, *, from_dir: bool = False, docs: bool = Fa
         lines.append(f"router <- plumber::plumb(dir = {_r_string(str(plumber_file.parent))})")
     else:
         lines.append(f"router <- plumber::pr({_r_string(str(plumber_file))})")
-    lines.append(f'router |> plumber::pr_run(host = "127.0.0.1", port = {port}, '
-                 f'docs = {"TRUE" if docs else "FALSE"})')
+    lines.append(
+        f'router |> plumber::pr_run(host = "127.0.0.1", port = {port}, '
+        f"docs = {'TRUE' if docs else 'FALSE'})"
+    )
     return Server("plumber", ["Rscript", "-e", "; ".join(lines)], plumber_file.parent, port, "/")
 
 
@@ -158,8 +180,18 @@ def serve_problem() -> str | None:
 def start_plumbline(plumber_file: Path, *, workers: int = 2, flags: tuple[str, ...] = ()) -> Server:
     port = free_port()
     # --drain-delay 0: tests stop servers often and no load balancer needs time to notice.
-    argv = [str(PLUMBLINE), "serve", str(plumber_file), "--port", str(port),
-            "--workers", str(workers), "--drain-delay", "0", *flags]
+    argv = [
+        str(PLUMBLINE),
+        "serve",
+        str(plumber_file),
+        "--port",
+        str(port),
+        "--workers",
+        str(workers),
+        "--drain-delay",
+        "0",
+        *flags,
+    ]
     return Server("plumbline", argv, Path(tempfile.gettempdir()), port, "/readyz")
 
 
@@ -176,8 +208,13 @@ class Exchange:
         def side(name: str, r: Response) -> str:
             shown = [(k, v) for k, v in r.headers.items() if k.lower() != "date"]
             return f"  {name}: {r.status_code} {shown}\n    body: {r.content[:600]!r}"
-        return (f"{self.method} {self.path}\n" + side("plumber  ", self.plumber) + "\n"
-                + side("plumbline", self.plumbline))
+
+        return (
+            f"{self.method} {self.path}\n"
+            + side("plumber  ", self.plumber)
+            + "\n"
+            + side("plumbline", self.plumbline)
+        )
 
 
 @dataclass
@@ -222,7 +259,8 @@ class ServerPair:
         ex = self.send(method, path, **kwargs)
         assert ex.plumber.status_code == status, (
             f"plumber answered {ex.plumber.status_code}, the test expects {status}\n"
-            + ex.describe())
+            + ex.describe()
+        )
         assert_same(ex, body=body, present=present, masks=masks)
         return ex
 
@@ -239,22 +277,27 @@ class ServerPair:
             list(pool.map(Server.stop, (self.plumber, self.plumbline)))
 
 
-def assert_same(ex: Exchange, *, body="exact", present: tuple[str, ...] = (),
-                masks: dict[str, Callable[[str], str]] | None = None) -> None:
+def assert_same(
+    ex: Exchange,
+    *,
+    body="exact",
+    present: tuple[str, ...] = (),
+    masks: dict[str, Callable[[str], str]] | None = None,
+) -> None:
     """Both answers agree: status, every header but IGNORED_HEADERS, and the body."""
     p, q = ex.plumber, ex.plumbline
     assert p.status_code == q.status_code, "status differs\n" + ex.describe()
     assert p.complete and q.complete, "a body shorter than its Content-Length\n" + ex.describe()
     for name in present:
-        assert name in p.headers and name in q.headers, (
-            f"header {name} missing\n" + ex.describe())
+        assert name in p.headers and name in q.headers, f"header {name} missing\n" + ex.describe()
     masks = {name.lower(): mask for name, mask in (masks or {}).items()}
     for name in dict.fromkeys(p.headers.names() + q.headers.names()):
         if name in IGNORED_HEADERS:
             continue
         mask = masks.get(name, lambda value: value)
         assert [mask(v) for v in p.headers.get_list(name)] == [
-            mask(v) for v in q.headers.get_list(name)], f"header {name} differs\n" + ex.describe()
+            mask(v) for v in q.headers.get_list(name)
+        ], f"header {name} differs\n" + ex.describe()
     if body == "exact":
         assert p.content == q.content, "body differs\n" + ex.describe()
     elif body == "json":
@@ -271,9 +314,15 @@ def assert_same(ex: Exchange, *, body="exact", present: tuple[str, ...] = (),
 SELFCHECK = os.environ.get("PLUMBLINE_COMPAT_SELFCHECK") == "1"
 
 
-def launch_pair(plumber_file: Path, *, workers: int = 2, plumber_from_dir: bool = False,
-                plumbline_file: Path | None = None, flags: tuple[str, ...] = (),
-                plumber_docs: bool = False) -> ServerPair:
+def launch_pair(
+    plumber_file: Path,
+    *,
+    workers: int = 2,
+    plumber_from_dir: bool = False,
+    plumbline_file: Path | None = None,
+    flags: tuple[str, ...] = (),
+    plumber_docs: bool = False,
+) -> ServerPair:
     """Start both servers (their start-ups overlap); call wait_ready() before use."""
     if SELFCHECK:
         plumbline = start_plumber(plumber_file, from_dir=plumber_from_dir, docs=plumber_docs)
@@ -315,19 +364,28 @@ class PairSpec:
         else:
             return None
         other = getattr(owner, "PLUMBLINE_FILE", None)
-        return cls(folder / getattr(owner, "FILE", "plumber.R"), getattr(owner, "WORKERS", 2),
-                   getattr(owner, "PLUMBER_FROM_DIR", False), folder / other if other else None,
-                   tuple(getattr(owner, "PLUMBLINE_FLAGS", ())), tuple(getattr(owner, "NEEDS", ())),
-                   bool(getattr(owner, "PLUMBER_DOCS", False)))
+        return cls(
+            folder / getattr(owner, "FILE", "plumber.R"),
+            getattr(owner, "WORKERS", 2),
+            getattr(owner, "PLUMBER_FROM_DIR", False),
+            folder / other if other else None,
+            tuple(getattr(owner, "PLUMBLINE_FLAGS", ())),
+            tuple(getattr(owner, "NEEDS", ())),
+            bool(getattr(owner, "PLUMBER_DOCS", False)),
+        )
 
     def missing_package(self) -> str | None:
         return next((p for p in self.needs if not r_package_installed(p)), None)
 
     def launch(self) -> ServerPair:
-        return launch_pair(self.plumber_file, workers=self.workers,
-                           plumber_from_dir=self.plumber_from_dir,
-                           plumbline_file=self.plumbline_file, flags=self.flags,
-                           plumber_docs=self.plumber_docs)
+        return launch_pair(
+            self.plumber_file,
+            workers=self.workers,
+            plumber_from_dir=self.plumber_from_dir,
+            plumbline_file=self.plumbline_file,
+            flags=self.flags,
+            plumber_docs=self.plumber_docs,
+        )
 
 
 def assert_405_with_allow(ex: Exchange, allowed: str) -> None:
@@ -346,11 +404,14 @@ def assert_405_with_allow(ex: Exchange, allowed: str) -> None:
 
 def wait_for_unhealthy_restart(pair: ServerPair, timeout: float = 90) -> None:
     """Until plumbline's pool has replaced a worker whose /health failed (its metrics say)."""
+
     def restarts() -> float:
         text = pair.request("plumbline", "GET", "/metrics").text
-        found = re.search(r'^plumbline_worker_restarts_total\{reason="unhealthy"\} (\S+)$',
-                          text, re.M)
+        found = re.search(
+            r'^plumbline_worker_restarts_total\{reason="unhealthy"\} (\S+)$', text, re.M
+        )
         return float(found.group(1)) if found else 0.0
+
     deadline = time.monotonic() + timeout
     while restarts() < 1:
         assert time.monotonic() < deadline, "plumbline did not replace the worker failing /health"
@@ -368,7 +429,7 @@ class Launcher:
 
     def take(self, spec: PairSpec) -> ServerPair:
         servers = self.pending.pop(spec, None) or spec.launch()
-        if spec in self.order[self.next:]:
+        if spec in self.order[self.next :]:
             self.next = self.order.index(spec, self.next) + 1
         if self.next < len(self.order):
             upcoming = self.order[self.next]

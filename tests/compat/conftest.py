@@ -1,4 +1,5 @@
 """Fixtures of the compat suite; the harness itself is compat_harness.py."""
+
 from __future__ import annotations
 
 import pytest

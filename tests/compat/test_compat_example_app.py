@@ -3,21 +3,29 @@
 Plumber runs it as its entrypoint.R does (plumber, promises and future attached; futures run
 under future's default sequential plan); plumbline serves the file unchanged with 2 workers.
 """
+
 from __future__ import annotations
 
 import re
 
 import pytest
 
-from compat_harness import (EXAMPLE_APP, assert_405_with_allow, assert_same, deliberate,
-                            wait_for_unhealthy_restart)
+from compat_harness import (
+    EXAMPLE_APP,
+    assert_405_with_allow,
+    assert_same,
+    deliberate,
+    wait_for_unhealthy_restart,
+)
 
 pytestmark = pytest.mark.slow
 APP = EXAMPLE_APP.parent  # served by the `pair` fixture (conftest.py), 2 workers
 
 
-@pytest.mark.parametrize("value, answer", [("3", b"odd"), ("4", b"even"), ("-7", b"odd"),
-                                           ("0", b"even"), ("3.5", b"odd")])
+@pytest.mark.parametrize(
+    "value, answer",
+    [("3", b"odd"), ("4", b"even"), ("-7", b"odd"), ("0", b"even"), ("3.5", b"odd")],
+)
 def test_parity(pair, value, answer):
     ex = pair.compare("GET", f"/parity?int={value}", status=200)
     assert ex.plumbline.content == answer
@@ -40,15 +48,15 @@ def test_unknown_route(pair):
     pair.compare("POST", "/nope/deeper?x=1", status=404, content=b"{}")
 
 
-@pytest.mark.parametrize("method, path, allowed", [("GET", "/fail", "POST"),
-                                                   ("POST", "/parity?int=3", "GET"),
-                                                   ("DELETE", "/health", "GET")])
+@pytest.mark.parametrize(
+    "method, path, allowed",
+    [("GET", "/fail", "POST"), ("POST", "/parity?int=3", "GET"), ("DELETE", "/health", "GET")],
+)
 def test_wrong_method(pair, method, path, allowed):
     assert_405_with_allow(pair.send(method, path), allowed)
 
 
-@pytest.mark.parametrize("path, status", [("/health", 405), ("/parity?int=3", 405),
-                                          ("/nope", 404)])
+@pytest.mark.parametrize("path, status", [("/health", 405), ("/parity?int=3", 405), ("/nope", 404)])
 def test_head(pair, path, status):
     # plumber does not map HEAD to GET (405); each request has a connection of its own, so
     # the body httpuv writes after a HEAD answer spoils nothing (compat_wire).

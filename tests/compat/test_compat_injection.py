@@ -3,6 +3,7 @@ were pasted into an expression go through query, path, JSON, form, multipart, co
 header values. Nothing may create the marker file, every answer is the value echoed back or
 a JSON error, the server keeps answering, and plumbline answers as plumber does.
 """
+
 from __future__ import annotations
 
 import json
@@ -24,7 +25,7 @@ PAYLOADS = [
     f'"); system("touch {M}"); ("',
     f"'); system('touch {M}'); ('",
     f'`system("touch {M}")`',
-    f'eval(parse(text = "file.create(\'{M}\')"))',
+    f"eval(parse(text = \"file.create('{M}')\"))",
     f'file.create("{M}")',
     f'\\"); file.create(\\"{M}\\"); #',
     f"$(touch {M}); `touch {M}`",
@@ -107,16 +108,22 @@ def test_form_value(pair, payload):
 
 @pytest.mark.parametrize("payload", PAYLOADS, ids=IDS)
 def test_multipart_value(pair, payload):
-    ex = pair.send("POST", "/echo/w", data={"v": payload},
-                   files={"f": ("x.txt", payload.encode(), "text/plain")})
+    ex = pair.send(
+        "POST",
+        "/echo/w",
+        data={"v": payload},
+        files={"f": ("x.txt", payload.encode(), "text/plain")},
+    )
     assert ex.plumber.status_code == nul_fails(payload), ex.describe()
     assert_same(ex)
 
 
 @pytest.mark.parametrize("payload", TEXT_PAYLOADS, ids=IDS[: len(TEXT_PAYLOADS)])
 def test_header_and_cookie_values(pair, payload):
-    headers = {"X-Payload": payload.encode("latin-1", "replace").decode("latin-1"),
-               "Cookie": "v=" + quote(payload, safe="")}
+    headers = {
+        "X-Payload": payload.encode("latin-1", "replace").decode("latin-1"),
+        "Cookie": "v=" + quote(payload, safe=""),
+    }
     ex = pair.send("GET", "/echo/w", headers=headers)
     answered_as_data(ex, "cookies", "v", payload)
     assert ex.plumbline.json()["header"] == payload

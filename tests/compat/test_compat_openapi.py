@@ -3,6 +3,7 @@ documents is documented, routes added in R code and mounted routers included, wi
 parameters plumber lists (name, location, required, schema). plumbline's document differs
 deliberately in one way (docs/compatibility.md): a POST/PUT/PATCH endpoint's non-path
 parameters are a request body, where plumber lists them as query parameters."""
+
 from __future__ import annotations
 
 import pytest
@@ -20,15 +21,21 @@ def _documents(pair):
 
 
 def _params(op: dict, where=None) -> dict:
-    return {p["name"]: (p["in"], p["required"], _schema(p["schema"]))
-            for p in op.get("parameters") or () if where is None or p["in"] == where}
+    return {
+        p["name"]: (p["in"], p["required"], _schema(p["schema"]))
+        for p in op.get("parameters") or ()
+        if where is None or p["in"] == where
+    }
 
 
 def _schema(schema: dict) -> dict:
     # plumber writes the default 1 of a `[dbl]` parameter as 1, which OpenAPI validators refuse
     # for an array; plumbline writes [1]
-    if schema.get("type") == "array" and "default" in schema and not isinstance(
-            schema["default"], list):
+    if (
+        schema.get("type") == "array"
+        and "default" in schema
+        and not isinstance(schema["default"], list)
+    ):
         return {**schema, "default": [schema["default"]]}
     return schema
 
@@ -73,13 +80,20 @@ class TestRoutesAddedInCode:
 
     def test_routes_added_in_code_are_documented(self, pair):
         _, ours = _documents(pair)
-        assert {"/added", "/handled", "/typed/{x}", "/items/{id}", "/items/", "/items/search",
-                "/items/deeper/leaf/{name}", "/other/hello/{who}", "/other/echo"} <= set(
-                    ours["paths"])
+        assert {
+            "/added",
+            "/handled",
+            "/typed/{x}",
+            "/items/{id}",
+            "/items/",
+            "/items/search",
+            "/items/deeper/leaf/{name}",
+            "/other/hello/{who}",
+            "/other/echo",
+        } <= set(ours["paths"])
         item = ours["paths"]["/items/{id}"]["get"]
         assert item["parameters"][0]["schema"] == {"type": "integer", "format": "int64"}
-        assert "text/plain" in ours["paths"]["/items/search"]["get"]["responses"]["200"][
-            "content"]
+        assert "text/plain" in ours["paths"]["/items/search"]["get"]["responses"]["200"]["content"]
 
 
 class TestExampleApp:

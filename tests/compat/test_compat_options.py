@@ -2,6 +2,7 @@
 plumber.methodNotAllowed = FALSE, plumber.maxRequestSize = 100)`): plumber then redirects
 `/items` to `/items/`, answers a wrong verb with 404 and refuses bodies over 100 bytes.
 plumbline loads the file in each worker, so the options must hold there too."""
+
 from __future__ import annotations
 
 import pytest

@@ -5,6 +5,7 @@ globals (01-append, 07-mailgun, 11-car-inventory) run with one worker: globals l
 worker process (docs/compatibility.md), and a single worker shows the R code sees them exactly
 as under plumber.
 """
+
 from __future__ import annotations
 
 import json
@@ -18,8 +19,10 @@ from compat_harness import APPS, assert_405_with_allow, assert_same, deliberate
 pytestmark = pytest.mark.slow
 
 # Sys.time() as printed / serialized, and date() ("Mon Nov 23 18:14:06 2026").
-TIME = re.compile(rb"\d{4}-\d{2}-\d{2} \d{2}:\d{2}:\d{2}(\.\d+)?( [A-Z]{3,4})?"
-                  rb"|[A-Z][a-z]{2} [A-Z][a-z]{2} [ \d]\d \d{2}:\d{2}:\d{2} \d{4}")
+TIME = re.compile(
+    rb"\d{4}-\d{2}-\d{2} \d{2}:\d{2}:\d{2}(\.\d+)?( [A-Z]{3,4})?"
+    rb"|[A-Z][a-z]{2} [A-Z][a-z]{2} [ \d]\d \d{2}:\d{2}:\d{2} \d{4}"
+)
 
 
 def mask_time(body: bytes) -> bytes:
@@ -41,11 +44,17 @@ def assert_405(ex, allowed: str) -> None:
 # touched. plumber answers 404 for the ways out, serves `.` segments (200) and fails on a
 # NUL (500).
 LEAVING_THE_FOLDER = [
-    ("/static/../plumber.R", 404), ("/static/%2e%2e/plumber.R", 404),
-    ("/static/%2E%2E/plumber.R", 404), ("/static/..%2fplumber.R", 404),
-    ("/static/..%2Fplumber.R", 404), ("/static/..%5cplumber.R", 404),
-    ("/static/./a.html", 200), ("/static/%2e/a.html", 200), ("/static/a.html%00", 500),
-    ("/static/a.html%00.txt", 500), ("/static/%00../plumber.R", 500),
+    ("/static/../plumber.R", 404),
+    ("/static/%2e%2e/plumber.R", 404),
+    ("/static/%2E%2E/plumber.R", 404),
+    ("/static/..%2fplumber.R", 404),
+    ("/static/..%2Fplumber.R", 404),
+    ("/static/..%5cplumber.R", 404),
+    ("/static/./a.html", 200),
+    ("/static/%2e/a.html", 200),
+    ("/static/a.html%00", 500),
+    ("/static/a.html%00.txt", 500),
+    ("/static/%00../plumber.R", 500),
     ("/static/..%00/plumber.R", 500),
 ]
 
@@ -138,8 +147,9 @@ class TestGithub:
         pair.compare("GET", "/version", status=200)
 
     def test_update_without_secret_file_fails_the_same(self, pair):
-        pair.compare("POST", "/update", status=500, content=b"{}",
-                     headers={"X-Hub-Signature": "sha1=00"})
+        pair.compare(
+            "POST", "/update", status=500, content=b"{}", headers={"X-Hub-Signature": "sha1=00"}
+        )
 
 
 class TestMeanSum:
@@ -162,8 +172,9 @@ class TestMeanSum:
     def test_sum_bad_input(self, pair):
         pair.compare("POST", "/sum", status=200, data={"a": "x", "b": "1"})
         pair.compare("POST", "/sum", status=500, data={"a": "1"})
-        pair.compare("POST", "/sum", status=500, content=b"a=1&b=2",
-                     headers={"content-type": "text/plain"})
+        pair.compare(
+            "POST", "/sum", status=500, content=b"a=1&b=2", headers={"content-type": "text/plain"}
+        )
 
 
 class TestStatic:
@@ -173,13 +184,24 @@ class TestStatic:
         pair.compare("GET", "/", status=200)
 
     # `#* @assets ./files` without a mount path is served at /public, as plumber does.
-    @pytest.mark.parametrize("path", ["/public/a.html", "/public/b.txt", "/static/a.html",
-                                      "/static/b.txt"])
+    @pytest.mark.parametrize(
+        "path", ["/public/a.html", "/public/b.txt", "/static/a.html", "/static/b.txt"]
+    )
     def test_assets(self, pair, path):
         pair.compare("GET", path, status=200)
 
-    @pytest.mark.parametrize("path", ["/a.html", "/static/nope.txt", "/public/nope.txt",
-                                      "/static", "/static/", "/public/", "/static/A.HTML"])
+    @pytest.mark.parametrize(
+        "path",
+        [
+            "/a.html",
+            "/static/nope.txt",
+            "/public/nope.txt",
+            "/static",
+            "/static/",
+            "/public/",
+            "/static/A.HTML",
+        ],
+    )
     def test_missing_assets(self, pair, path):
         pair.compare("GET", path, status=404)
 
@@ -202,8 +224,13 @@ class TestSessions:
     def test_counter_cookie(self, pair):
         ex = pair.compare("GET", "/counter", status=200, present=("set-cookie",))
         assert ex.plumbline.headers["set-cookie"].startswith("visitcounter=1")
-        pair.compare("GET", "/counter", status=200, headers={"Cookie": "visitcounter=41"},
-                     present=("set-cookie",))
+        pair.compare(
+            "GET",
+            "/counter",
+            status=200,
+            headers={"Cookie": "visitcounter=41"},
+            present=("set-cookie",),
+        )
 
     def test_encrypted_session_round_trip(self, pair):
         # The session cookie is encrypted with a random nonce: each server gets its own back.
@@ -211,21 +238,33 @@ class TestSessions:
             first = pair.request(which, "GET", "/sessionCounter")
             assert (first.status_code, first.text) == (200, '["This is visit #0"]'), which
             cookie = first.cookies["cookieName"]
-            second = pair.request(which, "GET", "/sessionCounter",
-                                  headers={"Cookie": f"cookieName={cookie}"})
+            second = pair.request(
+                which, "GET", "/sessionCounter", headers={"Cookie": f"cookieName={cookie}"}
+            )
             assert second.text == '["This is visit #1"]', which
 
     def test_tampered_session_cookie(self, pair):
         # A new session cookie, encrypted with a random nonce: its value differs by nature.
-        pair.compare("GET", "/sessionCounter", status=200,
-                     headers={"Cookie": "cookieName=not-a-real-session"},
-                     present=("set-cookie",), masks={"set-cookie": session_cookie_shape})
+        pair.compare(
+            "GET",
+            "/sessionCounter",
+            status=200,
+            headers={"Cookie": "cookieName=not-a-real-session"},
+            present=("set-cookie",),
+            masks={"set-cookie": session_cookie_shape},
+        )
 
     # `#* @assets static` without a mount path is served at /public.
-    @pytest.mark.parametrize("path, status", [
-        ("/public/iframe.html", 200), ("/public/js-cookie.js", 200),
-        ("/public/iframe-secure.html", 200), ("/public/nope.js", 404), ("/iframe.html", 404),
-    ])
+    @pytest.mark.parametrize(
+        "path, status",
+        [
+            ("/public/iframe.html", 200),
+            ("/public/js-cookie.js", 200),
+            ("/public/iframe-secure.html", 200),
+            ("/public/nope.js", 404),
+            ("/iframe.html", 404),
+        ],
+    )
     def test_assets(self, pair, path, status):
         pair.compare("GET", path, status=status)
 
@@ -234,9 +273,13 @@ class TestSessions:
         pair.compare("POST", "/public/iframe.html", status=400)
 
     # Refused in Python even though R sees every other request (docs/compatibility.md).
-    @pytest.mark.parametrize("path, plumber_status", [
-        (path.replace("/static/", "/public/").replace("a.html", "iframe.html"), status)
-        for path, status in LEAVING_THE_FOLDER])
+    @pytest.mark.parametrize(
+        "path, plumber_status",
+        [
+            (path.replace("/static/", "/public/").replace("a.html", "iframe.html"), status)
+            for path, status in LEAVING_THE_FOLDER
+        ],
+    )
     def test_no_file_outside_the_folder(self, pair, path, plumber_status):
         assert_refused_with_403(pair.send("GET", path), plumber_status)
 
@@ -252,8 +295,9 @@ class TestMailgun:
         pair.compare("GET", "/tail", status=200)
 
     def test_mail_then_tail(self, pair):
-        pair.compare("POST", "/mail", status=200,
-                     data={"from": "a@b.c", "subject": "<b>hi</b> & bye"})
+        pair.compare(
+            "POST", "/mail", status=200, data={"from": "a@b.c", "subject": "<b>hi</b> & bye"}
+        )
         pair.compare("GET", "/tail", status=200, body=mask_time)
 
     def test_mail_missing_subject(self, pair):
@@ -311,20 +355,33 @@ class TestCarInventory:
         pair.compare("GET", path, status=404)
 
     def test_add_car_json_and_form(self, pair):
-        car = {"make": "Honda", "model": "Fit", "edition": "Sport", "year": 2015,
-               "miles": 12000, "price": 9999.5}
+        car = {
+            "make": "Honda",
+            "model": "Fit",
+            "edition": "Sport",
+            "year": 2015,
+            "miles": 12000,
+            "price": 9999.5,
+        }
         pair.compare("POST", "/car/", status=200, **json_form(car))
         pair.compare("POST", "/car/", status=200, data={k: str(v) for k, v in car.items()})
         pair.compare("GET", "/car/", status=200)
 
     def test_add_car_invalid(self, pair):
         pair.compare("POST", "/car/", status=400, **json_form({"model": "Fit", "year": 2015}))
-        pair.compare("POST", "/car/", status=400,
-                     **json_form({"make": "Honda", "model": "Fit", "year": 0}))
+        pair.compare(
+            "POST", "/car/", status=400, **json_form({"make": "Honda", "model": "Fit", "year": 0})
+        )
 
     def test_update_and_delete(self, pair):
-        car = {"make": "Ford", "model": "Ka", "edition": "Base", "year": "2001", "miles": "1",
-               "price": "100"}
+        car = {
+            "make": "Ford",
+            "model": "Ka",
+            "edition": "Base",
+            "year": "2001",
+            "miles": "1",
+            "price": "100",
+        }
         pair.compare("PUT", f"/car/{FIRST_CAR}", status=200, data=car)
         # an empty form value reaches R as a missing argument: an error in R
         pair.compare("PUT", f"/car/{FIRST_CAR}", status=500, data={**car, "edition": ""})
@@ -352,11 +409,20 @@ class TestEntrypoint:
         for which in ("plumber", "plumbline"):
             first = pair.request(which, "GET", "/counter")
             assert first.text == '["This is visit #0"]', which
-            again = pair.request(which, "GET", "/counter",
-                                 headers={"Cookie": f"cookieName={first.cookies['cookieName']}"})
+            again = pair.request(
+                which,
+                "GET",
+                "/counter",
+                headers={"Cookie": f"cookieName={first.cookies['cookieName']}"},
+            )
             assert again.text == '["This is visit #1"]', which
-        pair.compare("GET", "/counter", status=200, present=("set-cookie",),
-                     masks={"set-cookie": session_cookie_shape})
+        pair.compare(
+            "GET",
+            "/counter",
+            status=200,
+            present=("set-cookie",),
+            masks={"set-cookie": session_cookie_shape},
+        )
 
 
 class TestPromises:
@@ -386,8 +452,9 @@ class TestOpenapiSpec:
     PLUMBER_DOCS = True
     PLUMBLINE_FILE = APPS / "15-openapi-spec" / "plumber.R"
 
-    @pytest.mark.parametrize("query, status", [("num=1&num=2&num=3", 200), ("num=4", 200),
-                                               ("num=a", 200), ("", 500)])
+    @pytest.mark.parametrize(
+        "query, status", [("num=1&num=2&num=3", 200), ("num=4", 200), ("num=a", 200), ("", 500)]
+    )
     def test_sum(self, pair, query, status):
         pair.compare("GET", "/sum?" + query, status=status)
 
@@ -420,28 +487,55 @@ class TestArguments:
         pair.compare("POST", "/bad-practice/1/2", status=200, data={"d": "3"})
 
     def test_good_practice_form(self, pair):
-        pair.compare("POST", "/good-practice/3/4?a=1&b=2&d=10", status=200,
-                     data={"a": "5", "b": "6"},
-                     body=self._print)
+        pair.compare(
+            "POST",
+            "/good-practice/3/4?a=1&b=2&d=10",
+            status=200,
+            data={"a": "5", "b": "6"},
+            body=self._print,
+        )
 
     def test_good_practice_json(self, pair):
-        pair.compare("POST", "/good-practice/x/y?q=1", status=200,
-                     **json_form({"a": [1, 2], "n": None, "t": True, "s": "é"}), body=self._print)
+        pair.compare(
+            "POST",
+            "/good-practice/x/y?q=1",
+            status=200,
+            **json_form({"a": [1, 2], "n": None, "t": True, "s": "é"}),
+            body=self._print,
+        )
 
     def test_good_practice_text_and_octet(self, pair):
-        pair.compare("POST", "/good-practice/x/y", status=200, content=b"plain words",
-                     headers={"content-type": "text/plain"}, body=self._print)
-        pair.compare("POST", "/good-practice/x/y", status=200, content=bytes(range(8)),
-                     headers={"content-type": "application/octet-stream"}, body=self._print)
+        pair.compare(
+            "POST",
+            "/good-practice/x/y",
+            status=200,
+            content=b"plain words",
+            headers={"content-type": "text/plain"},
+            body=self._print,
+        )
+        pair.compare(
+            "POST",
+            "/good-practice/x/y",
+            status=200,
+            content=bytes(range(8)),
+            headers={"content-type": "application/octet-stream"},
+            body=self._print,
+        )
 
     def test_good_practice_multipart(self, pair):
-        pair.compare("POST", "/good-practice/x/y", status=200, data={"field": "value"},
-                     files={"upload": ("notes.txt", b"line 1\nline 2\n", "text/plain")},
-                     body=self._print)
+        pair.compare(
+            "POST",
+            "/good-practice/x/y",
+            status=200,
+            data={"field": "value"},
+            files={"upload": ("notes.txt", b"line 1\nline 2\n", "text/plain")},
+            body=self._print,
+        )
 
     def test_good_practice_encoded_path(self, pair):
-        pair.compare("POST", "/good-practice/a%20b/%C3%A9", status=200, content=b"",
-                     body=self._print)
+        pair.compare(
+            "POST", "/good-practice/a%20b/%C3%A9", status=200, content=b"", body=self._print
+        )
 
     def test_wrong_method(self, pair):
         assert_405(pair.send("GET", "/good-practice/1/2"), "POST")

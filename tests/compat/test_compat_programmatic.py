@@ -2,6 +2,7 @@
 pr_hook, pr_set_404, pr_set_error). plumber's own loader applies the block in every worker,
 so the routes, filters, hooks and handlers it adds must behave as under plumber even though
 plumbline's Python side only reads annotations."""
+
 from __future__ import annotations
 
 import pytest

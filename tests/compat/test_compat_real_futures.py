@@ -1,6 +1,7 @@
 """The example app with `--inline-futures off`: `future()` is future's own (sequential plan)
 and plumber's promise path runs in the worker, resolved through later's event loop. The
 answers must be the same as with inline futures (test_compat_example_app.py) and plumber's."""
+
 from __future__ import annotations
 
 import pytest
@@ -12,8 +13,10 @@ APP = EXAMPLE_APP.parent  # served by the `pair` fixture (conftest.py), 2 worker
 PLUMBLINE_FLAGS = ("--inline-futures", "off")
 
 
-@pytest.mark.parametrize("query, status", [("int=3", 200), ("int=10", 200), ("int=abc", 500),
-                                           ("", 500), ("int=1&int=2", 500)])
+@pytest.mark.parametrize(
+    "query, status",
+    [("int=3", 200), ("int=10", 200), ("int=abc", 500), ("", 500), ("int=1&int=2", 500)],
+)
 def test_parity(pair, query, status):
     pair.compare("GET", "/parity?" + query, status=status)
 

@@ -20,6 +20,7 @@ loop or never start depending on the image tag (":crash", ":stuck", ":silent"; w
 ":initcrash" the init container fails, as when an R package cannot be installed), events,
 and the Deployment's status and conditions.
 """
+
 from __future__ import annotations
 
 import asyncio
@@ -80,17 +81,24 @@ class ApiServerEmulator(kmock.KubernetesEmulator):
                 request = attrs.evolve(request, action=kmock.action.CREATE, data=body)
                 self._requests[request.id] = request  # KMock matches recorded requests
         elif request.action == kmock.action.CREATE and request.resource is not None:
-            self._check_namespace(request.namespace
-                                  or ((request.data or {}).get("metadata") or {}).get("namespace"))
+            self._check_namespace(
+                request.namespace or ((request.data or {}).get("metadata") or {}).get("namespace")
+            )
         return await super()._handle(request)
 
     def _checked_apply(self, request) -> dict:
         """The applied object, refused as kube-apiserver refuses a malformed apply."""
+
         def bad(message, status=400, reason="BadRequest"):
             return kmock.KubernetesError(status=status, reason=reason, message=message)
+
         if not request.params.get("fieldManager"):
-            raise bad("PatchOptions.meta.k8s.io \"\" is invalid: fieldManager: Required value: "
-                      "is required for apply patch", 422, "Invalid")
+            raise bad(
+                'PatchOptions.meta.k8s.io "" is invalid: fieldManager: Required value: '
+                "is required for apply patch",
+                422,
+                "Invalid",
+            )
         try:
             body = yaml.safe_load(request.body)  # JSON is YAML
         except yaml.YAMLError as exc:
@@ -101,25 +109,35 @@ class ApiServerEmulator(kmock.KubernetesEmulator):
             raise bad("apiVersion and kind must be set")
         served = _KIND_OF.get(request.resource.plural)
         if served and (body["apiVersion"], body["kind"]) != served:
-            raise bad(f"{body['apiVersion']} {body['kind']} cannot be applied to "
-                      f"{request.resource.plural}")
+            raise bad(
+                f"{body['apiVersion']} {body['kind']} cannot be applied to "
+                f"{request.resource.plural}"
+            )
         meta = body.get("metadata") or {}
         if meta.get("name") != request.name:
-            raise bad(f"the name of the object ({meta.get('name')}) does not match the name "
-                      f"on the URL ({request.name})")
+            raise bad(
+                f"the name of the object ({meta.get('name')}) does not match the name "
+                f"on the URL ({request.name})"
+            )
         if meta.get("namespace") not in (None, request.namespace):
-            raise bad("the namespace of the provided object does not match the namespace "
-                      "sent on the request")
+            raise bad(
+                "the namespace of the provided object does not match the namespace "
+                "sent on the request"
+            )
         return body
 
     def _check_namespace(self, namespace):
         if self.namespaces is not None and namespace not in self.namespaces:
-            raise kmock.KubernetesError(status=404, reason="NotFound",
-                                        message=f'namespaces "{namespace}" not found')
+            raise kmock.KubernetesError(
+                status=404, reason="NotFound", message=f'namespaces "{namespace}" not found'
+            )
 
     async def _serve_create(self, request):
-        self._bookkeep(request, request.namespace or request.data["metadata"].get("namespace"),
-                       request.data["metadata"]["name"])
+        self._bookkeep(
+            request,
+            request.namespace or request.data["metadata"].get("namespace"),
+            request.data["metadata"]["name"],
+        )
         created = await super()._serve_create(request)
         return kmock.Response(status=201, payload=created)
 
@@ -134,8 +152,12 @@ class ApiServerEmulator(kmock.KubernetesEmulator):
         previous = history[-2] if len(history) >= 2 else None
         meta = dict(last.get("metadata") or {})
         if previous is None:  # created (or re-created after a deletion)
-            meta.update(uid=str(uuid.uuid4()), creationTimestamp=_now(), generation=1,
-                        resourceVersion=str(next(self._counter)))
+            meta.update(
+                uid=str(uuid.uuid4()),
+                creationTimestamp=_now(),
+                generation=1,
+                resourceVersion=str(next(self._counter)),
+            )
         else:
             previous = previous.raw
             if previous != last:  # a no-op write keeps the resourceVersion, as on a real server
@@ -147,24 +169,32 @@ class ApiServerEmulator(kmock.KubernetesEmulator):
 
 def _is_apply(request) -> bool:
     content_type = _header(request, "Content-Type") or ""
-    return (request.method == kmock.method.PATCH and request.name is not None
-            and request.resource is not None and content_type.startswith(APPLY_PATCH))
+    return (
+        request.method == kmock.method.PATCH
+        and request.name is not None
+        and request.resource is not None
+        and content_type.startswith(APPLY_PATCH)
+    )
 
 
 def _header(request, name: str) -> str | None:
-    return next((value for key, value in request.headers.items()
-                 if key.lower() == name.lower()), None)
+    return next(
+        (value for key, value in request.headers.items() if key.lower() == name.lower()), None
+    )
 
 
 def _pod_log(request) -> bytes:
     """The kubelet's log of a pod: the init container's says why it failed (as plumbline
     prepare would), the app's names the pod, so mix-ups show."""
     if (request.params or {}).get("container") == "prepare":
-        return (b"R packages: installing 1 into library 0123\n"
-                b"plumbline prepare: R packages could not be installed: ranger 0.16.0. "
-                b"R said: package 'ranger' is not available\n")
-    return (f"Listening on http://0.0.0.0:8000\nGET /parity 200 "
-            f"(served by {request.name})\n").encode()
+        return (
+            b"R packages: installing 1 into library 0123\n"
+            b"plumbline prepare: R packages could not be installed: ranger 0.16.0. "
+            b"R said: package 'ranger' is not available\n"
+        )
+    return (
+        f"Listening on http://0.0.0.0:8000\nGET /parity 200 (served by {request.name})\n"
+    ).encode()
 
 
 class EmulatedApiServer:
@@ -186,10 +216,12 @@ class EmulatedApiServer:
                 emulator.resources[f"{api_version}/{plural}"] = {}
             # The kubelet's log endpoint: each pod's log names the pod, so mix-ups show.
             emulator[kmock.resource("v1/pods"), kmock.subresource("log")] << (
-                lambda request: _pod_log(request))
+                lambda request: _pod_log(request)
+            )
             # The pod proxy to each pod's /metrics: counters that grow with every scrape.
             emulator[kmock.resource("v1/pods"), kmock.subresource("proxy/metrics")] << (
-                self._pod_metrics)
+                self._pod_metrics
+            )
             self.emulator = emulator
             self.url = str(server.url).rstrip("/")
             self._ready.set()
@@ -226,8 +258,7 @@ class EmulatedApiServer:
 
     def client_requests(self) -> list:
         """The requests of the tested client (authenticated by the kubeconfig's token)."""
-        return [r for r in self.requests()
-                if _header(r, "Authorization") == f"Bearer {TOKEN}"]
+        return [r for r in self.requests() if _header(r, "Authorization") == f"Bearer {TOKEN}"]
 
     @staticmethod
     def created_by_apply(request) -> bool:
@@ -258,13 +289,27 @@ class EmulatedApiServer:
 
     def kubeconfig(self, directory: Path, namespace: str = "default") -> Path:
         path = directory / "kubeconfig"
-        path.write_text(yaml.safe_dump({
-            "apiVersion": "v1", "kind": "Config", "current-context": "emulator",
-            "clusters": [{"name": "emulator", "cluster": {"server": self.url}}],
-            "users": [{"name": "tester", "user": {"token": TOKEN}}],
-            "contexts": [{"name": "emulator", "context": {
-                "cluster": "emulator", "user": "tester", "namespace": namespace}}],
-        }))
+        path.write_text(
+            yaml.safe_dump(
+                {
+                    "apiVersion": "v1",
+                    "kind": "Config",
+                    "current-context": "emulator",
+                    "clusters": [{"name": "emulator", "cluster": {"server": self.url}}],
+                    "users": [{"name": "tester", "user": {"token": TOKEN}}],
+                    "contexts": [
+                        {
+                            "name": "emulator",
+                            "context": {
+                                "cluster": "emulator",
+                                "user": "tester",
+                                "namespace": namespace,
+                            },
+                        }
+                    ],
+                }
+            )
+        )
         return path
 
     # Reads for assertions go over HTTP, like any client's.
@@ -317,8 +362,9 @@ class PlayedControllers(threading.Thread):
         return response.json().get("items") or [] if response.status_code == 200 else []
 
     def _merge(self, path, patch):
-        self.http.patch(path, json=patch,
-                        headers={"Content-Type": "application/merge-patch+json"}).raise_for_status()
+        self.http.patch(
+            path, json=patch, headers={"Content-Type": "application/merge-patch+json"}
+        ).raise_for_status()
 
     # -- one reconciliation ---------------------------------------------------------------
     def step(self):
@@ -330,9 +376,13 @@ class PlayedControllers(threading.Thread):
         replicas = dep["spec"].get("replicas", 1)
         pod_hash = hashlib.sha256(json.dumps(template, sort_keys=True).encode()).hexdigest()[:10]
         rs_name = f"{self.name}-{pod_hash}"
-        replicasets = [rs for rs in self._items(self._apps("replicasets"))
-                       if any(ref.get("name") == self.name
-                              for ref in rs["metadata"].get("ownerReferences") or [])]
+        replicasets = [
+            rs
+            for rs in self._items(self._apps("replicasets"))
+            if any(
+                ref.get("name") == self.name for ref in rs["metadata"].get("ownerReferences") or []
+            )
+        ]
         top = max((int(rs["metadata"]["annotations"][REVISION]) for rs in replicasets), default=0)
         current = next((rs for rs in replicasets if rs["metadata"]["name"] == rs_name), None)
         dep_revision = (dep["metadata"].get("annotations") or {}).get(REVISION)
@@ -344,22 +394,32 @@ class PlayedControllers(threading.Thread):
             if revision != dep_revision and int(revision) != top:
                 # Back to an older template (a rollback): it becomes the newest revision.
                 revision = str(top + 1)
-                self._merge(self._apps("replicasets", rs_name),
-                            {"metadata": {"annotations": {REVISION: revision}}})
+                self._merge(
+                    self._apps("replicasets", rs_name),
+                    {"metadata": {"annotations": {REVISION: revision}}},
+                )
         if dep_revision != revision:
-            self._merge(self._apps("deployments", self.name),
-                        {"metadata": {"annotations": {REVISION: revision}}})
+            self._merge(
+                self._apps("deployments", self.name),
+                {"metadata": {"annotations": {REVISION: revision}}},
+            )
             self._revision_started[revision] = time.monotonic()
         started = self._revision_started.setdefault(revision, time.monotonic())
 
         selector = dep["spec"]["selector"]["matchLabels"]
-        pods = [p for p in self._items(self._core("pods"))
-                if all(p["metadata"].get("labels", {}).get(k) == v for k, v in selector.items())]
+        pods = [
+            p
+            for p in self._items(self._core("pods"))
+            if all(p["metadata"].get("labels", {}).get(k) == v for k, v in selector.items())
+        ]
         new = [p for p in pods if p["metadata"]["labels"].get("pod-template-hash") == pod_hash]
         old = [p for p in pods if p not in new]
         image = template["spec"]["containers"][0]["image"]
-        mode = image.rsplit(":", 1)[-1] if image.rsplit(":", 1)[-1] in (
-            "crash", "stuck", "silent", "initcrash") else "healthy"
+        mode = (
+            image.rsplit(":", 1)[-1]
+            if image.rsplit(":", 1)[-1] in ("crash", "stuck", "silent", "initcrash")
+            else "healthy"
+        )
         conditions = [{"type": "Available", "status": "True", "reason": "MinimumReplicasAvailable"}]
 
         if mode == "healthy":
@@ -369,8 +429,11 @@ class PlayedControllers(threading.Thread):
                 self.http.delete(self._core("pods", old[0]["metadata"]["name"]))
             elif len(new) > replicas:
                 self.http.delete(self._core("pods", new[-1]["metadata"]["name"]))
-            progressing = ("NewReplicaSetAvailable" if len(new) == replicas and not old
-                           else "ReplicaSetUpdated")
+            progressing = (
+                "NewReplicaSetAvailable"
+                if len(new) == replicas and not old
+                else "ReplicaSetUpdated"
+            )
             conditions.append({"type": "Progressing", "status": "True", "reason": progressing})
         elif not new:
             self._create_pod(rs_name, template, pod_hash, 0, mode)
@@ -378,79 +441,153 @@ class PlayedControllers(threading.Thread):
             pod = new[0]
             status = pod["status"]
             status["containerStatuses"][0]["restartCount"] += 1
-            self._merge(self._core("pods", pod["metadata"]["name"]) + "/status",
-                        {"status": {"containerStatuses": status["containerStatuses"]}})
+            self._merge(
+                self._core("pods", pod["metadata"]["name"]) + "/status",
+                {"status": {"containerStatuses": status["containerStatuses"]}},
+            )
         if mode == "stuck" and time.monotonic() - started > 0.5:
-            conditions.append({"type": "Progressing", "status": "False",
-                               "reason": "ProgressDeadlineExceeded",
-                               "message": f'ReplicaSet "{rs_name}" has timed out progressing.'})
+            conditions.append(
+                {
+                    "type": "Progressing",
+                    "status": "False",
+                    "reason": "ProgressDeadlineExceeded",
+                    "message": f'ReplicaSet "{rs_name}" has timed out progressing.',
+                }
+            )
         elif mode != "healthy":
-            conditions.append({"type": "Progressing", "status": "True",
-                               "reason": "ReplicaSetUpdated"})
+            conditions.append(
+                {"type": "Progressing", "status": "True", "reason": "ReplicaSetUpdated"}
+            )
 
         ready_new = len(new) if mode == "healthy" else 0
         ready = ready_new + (len(old) if mode != "healthy" else 0)
-        status = {"observedGeneration": dep["metadata"].get("generation", 1),
-                  "replicas": len(pods), "updatedReplicas": len(new), "readyReplicas": ready,
-                  "availableReplicas": ready, "conditions": conditions}
+        status = {
+            "observedGeneration": dep["metadata"].get("generation", 1),
+            "replicas": len(pods),
+            "updatedReplicas": len(new),
+            "readyReplicas": ready,
+            "availableReplicas": ready,
+            "conditions": conditions,
+        }
         if dep.get("status") != status:
             self._merge(self._apps("deployments", self.name) + "/status", {"status": status})
 
     def _create_replicaset(self, dep, rs_name, pod_hash, revision):
         template = json.loads(json.dumps(dep["spec"]["template"]))
         template["metadata"].setdefault("labels", {})["pod-template-hash"] = pod_hash
-        self.http.post(self._apps("replicasets"), json={
-            "apiVersion": "apps/v1", "kind": "ReplicaSet",
-            "metadata": {"name": rs_name, "namespace": self.ns,
-                         "labels": template["metadata"]["labels"],
-                         "annotations": {REVISION: revision},
-                         "ownerReferences": [{"apiVersion": "apps/v1", "kind": "Deployment",
-                                              "name": self.name, "uid": dep["metadata"]["uid"],
-                                              "controller": True}]},
-            "spec": {"replicas": dep["spec"].get("replicas", 1),
-                     "selector": dep["spec"]["selector"], "template": template},
-        }).raise_for_status()
+        self.http.post(
+            self._apps("replicasets"),
+            json={
+                "apiVersion": "apps/v1",
+                "kind": "ReplicaSet",
+                "metadata": {
+                    "name": rs_name,
+                    "namespace": self.ns,
+                    "labels": template["metadata"]["labels"],
+                    "annotations": {REVISION: revision},
+                    "ownerReferences": [
+                        {
+                            "apiVersion": "apps/v1",
+                            "kind": "Deployment",
+                            "name": self.name,
+                            "uid": dep["metadata"]["uid"],
+                            "controller": True,
+                        }
+                    ],
+                },
+                "spec": {
+                    "replicas": dep["spec"].get("replicas", 1),
+                    "selector": dep["spec"]["selector"],
+                    "template": template,
+                },
+            },
+        ).raise_for_status()
 
     def _create_pod(self, rs_name, template, pod_hash, index, mode):
         name = f"{rs_name}-{index}-{uuid.uuid4().hex[:5]}"
         container = template["spec"]["containers"][0]["name"]
         state = {
             "ready": {"running": {"startedAt": _now()}},
-            "crash": {"waiting": {"reason": "CrashLoopBackOff",
-                                  "message": f"back-off 10s restarting failed container={container}"}},
+            "crash": {
+                "waiting": {
+                    "reason": "CrashLoopBackOff",
+                    "message": f"back-off 10s restarting failed container={container}",
+                }
+            },
             "stuck": {"waiting": {"reason": "ContainerCreating"}},
             "silent": {"waiting": {"reason": "ContainerCreating"}},
             "initcrash": {"waiting": {"reason": "PodInitializing"}},
         }[mode]
-        last_state = {"terminated": {"reason": "Error", "exitCode": 1, "finishedAt": _now()}} \
-            if mode == "crash" else {}
+        last_state = (
+            {"terminated": {"reason": "Error", "exitCode": 1, "finishedAt": _now()}}
+            if mode == "crash"
+            else {}
+        )
         ready = mode == "ready"
-        init = [{"name": c["name"], "ready": False, "restartCount": 2,
-                 "state": {"waiting": {"reason": "CrashLoopBackOff"}},
-                 "lastState": {"terminated": {"reason": "Error", "exitCode": 6}}}
-                for c in template["spec"].get("initContainers") or []] \
-            if mode == "initcrash" else []
-        self.http.post(self._core("pods"), json={
-            "apiVersion": "v1", "kind": "Pod",
-            "metadata": {"name": name, "namespace": self.ns,
-                         "labels": {**template["metadata"].get("labels", {}),
-                                    "pod-template-hash": pod_hash},
-                         "ownerReferences": [{"apiVersion": "apps/v1", "kind": "ReplicaSet",
-                                              "name": rs_name, "controller": True}]},
-            "spec": template["spec"],
-            "status": {"phase": "Running" if mode in ("ready", "crash") else "Pending",
-                       "conditions": [{"type": "Ready", "status": "True" if ready else "False"}],
-                       "initContainerStatuses": init,
-                       "containerStatuses": [{"name": container, "ready": ready,
-                                              "restartCount": 1 if mode == "crash" else 0,
-                                              "state": state, "lastState": last_state,
-                                              "image": template["spec"]["containers"][0]["image"]}]},
-        }).raise_for_status()
+        init = (
+            [
+                {
+                    "name": c["name"],
+                    "ready": False,
+                    "restartCount": 2,
+                    "state": {"waiting": {"reason": "CrashLoopBackOff"}},
+                    "lastState": {"terminated": {"reason": "Error", "exitCode": 6}},
+                }
+                for c in template["spec"].get("initContainers") or []
+            ]
+            if mode == "initcrash"
+            else []
+        )
+        self.http.post(
+            self._core("pods"),
+            json={
+                "apiVersion": "v1",
+                "kind": "Pod",
+                "metadata": {
+                    "name": name,
+                    "namespace": self.ns,
+                    "labels": {
+                        **template["metadata"].get("labels", {}),
+                        "pod-template-hash": pod_hash,
+                    },
+                    "ownerReferences": [
+                        {
+                            "apiVersion": "apps/v1",
+                            "kind": "ReplicaSet",
+                            "name": rs_name,
+                            "controller": True,
+                        }
+                    ],
+                },
+                "spec": template["spec"],
+                "status": {
+                    "phase": "Running" if mode in ("ready", "crash") else "Pending",
+                    "conditions": [{"type": "Ready", "status": "True" if ready else "False"}],
+                    "initContainerStatuses": init,
+                    "containerStatuses": [
+                        {
+                            "name": container,
+                            "ready": ready,
+                            "restartCount": 1 if mode == "crash" else 0,
+                            "state": state,
+                            "lastState": last_state,
+                            "image": template["spec"]["containers"][0]["image"],
+                        }
+                    ],
+                },
+            },
+        ).raise_for_status()
         if mode == "crash":
-            self.http.post(self._core("events"), json={
-                "apiVersion": "v1", "kind": "Event",
-                "metadata": {"name": f"{name}.backoff", "namespace": self.ns},
-                "involvedObject": {"kind": "Pod", "name": name, "namespace": self.ns},
-                "type": "Warning", "reason": "BackOff", "lastTimestamp": _now(),
-                "message": f"Back-off restarting failed container {container} in pod {name}",
-            }).raise_for_status()
+            self.http.post(
+                self._core("events"),
+                json={
+                    "apiVersion": "v1",
+                    "kind": "Event",
+                    "metadata": {"name": f"{name}.backoff", "namespace": self.ns},
+                    "involvedObject": {"kind": "Pod", "name": name, "namespace": self.ns},
+                    "type": "Warning",
+                    "reason": "BackOff",
+                    "lastTimestamp": _now(),
+                    "message": f"Back-off restarting failed container {container} in pod {name}",
+                },
+            ).raise_for_status()

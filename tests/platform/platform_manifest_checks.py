@@ -1,4 +1,5 @@
 """Checks shared by the manifest, chart and CLI tests: schema validation and cross-checks."""
+
 from __future__ import annotations
 
 import textwrap
@@ -10,8 +11,10 @@ from packaging.version import Version
 from plumbline.platform.kube.manifests import LIVENESS_PATH, READINESS_PATH
 
 # Every Kubernetes version kubernetes-validate ships a schema for, from 1.29 to the newest.
-K8S_VERSIONS = sorted({v for v in kubernetes_validate.utils.all_versions()
-                       if Version(v) >= Version("1.29")}, key=Version)
+K8S_VERSIONS = sorted(
+    {v for v in kubernetes_validate.utils.all_versions() if Version(v) >= Version("1.29")},
+    key=Version,
+)
 RUNTIME_PATHS = {LIVENESS_PATH, READINESS_PATH}  # answered by runtime/health.py
 
 
@@ -23,9 +26,11 @@ def validate_all(objects: list[dict]) -> None:
             try:
                 kubernetes_validate.validate(obj, version, strict=True)
             except kubernetes_validate.ValidationError as e:
-                raise AssertionError(f"{obj['kind']}/{obj['metadata']['name']} is invalid for "
-                                     f"Kubernetes {version}: {e.message} at "
-                                     f"{'/'.join(map(str, e.absolute_path))}") from None
+                raise AssertionError(
+                    f"{obj['kind']}/{obj['metadata']['name']} is invalid for "
+                    f"Kubernetes {version}: {e.message} at "
+                    f"{'/'.join(map(str, e.absolute_path))}"
+                ) from None
 
 
 def by_kind(objects: list[dict]) -> dict[str, dict]:
@@ -79,15 +84,19 @@ def cross_check(objects: list[dict]) -> None:
         source = volumes["app-files"]["configMap"]
         assert source["name"] == cm["metadata"]["name"]
         assert {i["key"] for i in source["items"]} == set(cm.get("data", {})) | set(
-            cm.get("binaryData", {}))
+            cm.get("binaryData", {})
+        )
     for obj in objects:
         assert obj["metadata"]["namespace"] == deploy["metadata"]["namespace"]
-        assert obj["metadata"]["labels"]["app.kubernetes.io/instance"] == selector[
-            "app.kubernetes.io/instance"]
+        assert (
+            obj["metadata"]["labels"]["app.kubernetes.io/instance"]
+            == selector["app.kubernetes.io/instance"]
+        )
 
 
-def write_app(folder: Path, source: str, files: dict[str, str | bytes] | None = None,
-              toml: str | None = None) -> Path:
+def write_app(
+    folder: Path, source: str, files: dict[str, str | bytes] | None = None, toml: str | None = None
+) -> Path:
     folder.mkdir(parents=True, exist_ok=True)
     plumber = folder / "plumber.R"
     plumber.write_text(textwrap.dedent(source), encoding="utf-8")

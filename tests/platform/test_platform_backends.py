@@ -1,5 +1,6 @@
 """The Backend interface: both implementations satisfy it, the CLI picks one and knows
 neither, and an AppSpec travels whole to another process."""
+
 from __future__ import annotations
 
 import argparse
@@ -53,16 +54,26 @@ def test_both_backends_implement_the_interface():
     assert isinstance(LocalBackend(), Backend)
 
 
-@pytest.mark.parametrize("given, kind", [
-    ({}, "kubernetes"), ({"local": True}, "local"), ({"context": "local"}, "local"),
-    ({"context": "prod"}, "kubernetes")])
+@pytest.mark.parametrize(
+    "given, kind",
+    [
+        ({}, "kubernetes"),
+        ({"local": True}, "local"),
+        ({"context": "local"}, "local"),
+        ({"context": "prod"}, "kubernetes"),
+    ],
+)
 def test_the_cli_picks_the_backend(given, kind):
     assert open_backend(_args(**given)).kind == kind
 
 
 def test_a_spec_travels_whole(tmp_path):
-    plumber = write_app(tmp_path / "shop", "#* @get /a\nfunction() 1\n", toml=TOML,
-                        files={"entrypoint.R": "library(stats)\n"})
+    plumber = write_app(
+        tmp_path / "shop",
+        "#* @get /a\nfunction() 1\n",
+        toml=TOML,
+        files={"entrypoint.R": "library(stats)\n"},
+    )
     spec = build_spec(plumber, {"name": "shop", "labels": {"team": "data"}})
     again = spec_from_json(spec_to_json(spec))
     assert again == spec  # every field, the parsed plumber.R included

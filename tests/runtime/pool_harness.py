@@ -34,8 +34,15 @@ class PoolHarness:
     def start(self) -> None:
         self.run(self.pool.start())
 
-    def request(self, method: str, path: str, query: str = "", headers=(), body: bytes = b"",
-                timeout: float = 120) -> WorkerResponse:
+    def request(
+        self,
+        method: str,
+        path: str,
+        query: str = "",
+        headers=(),
+        body: bytes = b"",
+        timeout: float = 120,
+    ) -> WorkerResponse:
         headers = [("host", "127.0.0.1:8000"), *headers]
         if body:
             headers.append(("content-length", str(len(body))))
@@ -52,6 +59,7 @@ class PoolHarness:
     def snapshot(self) -> list[dict]:
         async def take():
             return self.pool.snapshot()
+
         return self.run(take())
 
     def wait_until_idle(self, count: int | None = None, timeout: float = 60) -> list[dict]:
@@ -97,7 +105,9 @@ def worker_processes() -> list[psutil.Process]:
     for child in psutil.Process().children(recursive=True):
         try:
             cmdline = child.cmdline()
-            if child.status() != psutil.STATUS_ZOMBIE and any(m in cmdline for m in R_PROCESS_MODULES):
+            if child.status() != psutil.STATUS_ZOMBIE and any(
+                m in cmdline for m in R_PROCESS_MODULES
+            ):
                 found.append(child)
         except psutil.NoSuchProcess:
             pass

@@ -71,10 +71,7 @@ def random_queries(count: int, seed: int = 11) -> list[str]:
         "~",
         "?",
     ]
-    return [
-        "".join(rng.choice(alphabet) for _ in range(rng.randint(0, 14)))
-        for _ in range(count)
-    ]
+    return ["".join(rng.choice(alphabet) for _ in range(rng.randint(0, 14))) for _ in range(count)]
 
 
 @pytest.mark.slow
@@ -94,9 +91,7 @@ def test_query_parsing_matches_plumbers_parseqs():
         if ours is None:  # left to R: only where plumber warns, fails or marks UTF-8
             continue
         compared += 1
-        assert answer is not None, (
-            query
-        )  # plumber parsed it without a warning, in ASCII
+        assert answer is not None, query  # plumber parsed it without a warning, in ASCII
         expected = dict(zip(answer["names"] or [], answer["values"] or []))
         assert ours == expected, query
     assert compared > 300
@@ -143,9 +138,7 @@ def test_first_matching_endpoint_wins_as_in_plumbers_router():
     routes = DirectRoutes(ROWS)
     call = routes.plan("GET", "/items/42", "q=1&other=2", [])
     assert (call.index, call.args, call.path_values) == (1, [("q", ["1"])], ["42"])
-    assert (
-        routes.plan("GET", "/items/abc", "", []) is None
-    )  # endpoint 2: plumber's pipeline
+    assert routes.plan("GET", "/items/abc", "", []) is None  # endpoint 2: plumber's pipeline
     assert routes.plan("DELETE", "/plain", "", []) is None  # 405 is plumber's
     assert routes.plan("GET", "/nowhere", "", []) is None  # 404 is plumber's
     assert routes.plan("POST", "/plain", "x=1&x=2", []).args == [("x", ["1", "2"])]

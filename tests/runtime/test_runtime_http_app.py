@@ -4,6 +4,7 @@ Everything here is answered by Python before any R worker is involved (the pool 
 never started): 404/405, 413, 400 for malformed JSON, assets and their traversal guards,
 OpenAPI, Swagger UI, request ids. Raw paths go over http.client so nothing normalises them.
 """
+
 from __future__ import annotations
 
 import http.client
@@ -71,8 +72,11 @@ def app_dir(tmp_path_factory):
 
 @contextmanager
 def running(app):
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=0, lifespan="off",
-                                           log_config=None, access_log=False))
+    server = uvicorn.Server(
+        uvicorn.Config(
+            app, host="127.0.0.1", port=0, lifespan="off", log_config=None, access_log=False
+        )
+    )
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
     deadline = time.monotonic() + 30
@@ -127,27 +131,35 @@ def test_wrong_verb_is_405_listing_the_allowed_ones(shop):
 
 
 def test_body_over_max_body_is_413_by_length_and_when_streamed(shop):
-    status, _, body = request(shop, "POST", "/items", body=b"x" * 2000,
-                              headers={"Content-Type": "text/plain"})
+    status, _, body = request(
+        shop, "POST", "/items", body=b"x" * 2000, headers={"Content-Type": "text/plain"}
+    )
     assert status == 413
     assert json.loads(body) == {"error": "request body too large", "max_body": 1024}
     chunks = iter([b"y" * 600, b"y" * 600, b"y" * 600])
-    status, _, body = request(shop, "POST", "/items", body=chunks, chunked=True,
-                              headers={"Content-Type": "text/plain"})
+    status, _, body = request(
+        shop, "POST", "/items", body=chunks, chunked=True, headers={"Content-Type": "text/plain"}
+    )
     assert status == 413
     assert json.loads(body)["error"] == "request body too large"
 
 
 def test_malformed_json_is_400_naming_the_problem(shop):
-    status, headers, body = request(shop, "POST", "/items", body=b'{"name": "x",}',
-                                    headers={"Content-Type": "application/json; charset=utf-8"})
+    status, headers, body = request(
+        shop,
+        "POST",
+        "/items",
+        body=b'{"name": "x",}',
+        headers={"Content-Type": "application/json; charset=utf-8"},
+    )
     assert status == 400
     assert headers["content-type"] == "application/json"
     payload = json.loads(body)
     assert payload["error"] == "request body is not valid JSON"
     assert "line 1 column 14" in payload["detail"]
-    status, _, body = request(shop, "POST", "/items", body=b"[NaN]",
-                              headers={"Content-Type": "application/json"})
+    status, _, body = request(
+        shop, "POST", "/items", body=b"[NaN]", headers={"Content-Type": "application/json"}
+    )
     assert status == 400 and "NaN" in json.loads(body)["detail"]
 
 
@@ -166,19 +178,22 @@ def test_assets_serve_files_with_content_types(shop):
     assert status == 404 and json.loads(body)["error"]
 
 
-@pytest.mark.parametrize("path", [
-    "/files/../plumber.R",
-    "/files/../secret.txt",
-    "/files/css/../../secret.txt",
-    "/files/%2e%2e/secret.txt",
-    "/files/%2E%2E/%2e%2e/secret.txt",
-    "/files/..%2fsecret.txt",
-    "/files/%2e%2e%2fsecret.txt",
-    "/files/..%5csecret.txt",
-    "/files//etc/passwd",
-    "/files/%2fetc%2fpasswd",
-    "/files/leak.txt",
-])
+@pytest.mark.parametrize(
+    "path",
+    [
+        "/files/../plumber.R",
+        "/files/../secret.txt",
+        "/files/css/../../secret.txt",
+        "/files/%2e%2e/secret.txt",
+        "/files/%2E%2E/%2e%2e/secret.txt",
+        "/files/..%2fsecret.txt",
+        "/files/%2e%2e%2fsecret.txt",
+        "/files/..%5csecret.txt",
+        "/files//etc/passwd",
+        "/files/%2fetc%2fpasswd",
+        "/files/leak.txt",
+    ],
+)
 def test_assets_refuse_anything_outside_the_folder(shop, path):
     status, headers, body = request(shop, "GET", path)
     assert status in (403, 404), path
@@ -228,8 +243,11 @@ def test_openapi_describes_the_app(shop):
     user = doc["paths"]["/users/{id}"]
     assert set(user) == {"get", "delete"}
     assert user["get"]["parameters"][0] == {
-        "name": "id", "in": "path", "required": True,
-        "schema": {"type": "integer", "format": "int64"}}
+        "name": "id",
+        "in": "path",
+        "required": True,
+        "schema": {"type": "integer", "format": "int64"},
+    }
 
 
 def test_swagger_ui_is_served_locally(shop):

@@ -1,4 +1,5 @@
 """/openapi.json documents: valid OpenAPI 3.0.3, built from the annotations alone."""
+
 from __future__ import annotations
 
 import json
@@ -18,8 +19,11 @@ EXAMPLE = REPO / "examples" / "plumber-on-k8s" / "plumber.R"
 def test_example_app_document():
     doc = openapi.build(parse_file(EXAMPLE))
     validate(doc)
-    assert doc["info"] == {"title": "API Title", "description": "API Description",
-                           "version": "1.0.0"}  # plumber's defaults
+    assert doc["info"] == {
+        "title": "API Title",
+        "description": "API Description",
+        "version": "1.0.0",
+    }  # plumber's defaults
     assert set(doc["paths"]) == {"/parity", "/wait", "/fail", "/quit", "/health"}
     parity = doc["paths"]["/parity"]["get"]
     assert parity["summary"] == "Determine if an integer is odd or even"
@@ -38,19 +42,33 @@ def test_fixture_document_covers_every_annotation():
     assert echo["get"]["tags"] == ["echo", "two words"]
     assert echo["get"]["description"] == "A longer description\non two lines."
     times = next(p for p in echo["get"]["parameters"] if p["name"] == "times")
-    assert times["schema"] == {"type": "array", "items": {"type": "integer", "format": "int64"},
-                               "default": [1]}  # plumber: `"default": 1`, not valid OpenAPI
+    assert times["schema"] == {
+        "type": "array",
+        "items": {"type": "integer", "format": "int64"},
+        "default": [1],
+    }  # plumber: `"default": 1`, not valid OpenAPI
     blob = doc["paths"]["/blob/{ids}"]["put"]
     assert blob["parameters"][0]["in"] == "path" and blob["parameters"][0]["explode"] is False
     assert list(blob["requestBody"]["content"]) == ["application/octet-stream"]
     assert "application/octet-stream" in blob["responses"]["200"]["content"]
-    assert set(doc["paths"]["/everything"]) == {"get", "post", "put", "delete", "patch",
-                                                "head", "options"}
+    assert set(doc["paths"]["/everything"]) == {
+        "get",
+        "post",
+        "put",
+        "delete",
+        "patch",
+        "head",
+        "options",
+    }
 
 
 def _plumber_example(name: str) -> Path:
-    out = subprocess.run(["Rscript", "-e", 'cat(system.file("plumber", package="plumber"))'],
-                         capture_output=True, text=True, check=True)
+    out = subprocess.run(
+        ["Rscript", "-e", 'cat(system.file("plumber", package="plumber"))'],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
     path = Path(out.stdout.strip()) / name / "plumber.R"
     assert path.is_file(), f"plumber's examples are not installed ({path})"
     return path
@@ -63,7 +81,8 @@ def test_multi_line_api_description_is_joined_as_plumber_does():
     validate(doc)
     assert doc["info"]["title"] == "Auto Inventory Manager"
     assert doc["info"]["description"] == (
-        "Manage the inventory of an automobile store using an API.")
+        "Manage the inventory of an automobile store using an API."
+    )
 
 
 @pytest.mark.slow  # runs real plumber in Rscript
@@ -72,8 +91,10 @@ def test_undocumented_arguments_are_listed_as_plumber_lists_them():
     fixture = REPO / "tests" / "fixtures" / "openapi-arguments" / "plumber.R"
     ours = openapi.build(parse_file(fixture))
     validate(ours)
-    code = ('spec <- plumber::pr(commandArgs(TRUE)[1])$getApiSpec(); '
-            'cat(jsonlite::toJSON(spec$paths, auto_unbox = TRUE, null = "null"))')
+    code = (
+        "spec <- plumber::pr(commandArgs(TRUE)[1])$getApiSpec(); "
+        'cat(jsonlite::toJSON(spec$paths, auto_unbox = TRUE, null = "null"))'
+    )
     done = subprocess.run(["Rscript", "-e", code, str(fixture)], capture_output=True, text=True)
     assert done.returncode == 0, done.stderr
     plumbers = json.loads(done.stdout)
@@ -83,7 +104,10 @@ def test_undocumented_arguments_are_listed_as_plumber_lists_them():
         assert set(mine) == set(theirs), path
         for name, param in theirs.items():
             assert (mine[name]["in"], mine[name]["required"], mine[name]["schema"]) == (
-                param["in"], param["required"], param["schema"]), (path, name)
+                param["in"],
+                param["required"],
+                param["schema"],
+            ), (path, name)
     search = {p["name"]: p for p in ours["paths"]["/search"]["get"]["parameters"]}
     assert search["exact"]["schema"] == {"type": "boolean", "default": False}
     assert search["q"]["required"] is True  # no default: required, though its @param has no `*`

@@ -47,10 +47,21 @@ def test_root_path_prefix_is_removed_and_documented(tmp_path):
 
 def test_root_path_aliases_are_removed_too(tmp_path):
     """A vanity path: the Kubernetes Ingress passes /parity-vanity/parity on unchanged."""
-    with serve(tmp_path, "--workers", "1", "--root-path", PREFIX,
-               "--root-path-aliases", "/parity-vanity/,/teams/a") as app:
-        for path in (f"{PREFIX}/parity?int=7", "/parity-vanity/parity?int=7",
-                     "/teams/a/parity?int=7", "/parity?int=7"):
+    with serve(
+        tmp_path,
+        "--workers",
+        "1",
+        "--root-path",
+        PREFIX,
+        "--root-path-aliases",
+        "/parity-vanity/,/teams/a",
+    ) as app:
+        for path in (
+            f"{PREFIX}/parity?int=7",
+            "/parity-vanity/parity?int=7",
+            "/teams/a/parity?int=7",
+            "/parity?int=7",
+        ):
             assert app.get(path)[::2] == (200, b"odd"), path
         status, _, body = app.get("/parity-vanity/openapi.json")
         assert status == 200 and json.loads(body)["servers"] == [{"url": PREFIX}]

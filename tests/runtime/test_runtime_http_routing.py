@@ -1,4 +1,5 @@
 """Router gives plumber's answer (PlumberFile.find) with its per-path index."""
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -24,16 +25,39 @@ function() "static post"
 function(name) name
 """
 
-PATHS = ("/", "/users/42", "/users/7", "/users/x", "/users/42/", "/files/a.txt", "/files/",
-         "/echo", "/users/1/score/2.5", "/flag/true/bob", "/flag/maybe/bob", "/blob/1,2,3",
-         "/legacy", "/items", "/everything", "/ping", "/parity", "/wait", "/health", "/nope")
+PATHS = (
+    "/",
+    "/users/42",
+    "/users/7",
+    "/users/x",
+    "/users/42/",
+    "/files/a.txt",
+    "/files/",
+    "/echo",
+    "/users/1/score/2.5",
+    "/flag/true/bob",
+    "/flag/maybe/bob",
+    "/blob/1,2,3",
+    "/legacy",
+    "/items",
+    "/everything",
+    "/ping",
+    "/parity",
+    "/wait",
+    "/health",
+    "/nope",
+)
 
 
-@pytest.mark.parametrize("spec", [
-    parse_source(ORDERED),
-    parse_file(REPO / "tests" / "fixtures" / "annotated" / "plumber.R"),
-    parse_file(REPO / "examples" / "plumber-on-k8s" / "plumber.R"),
-], ids=["ordered", "annotated", "example"])
+@pytest.mark.parametrize(
+    "spec",
+    [
+        parse_source(ORDERED),
+        parse_file(REPO / "tests" / "fixtures" / "annotated" / "plumber.R"),
+        parse_file(REPO / "examples" / "plumber-on-k8s" / "plumber.R"),
+    ],
+    ids=["ordered", "annotated", "example"],
+)
 def test_router_agrees_with_plumberfile_find(spec):
     router = Router(spec)
     for path in PATHS:
@@ -60,8 +84,10 @@ def test_r_answers_unrouted_requests_when_filters_or_a_plumber_block_exist(tmp_p
     plain.write_text("#* @get /a\nfunction() 1\n")
     assert not r_sees_everything(parse_file(plain))
     block = tmp_path / "block.R"
-    block.write_text("#* @get /a\nfunction() 1\n\n#* @plumber\nfunction(pr) {\n"
-                     "  pr_get(pr, '/added', function() 2)\n}\n")
+    block.write_text(
+        "#* @get /a\nfunction() 1\n\n#* @plumber\nfunction(pr) {\n"
+        "  pr_get(pr, '/added', function() 2)\n}\n"
+    )
     assert r_sees_everything(parse_file(block))
     options = tmp_path / "options.R"
     options.write_text("options(plumber.trailingSlash = TRUE)\n#* @get /a/\nfunction() 1\n")

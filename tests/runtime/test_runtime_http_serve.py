@@ -5,6 +5,7 @@ readiness during a worker reload and during drain, the SIGTERM drain itself, met
 request ids in the JSON access log, pool failures as JSON (503/504/502), and the start-up
 failures (bad annotation, R syntax error, port in use) that must exit before binding.
 """
+
 from __future__ import annotations
 
 import http.client
@@ -23,15 +24,19 @@ pytestmark = pytest.mark.slow
 
 @pytest.fixture(scope="module")
 def example(tmp_path_factory):
-    with serve(tmp_path_factory.mktemp("example"), "--workers", "2",
-               "--drain-delay", "0.5") as served:
+    with serve(
+        tmp_path_factory.mktemp("example"), "--workers", "2", "--drain-delay", "0.5"
+    ) as served:
         yield served
 
 
 def test_livez_answers_fast_while_every_worker_runs_wait(example):
     waits = [in_thread(example.get, "/wait") for _ in range(2)]
-    example.wait_until(lambda: example.metric('plumbline_workers{state="busy"}') == 2,
-                       timeout=10, what="both workers busy")
+    example.wait_until(
+        lambda: example.metric('plumbline_workers{state="busy"}') == 2,
+        timeout=10,
+        what="both workers busy",
+    )
     timings = []
     for _ in range(7):
         start = time.perf_counter()
@@ -73,8 +78,9 @@ def test_json_bodies_jsonlite_rejects_get_400_and_the_rest_reach_r(example):
     def send(body: bytes):
         conn = http.client.HTTPConnection("127.0.0.1", example.port, timeout=30)
         try:
-            conn.request("GET", "/parity?int=3", body=body,
-                         headers={"Content-Type": "application/json"})
+            conn.request(
+                "GET", "/parity?int=3", body=body, headers={"Content-Type": "application/json"}
+            )
             resp = conn.getresponse()
             return resp.status, resp.read()
         finally:
@@ -109,11 +115,15 @@ def test_sigterm_drains_without_dropping_requests(tmp_path):
     # a drain delay long enough that the checks below surely fall inside it
     with serve(tmp_path, "--workers", "2", "--drain-delay", "10") as served:
         thread, result = in_thread(served.get, "/wait")
-        served.wait_until(lambda: served.metric('plumbline_workers{state="busy"}') == 1,
-                          timeout=10, what="/wait running")
+        served.wait_until(
+            lambda: served.metric('plumbline_workers{state="busy"}') == 1,
+            timeout=10,
+            what="/wait running",
+        )
         served.proc.send_signal(signal.SIGTERM)
-        served.wait_until(lambda: served.get("/readyz")[0] == 503, timeout=30,
-                          what="readyz 503 after SIGTERM")
+        served.wait_until(
+            lambda: served.get("/readyz")[0] == 503, timeout=30, what="readyz 503 after SIGTERM"
+        )
         status, _, body = served.get("/readyz")
         assert json.loads(body)["reason"] == "draining"
         # still served during the drain delay
@@ -132,16 +142,34 @@ BOUND = 60  # seconds a stop may take in these tests: generous, and far below LO
 
 
 def stderr_events(served: Served) -> list[str]:
-    return [json.loads(line)["message"] for line in served.stderr.read_text().splitlines()
-            if line.startswith("{")]
+    return [
+        json.loads(line)["message"]
+        for line in served.stderr.read_text().splitlines()
+        if line.startswith("{")
+    ]
 
 
 def test_graceful_timeout_cuts_off_a_request_still_running(tmp_path):
-    with serve(tmp_path, "--workers", "1", "--drain-delay", "0", "--graceful-timeout", "2",
-               "--timeout", str(LONG), "--health-interval", "0", plumber_file=BASIC) as served:
+    with serve(
+        tmp_path,
+        "--workers",
+        "1",
+        "--drain-delay",
+        "0",
+        "--graceful-timeout",
+        "2",
+        "--timeout",
+        str(LONG),
+        "--health-interval",
+        "0",
+        plumber_file=BASIC,
+    ) as served:
         thread, result = in_thread(served.get, f"/sleep?secs={LONG}", "GET", None, LONG + 30)
-        served.wait_until(lambda: served.metric('plumbline_workers{state="busy"}') == 1,
-                          timeout=30, what="the long call running")
+        served.wait_until(
+            lambda: served.metric('plumbline_workers{state="busy"}') == 1,
+            timeout=30,
+            what="the long call running",
+        )
         signalled = time.monotonic()
         served.proc.send_signal(signal.SIGTERM)
         assert served.proc.wait(BOUND) == 0  # long before the R call would have ended
@@ -153,33 +181,60 @@ def test_graceful_timeout_cuts_off_a_request_still_running(tmp_path):
 
 
 def test_second_signal_skips_the_rest_of_the_drain_delay(tmp_path):
-    with serve(tmp_path, "--workers", "1", "--drain-delay", str(LONG), plumber_file=BASIC) \
-            as served:
+    with serve(
+        tmp_path, "--workers", "1", "--drain-delay", str(LONG), plumber_file=BASIC
+    ) as served:
         served.proc.send_signal(signal.SIGTERM)
-        served.wait_until(lambda: served.get("/readyz")[0] == 503, timeout=30,
-                          what="readyz 503 after the first SIGTERM")
+        served.wait_until(
+            lambda: served.get("/readyz")[0] == 503,
+            timeout=30,
+            what="readyz 503 after the first SIGTERM",
+        )
         assert served.get("/text")[2] == b"hello"  # still serving during the drain delay
         served.proc.send_signal(signal.SIGTERM)
         assert served.proc.wait(BOUND) == 0
         events = stderr_events(served)
-        assert events.index("stop requested, draining") < events.index(
-            "skipping the drain delay") < events.index("stopped")
+        assert (
+            events.index("stop requested, draining")
+            < events.index("skipping the drain delay")
+            < events.index("stopped")
+        )
 
 
 def test_third_signal_stops_waiting_for_open_connections(tmp_path):
-    with serve(tmp_path, "--workers", "1", "--drain-delay", "0", "--graceful-timeout",
-               str(LONG), "--timeout", str(LONG), "--health-interval", "0",
-               plumber_file=BASIC) as served:
+    with serve(
+        tmp_path,
+        "--workers",
+        "1",
+        "--drain-delay",
+        "0",
+        "--graceful-timeout",
+        str(LONG),
+        "--timeout",
+        str(LONG),
+        "--health-interval",
+        "0",
+        plumber_file=BASIC,
+    ) as served:
         thread, result = in_thread(served.get, f"/sleep?secs={LONG}", "GET", None, LONG + 30)
-        served.wait_until(lambda: served.metric('plumbline_workers{state="busy"}') == 1,
-                          timeout=30, what="the long call running")
+        served.wait_until(
+            lambda: served.metric('plumbline_workers{state="busy"}') == 1,
+            timeout=30,
+            what="the long call running",
+        )
         served.proc.send_signal(signal.SIGTERM)
-        served.wait_until(lambda: "closing listener, finishing in-flight requests"
-                          in stderr_events(served), timeout=30, what="the listener closing")
+        served.wait_until(
+            lambda: "closing listener, finishing in-flight requests" in stderr_events(served),
+            timeout=30,
+            what="the listener closing",
+        )
         # Each signal once the last one is logged (the kernel merges a pending one).
         served.proc.send_signal(signal.SIGTERM)  # the drain delay is already over: no change
-        served.wait_until(lambda: "skipping the drain delay" in stderr_events(served),
-                          timeout=30, what="the second signal handled")
+        served.wait_until(
+            lambda: "skipping the drain delay" in stderr_events(served),
+            timeout=30,
+            what="the second signal handled",
+        )
         served.proc.send_signal(signal.SIGTERM)
         assert served.proc.wait(BOUND) == 0  # not the graceful timeout, not the R call
         thread.join(30)
@@ -189,11 +244,25 @@ def test_third_signal_stops_waiting_for_open_connections(tmp_path):
 
 def test_pool_failures_become_json_errors_and_readiness_follows_reload(tmp_path):
     # no health checks: one would occupy the only worker and turn /wait into a 503
-    with serve(tmp_path, "--workers", "1", "--max-queue", "0", "--timeout", "2",
-               "--drain-delay", "0", "--health-interval", "0") as served:
+    with serve(
+        tmp_path,
+        "--workers",
+        "1",
+        "--max-queue",
+        "0",
+        "--timeout",
+        "2",
+        "--drain-delay",
+        "0",
+        "--health-interval",
+        "0",
+    ) as served:
         thread, result = in_thread(served.get, "/wait")
-        served.wait_until(lambda: served.metric('plumbline_workers{state="busy"}') == 1,
-                          timeout=10, what="/wait running")
+        served.wait_until(
+            lambda: served.metric('plumbline_workers{state="busy"}') == 1,
+            timeout=10,
+            what="/wait running",
+        )
         status, headers, body = served.get("/parity?int=1")
         assert status == 503 and headers["retry-after"] == "1"
         assert "error" in json.loads(body)
@@ -202,11 +271,13 @@ def test_pool_failures_become_json_errors_and_readiness_follows_reload(tmp_path)
         assert status == 504 and headers["content-type"] == "application/json"
         assert "timeout" in json.loads(body)["error"]
         # the timed-out worker is killed and replaced; until its successor loads, not ready
-        served.wait_until(lambda: served.get("/readyz")[0] == 503, timeout=30,
-                          what="readyz 503 while the only worker reloads")
+        served.wait_until(
+            lambda: served.get("/readyz")[0] == 503,
+            timeout=30,
+            what="readyz 503 while the only worker reloads",
+        )
         assert served.get("/livez")[0] == 200
-        served.wait_until(lambda: served.get("/readyz")[0] == 200, timeout=60,
-                          what="ready again")
+        served.wait_until(lambda: served.get("/readyz")[0] == 200, timeout=60, what="ready again")
         assert served.metric('plumbline_worker_restarts_total{reason="timeout"}') == 1
         status, _, body = served.get("/quit", method="POST")
         assert status == 502 and "died" in json.loads(body)["error"]
@@ -216,8 +287,12 @@ def test_r_syntax_error_exits_3_with_rs_message_before_binding(tmp_path):
     app = tmp_path / "plumber.R"
     app.write_text("#* @get /a\nfunction() {\n  list(a = 1\n}\n")
     port = free_port()
-    proc = subprocess.Popen([*PLUMBLINE, str(app), "--port", str(port), "--workers", "1"],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(
+        [*PLUMBLINE, str(app), "--port", str(port), "--workers", "1"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     bound = False
     while proc.poll() is None:
         with socket.socket() as probe:
@@ -233,8 +308,12 @@ def test_r_syntax_error_exits_3_with_rs_message_before_binding(tmp_path):
 def test_annotation_error_exits_2_with_file_and_line(tmp_path):
     app = tmp_path / "plumber.R"
     app.write_text("x <- 1\n\n#* @get\nfunction() 1\n")
-    out = subprocess.run([*PLUMBLINE, str(app), "--port", str(free_port())],
-                         capture_output=True, text=True, timeout=60)
+    out = subprocess.run(
+        [*PLUMBLINE, str(app), "--port", str(free_port())],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert out.returncode == 2
     assert f"{app}:3: No path specified." in out.stderr
 
@@ -244,8 +323,12 @@ def test_port_in_use_is_a_clear_error(tmp_path):
         taken.bind(("127.0.0.1", 0))
         taken.listen()
         port = taken.getsockname()[1]
-        out = subprocess.run([*PLUMBLINE, str(EXAMPLE), "--port", str(port), "--workers", "1"],
-                             capture_output=True, text=True, timeout=120)
+        out = subprocess.run(
+            [*PLUMBLINE, str(EXAMPLE), "--port", str(port), "--workers", "1"],
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
     assert out.returncode == 4
     assert f"cannot listen on 127.0.0.1:{port}" in out.stderr
     assert "in use" in out.stderr
@@ -253,8 +336,7 @@ def test_port_in_use_is_a_clear_error(tmp_path):
 
 def test_app_with_filters_keeps_them_in_front_of_assets_and_unmatched(tmp_path):
     annotated = REPO / "tests" / "fixtures" / "annotated" / "plumber.R"
-    with serve(tmp_path, "--workers", "1", "--drain-delay", "0",
-               plumber_file=annotated) as served:
+    with serve(tmp_path, "--workers", "1", "--drain-delay", "0", plumber_file=annotated) as served:
         status, _, body = served.get("/files/hello.txt")  # via R, after the filters
         assert (status, body) == (200, b"hello asset\n")
         for path in ("/files/%2e%2e/plumber.R", "/files/..%2fplumber.R"):
@@ -266,8 +348,9 @@ def test_app_with_filters_keeps_them_in_front_of_assets_and_unmatched(tmp_path):
         def patch(body: bytes):
             conn = http.client.HTTPConnection("127.0.0.1", served.port, timeout=30)
             try:
-                conn.request("PATCH", "/items", body=body,
-                             headers={"Content-Type": "application/json"})
+                conn.request(
+                    "PATCH", "/items", body=body, headers={"Content-Type": "application/json"}
+                )
                 resp = conn.getresponse()
                 return resp.status, json.loads(resp.read())
             finally:

@@ -1,4 +1,5 @@
 """`plumbline serve` settings: precedence flag > env > file > default, strict values, docs."""
+
 from __future__ import annotations
 
 import os
@@ -10,7 +11,6 @@ import pytest
 from plumbline.cli import build_parser
 from plumbline.runtime import settings
 from support import EXAMPLE, REPO
-
 
 
 def resolve(argv: list[str], env: dict[str, str] | None = None) -> settings.ServeConfig:
@@ -34,11 +34,11 @@ def test_flag_beats_env_beats_file_beats_default(tmp_path):
     config.write_text('[serve]\nport = 7001\nworkers = 3\nmax-queue = 7\nmax_body = "1KiB"\n')
     env = {"PLUMBLINE_PORT": "7002", "PLUMBLINE_WORKERS": "5"}
     values = resolve(["--config", str(config), "--port", "7003"], env)
-    assert values.port == 7003          # flag
-    assert values.workers == 5          # env over file
-    assert values.max_queue == 7        # file
-    assert values.max_body == 1024      # file, underscore spelling, size suffix
-    assert values.timeout == 60.0       # default
+    assert values.port == 7003  # flag
+    assert values.workers == 5  # env over file
+    assert values.max_queue == 7  # file
+    assert values.max_body == 1024  # file, underscore spelling, size suffix
+    assert values.timeout == 60.0  # default
 
 
 def test_config_file_from_env(tmp_path):
@@ -49,15 +49,18 @@ def test_config_file_from_env(tmp_path):
     assert values.attach == ("jsonlite", "stats")
 
 
-@pytest.mark.parametrize("argv, env, fragment", [
-    (["--port", "http"], {}, "'port' (from flag --port)"),
-    (["--workers", "0"], {}, "'workers' (from flag --workers): must be >= 1"),
-    ([], {"PLUMBLINE_TIMEOUT": "soon"}, "'timeout' (from env PLUMBLINE_TIMEOUT)"),
-    ([], {"PLUMBLINE_DOCS": "maybe"}, "'docs' (from env PLUMBLINE_DOCS)"),
-    (["--max-body", "10 parsecs"], {}, "'max-body'"),
-    (["--attach", "dplyr;system('rm')"], {}, "'attach'"),
-    (["--log-level", "loud"], {}, "'log-level'"),
-])
+@pytest.mark.parametrize(
+    "argv, env, fragment",
+    [
+        (["--port", "http"], {}, "'port' (from flag --port)"),
+        (["--workers", "0"], {}, "'workers' (from flag --workers): must be >= 1"),
+        ([], {"PLUMBLINE_TIMEOUT": "soon"}, "'timeout' (from env PLUMBLINE_TIMEOUT)"),
+        ([], {"PLUMBLINE_DOCS": "maybe"}, "'docs' (from env PLUMBLINE_DOCS)"),
+        (["--max-body", "10 parsecs"], {}, "'max-body'"),
+        (["--attach", "dplyr;system('rm')"], {}, "'attach'"),
+        (["--log-level", "loud"], {}, "'log-level'"),
+    ],
+)
 def test_bad_values_name_the_setting_and_source(argv, env, fragment):
     with pytest.raises(settings.SettingError) as caught:
         resolve(argv, env)
@@ -78,15 +81,23 @@ def test_bad_config_files_fail_loudly(tmp_path):
 
 
 def test_serve_command_exits_2_on_a_bad_value():
-    out = subprocess.run([sys.executable, "-m", "plumbline", "serve", str(EXAMPLE),
-                          "--port", "-1"], capture_output=True, text=True, timeout=60)
+    out = subprocess.run(
+        [sys.executable, "-m", "plumbline", "serve", str(EXAMPLE), "--port", "-1"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert out.returncode == 2
     assert "invalid value for setting 'port'" in out.stderr
 
 
 def test_help_states_every_default_and_env_var():
-    out = subprocess.run([sys.executable, "-m", "plumbline", "serve", "--help"],
-                         capture_output=True, text=True, timeout=60)
+    out = subprocess.run(
+        [sys.executable, "-m", "plumbline", "serve", "--help"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     text = " ".join(out.stdout.split())
     for s in settings.SETTINGS:
         assert s.flag in text
@@ -98,7 +109,8 @@ def test_entrypoint_packages_are_read_not_run(tmp_path):
     app = tmp_path / "plumber.R"
     app.write_text("")
     (tmp_path / "entrypoint.R").write_text(
-        "# library(commented)\nrequire('jsonlite'); library(package = stats)\nsystem('x')\n")
+        "# library(commented)\nrequire('jsonlite'); library(package = stats)\nsystem('x')\n"
+    )
     assert settings.entrypoint_packages(app) == ("jsonlite", "stats")
     assert settings.entrypoint_packages(tmp_path / "elsewhere" / "plumber.R") == ()
 
@@ -107,7 +119,8 @@ def test_configuration_doc_is_current():
     doc = REPO / "docs" / "configuration.md"
     assert doc.read_text(encoding="utf-8") == settings.render_markdown(), (
         "docs/configuration.md is stale: run "
-        "`python -m plumbline.runtime.settings docs/configuration.md`")
+        "`python -m plumbline.runtime.settings docs/configuration.md`"
+    )
 
 
 def test_default_workers_respect_a_cgroup_cpu_limit(tmp_path):

@@ -1,5 +1,6 @@
 """One log format: every line `plumbline serve` writes is a JSON object of the same shape
 (server, pool and access log alike), and R's start-up leaves no rpy2 warning behind."""
+
 from __future__ import annotations
 
 import json
@@ -21,9 +22,22 @@ def test_serve_logs_one_json_shape_and_no_rpy2_noise(tmp_path):
     port = free_port()
     out, err = tmp_path / "out.log", tmp_path / "err.log"
     with open(out, "wb") as stdout, open(err, "wb") as stderr:
-        proc = subprocess.Popen([*PLUMBLINE, "serve", str(EXAMPLE), "--port", str(port),
-                                 "--workers", "2", "--drain-delay", "0"],
-                                stdout=stdout, stderr=stderr, cwd=tmp_path)
+        proc = subprocess.Popen(
+            [
+                *PLUMBLINE,
+                "serve",
+                str(EXAMPLE),
+                "--port",
+                str(port),
+                "--workers",
+                "2",
+                "--drain-delay",
+                "0",
+            ],
+            stdout=stdout,
+            stderr=stderr,
+            cwd=tmp_path,
+        )
     try:
         deadline = time.monotonic() + 90
         while '"message":"listening"' not in err.read_text():

@@ -36,16 +36,23 @@ def body_json(response):
 
 # ---- plumber semantics ----------------------------------------------------------------
 
+
 def test_text_serializer(pool):
     response = pool.get("/text")
     assert (response.status, content_type(response), response.body) == (
-        200, "text/plain; charset=UTF-8", b"hello")
+        200,
+        "text/plain; charset=UTF-8",
+        b"hello",
+    )
 
 
 def test_json_serializer_uses_jsonlite_defaults(pool):
     response = pool.get("/json")
     assert (response.status, content_type(response), response.body) == (
-        200, "application/json", b'{"a":[1]}')
+        200,
+        "application/json",
+        b'{"a":[1]}',
+    )
 
 
 def test_typed_path_parameter(pool):
@@ -62,47 +69,94 @@ def test_query_arguments_are_decoded(pool):
 
 
 def test_json_body_arguments(pool):
-    response = pool.request("POST", "/sum", headers=[("content-type", "application/json")],
-                            body=b'{"a": 1, "b": 2}')
+    response = pool.request(
+        "POST", "/sum", headers=[("content-type", "application/json")], body=b'{"a": 1, "b": 2}'
+    )
     assert (response.status, response.body) == (200, b'{"sum":[3]}')
 
 
 def test_deeply_nested_json_is_an_r_error_not_a_crash(pool):
     pids = {row["pid"] for row in pool.snapshot()}
     body = b'{"a": ' + b"[" * 5000 + b"1" + b"]" * 5000 + b', "b": 1}'
-    response = pool.request("POST", "/sum", headers=[("content-type", "application/json")], body=body)
+    response = pool.request(
+        "POST", "/sum", headers=[("content-type", "application/json")], body=body
+    )
     assert response.status == 500
     assert {row["pid"] for row in pool.snapshot()} == pids
 
 
 def test_rook_environment_seen_by_the_endpoint(pool):
-    response = pool.request("POST", "/req", "x=1",
-                            headers=[("x-custom", "yes"), ("content-type", "text/plain")],
-                            body=b"line1\nline2")
+    response = pool.request(
+        "POST",
+        "/req",
+        "x=1",
+        headers=[("x-custom", "yes"), ("content-type", "text/plain")],
+        body=b"line1\nline2",
+    )
     assert body_json(response) == {
-        "method": ["POST"], "path": ["/req"], "query": ["?x=1"], "custom": ["yes"],
-        "header": ["yes"], "content_type": ["text/plain"], "body": ["line1\nline2"],
-        "raw_length": [11], "scheme": ["http"], "remote": ["127.0.0.1"],
+        "method": ["POST"],
+        "path": ["/req"],
+        "query": ["?x=1"],
+        "custom": ["yes"],
+        "header": ["yes"],
+        "content_type": ["text/plain"],
+        "body": ["line1\nline2"],
+        "raw_length": [11],
+        "scheme": ["http"],
+        "remote": ["127.0.0.1"],
     }
 
 
 def test_rook_environment_has_what_httpuv_puts_there(pool):
     # Recorded from plumber 1.2.1 on httpuv 1.6.9 for this request (less httpuv's private
     # .bodyData connection): the CGI variables are strings, the rest what plumber adds.
-    response = pool.request("POST", "/rook-names", "a=1", body=b'{"q": 2}', headers=[
-        ("accept", "*/*"), ("content-type", "application/json"), ("user-agent", "curl/7.88.1"),
-        ("x-foo-bar", "baz")])
+    response = pool.request(
+        "POST",
+        "/rook-names",
+        "a=1",
+        body=b'{"q": 2}',
+        headers=[
+            ("accept", "*/*"),
+            ("content-type", "application/json"),
+            ("user-agent", "curl/7.88.1"),
+            ("x-foo-bar", "baz"),
+        ],
+    )
     strings = {
-        "CONTENT_LENGTH", "CONTENT_TYPE", "HTTP_ACCEPT", "HTTP_CONTENT_LENGTH",
-        "HTTP_CONTENT_TYPE", "HTTP_HOST", "HTTP_USER_AGENT", "HTTP_X_FOO_BAR", "PATH_INFO",
-        "QUERY_STRING", "REMOTE_ADDR", "REMOTE_PORT", "REQUEST_METHOD", "rook.url_scheme",
-        "rook.version", "SCRIPT_NAME", "SERVER_NAME", "SERVER_PORT", "postBody",
+        "CONTENT_LENGTH",
+        "CONTENT_TYPE",
+        "HTTP_ACCEPT",
+        "HTTP_CONTENT_LENGTH",
+        "HTTP_CONTENT_TYPE",
+        "HTTP_HOST",
+        "HTTP_USER_AGENT",
+        "HTTP_X_FOO_BAR",
+        "PATH_INFO",
+        "QUERY_STRING",
+        "REMOTE_ADDR",
+        "REMOTE_PORT",
+        "REQUEST_METHOD",
+        "rook.url_scheme",
+        "rook.version",
+        "SCRIPT_NAME",
+        "SERVER_NAME",
+        "SERVER_PORT",
+        "postBody",
     }
     others = {
-        ".internal": "environment", "args": "list", "argsBody": "list", "argsPath": "list",
-        "argsQuery": "list", "body": "list", "bodyRaw": "raw", "cookies": "list",
-        "HEADERS": "character", "httpuv.version": "package_version", "pr": "Plumber",
-        "rook.errors": "ErrorStream", "rook.input": "InputStream",
+        ".internal": "environment",
+        "args": "list",
+        "argsBody": "list",
+        "argsPath": "list",
+        "argsQuery": "list",
+        "body": "list",
+        "bodyRaw": "raw",
+        "cookies": "list",
+        "HEADERS": "character",
+        "httpuv.version": "package_version",
+        "pr": "Plumber",
+        "rook.errors": "ErrorStream",
+        "rook.input": "InputStream",
     }
     expected = {name: ["string"] for name in strings} | {k: [v] for k, v in others.items()}
     assert body_json(response) == expected
@@ -117,8 +171,9 @@ def test_non_ascii_header_bytes_reach_r_as_utf8(pool):
 
 def test_large_body_crosses_intact(pool):
     body = os.urandom(3_000_000)
-    response = pool.request("POST", "/mirror", headers=[("content-type", "application/octet-stream")],
-                            body=body)
+    response = pool.request(
+        "POST", "/mirror", headers=[("content-type", "application/octet-stream")], body=body
+    )
     assert (response.status, content_type(response)) == (200, "application/octet-stream")
     assert response.body == body
 
@@ -165,7 +220,10 @@ def test_plumber_max_request_size_option_is_enforced():
         assert (small.status, small.body) == (200, b"50")
         large = harness.request("POST", "/upload", body=b"x" * 200)
         assert (large.status, content_type(large), large.body) == (
-            413, "text/plain", b"Maximum upload size exceeded")
+            413,
+            "text/plain",
+            b"Maximum upload size exceeded",
+        )
 
 
 def test_utf8_bytes_are_passed_through(pool):
@@ -180,7 +238,7 @@ def test_r_console_output_does_not_corrupt_the_protocol(pool):
 
 def test_query_value_is_data_not_code(pool):
     marker = f"/tmp/plumbline-owned-{uuid.uuid4().hex}"
-    query = f'q=system(%22touch%20{marker}%22)'
+    query = f"q=system(%22touch%20{marker}%22)"
     response = pool.get("/value", query)
     assert body_json(response) == {"q": [f'system("touch {marker}")']}
     assert not os.path.exists(marker)
@@ -188,14 +246,18 @@ def test_query_value_is_data_not_code(pool):
 
 # ---- concurrency and lifecycle ----------------------------------------------------------
 
+
 def test_workers_run_requests_in_parallel():
     with running_pool(BASIC, workers=8, timeout=60) as harness:
         harness.wait_until_idle(timeout=120)
         started = time.monotonic()
         futures = [harness.submit("GET", "/sleep", "secs=3") for _ in range(8)]
         # All eight in R at the same moment (each sleeps 3 s): they run side by side.
-        wait_for(lambda: harness.pool.in_flight == 8 and harness.pool.queue_depth == 0,
-                 timeout=20, interval=0.02)
+        wait_for(
+            lambda: harness.pool.in_flight == 8 and harness.pool.queue_depth == 0,
+            timeout=20,
+            interval=0.02,
+        )
         assert [f.result(60).body for f in futures] == [b"slept"] * 8
         assert time.monotonic() - started < 8 * 3  # generous: less than one after another
 
@@ -262,8 +324,9 @@ def test_idle_worker_killed_by_the_os_is_replaced(caplog):
     with running_pool(BASIC, workers=1) as harness:
         victim = harness.wait_until_idle()[0]["pid"]
         os.kill(victim, signal.SIGKILL)
-        rows = wait_for(lambda: [r for r in harness.snapshot()
-                                 if r["state"] == "idle" and r["pid"] != victim])
+        rows = wait_for(
+            lambda: [r for r in harness.snapshot() if r["state"] == "idle" and r["pid"] != victim]
+        )
         assert len(rows) == 1
         assert harness.pool.restart_counts["killed_signal"] == 1
         assert harness.get("/text").body == b"hello"
@@ -329,6 +392,7 @@ def test_close_waits_for_in_flight_requests_and_runs_exit_hooks(tmp_path, monkey
 
 # ---- start-up failures -------------------------------------------------------------------
 
+
 def test_syntax_error_fails_start_with_the_line():
     with pytest.raises(AppLoadError) as caught:
         with running_pool(APPS / "syntax_error" / "plumber.R", workers=2):
@@ -364,12 +428,12 @@ def test_later_load_failures_back_off_and_log_once(tmp_path, monkeypatch, caplog
             while len(failed_at) < harness.pool.restart_counts["load_failed"]:
                 failed_at.append(time.monotonic())
             return len(failed_at) >= 4
+
         wait_for(count, timeout=90, interval=0.02)
         gaps = [later - earlier for earlier, later in zip(failed_at, failed_at[1:])]
         assert all(gap >= back_off for gap, back_off in zip(gaps, (0.5, 1.0, 2.0))), gaps
         # Between attempts the slot is failed, starting or being reaped: never serving.
-        assert [r["state"] for r in harness.snapshot()] in (["failed"], ["starting"],
-                                                           ["stopping"])
+        assert [r["state"] for r in harness.snapshot()] in (["failed"], ["starting"], ["stopping"])
         assert not harness.pool.ready
         breaker.unlink()
         harness.wait_until_idle(timeout=60)

@@ -16,7 +16,9 @@ def parity(harness, number: int) -> bytes:
 
 
 def test_failed_health_check_replaces_the_worker():
-    with running_pool(EXAMPLE_APP, workers=1, health_path="/health", health_interval=0.5) as harness:
+    with running_pool(
+        EXAMPLE_APP, workers=1, health_path="/health", health_interval=0.5
+    ) as harness:
         first = harness.wait_until_idle()[0]["pid"]
         assert harness.get("/health").body == b"OK"
         assert harness.request("POST", "/fail").status == 200

@@ -32,8 +32,17 @@ from pool_harness import APPS
 
 
 def test_request_survives_the_round_trip_with_binary_body():
-    request = WorkerRequest("POST", "/a b", "x=%20&y", [("x-h", "v"), ("x-h", "w")],
-                            bytes(range(256)) * 10, "10.0.0.1", 4321, 9000, "https")
+    request = WorkerRequest(
+        "POST",
+        "/a b",
+        "x=%20&y",
+        [("x-h", "v"), ("x-h", "w")],
+        bytes(range(256)) * 10,
+        "10.0.0.1",
+        4321,
+        9000,
+        "https",
+    )
     stream = io.BytesIO(encode_request(request) + encode_request(request))
     for _ in range(2):
         assert decode_request(*read_frame_blocking(stream)) == request
@@ -64,7 +73,7 @@ def test_responses_arrive_whole_however_the_pipe_splits_them():
     async def receive(chunk_size: int) -> list[WorkerResponse]:
         reader = FrameReader()
         for start in range(0, len(data), chunk_size):
-            reader.data_received(data[start:start + chunk_size])
+            reader.data_received(data[start : start + chunk_size])
         reader.eof_received()
         answers = [decode_response(*await reader.read(1)) for _ in range(2)]
         with pytest.raises(asyncio.IncompleteReadError):
@@ -81,7 +90,8 @@ def test_frame_reader_waits_then_times_out_or_sees_the_pipe_close():
         with pytest.raises(TimeoutError):
             await reader.read(0.05)
         later = asyncio.get_running_loop().call_later(
-            0.05, reader.data_received, encode_frame({"type": "ready"}))
+            0.05, reader.data_received, encode_frame({"type": "ready"})
+        )
         assert (await reader.read(5))[0] == {"type": "ready"}
         later.cancel()
         reader.data_received(encode_frame({"type": "ready"})[:5])  # the worker died mid-frame
@@ -115,10 +125,20 @@ def test_worker_reports_load_failure_and_exits_with_its_own_code():
     request_r, request_w = os.pipe()
     response_r, response_w = os.pipe()
     worker = subprocess.Popen(
-        [sys.executable, "-m", "plumbline.runtime.worker",
-         "--plumber-file", str(APPS / "syntax_error" / "plumber.R"),
-         "--request-fd", str(request_r), "--response-fd", str(response_w)],
-        pass_fds=(request_r, response_w), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        [
+            sys.executable,
+            "-m",
+            "plumbline.runtime.worker",
+            "--plumber-file",
+            str(APPS / "syntax_error" / "plumber.R"),
+            "--request-fd",
+            str(request_r),
+            "--response-fd",
+            str(response_w),
+        ],
+        pass_fds=(request_r, response_w),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
     )
     os.close(request_r)
     os.close(response_w)

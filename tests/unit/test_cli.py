@@ -1,5 +1,6 @@
 """The `plumbline` command line: lazy command modules, one environment rule, one meaning
 per flag, one error format, exit codes declared once."""
+
 from __future__ import annotations
 
 import subprocess
@@ -15,29 +16,56 @@ from support import EXAMPLE, PLUMBLINE
 
 def test_serve_in_a_pod_imports_no_kubernetes_client():
     # -X importtime lists every module imported; the bad port stops serve after parsing.
-    done = subprocess.run([sys.executable, "-X", "importtime", "-m", "plumbline", "serve",
-                           str(EXAMPLE), "--port", "-1"], capture_output=True, text=True,
-                          timeout=60)
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-X",
+            "importtime",
+            "-m",
+            "plumbline",
+            "serve",
+            str(EXAMPLE),
+            "--port",
+            "-1",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert done.returncode == ExitCode.USAGE
     assert "plumbline serve: invalid value for setting 'port'" in done.stderr
-    imported = {line.split("|")[-1].strip() for line in done.stderr.splitlines()
-                if line.startswith("import time:")}
+    imported = {
+        line.split("|")[-1].strip()
+        for line in done.stderr.splitlines()
+        if line.startswith("import time:")
+    }
     assert "plumbline.runtime.settings" in imported
-    heavy = {m for m in imported if m.split(".")[0] in ("kubernetes", "urllib3", "yaml")
-             or m.startswith("plumbline.platform")}
+    heavy = {
+        m
+        for m in imported
+        if m.split(".")[0] in ("kubernetes", "urllib3", "yaml")
+        or m.startswith("plumbline.platform")
+    }
     assert not heavy
 
 
 def test_each_command_loads_only_its_own_module():
-    code = ("import sys; from plumbline.cli import build_parser; build_parser(['status', 'x']);"
-            "print(sorted(m for m in sys.modules if m.startswith('plumbline.')))")
-    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                          timeout=60, check=True)
+    code = (
+        "import sys; from plumbline.cli import build_parser; build_parser(['status', 'x']);"
+        "print(sorted(m for m in sys.modules if m.startswith('plumbline.')))"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=True
+    )
     loaded = eval(done.stdout)  # a list of module names we printed
     assert "plumbline.platform.cli.apps" in loaded
-    assert not [m for m in loaded if m.startswith(("plumbline.platform.kube",
-                                                   "plumbline.platform.local",
-                                                   "plumbline.runtime.server"))]
+    assert not [
+        m
+        for m in loaded
+        if m.startswith(
+            ("plumbline.platform.kube", "plumbline.platform.local", "plumbline.runtime.server")
+        )
+    ]
 
 
 def test_every_option_can_come_from_its_environment_variable(tmp_path, capsys, monkeypatch):
@@ -49,8 +77,12 @@ def test_every_option_can_come_from_its_environment_variable(tmp_path, capsys, m
     kinds = {o["kind"]: o for o in yaml.safe_load_all(out.read_text())}
     assert kinds["Deployment"]["spec"]["replicas"] == 5 and "PodDisruptionBudget" not in kinds
     assert main(["render", str(EXAMPLE), "-o", str(out), "--replicas", "4"]) == 0  # flag wins
-    assert next(o for o in yaml.safe_load_all(out.read_text())
-                if o["kind"] == "Deployment")["spec"]["replicas"] == 4
+    assert (
+        next(o for o in yaml.safe_load_all(out.read_text()) if o["kind"] == "Deployment")["spec"][
+            "replicas"
+        ]
+        == 4
+    )
     monkeypatch.setenv("PLUMBLINE_REPLICAS", "many")
     capsys.readouterr()
     assert main(["render", str(EXAMPLE)]) == ExitCode.USAGE
@@ -58,8 +90,9 @@ def test_every_option_can_come_from_its_environment_variable(tmp_path, capsys, m
 
 
 def test_help_names_the_environment_variable_of_each_option():
-    done = subprocess.run([*PLUMBLINE, "deploy", "--help"], capture_output=True, text=True,
-                          timeout=60)
+    done = subprocess.run(
+        [*PLUMBLINE, "deploy", "--help"], capture_output=True, text=True, timeout=60
+    )
     text = " ".join(done.stdout.split())
     for flag in ("--replicas", "--image", "--rollout-timeout", "--kubeconfig", "--local"):
         assert f"[env PLUMBLINE_{flag[2:].replace('-', '_').upper()}]" in text

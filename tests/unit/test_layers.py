@@ -1,5 +1,6 @@
 """What import-linter (pyproject.toml) cannot see: `plumbline.cli` sits on top of everything,
 so no module of runtime/ or platform/ imports it."""
+
 from __future__ import annotations
 
 import ast
@@ -24,8 +25,11 @@ def _imports(path) -> set[str]:
 
 @pytest.mark.parametrize("path", MODULES, ids=lambda p: str(p.relative_to(REPO)))
 def test_nothing_below_the_cli_imports_it(path):
-    assert not {name for name in _imports(path) if name == "plumbline.cli"
-                or name.startswith("plumbline.cli.")}
+    assert not {
+        name
+        for name in _imports(path)
+        if name == "plumbline.cli" or name.startswith("plumbline.cli.")
+    }
 
 
 def test_the_folders_show_the_layers():
@@ -36,14 +40,19 @@ def test_the_folders_show_the_layers():
     assert not [p.name for p in (REPO / "platform").glob("*.py") if p.name != "backend.py"]
 
 
-SHARED = sorted([*(REPO / "plumbline" / "packages").glob("*.py"), REPO / "plumbline" / "archive.py"])
+SHARED = sorted(
+    [*(REPO / "plumbline" / "packages").glob("*.py"), REPO / "plumbline" / "archive.py"]
+)
 
 
 @pytest.mark.parametrize("path", SHARED, ids=lambda p: str(p.relative_to(REPO)))
 def test_what_runtime_and_platform_share_imports_neither(path):
     """plumbline.packages and plumbline.archive serve both halves, so they sit below both."""
-    assert not {name for name in _imports(path)
-                if name.startswith(("plumbline.runtime", "plumbline.platform", "plumbline.cli"))}
+    assert not {
+        name
+        for name in _imports(path)
+        if name.startswith(("plumbline.runtime", "plumbline.platform", "plumbline.cli"))
+    }
 
 
 def test_the_app_spec_reads_requirements_but_never_installs():

@@ -3,6 +3,7 @@
 No Docker engine runs here, so these tests read the Dockerfile and check it against the
 install script and the project, which is what would make a build diverge.
 """
+
 import re
 import shlex
 from support import REPO as ROOT
@@ -27,8 +28,11 @@ def _shell_var(text, name):
 
 
 def test_r_packages_match_the_install_script():
-    args = {rest.split("=", 1)[0]: rest.split("=", 1)[1].strip('"')
-            for word, rest in _instructions() if word == "ARG" and "=" in rest}
+    args = {
+        rest.split("=", 1)[0]: rest.split("=", 1)[1].strip('"')
+        for word, rest in _instructions()
+        if word == "ARG" and "=" in rest
+    }
     assert args["R_PACKAGES"].split() == _shell_var(INSTALL, "R_PACKAGES")
     run = " ".join(rest for word, rest in _instructions() if word == "RUN")
     assert "${R_PACKAGES}" in run and "apt-get install" in run

@@ -1,4 +1,5 @@
 """`plumbline render` and `plumbline rbac` as a user runs them."""
+
 from __future__ import annotations
 
 import os
@@ -15,21 +16,52 @@ from support import EXAMPLE_DIR as EXAMPLE
 from support import REPO
 
 
-
 def plumbline(*args: str, env: dict | None = None) -> subprocess.CompletedProcess:
-    environ = {k: v for k, v in os.environ.items()
-               if not k.startswith("PLUMBLINE_") or k == "PLUMBLINE_ROUTE_TABLE"}
-    return subprocess.run([sys.executable, "-m", "plumbline", *map(str, args)],
-                          capture_output=True, text=True, timeout=60,
-                          env={**environ, **(env or {})})
+    environ = {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith("PLUMBLINE_") or k == "PLUMBLINE_ROUTE_TABLE"
+    }
+    return subprocess.run(
+        [sys.executable, "-m", "plumbline", *map(str, args)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env={**environ, **(env or {})},
+    )
 
 
 def test_platform_render_cli_prints_the_manifests():
-    done = plumbline("render", EXAMPLE / "plumber.R", "--name", "parity", "--replicas", "3",
-                     "--workers", "4", "--cpu", "2", "--memory", "2Gi", "--ingress-host", "api.example.com",
-                     "--ingress-class", "nginx", "--tls-secret", "api-tls",
-                     "--env", "LOG_LEVEL=debug", "--secret-env", "DB_PASSWORD=db:password",
-                     "--hpa-min", "3", "--hpa-max", "8", "--hpa-cpu", "60")
+    done = plumbline(
+        "render",
+        EXAMPLE / "plumber.R",
+        "--name",
+        "parity",
+        "--replicas",
+        "3",
+        "--workers",
+        "4",
+        "--cpu",
+        "2",
+        "--memory",
+        "2Gi",
+        "--ingress-host",
+        "api.example.com",
+        "--ingress-class",
+        "nginx",
+        "--tls-secret",
+        "api-tls",
+        "--env",
+        "LOG_LEVEL=debug",
+        "--secret-env",
+        "DB_PASSWORD=db:password",
+        "--hpa-min",
+        "3",
+        "--hpa-max",
+        "8",
+        "--hpa-cpu",
+        "60",
+    )
     assert done.returncode == 0, done.stderr
     objects = list(yaml.safe_load_all(done.stdout))
     validate_all(objects)
@@ -37,25 +69,46 @@ def test_platform_render_cli_prints_the_manifests():
     objs = by_kind(objects)
     container = objs["Deployment"]["spec"]["template"]["spec"]["containers"][0]
     assert container["resources"]["limits"] == {"cpu": "2", "memory": "2Gi"}
-    assert {"name": "DB_PASSWORD", "valueFrom": {"secretKeyRef": {
-        "name": "db", "key": "password"}}} in container["env"]
+    assert {
+        "name": "DB_PASSWORD",
+        "valueFrom": {"secretKeyRef": {"name": "db", "key": "password"}},
+    } in container["env"]
     assert objs["HorizontalPodAutoscaler"]["spec"]["maxReplicas"] == 8
     assert objs["Ingress"]["spec"]["ingressClassName"] == "nginx"
     # Exactly what the Python API renders for the same settings.
-    spec = build_spec(EXAMPLE / "plumber.R", {
-        "name": "parity", "replicas": 3, "workers": 4, "resources.cpu_limit": "2",
-        "resources.memory_limit": "2Gi", "ingress.host": "api.example.com",
-        "ingress.class_name": "nginx", "ingress.tls_secret": "api-tls",
-        "env": {"LOG_LEVEL": "debug"}, "secret_env": {"DB_PASSWORD": "db:password"},
-        "autoscaling.enabled": True, "autoscaling.min_replicas": 3,
-        "autoscaling.max_replicas": 8, "autoscaling.cpu_utilization": 60})
+    spec = build_spec(
+        EXAMPLE / "plumber.R",
+        {
+            "name": "parity",
+            "replicas": 3,
+            "workers": 4,
+            "resources.cpu_limit": "2",
+            "resources.memory_limit": "2Gi",
+            "ingress.host": "api.example.com",
+            "ingress.class_name": "nginx",
+            "ingress.tls_secret": "api-tls",
+            "env": {"LOG_LEVEL": "debug"},
+            "secret_env": {"DB_PASSWORD": "db:password"},
+            "autoscaling.enabled": True,
+            "autoscaling.min_replicas": 3,
+            "autoscaling.max_replicas": 8,
+            "autoscaling.cpu_utilization": 60,
+        },
+    )
     assert objects == render(spec)
 
 
 def test_platform_render_cli_path_prefix_env_and_output_file(tmp_path):
     out = tmp_path / "app.yaml"
-    done = plumbline("render", EXAMPLE / "plumber.R", "--path-prefix", "/", "--output", out,
-                     env={"PLUMBLINE_NAMESPACE": "team-a"})
+    done = plumbline(
+        "render",
+        EXAMPLE / "plumber.R",
+        "--path-prefix",
+        "/",
+        "--output",
+        out,
+        env={"PLUMBLINE_NAMESPACE": "team-a"},
+    )
     assert done.returncode == 0 and done.stdout == "", done.stderr
     objs = by_kind(list(yaml.safe_load_all(out.read_text())))
     assert {o["metadata"]["namespace"] for o in objs.values()} == {"team-a"}
@@ -76,15 +129,35 @@ def test_platform_render_cli_refuses_with_a_clear_message(tmp_path):
 def test_platform_render_cli_applies_profiles(tmp_path):
     profiles = tmp_path / "profiles.conf"
     profiles.write_text("[*]\nmax-cpus=1\ndefault-mem-mb=512\n[@power]\nmax-cpus=8\n")
-    done = plumbline("render", EXAMPLE / "plumber.R", "--cpu", "4", "--profiles", profiles,
-                     "--user", "alice", "--group", "staff")
+    done = plumbline(
+        "render",
+        EXAMPLE / "plumber.R",
+        "--cpu",
+        "4",
+        "--profiles",
+        profiles,
+        "--user",
+        "alice",
+        "--group",
+        "staff",
+    )
     assert done.returncode == 2
     assert "cpu limit 4 is more than allowed: max-cpus=1 from profile section [*]" in done.stderr
-    done = plumbline("render", EXAMPLE / "plumber.R", "--cpu", "4", "--user", "alice",
-                     "--group", "power", env={"PLUMBLINE_PROFILES": str(profiles)})
+    done = plumbline(
+        "render",
+        EXAMPLE / "plumber.R",
+        "--cpu",
+        "4",
+        "--user",
+        "alice",
+        "--group",
+        "power",
+        env={"PLUMBLINE_PROFILES": str(profiles)},
+    )
     assert done.returncode == 0, done.stderr
-    container = by_kind(list(yaml.safe_load_all(done.stdout)))["Deployment"]["spec"][
-        "template"]["spec"]["containers"][0]
+    container = by_kind(list(yaml.safe_load_all(done.stdout)))["Deployment"]["spec"]["template"][
+        "spec"
+    ]["containers"][0]
     assert container["resources"]["limits"] == {"cpu": "4", "memory": "512Mi"}
 
 
@@ -96,19 +169,22 @@ def test_platform_render_cli_helm_values_and_rbac():
     done = plumbline("rbac", "--namespace", "team-a")
     assert done.returncode == 0, done.stderr
     assert [o["kind"] for o in yaml.safe_load_all(done.stdout)] == [
-        "ServiceAccount", "Role", "RoleBinding"]
+        "ServiceAccount",
+        "Role",
+        "RoleBinding",
+    ]
     done = plumbline("rbac")
     assert done.returncode == 2 and "--namespace is required" in done.stderr
 
 
-ROUTER_BLOCK_APP = '''#* @get /hello
+ROUTER_BLOCK_APP = """#* @get /hello
 function() "hello"
 
 #* @plumber
 function(pr) {
   pr |> plumber::pr_get("/added", function() "added in R")
 }
-'''
+"""
 
 
 def test_platform_render_cli_warns_that_the_ingress_misses_routes_added_in_r(tmp_path):
@@ -140,14 +216,24 @@ def test_platform_render_cli_routes_what_r_code_adds(tmp_path):
     app.write_text(ROUTER_BLOCK_APP)
     done = plumbline("render", app, "--name", "hello")
     assert done.returncode == 0 and done.stderr == "", done.stderr
-    assert ingress_paths(done.stdout) == [("/hello", "Exact"), ("/added", "Exact"),
-                                          ("/__docs__", "Prefix"), ("/openapi.json", "Exact")]
+    assert ingress_paths(done.stdout) == [
+        ("/hello", "Exact"),
+        ("/added", "Exact"),
+        ("/__docs__", "Prefix"),
+        ("/openapi.json", "Exact"),
+    ]
     in_code = REPO / "tests" / "compat" / "apps" / "in-code" / "plumber.R"
     done = plumbline("render", in_code, "--name", "in-code")
     assert done.returncode == 0 and done.stderr == "", done.stderr
     paths = ingress_paths(done.stdout)
-    assert {("/added", "Exact"), ("/handled", "Exact"), ("/typed", "Prefix"),
-            ("/items", "Prefix"), ("/other", "Prefix"), ("/static", "Prefix")} <= set(paths)
+    assert {
+        ("/added", "Exact"),
+        ("/handled", "Exact"),
+        ("/typed", "Prefix"),
+        ("/items", "Prefix"),
+        ("/other", "Prefix"),
+        ("/static", "Prefix"),
+    } <= set(paths)
     assert ("/items/search", "Exact") not in paths  # the mounted router's prefix covers it
 
 

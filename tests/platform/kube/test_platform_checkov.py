@@ -61,7 +61,8 @@ def package_app(folder: Path) -> Path:
     folder.mkdir()
     (folder / "plumber.R").write_text("#* @get /a\nfunction() 1\n")
     (folder / "manifest.json").write_text(
-        manifest_json({"ranger": "0.16.0"}, "https://cloud.r-project.org"))
+        manifest_json({"ranger": "0.16.0"}, "https://cloud.r-project.org")
+    )
     return folder
 
 

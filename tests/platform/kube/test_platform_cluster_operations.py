@@ -3,6 +3,7 @@
 The official kubernetes client talks HTTP to the emulator; a background thread plays the
 cluster's controllers and kubelets (see platform_cluster_harness). Nothing is mocked.
 """
+
 from __future__ import annotations
 
 import copy
@@ -14,8 +15,17 @@ from platform_cluster_harness import REVISION, PlayedControllers
 from plumbline.platform.kube.apply import ApplyError
 from plumbline.platform.kube.client import connect
 from plumbline.platform.kube.manifests import render
-from plumbline.platform.kube.operations import (InvalidPlumberFile, OperationError, delete, deploy,
-                                           logs, restart, rollback, scale, status)
+from plumbline.platform.kube.operations import (
+    InvalidPlumberFile,
+    OperationError,
+    delete,
+    deploy,
+    logs,
+    restart,
+    rollback,
+    scale,
+    status,
+)
 from plumbline.platform.spec.appspec import build_spec
 
 PLUMBER_R = """\
@@ -44,18 +54,29 @@ def cluster(api_server, tmp_path):
     return connect(kubeconfig=str(api_server.kubeconfig(tmp_path, namespace=NS)))
 
 
-def make_spec(tmp_path, name="parity", image="registry.example/parity:v1", source=PLUMBER_R,
-              **flags):
+def make_spec(
+    tmp_path, name="parity", image="registry.example/parity:v1", source=PLUMBER_R, **flags
+):
     app = tmp_path / name
     app.mkdir(exist_ok=True)
     (app / "plumber.R").write_text(source)
-    return build_spec(app / "plumber.R", {"name": name, "namespace": NS, "image": image,
-                                          "replicas": 2, "ingress.host": "parity.example.com",
-                                          **flags})
+    return build_spec(
+        app / "plumber.R",
+        {
+            "name": name,
+            "namespace": NS,
+            "image": image,
+            "replicas": 2,
+            "ingress.host": "parity.example.com",
+            **flags,
+        },
+    )
 
 
 def deployment_image(api_server, name="parity"):
-    return api_server.get(f"{DEPLOYMENTS}/{name}")["spec"]["template"]["spec"]["containers"][0]["image"]
+    return api_server.get(f"{DEPLOYMENTS}/{name}")["spec"]["template"]["spec"]["containers"][0][
+        "image"
+    ]
 
 
 @pytest.fixture
@@ -70,7 +91,8 @@ def writes(requests) -> list:
 
 
 def test_deploy_applies_everything_then_a_second_deploy_changes_nothing(
-        api_server, cluster, controllers, tmp_path):
+    api_server, cluster, controllers, tmp_path
+):
     spec = make_spec(tmp_path)
     out = []
     first = deploy(spec, cluster, out=out.append, **FAST)
@@ -82,16 +104,19 @@ def test_deploy_applies_everything_then_a_second_deploy_changes_nothing(
     # What the API server received: one server-side apply per object, each creating it (no
     # POST), its body the rendered manifest, as field manager plumbline, never forced.
     manifests = {(m["kind"], m["metadata"]["name"]): m for m in render(spec)}
-    applies = [r for r in writes(api_server.client_requests())
-               if r.headers["Content-Type"] == "application/apply-patch+yaml"]
+    applies = [
+        r
+        for r in writes(api_server.client_requests())
+        if r.headers["Content-Type"] == "application/apply-patch+yaml"
+    ]
     assert len(applies) == len(manifests)
     assert all(api_server.created_by_apply(r) for r in applies)
     assert {(r.data["kind"], r.data["metadata"]["name"]): r.data for r in applies} == manifests
-    assert all(r.method == "PATCH" and r.params == {"fieldManager": "plumbline"}
-               for r in applies)
+    assert all(r.method == "PATCH" and r.params == {"fieldManager": "plumbline"} for r in applies)
     others = [r for r in writes(api_server.client_requests()) if r not in applies]
     assert [(r.method, r.headers["Content-Type"]) for r in others] == [
-        ("PATCH", "application/merge-patch+json")], "only the ConfigMap's owner is linked"
+        ("PATCH", "application/merge-patch+json")
+    ], "only the ConfigMap's owner is linked"
 
     before = len(api_server.requests())
     second = deploy(spec, cluster, out=out.append, **FAST)
@@ -101,12 +126,17 @@ def test_deploy_applies_everything_then_a_second_deploy_changes_nothing(
     again = writes([r for r in api_server.client_requests() if r.id >= before])
     assert len(again) == len(manifests)
     assert not any(api_server.created_by_apply(r) for r in again)
-    assert all(r.method == "PATCH" and r.params == {"fieldManager": "plumbline"}
-               and r.headers["Content-Type"] == "application/apply-patch+yaml" for r in again)
+    assert all(
+        r.method == "PATCH"
+        and r.params == {"fieldManager": "plumbline"}
+        and r.headers["Content-Type"] == "application/apply-patch+yaml"
+        for r in again
+    )
 
 
-def test_deploy_into_a_missing_namespace_reports_the_api_servers_reason(api_server, cluster,
-                                                                        tmp_path):
+def test_deploy_into_a_missing_namespace_reports_the_api_servers_reason(
+    api_server, cluster, tmp_path
+):
     api_server.emulator.namespaces = {"default"}  # "shop" does not exist on this server
     with pytest.raises(ApplyError) as refused:
         deploy(make_spec(tmp_path), cluster, out=lambda _: None, wait=False)
@@ -116,23 +146,29 @@ def test_deploy_into_a_missing_namespace_reports_the_api_servers_reason(api_serv
     assert api_server.names(f"/api/v1/namespaces/{NS}/configmaps") == set()
 
 
-CODE_ROUTES = ('\n#* @plumber\nfunction(pr) {\n  pr |> plumber::pr_get("/x", function() 1) |>\n'
-               '    plumber::pr_mount("/api", plumber::pr() |>\n'
-               '      plumber::pr_get("/v/<n:int>", function(n) n))\n}\n')
+CODE_ROUTES = (
+    '\n#* @plumber\nfunction(pr) {\n  pr |> plumber::pr_get("/x", function() 1) |>\n'
+    '    plumber::pr_mount("/api", plumber::pr() |>\n'
+    '      plumber::pr_get("/v/<n:int>", function(n) n))\n}\n'
+)
 
 
 def test_deploy_routes_what_r_code_adds(api_server, cluster, controllers, tmp_path):
     out = []
-    assert deploy(make_spec(tmp_path, source=PLUMBER_R + CODE_ROUTES), cluster,
-                  out=out.append, **FAST).ok
+    assert deploy(
+        make_spec(tmp_path, source=PLUMBER_R + CODE_ROUTES), cluster, out=out.append, **FAST
+    ).ok
     assert not [line for line in out if line.startswith("warning: ")], out
     ingress = api_server.get(f"/apis/networking.k8s.io/v1/namespaces/{NS}/ingresses/parity")
-    paths = {(p["path"], p["pathType"])
-             for p in ingress["spec"]["rules"][0]["http"]["paths"]}
+    paths = {(p["path"], p["pathType"]) for p in ingress["spec"]["rules"][0]["http"]["paths"]}
     # plumber's own route table: the routes the @plumber block adds, the mounted router's
     # prefix (it answers everything under it)
-    assert {("/parity", "Exact"), ("/items", "Prefix"), ("/x", "Exact"),
-            ("/api", "Prefix")} <= paths
+    assert {
+        ("/parity", "Exact"),
+        ("/items", "Prefix"),
+        ("/x", "Exact"),
+        ("/api", "Prefix"),
+    } <= paths
 
 
 def test_deploy_warns_when_r_cannot_tell_the_routes(cluster, controllers, tmp_path):
@@ -145,8 +181,9 @@ def test_deploy_warns_when_r_cannot_tell_the_routes(cluster, controllers, tmp_pa
     assert "`#* @plumber` block may add routes" in warnings[1], out
 
 
-def test_a_changed_plumber_file_is_configured_and_rolled_out(api_server, cluster, controllers,
-                                                             tmp_path):
+def test_a_changed_plumber_file_is_configured_and_rolled_out(
+    api_server, cluster, controllers, tmp_path
+):
     assert deploy(make_spec(tmp_path), cluster, out=lambda _: None, **FAST).ok
     changed = make_spec(tmp_path, source=PLUMBER_R + '\n#* @get /ping\nfunction() "pong"\n')
     result = deploy(changed, cluster, out=lambda _: None, **FAST)
@@ -157,14 +194,17 @@ def test_a_changed_plumber_file_is_configured_and_rolled_out(api_server, cluster
     # Each content-named ConfigMap is owned by the ReplicaSet mounting it, so the garbage
     # collector removes it with that ReplicaSet once it leaves the revision history.
     replicasets = api_server.get(f"/apis/apps/v1/namespaces/{NS}/replicasets")["items"]
-    mounted_by = {rs["spec"]["template"]["spec"]["volumes"][0]["configMap"]["name"]:
-                  rs["metadata"]["uid"] for rs in replicasets}
+    mounted_by = {
+        rs["spec"]["template"]["spec"]["volumes"][0]["configMap"]["name"]: rs["metadata"]["uid"]
+        for rs in replicasets
+    }
     config_maps = api_server.get(f"/api/v1/namespaces/{NS}/configmaps")["items"]
     assert len(config_maps) == 2
     for config_map in config_maps:
         owners = config_map["metadata"]["ownerReferences"]
         assert [(o["kind"], o["uid"]) for o in owners] == [
-            ("ReplicaSet", mounted_by[config_map["metadata"]["name"]])]
+            ("ReplicaSet", mounted_by[config_map["metadata"]["name"]])
+        ]
 
 
 def test_status_reports_replicas_revision_and_endpoint_urls(cluster, controllers, tmp_path):
@@ -182,17 +222,22 @@ def test_status_of_an_unknown_app_says_so(cluster):
         status(cluster, "nope")
 
 
-def test_restart_stamps_the_pod_template_and_waits_for_new_pods(api_server, cluster,
-                                                                controllers, tmp_path):
+def test_restart_stamps_the_pod_template_and_waits_for_new_pods(
+    api_server, cluster, controllers, tmp_path
+):
     assert deploy(make_spec(tmp_path), cluster, out=lambda _: None, **FAST).ok
     out = []
     result = restart(cluster, "parity", out=out.append, **FAST)
     assert result.ok and result.revision == "2", out
     template = api_server.get(f"{DEPLOYMENTS}/parity")["spec"]["template"]
     assert "kubectl.kubernetes.io/restartedAt" in template["metadata"]["annotations"]
-    patch = [r for r in api_server.requests() if r.method == "PATCH"
-             and r.headers["Content-Type"] == "application/merge-patch+json"
-             and r.url.path == f"{DEPLOYMENTS}/parity"]
+    patch = [
+        r
+        for r in api_server.requests()
+        if r.method == "PATCH"
+        and r.headers["Content-Type"] == "application/merge-patch+json"
+        and r.url.path == f"{DEPLOYMENTS}/parity"
+    ]
     assert patch, "the restart is a patch of the Deployment itself"
     assert out[-1].startswith("parity: 2/2 updated, 2/2 ready, 2/2 available")
     pods = api_server.get(f"/api/v1/namespaces/{NS}/pods")["items"]
@@ -205,8 +250,10 @@ def test_scale_goes_through_the_scale_subresource(api_server, cluster, controlle
     result = scale(cluster, "parity", 4, out=lambda _: None, **FAST)
     assert result.ok
     assert api_server.get(f"{DEPLOYMENTS}/parity")["spec"]["replicas"] == 4
-    assert any(r.method == "PATCH" and r.url.path == f"{DEPLOYMENTS}/parity/scale"
-               for r in api_server.requests())
+    assert any(
+        r.method == "PATCH" and r.url.path == f"{DEPLOYMENTS}/parity/scale"
+        for r in api_server.requests()
+    )
     assert status(cluster, "parity").available == 4
     with pytest.raises(OperationError, match="must be 0 or more"):
         scale(cluster, "parity", -1)
@@ -219,8 +266,10 @@ def test_rollback_puts_an_earlier_template_back(api_server, cluster, controllers
     assert deployment_image(api_server) == "registry.example/parity:v2"
 
     first_template = next(
-        rs for rs in api_server.get(f"/apis/apps/v1/namespaces/{NS}/replicasets")["items"]
-        if rs["metadata"]["annotations"][REVISION] == "1")["spec"]["template"]
+        rs
+        for rs in api_server.get(f"/apis/apps/v1/namespaces/{NS}/replicasets")["items"]
+        if rs["metadata"]["annotations"][REVISION] == "1"
+    )["spec"]["template"]
     before = len(api_server.requests())
     result = rollback(cluster, "parity", **quiet)  # to the revision before the current one
     assert result.ok and result.revision == "3"  # the old template comes back as a new revision
@@ -231,7 +280,8 @@ def test_rollback_puts_an_earlier_template_back(api_server, cluster, controllers
     # pod template without the ReplicaSet's own label, as field manager plumbline.
     sent = writes([r for r in api_server.client_requests() if r.id >= before])
     assert [(r.method, r.url.path, r.headers["Content-Type"]) for r in sent] == [
-        ("PATCH", f"{DEPLOYMENTS}/parity", "application/apply-patch+yaml")]
+        ("PATCH", f"{DEPLOYMENTS}/parity", "application/apply-patch+yaml")
+    ]
     assert sent[0].params == {"fieldManager": "plumbline", "force": "true"}
     expected = copy.deepcopy(first_template)
     del expected["metadata"]["labels"]["pod-template-hash"]
@@ -247,17 +297,33 @@ def test_rollback_puts_an_earlier_template_back(api_server, cluster, controllers
 def test_delete_removes_the_apps_objects_and_nothing_else(api_server, cluster, tmp_path):
     quiet = {"out": lambda _: None, "wait": False}
     deploy(make_spec(tmp_path), cluster, **quiet)
-    deploy(make_spec(tmp_path, name="other", **{"ingress.host": "other.example.com"}), cluster,
-           **quiet)
+    deploy(
+        make_spec(tmp_path, name="other", **{"ingress.host": "other.example.com"}), cluster, **quiet
+    )
     # Not plumbline's, though named like the app and carrying its instance label.
-    cluster.apply({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {
-        "name": "parity-notes", "namespace": NS,
-        "labels": {"app.kubernetes.io/instance": "parity"}}, "data": {"a": "b"}})
+    cluster.apply(
+        {
+            "apiVersion": "v1",
+            "kind": "ConfigMap",
+            "metadata": {
+                "name": "parity-notes",
+                "namespace": NS,
+                "labels": {"app.kubernetes.io/instance": "parity"},
+            },
+            "data": {"a": "b"},
+        }
+    )
 
     out = []
     deleted = delete(cluster, "parity", out=out.append)
     assert {ref.split("/")[0] for ref in deleted} == {
-        "ingress", "networkpolicy", "poddisruptionbudget", "service", "deployment", "configmap"}
+        "ingress",
+        "networkpolicy",
+        "poddisruptionbudget",
+        "service",
+        "deployment",
+        "configmap",
+    }
     assert api_server.get(f"{DEPLOYMENTS}/parity") is None
     assert api_server.names(f"/api/v1/namespaces/{NS}/services") == {"other"}
     assert api_server.names(f"/apis/networking.k8s.io/v1/namespaces/{NS}/ingresses") == {"other"}
@@ -280,12 +346,16 @@ def test_logs_prefix_every_line_with_its_pod(cluster, controllers, tmp_path):
     assert f"[{pods[0]}] GET /parity 200 (served by {pods[0]})" in out
 
 
-@pytest.mark.parametrize("broken, where", [
-    ("#* @get /parity\nfunction(int) {\n  if (int > 1 \"odd\"\n}\n", ":3:"),
-    ("#* @get\nfunction() 1\n", ":1:"),
-])
-def test_a_broken_plumber_file_is_refused_before_any_request(api_server, cluster, tmp_path,
-                                                             broken, where):
+@pytest.mark.parametrize(
+    "broken, where",
+    [
+        ('#* @get /parity\nfunction(int) {\n  if (int > 1 "odd"\n}\n', ":3:"),
+        ("#* @get\nfunction() 1\n", ":1:"),
+    ],
+)
+def test_a_broken_plumber_file_is_refused_before_any_request(
+    api_server, cluster, tmp_path, broken, where
+):
     spec = make_spec(tmp_path)
     spec.plumber_file.write_text(broken)  # edited after the spec was built
     with pytest.raises(InvalidPlumberFile) as refused:
@@ -297,8 +367,9 @@ def test_a_broken_plumber_file_is_refused_before_any_request(api_server, cluster
 def test_a_crash_loop_is_detected_and_rolled_back(api_server, cluster, controllers, tmp_path):
     assert deploy(make_spec(tmp_path), cluster, out=lambda _: None, **FAST).ok
     out = []
-    result = deploy(make_spec(tmp_path, image="registry.example/parity:crash"), cluster,
-                    out=out.append, **FAST)
+    result = deploy(
+        make_spec(tmp_path, image="registry.example/parity:crash"), cluster, out=out.append, **FAST
+    )
     assert not result.ok
     assert result.rollout.reason.endswith("CrashLoopBackOff")
     text = "\n".join(out)
@@ -310,16 +381,22 @@ def test_a_crash_loop_is_detected_and_rolled_back(api_server, cluster, controlle
 
 
 def test_packages_that_cannot_be_installed_fail_the_rollout_with_the_init_log(
-        api_server, cluster, controllers, tmp_path):
+    api_server, cluster, controllers, tmp_path
+):
     """The init container installs the app's R packages; when it fails, the rollout fails,
     is rolled back, and the deploy's output says why in R's words (its log's tail)."""
     assert deploy(make_spec(tmp_path), cluster, out=lambda _: None, **FAST).ok
     (tmp_path / "parity" / "manifest.json").write_text(
         '{"version": 1, "packages": {"ranger": {"Source": "CRAN", '
-        '"description": {"Version": "0.16.0"}}}}')
+        '"description": {"Version": "0.16.0"}}}}'
+    )
     out = []
-    result = deploy(make_spec(tmp_path, image="registry.example/parity:initcrash"), cluster,
-                    out=out.append, **FAST)
+    result = deploy(
+        make_spec(tmp_path, image="registry.example/parity:initcrash"),
+        cluster,
+        out=out.append,
+        **FAST,
+    )
     assert not result.ok and result.rollout.reason.endswith("CrashLoopBackOff")
     text = "\n".join(out)
     assert "container prepare last exit: Error, exit code 6" in text
@@ -329,12 +406,14 @@ def test_packages_that_cannot_be_installed_fail_the_rollout_with_the_init_log(
     assert deployment_image(api_server) == "registry.example/parity:v1"
 
 
-def test_a_progress_deadline_is_detected_and_rolled_back(api_server, cluster, controllers,
-                                                         tmp_path):
+def test_a_progress_deadline_is_detected_and_rolled_back(
+    api_server, cluster, controllers, tmp_path
+):
     assert deploy(make_spec(tmp_path), cluster, out=lambda _: None, **FAST).ok
     out = []
-    result = deploy(make_spec(tmp_path, image="registry.example/parity:stuck"), cluster,
-                    out=out.append, **FAST)
+    result = deploy(
+        make_spec(tmp_path, image="registry.example/parity:stuck"), cluster, out=out.append, **FAST
+    )
     assert not result.ok
     assert result.rollout.reason.startswith("progress deadline exceeded")
     assert "has timed out progressing" in "\n".join(out)
@@ -343,11 +422,18 @@ def test_a_progress_deadline_is_detected_and_rolled_back(api_server, cluster, co
 
 
 def test_pods_never_ready_within_the_deadline_fail_and_stay_when_rollback_is_off(
-        api_server, cluster, controllers, tmp_path):
+    api_server, cluster, controllers, tmp_path
+):
     assert deploy(make_spec(tmp_path), cluster, out=lambda _: None, **FAST).ok
     out = []
-    result = deploy(make_spec(tmp_path, image="registry.example/parity:silent"), cluster,
-                    out=out.append, timeout=1.5, auto_rollback=False, **FAST)
+    result = deploy(
+        make_spec(tmp_path, image="registry.example/parity:silent"),
+        cluster,
+        out=out.append,
+        timeout=1.5,
+        auto_rollback=False,
+        **FAST,
+    )
     assert not result.ok and result.rolled_back_to is None
     assert result.rollout.reason.startswith("pods not ready within 1.5s")
     assert "ContainerCreating" in "\n".join(out)
@@ -356,13 +442,20 @@ def test_pods_never_ready_within_the_deadline_fail_and_stay_when_rollback_is_off
     assert deployment_image(api_server) == "registry.example/parity:silent"
 
 
-def test_a_failed_first_deploy_has_nothing_to_roll_back_to(api_server, cluster, controllers,
-                                                           tmp_path):
-    result = deploy(make_spec(tmp_path, image="registry.example/parity:crash"), cluster,
-                    out=lambda _: None, **FAST)
+def test_a_failed_first_deploy_has_nothing_to_roll_back_to(
+    api_server, cluster, controllers, tmp_path
+):
+    result = deploy(
+        make_spec(tmp_path, image="registry.example/parity:crash"),
+        cluster,
+        out=lambda _: None,
+        **FAST,
+    )
     assert not result.ok
-    assert ("no earlier healthy revision to roll back to: it is the app's first deploy"
-            in result.verdict)
+    assert (
+        "no earlier healthy revision to roll back to: it is the app's first deploy"
+        in result.verdict
+    )
     assert api_server.get(f"{DEPLOYMENTS}/parity") is not None
 
 
@@ -373,8 +466,9 @@ def test_logs_follow_reads_all_pods_side_by_side(api_server, cluster, controller
     assert len({line.split("]")[0] for line in out}) == 2
     followed = [r for r in api_server.requests() if r.url.path.endswith("/log")]
     assert len(followed) == 2
-    assert all(r.params == {"container": "api", "tailLines": "10", "follow": "true"}
-               for r in followed)
+    assert all(
+        r.params == {"container": "api", "tailLines": "10", "follow": "true"} for r in followed
+    )
 
 
 def test_an_apply_conflict_is_refused_unless_forced(api_server, cluster, tmp_path):
@@ -384,19 +478,29 @@ def test_an_apply_conflict_is_refused_unless_forced(api_server, cluster, tmp_pat
     def conflict(request):  # what an API server answers when another manager owns a field
         if request.params.get("force") == "true":
             raise NotImplementedError  # forced: let the emulator apply it as usual
-        return kmock.Response(status=409, payload={
-            "apiVersion": "v1", "kind": "Status", "status": "Failure", "reason": "Conflict",
-            "code": 409, "message": 'Apply failed with 1 conflict: conflict with "kubectl-edit" '
-                                    'using v1: .spec.ports[name="http"].port'})
+        return kmock.Response(
+            status=409,
+            payload={
+                "apiVersion": "v1",
+                "kind": "Status",
+                "status": "Failure",
+                "reason": "Conflict",
+                "code": 409,
+                "message": 'Apply failed with 1 conflict: conflict with "kubectl-edit" '
+                'using v1: .spec.ports[name="http"].port',
+            },
+        )
 
     api_server.emulator[kmock.method.PATCH, kmock.resource("v1/services")] << conflict
     with pytest.raises(ApplyError) as refused:
         deploy(make_spec(tmp_path), cluster, **quiet)
-    assert 'service/parity: Apply failed with 1 conflict: conflict with "kubectl-edit"' \
-        in str(refused.value)
+    assert 'service/parity: Apply failed with 1 conflict: conflict with "kubectl-edit"' in str(
+        refused.value
+    )
     assert "re-run with --force-conflicts" in str(refused.value)
 
     assert deploy(make_spec(tmp_path), cluster, force_conflicts=True, **quiet).ok
     forced = [r for r in api_server.requests() if r.method == "PATCH"][
-        -len(render(make_spec(tmp_path))):]
+        -len(render(make_spec(tmp_path))) :
+    ]
     assert all(r.params == {"fieldManager": "plumbline", "force": "true"} for r in forced)

@@ -1,5 +1,6 @@
 """charts/plumbline-app, rendered by Helm's own engine (helm-python-sdk, libhelm), against
 `plumbline render` for the same app."""
+
 from __future__ import annotations
 
 import copy
@@ -23,8 +24,13 @@ def helm_render(values: dict, name: str, namespace: str = "default") -> tuple[li
         chart.validate_schema(values)
         rendered = chart.render(values=values, name=name, namespace=namespace)
     notes = next(text for path, text in rendered.items() if path.endswith("NOTES.txt"))
-    objects = [doc for path, text in sorted(rendered.items()) if not path.endswith("NOTES.txt")
-               for doc in yaml.safe_load_all(text) if doc]
+    objects = [
+        doc
+        for path, text in sorted(rendered.items())
+        if not path.endswith("NOTES.txt")
+        for doc in yaml.safe_load_all(text)
+        if doc
+    ]
     return objects, notes
 
 
@@ -41,15 +47,22 @@ def without_helm_labels(obj: dict) -> dict:
         elif isinstance(node, list):
             for value in node:
                 walk(value)
+
     walk(obj)
     return obj
 
 
 def _diff(a, b, where="") -> list[str]:
     if isinstance(a, dict) and isinstance(b, dict):
-        return [d for k in sorted(set(a) | set(b))
-                for d in (_diff(a.get(k), b.get(k), f"{where}/{k}") if k in a and k in b
-                          else [f"{where}/{k}: only in {'plumbline' if k in a else 'helm'}"])]
+        return [
+            d
+            for k in sorted(set(a) | set(b))
+            for d in (
+                _diff(a.get(k), b.get(k), f"{where}/{k}")
+                if k in a and k in b
+                else [f"{where}/{k}: only in {'plumbline' if k in a else 'helm'}"]
+            )
+        ]
     if isinstance(a, list) and isinstance(b, list) and len(a) == len(b):
         return [d for i, (x, y) in enumerate(zip(a, b)) for d in _diff(x, y, f"{where}/{i}")]
     return [] if a == b else [f"{where}: plumbline {a!r} != helm {b!r}"]
@@ -57,20 +70,49 @@ def _diff(a, b, where="") -> list[str]:
 
 SPECS = {
     "example": (EXAMPLE / "plumber.R", {"name": "parity", "replicas": 3}),
-    "everything": (EXAMPLE / "plumber.R", {
-        "name": "parity", "namespace": "apps", "workers": 4, "image": "me/parity:1.2",
-        "image_pull_secrets": ["regcred"], "env": {"A": "1"}, "secret_env": {"DB": "db:pw"},
-        "labels": {"team": "data"}, "annotations": {"prometheus.io/scrape": "true"},
-        "node_selector": {"pool": "r"}, "request_timeout": 30, "max_queue": 10,
-        "volumes": [{"name": "data", "kind": "pvc", "source": "claim", "mount_path": "/data"},
-                    {"name": "blob", "kind": "csi", "source": "blob.csi.azure.com",
-                     "mount_path": "/mnt/blob", "csi_attributes": {"containerName": "c"}}],
-        "ingress.host": "parity.example.com", "ingress.tls_secret": "parity-tls",
-        "ingress.class_name": "nginx", "ingress.annotations": {"a.example.com/x": "y"},
-        "autoscaling.enabled": True, "autoscaling.cpu_utilization": 55,
-        "rollout.drain_delay_seconds": 0}),
-    "custom-image": (EXAMPLE / "plumber.R", {"name": "parity", "files_in_image": True,
-                                              "ingress.enabled": False, "disruption_budget": False}),
+    "everything": (
+        EXAMPLE / "plumber.R",
+        {
+            "name": "parity",
+            "namespace": "apps",
+            "workers": 4,
+            "image": "me/parity:1.2",
+            "image_pull_secrets": ["regcred"],
+            "env": {"A": "1"},
+            "secret_env": {"DB": "db:pw"},
+            "labels": {"team": "data"},
+            "annotations": {"prometheus.io/scrape": "true"},
+            "node_selector": {"pool": "r"},
+            "request_timeout": 30,
+            "max_queue": 10,
+            "volumes": [
+                {"name": "data", "kind": "pvc", "source": "claim", "mount_path": "/data"},
+                {
+                    "name": "blob",
+                    "kind": "csi",
+                    "source": "blob.csi.azure.com",
+                    "mount_path": "/mnt/blob",
+                    "csi_attributes": {"containerName": "c"},
+                },
+            ],
+            "ingress.host": "parity.example.com",
+            "ingress.tls_secret": "parity-tls",
+            "ingress.class_name": "nginx",
+            "ingress.annotations": {"a.example.com/x": "y"},
+            "autoscaling.enabled": True,
+            "autoscaling.cpu_utilization": 55,
+            "rollout.drain_delay_seconds": 0,
+        },
+    ),
+    "custom-image": (
+        EXAMPLE / "plumber.R",
+        {
+            "name": "parity",
+            "files_in_image": True,
+            "ingress.enabled": False,
+            "disruption_budget": False,
+        },
+    ),
 }
 
 
@@ -91,13 +133,19 @@ def test_platform_helm_chart_renders_what_plumbline_renders(case):
 
 
 def test_platform_helm_chart_matches_for_subfolders_and_typed_paths(tmp_path):
-    plumber = write_app(tmp_path / "shop", API_WITH_PATHS, files={
-        "www/index.html": "<h1>shop & co</h1>\n", "entrypoint.R": "library(jsonlite)\n"})
+    plumber = write_app(
+        tmp_path / "shop",
+        API_WITH_PATHS,
+        files={"www/index.html": "<h1>shop & co</h1>\n", "entrypoint.R": "library(jsonlite)\n"},
+    )
     spec = build_spec(plumber, {})
     objects, notes = helm_render(helm_values(spec), name="shop")
     assert by_kind(objects)["ConfigMap"]["data"]["www__index.html"] == "<h1>shop & co</h1>\n"
-    differences = [d for kind, obj in by_kind(render(spec)).items()
-                   for d in _diff(without_helm_labels(obj), without_helm_labels(by_kind(objects)[kind]))]
+    differences = [
+        d
+        for kind, obj in by_kind(render(spec)).items()
+        for d in _diff(without_helm_labels(obj), without_helm_labels(by_kind(objects)[kind]))
+    ]
     assert not differences, differences
     assert "http://<ingress address>/users (and below)" in notes
 
@@ -107,8 +155,20 @@ def test_platform_helm_chart_defaults_are_plumbline_defaults():
     ours = helm_values(spec)
     with helm.Chart.load(CHART) as chart:
         defaults = chart.values
-    for key in ("image", "imagePullPolicy", "replicas", "workers", "resources", "probes",
-                "rollout", "service", "pdb", "autoscaling", "tmpSize", "runAsUser"):
+    for key in (
+        "image",
+        "imagePullPolicy",
+        "replicas",
+        "workers",
+        "resources",
+        "probes",
+        "rollout",
+        "service",
+        "pdb",
+        "autoscaling",
+        "tmpSize",
+        "runAsUser",
+    ):
         assert defaults[key] == ours[key], key
     assert defaults["runtime"] == {"requestTimeout": None, "maxQueue": None, "config": ""}
     assert defaults["ingress"]["enabled"] is True
@@ -123,8 +183,10 @@ def test_platform_helm_chart_lints_clean():
 
 
 def test_platform_helm_chart_notes_say_how_to_reach_the_api():
-    spec = build_spec(EXAMPLE / "plumber.R", {"name": "parity", "ingress.host": "api.example.com",
-                                              "ingress.tls_secret": "tls"})
+    spec = build_spec(
+        EXAMPLE / "plumber.R",
+        {"name": "parity", "ingress.host": "api.example.com", "ingress.tls_secret": "tls"},
+    )
     _, notes = helm_render(helm_values(spec), name="parity")
     assert "kubectl -n default port-forward service/parity 8000:80" in notes
     assert "https://api.example.com/parity" in notes
@@ -137,8 +199,10 @@ def test_platform_helm_chart_existing_configmap_and_refusals():
     validate_all(objects)
     assert "ConfigMap" not in objs
     pod = objs["Deployment"]["spec"]["template"]["spec"]
-    assert pod["volumes"][0] == {"name": "app-files", "configMap": {
-        "name": "my-app-files", "defaultMode": 292}}
+    assert pod["volumes"][0] == {
+        "name": "app-files",
+        "configMap": {"name": "my-app-files", "defaultMode": 292},
+    }
     assert objs["Ingress"]["spec"]["rules"][0]["http"]["paths"][0]["path"] == "/"
     with pytest.raises(helm.HelmRenderError, match="app.files must hold plumber.R"):
         helm_render({}, name="api")
@@ -154,13 +218,23 @@ def test_platform_helm_chart_existing_configmap_and_refusals():
 def test_platform_helm_chart_matches_for_r_packages_and_a_pinned_image(tmp_path):
     """An app with a manifest.json: the chart's init container, package cache and serve
     flags are render's, as are the digest and the NetworkPolicy."""
-    plumber = write_app(tmp_path / "model", API_WITH_PATHS, files={
-        "manifest.json": '{"version": 1, "packages": {"ranger": {"Source": "CRAN", '
-                         '"description": {"Version": "0.16.0"}}}}'})
-    spec = build_spec(plumber, {
-        "image_digest": "sha256:" + "ab" * 32, "packages.cache_claim": "r-packages",
-        "packages.repos": ["https://packagemanager.posit.co/cran/__linux__/bookworm/latest"],
-        "network_policy.namespaces": ["monitoring"]})
+    plumber = write_app(
+        tmp_path / "model",
+        API_WITH_PATHS,
+        files={
+            "manifest.json": '{"version": 1, "packages": {"ranger": {"Source": "CRAN", '
+            '"description": {"Version": "0.16.0"}}}}'
+        },
+    )
+    spec = build_spec(
+        plumber,
+        {
+            "image_digest": "sha256:" + "ab" * 32,
+            "packages.cache_claim": "r-packages",
+            "packages.repos": ["https://packagemanager.posit.co/cran/__linux__/bookworm/latest"],
+            "network_policy.namespaces": ["monitoring"],
+        },
+    )
     objects, _ = helm_render(helm_values(spec), name="model")
     validate_all(objects)
     ours = by_kind(render(spec))

@@ -1,4 +1,5 @@
 """`plumbline rbac`: a namespaced Role with only what plumbline's operations use."""
+
 from __future__ import annotations
 
 import pytest
@@ -12,11 +13,16 @@ from plumbline.platform.kube.rbac import render_rbac
 from plumbline.platform.spec.appspec import SpecError, build_spec
 from support import EXAMPLE_DIR as EXAMPLE
 
-PLURAL = {"ConfigMap": ("", "configmaps"), "Service": ("", "services"),
-          "Deployment": ("apps", "deployments"), "Ingress": ("networking.k8s.io", "ingresses"),
-          "NetworkPolicy": ("networking.k8s.io", "networkpolicies"), "Secret": ("", "secrets"),
-          "PodDisruptionBudget": ("policy", "poddisruptionbudgets"),
-          "HorizontalPodAutoscaler": ("autoscaling", "horizontalpodautoscalers")}
+PLURAL = {
+    "ConfigMap": ("", "configmaps"),
+    "Service": ("", "services"),
+    "Deployment": ("apps", "deployments"),
+    "Ingress": ("networking.k8s.io", "ingresses"),
+    "NetworkPolicy": ("networking.k8s.io", "networkpolicies"),
+    "Secret": ("", "secrets"),
+    "PodDisruptionBudget": ("policy", "poddisruptionbudgets"),
+    "HorizontalPodAutoscaler": ("autoscaling", "horizontalpodautoscalers"),
+}
 
 
 def _grants(role: dict) -> dict[tuple[str, str], set[str]]:
@@ -33,10 +39,18 @@ def test_platform_rbac_objects_are_valid_and_bound():
     validate_all(objects)
     objs = by_kind(objects)
     binding = objs["RoleBinding"]
-    assert binding["roleRef"] == {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role",
-                                  "name": objs["Role"]["metadata"]["name"]}
-    assert binding["subjects"] == [{"kind": "ServiceAccount", "namespace": "apps",
-                                    "name": objs["ServiceAccount"]["metadata"]["name"]}]
+    assert binding["roleRef"] == {
+        "apiGroup": "rbac.authorization.k8s.io",
+        "kind": "Role",
+        "name": objs["Role"]["metadata"]["name"],
+    }
+    assert binding["subjects"] == [
+        {
+            "kind": "ServiceAccount",
+            "namespace": "apps",
+            "name": objs["ServiceAccount"]["metadata"]["name"],
+        }
+    ]
     assert "ClusterRole" not in objs and all(o["metadata"]["namespace"] == "apps" for o in objects)
 
 
@@ -53,8 +67,13 @@ def test_platform_rbac_grants_exactly_what_the_operations_use():
     assert grants[("", "events")] == {"get", "list"}
     assert grants[("apps", "deployments/scale")] == {"get", "patch"}  # `plumbline scale`
     assert set(grants) == {PLURAL[o["kind"]] for o in every_kind} | {
-        ("apps", "replicasets"), ("", "pods"), ("", "pods/log"), ("", "pods/proxy"),
-        ("", "events"), ("apps", "deployments/scale")}
+        ("apps", "replicasets"),
+        ("", "pods"),
+        ("", "pods/log"),
+        ("", "pods/proxy"),
+        ("", "events"),
+        ("apps", "deployments/scale"),
+    }
     flat = {v for verbs in grants.values() for v in verbs}
     assert not flat & {"*", "update", "deletecollection", "escalate", "bind", "impersonate"}
     assert not any(resource in ("secrets", "*") for _, resource in grants)
@@ -76,7 +95,8 @@ def test_platform_rbac_refuses_a_bad_namespace():
 def test_platform_rbac_example_file_is_current():
     current = (EXAMPLE / "k8s" / "rbac.yaml").read_text(encoding="utf-8")
     assert current == render_yaml(render_rbac("default")), (
-        "regenerate: plumbline rbac --namespace default --output examples/plumber-on-k8s/k8s/rbac.yaml")
+        "regenerate: plumbline rbac --namespace default --output examples/plumber-on-k8s/k8s/rbac.yaml"
+    )
 
 
 CYCLE_APP = """\
@@ -98,15 +118,24 @@ def test_platform_rbac_grants_what_a_full_cycle_of_operations_asked_for(api_serv
     app = tmp_path / name
     app.mkdir()
     (app / "plumber.R").write_text(CYCLE_APP)
-    backend = KubernetesBackend(kubeconfig=str(api_server.kubeconfig(tmp_path, namespace=ns)),
-                                poll_interval=0.05)
+    backend = KubernetesBackend(
+        kubeconfig=str(api_server.kubeconfig(tmp_path, namespace=ns)), poll_interval=0.05
+    )
     ref, out = AppRef(name, ns), []
 
     def spec(image, **more):
-        return build_spec(app / "plumber.R", {
-            "name": name, "namespace": ns, "image": f"registry.example/parity:{image}",
-            "replicas": 2, "ingress.host": "parity.example.com", "autoscaling.enabled": True,
-            **more})
+        return build_spec(
+            app / "plumber.R",
+            {
+                "name": name,
+                "namespace": ns,
+                "image": f"registry.example/parity:{image}",
+                "replicas": 2,
+                "ingress.host": "parity.example.com",
+                "autoscaling.enabled": True,
+                **more,
+            },
+        )
 
     with PlayedControllers(api_server.url, ns, name) as controllers:
         assert backend.deploy(spec("v1"), emit=out.append).ok, out
@@ -125,13 +154,20 @@ def test_platform_rbac_grants_what_a_full_cycle_of_operations_asked_for(api_serv
     used = api_server.verbs_used()
     assert used[("", "configmaps")] >= {"create", "patch"}, "applies created the objects"
     granted = _grants(by_kind(render_rbac(ns))["Role"])
-    missing = {key: verbs - granted.get(key, set()) for key, verbs in used.items()
-               if verbs - granted.get(key, set())}
+    missing = {
+        key: verbs - granted.get(key, set())
+        for key, verbs in used.items()
+        if verbs - granted.get(key, set())
+    }
     assert not missing, f"the Role lacks what the operations used: {missing}"
-    beyond = {key: verbs - used.get(key, set()) for key, verbs in granted.items()
-              if verbs - used.get(key, set())}
-    unexplained = {key: verbs for key, verbs in beyond.items()
-                   if verbs != {"get"} or not _readable(key, used)}
+    beyond = {
+        key: verbs - used.get(key, set())
+        for key, verbs in granted.items()
+        if verbs - used.get(key, set())
+    }
+    unexplained = {
+        key: verbs for key, verbs in beyond.items() if verbs != {"get"} or not _readable(key, used)
+    }
     assert not unexplained, f"the Role grants what no operation used: {unexplained}"
 
 
@@ -140,4 +176,5 @@ def _readable(key: tuple[str, str], used: dict[tuple[str, str], set[str]]) -> bo
     group, resource = key
     parent = resource.split("/")[0]
     return bool(used.get(key, set()) & {"list"}) or (
-        parent != resource and bool(used.get((group, parent), set()) & {"get", "list"}))
+        parent != resource and bool(used.get((group, parent), set()) & {"get", "list"})
+    )

@@ -6,6 +6,7 @@ socket (another user and a web page are refused), and Ctrl-C leaving nothing beh
 One cluster serves the whole module (starting R replicas is the slow part); the tests run
 in file order and the last one stops it.
 """
+
 from __future__ import annotations
 
 import os
@@ -47,9 +48,26 @@ class Cluster:
 
     def start(self) -> None:
         self.process = subprocess.Popen(
-            [*PLUMBLINE, "up", str(self.app), "--replicas", "3", "--workers", "1",
-             "--port", str(self.port), "--name", NAME, "--unready-timeout", "3", "--watch"],
-            env=self.env, stdout=open(self.log, "w"), stderr=subprocess.STDOUT)
+            [
+                *PLUMBLINE,
+                "up",
+                str(self.app),
+                "--replicas",
+                "3",
+                "--workers",
+                "1",
+                "--port",
+                str(self.port),
+                "--name",
+                NAME,
+                "--unready-timeout",
+                "3",
+                "--watch",
+            ],
+            env=self.env,
+            stdout=open(self.log, "w"),
+            stderr=subprocess.STDOUT,
+        )
         deadline = time.monotonic() + START_TIMEOUT
         while time.monotonic() < deadline:
             if "ready: " in self.output():
@@ -63,8 +81,9 @@ class Cluster:
         return self.log.read_text(errors="replace")
 
     def cli(self, *args: str, timeout: float = 60) -> subprocess.CompletedProcess:
-        return subprocess.run([*PLUMBLINE, *args], env=self.env, capture_output=True,
-                              text=True, timeout=timeout)
+        return subprocess.run(
+            [*PLUMBLINE, *args], env=self.env, capture_output=True, text=True, timeout=timeout
+        )
 
     def client(self) -> ControlClient:
         os.environ["PLUMBLINE_STATE_DIR"] = self.env["PLUMBLINE_STATE_DIR"]
@@ -146,7 +165,8 @@ def test_status_and_logs_commands(cluster):
     cluster.client()  # this process looks in the test cluster's state directory too
     listed = LocalBackend().list_apps()
     assert [(a.name, a.backend, a.url, a.ready) for a in listed] == [
-        (NAME, "local", cluster.url, 3)]
+        (NAME, "local", cluster.url, 3)
+    ]
     # The only local cluster running needs no name, as in the README.
     unnamed = cluster.cli("status", "--local")
     assert unnamed.returncode == 0 and f"{NAME} (local, {cluster.url})" in unnamed.stdout
@@ -155,8 +175,9 @@ def test_status_and_logs_commands(cluster):
 
 def test_second_up_on_the_same_port_fails_and_leaves_the_first_alone(cluster):
     before = {r["name"]: r["pid"] for r in cluster.status()["replicas"]}
-    result = cluster.cli("up", str(cluster.app), "--port", str(cluster.port),
-                         "--name", "intruder", timeout=60)
+    result = cluster.cli(
+        "up", str(cluster.app), "--port", str(cluster.port), "--name", "intruder", timeout=60
+    )
     assert result.returncode != 0
     assert f"port {cluster.port}" in result.stderr and "taken" in result.stderr
     assert cluster.process.poll() is None
@@ -165,12 +186,28 @@ def test_second_up_on_the_same_port_fails_and_leaves_the_first_alone(cluster):
     assert httpx.get(cluster.url + "/parity?int=7", timeout=10).text == "odd"
 
 
-@pytest.mark.parametrize("scenario", ["quit-worker", "fail-health", "kill-replica",
-                                      "freeze-replica", "rolling-restart", "deploy-change"])
+@pytest.mark.parametrize(
+    "scenario",
+    [
+        "quit-worker",
+        "fail-health",
+        "kill-replica",
+        "freeze-replica",
+        "rolling-restart",
+        "deploy-change",
+    ],
+)
 def test_failover_scenario_loses_no_request(cluster, scenario, tmp_path):
     lines: list[str] = []
-    result = run_scenario(scenario, cluster.client(), users=4, baseline=2.0, after=1.0,
-                          reports=tmp_path, emit=lines.append)
+    result = run_scenario(
+        scenario,
+        cluster.client(),
+        users=4,
+        baseline=2.0,
+        after=1.0,
+        reports=tmp_path,
+        emit=lines.append,
+    )
     report = "\n".join(lines)
     assert result.passed, report
     assert result.requests > 10 and not result.failures, report
@@ -201,7 +238,8 @@ def test_restart_local_through_the_cli_replaces_every_replica(cluster):
     result = cluster.cli("restart", "--local", timeout=200)
     assert result.returncode == 0, result.stdout + result.stderr
     assert result.stdout.splitlines()[-1] == (
-        f"restart complete: revision {before['revision'] + 1}, 3/3 replicas ready"), result.stdout
+        f"restart complete: revision {before['revision'] + 1}, 3/3 replicas ready"
+    ), result.stdout
     after = cluster.status()
     assert after["ready"] == 3 and len(after["replicas"]) == 3
     assert not old_pids & {r["pid"] for r in after["replicas"]}, "a replica was not replaced"
@@ -212,14 +250,18 @@ def test_restart_local_through_the_cli_replaces_every_replica(cluster):
 def test_watch_rolls_out_a_changed_plumber_file(cluster):
     before = cluster.status()
     path = Path(before["plumber_file"])
-    path.write_text(path.read_text() + '\n#* @serializer text\n#* @get /watched\n'
-                    'function() "seen"\n')
+    path.write_text(
+        path.read_text() + '\n#* @serializer text\n#* @get /watched\nfunction() "seen"\n'
+    )
     deadline = time.monotonic() + 150
     while time.monotonic() < deadline:
         status = cluster.status()
-        if (status["revision"] > before["revision"] and status["ready"] == 3
-                and all(r["revision"] == status["revision"] for r in status["replicas"])
-                and "/watched" in {e["path"] for e in status["endpoints"]}):
+        if (
+            status["revision"] > before["revision"]
+            and status["ready"] == 3
+            and all(r["revision"] == status["revision"] for r in status["replicas"])
+            and "/watched" in {e["path"] for e in status["endpoints"]}
+        ):
             break
         time.sleep(0.5)
     else:
@@ -243,8 +285,10 @@ def test_deploy_of_a_plumber_file_that_fails_to_load_keeps_the_old_revision(clus
     assert result.returncode != 0
     assert "model file not found" in result.stdout + result.stderr  # R's message
     after = cluster.status()
-    assert (after["revision"], after["plumber_file"]) == (before["revision"],
-                                                          before["plumber_file"])
+    assert (after["revision"], after["plumber_file"]) == (
+        before["revision"],
+        before["plumber_file"],
+    )
     assert after["ready"] == 3
     assert {r["pid"] for r in after["replicas"]} == {r["pid"] for r in before["replicas"]}
     assert httpx.get(cluster.url + "/parity?int=2", timeout=10).text == "even"
@@ -255,10 +299,25 @@ def test_deploy_local_ships_the_whole_spec_and_rollback_returns(cluster, tmp_pat
     before = cluster.status()
     app = tmp_path / "v2"
     shutil.copytree(EXAMPLE_DIR, app)
-    (app / "plumbline.toml").write_text("[serve]\ndocs = false\nmax-body = \"2KiB\"\n")
-    result = cluster.cli("deploy", str(app / "plumber.R"), "--name", NAME, "--local",
-                         "--replicas", "3", "--workers", "2", "--request-timeout", "7", "--env", "GREETING=hi",
-                         "--image", "ignored/image:1", timeout=200)
+    (app / "plumbline.toml").write_text('[serve]\ndocs = false\nmax-body = "2KiB"\n')
+    result = cluster.cli(
+        "deploy",
+        str(app / "plumber.R"),
+        "--name",
+        NAME,
+        "--local",
+        "--replicas",
+        "3",
+        "--workers",
+        "2",
+        "--request-timeout",
+        "7",
+        "--env",
+        "GREETING=hi",
+        "--image",
+        "ignored/image:1",
+        timeout=200,
+    )
     assert result.returncode == 0, result.stdout + result.stderr
     assert "note: the local backend ignores image" in result.stdout
     assert result.stdout.splitlines()[-1].startswith("deploy complete: revision")
@@ -326,12 +385,18 @@ def _as_nobody(record: HostRecord, socket_path: str | None = None) -> dict:
     python = shutil.which("python3", path="/usr/bin:/bin")
     if python is None:
         pytest.skip("no system python3 to run as nobody")
-    done = subprocess.run([python, "-c", NOBODY_CLIENT, socket_path or record.socket,
-                           str(record.path), NAME],
-                          user="nobody", group="nogroup", capture_output=True, text=True,
-                          timeout=30, cwd="/")
+    done = subprocess.run(
+        [python, "-c", NOBODY_CLIENT, socket_path or record.socket, str(record.path), NAME],
+        user="nobody",
+        group="nogroup",
+        capture_output=True,
+        text=True,
+        timeout=30,
+        cwd="/",
+    )
     assert done.returncode == 0, done.stderr
     import json
+
     return json.loads(done.stdout)
 
 
@@ -366,22 +431,30 @@ def test_another_user_cannot_reach_the_control_socket(cluster):
 def test_a_web_page_cannot_drive_the_control_endpoint(cluster):
     before = cluster.status()
     # No TCP port to aim at: the only listener of `up` and its children is the ingress.
-    listening = {c.laddr.port for p in [psutil.Process(cluster.process.pid),
-                                        *cluster.descendants()]
-                 for c in p.net_connections(kind="inet") if c.status == psutil.CONN_LISTEN}
+    listening = {
+        c.laddr.port
+        for p in [psutil.Process(cluster.process.pid), *cluster.descendants()]
+        for c in p.net_connections(kind="inet")
+        if c.status == psutil.CONN_LISTEN
+    }
     replica_ports = {r["port"] for r in before["replicas"]}
     assert listening - replica_ports == {cluster.port}
     # What a browser could send (a "simple" cross-origin POST), were the socket reachable.
     transport = httpx.HTTPTransport(uds=cluster.client().record.socket)
     with httpx.Client(transport=transport, base_url="http://localhost", timeout=10) as client:
-        text = client.post(f"/apps/{NAME}/scale", content=b'{"replicas": 0}',
-                           headers={"Content-Type": "text/plain"})
+        text = client.post(
+            f"/apps/{NAME}/scale",
+            content=b'{"replicas": 0}',
+            headers={"Content-Type": "text/plain"},
+        )
         assert text.status_code == 415
-        cors = client.post(f"/apps/{NAME}/scale", json={"replicas": 0},
-                           headers={"Origin": "http://evil.example"})
+        cors = client.post(
+            f"/apps/{NAME}/scale", json={"replicas": 0}, headers={"Origin": "http://evil.example"}
+        )
         assert cors.status_code == 403
-        down = client.post("/down", content=b"{}", headers={"Origin": "null",
-                                                             "Content-Type": "application/json"})
+        down = client.post(
+            "/down", content=b"{}", headers={"Origin": "null", "Content-Type": "application/json"}
+        )
         assert down.status_code == 403
     after = cluster.status()
     assert after["desired"] == 3 and after["ready"] == 3
@@ -397,8 +470,9 @@ def test_ctrl_c_stops_everything(cluster):
     out = cluster.output()
     assert "stopping" in out and out.rstrip().endswith("haproxy stopped")
     # replicas were drained and stopped before HAProxy went
-    assert out.rindex("haproxy stopped") > max(out.rindex(f"{r} stopped")
-                                               for r in re.findall(r"(r\d+) stopped", out))
+    assert out.rindex("haproxy stopped") > max(
+        out.rindex(f"{r} stopped") for r in re.findall(r"(r\d+) stopped", out)
+    )
     gone, alive = psutil.wait_procs(procs, timeout=10)
     assert not alive, [p.as_dict(["pid", "name", "cmdline"]) for p in alive]
     with socket.socket() as sock:

@@ -1,5 +1,6 @@
 """The HAProxy configuration the local cluster writes: accepted by haproxy itself, and
 routing the spec's ingress paths with the retry and health-check policy we promise."""
+
 from __future__ import annotations
 
 import subprocess
@@ -11,13 +12,18 @@ from pathlib import Path
 import httpx
 import pytest
 
-from plumbline.platform.local.haproxy import (AppRoutes, HAProxy, Server, ingress_routes,
-                                              render_config)
+from plumbline.platform.local.haproxy import (
+    AppRoutes,
+    HAProxy,
+    Server,
+    ingress_routes,
+    render_config,
+)
 from plumbline.platform.spec.appspec import build_spec
 from support import EXAMPLE, free_port
 
 
-TYPED_APP = '''
+TYPED_APP = """
 #* @get /users/<id:int>
 function(id) id
 
@@ -26,13 +32,18 @@ function() "ok"
 
 #* @get /users/<id:int>/posts
 function(id) id
-'''
+"""
 
 
 def render(spec, tmp_path: Path, servers=()) -> str:
     app = AppRoutes(f"app-{spec.name}", tuple(ingress_routes(spec)), tuple(servers))
-    return render_config(apps=[app], bind_host="127.0.0.1", port=18080,
-                         admin_socket=tmp_path / "admin.sock", server_timeout=120)
+    return render_config(
+        apps=[app],
+        bind_host="127.0.0.1",
+        port=18080,
+        admin_socket=tmp_path / "admin.sock",
+        server_timeout=120,
+    )
 
 
 def haproxy_accepts(config: str, tmp_path: Path) -> subprocess.CompletedProcess:
@@ -91,13 +102,22 @@ def test_haproxy_matches_paths_as_a_kubernetes_ingress_does(tmp_path):
     proxy = HAProxy(tmp_path, on_log=lambda line: None)
     port = free_port()
     try:
-        app = AppRoutes("app-typed", tuple(ingress_routes(typed_spec(tmp_path))),
-                        (Server("r1", replica.server_port, 4),))
-        proxy.start(render_config(apps=[app], bind_host="127.0.0.1", port=port,
-                                  admin_socket=proxy.admin_socket, server_timeout=10))
+        app = AppRoutes(
+            "app-typed",
+            tuple(ingress_routes(typed_spec(tmp_path))),
+            (Server("r1", replica.server_port, 4),),
+        )
+        proxy.start(
+            render_config(
+                apps=[app],
+                bind_host="127.0.0.1",
+                port=port,
+                admin_socket=proxy.admin_socket,
+                server_timeout=10,
+            )
+        )
         deadline = time.monotonic() + 10
-        while (not proxy.api.servers("app-typed")["r1"].in_rotation
-               and time.monotonic() < deadline):
+        while not proxy.api.servers("app-typed")["r1"].in_rotation and time.monotonic() < deadline:
             time.sleep(0.1)
         with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=5) as client:
             for path in ("/users", "/users/7", "/users/7/posts", "/items", "/__docs__/"):
@@ -123,10 +143,15 @@ def test_one_haproxy_routes_several_apps_each_to_its_own_replicas(tmp_path):
     other.write_text("#* @get /orders\nfunction() 1\n")
     second = build_spec(other, {"name": "orders"})
     config = render_config(
-        apps=[AppRoutes("app-typed", tuple(ingress_routes(first)), (Server("r1", 40001, 1),)),
-              AppRoutes("app-orders", tuple(ingress_routes(second)), (Server("r1", 40002, 1),))],
-        bind_host="127.0.0.1", port=18080, admin_socket=tmp_path / "admin.sock",
-        server_timeout=60)
+        apps=[
+            AppRoutes("app-typed", tuple(ingress_routes(first)), (Server("r1", 40001, 1),)),
+            AppRoutes("app-orders", tuple(ingress_routes(second)), (Server("r1", 40002, 1),)),
+        ],
+        bind_host="127.0.0.1",
+        port=18080,
+        admin_socket=tmp_path / "admin.sock",
+        server_timeout=60,
+    )
     check = haproxy_accepts(config, tmp_path)
     assert check.returncode == 0, check.stderr
     assert "use_backend app-typed if app-typed_path" in config
@@ -139,28 +164,49 @@ def test_one_haproxy_routes_several_apps_each_to_its_own_replicas(tmp_path):
 @pytest.mark.slow  # real HAProxy
 def test_apps_by_host_and_by_stripped_prefix(tmp_path):
     from plumbline.platform.local.haproxy import Route
-    apps = [AppRoutes("app-a", (Route("prefix", "/content/a.b"),), strip=("/content/a.b",),
-                      server_timeout=90),
-            AppRoutes("app-b", (Route("prefix", "/"),), host="b.example.com")]
-    config = render_config(apps=apps, bind_host="127.0.0.1", port=18080,
-                           admin_socket=tmp_path / "admin.sock", server_timeout=120)
+
+    apps = [
+        AppRoutes(
+            "app-a", (Route("prefix", "/content/a.b"),), strip=("/content/a.b",), server_timeout=90
+        ),
+        AppRoutes("app-b", (Route("prefix", "/"),), host="b.example.com"),
+    ]
+    config = render_config(
+        apps=apps,
+        bind_host="127.0.0.1",
+        port=18080,
+        admin_socket=tmp_path / "admin.sock",
+        server_timeout=120,
+    )
     check = haproxy_accepts(config, tmp_path)
     assert check.returncode == 0, check.stderr
     assert r"http-request replace-path ^/content/a\.b/?(.*)$ /\1" in config
     assert "timeout server 90s" in config
     assert "acl app-b_host req.hdr(host),field(1,:) -i b.example.com" in config
     # the host's rule comes first: its app wins over a host-less app on the same path
-    assert config.index("use_backend app-b if app-b_host app-b_path") < \
-        config.index("use_backend app-a if app-a_path")
+    assert config.index("use_backend app-b if app-b_host app-b_path") < config.index(
+        "use_backend app-a if app-a_path"
+    )
 
 
 @pytest.mark.slow  # real HAProxy
 def test_a_vanity_path_is_routed_and_stripped_as_the_prefix_is(tmp_path):
     from plumbline.platform.local.haproxy import Route
-    apps = [AppRoutes("app-a", (Route("prefix", "/content/a"), Route("prefix", "/teams/a")),
-                      strip=("/content/a", "/teams/a"))]
-    config = render_config(apps=apps, bind_host="127.0.0.1", port=18080,
-                           admin_socket=tmp_path / "admin.sock", server_timeout=120)
+
+    apps = [
+        AppRoutes(
+            "app-a",
+            (Route("prefix", "/content/a"), Route("prefix", "/teams/a")),
+            strip=("/content/a", "/teams/a"),
+        )
+    ]
+    config = render_config(
+        apps=apps,
+        bind_host="127.0.0.1",
+        port=18080,
+        admin_socket=tmp_path / "admin.sock",
+        server_timeout=120,
+    )
     check = haproxy_accepts(config, tmp_path)
     assert check.returncode == 0, check.stderr
     assert "acl app-a_path path_beg /teams/a/" in config

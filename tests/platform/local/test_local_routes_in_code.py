@@ -1,6 +1,7 @@
 """`plumbline up` routes what plumber's router has, routes added in R code included: the
 local HAProxy routes the Ingress rules, and those come from plumber's route table (R loads
 the file once), not from the annotations alone."""
+
 from __future__ import annotations
 
 import os
@@ -28,10 +29,24 @@ def test_up_routes_the_routes_r_code_adds(tmp_path):
     env = {**os.environ, "PLUMBLINE_STATE_DIR": str(tmp_path / "state")}
     env.pop("PLUMBLINE_ROUTE_TABLE", None)
     with open(log, "w") as out:
-        up = subprocess.Popen([*PLUMBLINE, "up", str(app / "plumber.R"),
-                               "--replicas", "1", "--workers", "1", "--port", str(port),
-                               "--name", "in-code"], env=env, stdout=out,
-                              stderr=subprocess.STDOUT)
+        up = subprocess.Popen(
+            [
+                *PLUMBLINE,
+                "up",
+                str(app / "plumber.R"),
+                "--replicas",
+                "1",
+                "--workers",
+                "1",
+                "--port",
+                str(port),
+                "--name",
+                "in-code",
+            ],
+            env=env,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+        )
     try:
         deadline = time.monotonic() + 150
         while "ready: " not in log.read_text(errors="replace"):

@@ -79,8 +79,9 @@ def chromium():
 def image_versions(*packages: str) -> dict[str, str]:
     """The versions R has installed: a manifest naming them needs no package installed."""
     code = "for (p in commandArgs(TRUE)) cat(p, format(packageVersion(p)), '\\n')"
-    out = subprocess.run(["Rscript", "-e", code, *packages], capture_output=True, text=True,
-                         check=True).stdout
+    out = subprocess.run(
+        ["Rscript", "-e", code, *packages], capture_output=True, text=True, check=True
+    ).stdout
     return dict(line.split() for line in out.splitlines() if line.strip())
 
 

@@ -219,8 +219,9 @@ def test_admin_watches_deploys_rolls_back_sees_traffic_and_revokes_a_key(server,
     page.wait_for_selector("#task-log:has-text('no replica restarted')")  # its own task's
     page.wait_for_selector('#task-state[data-state="done"]')
     vanity_url = server.config.apps_url.rstrip("/") + "/hello-team/"
-    wait_until(page, f"(document.querySelector('#vanity-url') || {{}}).textContent === "
-                     f"'{vanity_url}'")
+    wait_until(
+        page, f"(document.querySelector('#vanity-url') || {{}}).textContent === '{vanity_url}'"
+    )
     assert httpx.get(vanity_url + "hello", timeout=30).text == "hello v1"
     page.click('[data-nav="apps"]')
     page.wait_for_selector('tr[data-app="parity-api"] [data-health="healthy"]')

@@ -39,13 +39,20 @@ def test_the_vanity_migration_keeps_existing_apps(database_url):
     with db.engine.begin() as conn:
         config.attributes["connection"] = conn
         command.upgrade(config, "0003")
-        conn.execute(text("INSERT INTO users (id, guid, username, role, locked, created_at) "
-                          "VALUES (1, 'u1', 'alice', 'publisher', false, CURRENT_TIMESTAMP)"))
+        conn.execute(
+            text(
+                "INSERT INTO users (id, guid, username, role, locked, created_at) "
+                "VALUES (1, 'u1', 'alice', 'publisher', false, CURRENT_TIMESTAMP)"
+            )
+        )
         for n in (1, 2):
-            conn.execute(text(
-                "INSERT INTO apps (id, guid, name, slug, owner_id, access_type, replicas, "
-                f"created_at, updated_at) VALUES ({n}, 'a{n}', 'app-{n}', 'app-{n}', 1, 'acl', "
-                "1, CURRENT_TIMESTAMP, CURRENT_TIMESTAMP)"))
+            conn.execute(
+                text(
+                    "INSERT INTO apps (id, guid, name, slug, owner_id, access_type, replicas, "
+                    f"created_at, updated_at) VALUES ({n}, 'a{n}', 'app-{n}', 'app-{n}', 1, 'acl', "
+                    "1, CURRENT_TIMESTAMP, CURRENT_TIMESTAMP)"
+                )
+            )
         command.upgrade(config, "head")
     with db.engine.begin() as conn:
         rows = conn.execute(text("SELECT name, vanity_path FROM apps ORDER BY id")).all()

@@ -42,8 +42,13 @@ def cluster_server(make_server, api_server, tmp_path):
     backend = KubernetesBackend(
         kubeconfig=str(api_server.kubeconfig(tmp_path)), namespace="default", poll_interval=0.1
     )
-    srv = make_server(use_backend=backend, backend="kubernetes", apps_url="http://apps.example.com",
-                      bundle_token_ttl=600.0, ingress_namespace="traefik")
+    srv = make_server(
+        use_backend=backend,
+        backend="kubernetes",
+        apps_url="http://apps.example.com",
+        bundle_token_ttl=600.0,
+        ingress_namespace="traefik",
+    )
     return srv, api_server
 
 
@@ -73,19 +78,27 @@ def run_init_container(api, srv, tmp_path, name: str) -> dict[str, bytes]:
     (tmp_path / f"{name}-token").mkdir()
     (tmp_path / f"{name}-token" / "token").write_text(token)
     mounts = {m["mountPath"]: m["name"] for m in init["volumeMounts"]}
-    here = {"app-files": volume, "package-cache": tmp_path / "cache", "tmp": tmp_path,
-            "bundle-token": tmp_path / f"{name}-token"}
+    here = {
+        "app-files": volume,
+        "package-cache": tmp_path / "cache",
+        "tmp": tmp_path,
+        "bundle-token": tmp_path / f"{name}-token",
+    }
 
     def local(arg: str) -> str:  # a path in a mounted volume -> the same path here
         for path, name in mounts.items():
             if arg == path or arg.startswith(path + "/"):
-                return str(here[name]) + arg[len(path):]
+                return str(here[name]) + arg[len(path) :]
         return arg
 
     command = [local(arg) for arg in init["command"]]
     assert command[:2] == ["plumbline", "prepare"]
-    done = subprocess.run([sys.executable, "-m", "plumbline", *command[1:]], text=True,
-                          capture_output=True, timeout=120)
+    done = subprocess.run(
+        [sys.executable, "-m", "plumbline", *command[1:]],
+        text=True,
+        capture_output=True,
+        timeout=120,
+    )
     assert done.returncode == 0, done.stdout + done.stderr
     assert "sha256 checked" in done.stdout
     app = volume / "app"  # what the app container mounts (subPath app) at /app
@@ -96,8 +109,9 @@ def run_init_container(api, srv, tmp_path, name: str) -> dict[str, bytes]:
 def token_of(api, deployment) -> tuple[str, str]:
     """The token Secret the init container mounts: its name and the token."""
     pod = deployment["spec"]["template"]["spec"]
-    assert {"name": "bundle-token", "mountPath": "/var/run/plumbline", "readOnly": True} in \
-        pod["initContainers"][0]["volumeMounts"]
+    assert {"name": "bundle-token", "mountPath": "/var/run/plumbline", "readOnly": True} in pod[
+        "initContainers"
+    ][0]["volumeMounts"]
     assert "bundle-token" not in {m["name"] for m in pod["containers"][0]["volumeMounts"]}
     volume = next(v["secret"] for v in pod["volumes"] if v["name"] == "bundle-token")
     secret = api.get(f"{CORE}/secrets/{volume['secretName']}")
@@ -130,17 +144,21 @@ def test_publish_update_rollback_on_kubernetes(cluster_server, r_repo, tmp_path)
         assert api.names(f"{CORE}/configmaps") == set()  # the bundle travels no ConfigMap
         pod = deployment["spec"]["template"]["spec"]
         mounts = {m["name"]: m for m in pod["containers"][0]["volumeMounts"]}
-        assert mounts["app-files"] == {"name": "app-files", "mountPath": "/app",
-                                       "subPath": "app", "readOnly": True}
+        assert mounts["app-files"] == {
+            "name": "app-files",
+            "mountPath": "/app",
+            "subPath": "app",
+            "readOnly": True,
+        }
         assert {"name": "app-files", "emptyDir": {}} in pod["volumes"]
         assert init["image"] == pod["containers"][0]["image"]  # the same runtime image
         assert init["securityContext"]["readOnlyRootFilesystem"] is True
         validate_all([deployment, api.get(f"{CORE}/secrets/{token_of(api, deployment)[0]}")])
-        policy = api.get("/apis/networking.k8s.io/v1/namespaces/default/networkpolicies/"
-                         "parity-api")
+        policy = api.get("/apis/networking.k8s.io/v1/namespaces/default/networkpolicies/parity-api")
         sources = policy["spec"]["ingress"][0]["from"]
         assert sources[0]["namespaceSelector"]["matchLabels"] == {
-            "kubernetes.io/metadata.name": "traefik"}
+            "kubernetes.io/metadata.name": "traefik"
+        }
         assert sources[1]["podSelector"]["matchLabels"]["app.kubernetes.io/component"] == "server"
         assert env["PLUMBLINE_ROOT_PATH"] == "/content/parity-api"
         assert env["PLUMBLINE_ACCESS"] == "keys"
@@ -154,10 +172,21 @@ def test_publish_update_rollback_on_kubernetes(cluster_server, r_repo, tmp_path)
 
         # With a manifest.json: the init container installs its packages into the cache
         # volume, which the app container mounts read-only and serves from.
-        manifest = json.dumps({"version": 1, "packages": {"plumblinedep": {
-            "Source": "LOCAL", "Repository": r_repo.url, "description": {"Version": "2.0.0"}}}})
-        second = publish(srv, alice, app["id"], good_bundle(2, {"manifest.json":
-                                                                manifest.encode()}))
+        manifest = json.dumps(
+            {
+                "version": 1,
+                "packages": {
+                    "plumblinedep": {
+                        "Source": "LOCAL",
+                        "Repository": r_repo.url,
+                        "description": {"Version": "2.0.0"},
+                    }
+                },
+            }
+        )
+        second = publish(
+            srv, alice, app["id"], good_bundle(2, {"manifest.json": manifest.encode()})
+        )
         assert second["code"] == 0, second["output"]
         assert any("the pods' init container provides" in line for line in second["output"])
         assert b"hello v2" in run_init_container(api, srv, tmp_path, "v2")["plumber.R"]
@@ -165,11 +194,18 @@ def test_publish_update_rollback_on_kubernetes(cluster_server, r_repo, tmp_path)
         assert "plumblinedep 2.0.0" in run_init_container.output
         pod = live(api)[0]["spec"]["template"]["spec"]
         assert {"name": "package-cache", "emptyDir": {"sizeLimit": "4Gi"}} in pod["volumes"]
-        assert {"name": "package-cache", "mountPath": "/var/cache/plumbline",
-                "readOnly": True} in pod["containers"][0]["volumeMounts"]
+        assert {
+            "name": "package-cache",
+            "mountPath": "/var/cache/plumbline",
+            "readOnly": True,
+        } in pod["containers"][0]["volumeMounts"]
         serve = pod["containers"][0]["command"]
-        assert serve[serve.index("--packages"):serve.index("--packages") + 4] == [
-            "--packages", "cached", "--package-cache", "/var/cache/plumbline"]
+        assert serve[serve.index("--packages") : serve.index("--packages") + 4] == [
+            "--packages",
+            "cached",
+            "--package-cache",
+            "/var/cache/plumbline",
+        ]
 
         back = alice.post(f"/__api__/v1/apps/{app['id']}/rollback", json={})
         done = srv.wait_task(alice, back.json()["task_id"])

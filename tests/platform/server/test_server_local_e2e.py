@@ -167,8 +167,10 @@ def test_state_and_apps_survive_a_server_restart(server):
     assert names == {"big-api", "parity-api"}
     # The server redeploys each app's active version after its restart, one after another.
     deadline = time.monotonic() + 300
-    for key, path in ((server.alice_key, "/content/big-api/info"),
-                      (None, "/content/parity-api/parity?int=2")):
+    for key, path in (
+        (server.alice_key, "/content/big-api/info"),
+        (None, "/content/parity-api/parity?int=2"),
+    ):
         while answer(server, key, path).status_code != 200:
             assert time.monotonic() < deadline, f"{path} did not come back"
             time.sleep(0.5)

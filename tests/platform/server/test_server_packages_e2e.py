@@ -130,7 +130,8 @@ def test_a_package_that_cannot_be_installed_fails_and_changes_nothing(server, re
     folder.mkdir()
     (folder / "plumber.R").write_text("library(plumblinebroken)\n#* @get /predict\nfunction() 1\n")
     (folder / "manifest.json").write_text(
-        manifest_json({"plumblinebroken": "1.0.0"}, repo[1], source="LOCAL"))
+        manifest_json({"plumblinebroken": "1.0.0"}, repo[1], source="LOCAL")
+    )
     done = server.publish(folder)
     assert done.returncode == 1
     assert "plumblinebroken 1.0.0" in done.stdout

@@ -1,4 +1,5 @@
 """Job Launcher profiles: section precedence, defaults, ratios, refusals, overrides."""
+
 from __future__ import annotations
 
 import json
@@ -9,11 +10,16 @@ import pytest
 
 from platform_manifest_checks import by_kind, validate_all, write_app
 from plumbline.platform.kube.manifests import render
-from plumbline.platform.spec.profiles import (ProfileError, apply_overrides, apply_profile,
-                                         parse_profiles, parse_profiles_text)
+from plumbline.platform.spec.profiles import (
+    ProfileError,
+    apply_overrides,
+    apply_profile,
+    parse_profiles,
+    parse_profiles_text,
+)
 from plumbline.platform.spec.appspec import build_spec
 
-API = '#* @get /a\nfunction() 1\n'
+API = "#* @get /a\nfunction() 1\n"
 
 # The plugin documentation's example, plus ratios.
 PROFILES = """
@@ -71,11 +77,12 @@ def test_platform_profiles_later_matching_sections_override_earlier(profiles):
 def test_platform_profiles_defaults_and_ratios_fill_the_spec(plumber, profiles):
     spec = apply_profile(build_spec(plumber, {}), parse_profiles(profiles), "alice", [])
     r = spec.resources
-    assert (r.cpu_limit, r.cpu_request) == ("1", "500m")           # default-cpus, ratio 0.5
+    assert (r.cpu_limit, r.cpu_request) == ("1", "500m")  # default-cpus, ratio 0.5
     assert (r.memory_limit, r.memory_request) == ("512Mi", "256Mi")  # plumbline's request kept
-    assert spec.image == "r-session:3.5.0"                         # default-container-image
-    power = apply_profile(build_spec(plumber, {}), parse_profiles(profiles), "bob",
-                          ["rstudio-power-users"])
+    assert spec.image == "r-session:3.5.0"  # default-container-image
+    power = apply_profile(
+        build_spec(plumber, {}), parse_profiles(profiles), "bob", ["rstudio-power-users"]
+    )
     assert (power.resources.cpu_limit, power.resources.cpu_request) == ("4", "2")
     assert power.resources.memory_limit == "4Gi"
 
@@ -88,16 +95,24 @@ def test_platform_profiles_refusals_name_the_limit_and_the_section(plumber, prof
     assert "cpu limit 3" in message and "max-cpus=2" in message and "[*]" in message
     assert f"{profiles}:6" in message
     # jsmith's own section allows 3 but not 4.
-    assert apply_profile(build_spec(plumber, {"resources.cpu_limit": "3"}), p, "jsmith",
-                         []).resources.cpu_limit == "3"
+    assert (
+        apply_profile(
+            build_spec(plumber, {"resources.cpu_limit": "3"}), p, "jsmith", []
+        ).resources.cpu_limit
+        == "3"
+    )
     with pytest.raises(ProfileError, match=r"max-cpus=3 from profile section \[jsmith\]"):
         apply_profile(build_spec(plumber, {"resources.cpu_limit": "4000m"}), p, "jsmith", [])
     with pytest.raises(ProfileError, match=r"memory limit 2Gi .* max-mem-mb=1024"):
         apply_profile(build_spec(plumber, {"resources.memory_limit": "2Gi"}), p, "alice", [])
-    with pytest.raises(ProfileError, match=r"nvidia GPUs 3 .* max-nvidia-gpus=2 from profile "
-                                           r"section \[@rstudio-power-users\]"):
-        apply_profile(build_spec(plumber, {"resources.nvidia_gpus": 3}), p, "bob",
-                      ["rstudio-power-users"])
+    with pytest.raises(
+        ProfileError,
+        match=r"nvidia GPUs 3 .* max-nvidia-gpus=2 from profile "
+        r"section \[@rstudio-power-users\]",
+    ):
+        apply_profile(
+            build_spec(plumber, {"resources.nvidia_gpus": 3}), p, "bob", ["rstudio-power-users"]
+        )
 
 
 def test_platform_profiles_images_outside_the_list_are_refused(plumber, profiles):
@@ -108,8 +123,9 @@ def test_platform_profiles_images_outside_the_list_are_refused(plumber, profiles
     assert "allow-unknown-images=0 from profile section [*]" in str(refused.value)
     ok = apply_profile(build_spec(plumber, {"image": "r-session:3.4.2"}), p, "alice", [])
     assert ok.image == "r-session:3.4.2"
-    power = apply_profile(build_spec(plumber, {"image": "me/own:1"}), p, "bob",
-                          ["rstudio-power-users"])
+    power = apply_profile(
+        build_spec(plumber, {"image": "me/own:1"}), p, "bob", ["rstudio-power-users"]
+    )
     assert power.image == "me/own:1"  # allow-unknown-images=1 in the later section
 
 
@@ -117,9 +133,10 @@ def test_platform_profiles_placement_constraints_become_node_selection(plumber, 
     p = parse_profiles(profiles)
     free = apply_profile(build_spec(plumber, {}), p, "alice", [])
     assert free.node_selector == {}
-    assert free.node_affinity == {"region": ("us", "eu")}   # must land in an offered region
-    chosen = apply_profile(build_spec(plumber, {"node_selector": {"region": "eu", "node": "n1"}}),
-                           p, "alice", [])
+    assert free.node_affinity == {"region": ("us", "eu")}  # must land in an offered region
+    chosen = apply_profile(
+        build_spec(plumber, {"node_selector": {"region": "eu", "node": "n1"}}), p, "alice", []
+    )
     assert chosen.node_selector == {"region": "eu", "node": "n1"} and chosen.node_affinity == {}
     with pytest.raises(ProfileError, match="region=asia is not an allowed value"):
         apply_profile(build_spec(plumber, {"node_selector": {"region": "asia"}}), p, "alice", [])
@@ -132,24 +149,32 @@ def test_platform_profiles_placement_constraints_become_node_selection(plumber, 
     affinity = by_kind(render(free))["Deployment"]["spec"]["template"]["spec"]["affinity"]
     term = affinity["nodeAffinity"]["requiredDuringSchedulingIgnoredDuringExecution"]
     assert term["nodeSelectorTerms"][0]["matchExpressions"] == [
-        {"key": "region", "operator": "In", "values": ["us", "eu"]}]
+        {"key": "region", "operator": "In", "values": ["us", "eu"]}
+    ]
     validate_all(render(free))
 
 
 def test_platform_profiles_job_json_overrides_patch_the_deployment(plumber, tmp_path):
-    aliases = [{"ip": "10.2.141.12", "hostnames": ["db01"]},
-               {"ip": "10.2.141.13", "hostnames": ["db02"]}]
+    aliases = [
+        {"ip": "10.2.141.12", "hostnames": ["db01"]},
+        {"ip": "10.2.141.13", "hostnames": ["db02"]},
+    ]
     (tmp_path / "kube-host-aliases").write_text(json.dumps(aliases))
-    (tmp_path / "tolerations.json").write_text(json.dumps(
-        [{"key": "dedicated", "operator": "Equal", "value": "r", "effect": "NoSchedule"}]))
+    (tmp_path / "tolerations.json").write_text(
+        json.dumps(
+            [{"key": "dedicated", "operator": "Equal", "value": "r", "effect": "NoSchedule"}]
+        )
+    )
     (tmp_path / "priority.json").write_text('"high"')
     conf = tmp_path / "profiles.conf"
-    conf.write_text(textwrap.dedent(f"""\
+    conf.write_text(
+        textwrap.dedent(f"""\
         [*]
         job-json-overrides="/spec/template/spec/hostAliases":"{tmp_path}/kube-host-aliases","/spec/template/spec/tolerations":"tolerations.json"
         [@ops]
         job-json-overrides="/spec/template/spec/priorityClassName":"priority.json"
-    """))
+    """)
+    )
     p = parse_profiles(conf)
     spec = apply_profile(build_spec(plumber, {}), p, "alice", [])
     pod = by_kind(render(spec))["Deployment"]["spec"]["template"]["spec"]
@@ -164,8 +189,16 @@ def test_platform_profiles_job_json_overrides_patch_the_deployment(plumber, tmp_
 
 def test_platform_profiles_apply_overrides_follows_rfc_6901():
     doc = {"spec": {"a/b": 1, "m~n": 2, "list": [1, 2]}}
-    apply_overrides(doc, [("/spec/a~1b", 10), ("/spec/m~0n", 20), ("/spec/list/0", 0),
-                          ("/spec/list/-", 3), ("/spec/new/deep", {"x": 1})])
+    apply_overrides(
+        doc,
+        [
+            ("/spec/a~1b", 10),
+            ("/spec/m~0n", 20),
+            ("/spec/list/0", 0),
+            ("/spec/list/-", 3),
+            ("/spec/new/deep", {"x": 1}),
+        ],
+    )
     assert doc == {"spec": {"a/b": 10, "m~n": 20, "list": [0, 2, 3], "new": {"deep": {"x": 1}}}}
     with pytest.raises(ProfileError, match="no array element /spec/list/9"):
         apply_overrides(doc, [("/spec/list/9", 1)])
@@ -173,16 +206,19 @@ def test_platform_profiles_apply_overrides_follows_rfc_6901():
         apply_overrides(doc, [("/spec/a~1b/x", 1)])
 
 
-@pytest.mark.parametrize("text, message", [
-    ("max-cpus=2\n", "outside any section"),
-    ("[*]\nmax-cpuz=2\n", "unknown setting 'max-cpuz'"),
-    ("[*]\nmax-cpus=lots\n", "max-cpus=lots"),
-    ("[*]\ncpu-request-ratio=1.5\n", "(0.0, 1.0]"),
-    ("[*]\nallow-unknown-images=maybe\n", "must be 1 or 0"),
-    ('[*]\njob-json-overrides=/spec:/file\n', "quoted pairs"),
-    ('[*]\njob-json-overrides="/spec/x":"missing.json"\n', "cannot read"),
-    ('[*]\njob-json-overrides="spec/x":"f.json"\n', "not an RFC 6901 JSON pointer"),
-])
+@pytest.mark.parametrize(
+    "text, message",
+    [
+        ("max-cpus=2\n", "outside any section"),
+        ("[*]\nmax-cpuz=2\n", "unknown setting 'max-cpuz'"),
+        ("[*]\nmax-cpus=lots\n", "max-cpus=lots"),
+        ("[*]\ncpu-request-ratio=1.5\n", "(0.0, 1.0]"),
+        ("[*]\nallow-unknown-images=maybe\n", "must be 1 or 0"),
+        ("[*]\njob-json-overrides=/spec:/file\n", "quoted pairs"),
+        ('[*]\njob-json-overrides="/spec/x":"missing.json"\n', "cannot read"),
+        ('[*]\njob-json-overrides="spec/x":"f.json"\n', "not an RFC 6901 JSON pointer"),
+    ],
+)
 def test_platform_profiles_refuse_bad_files_with_line(text, message):
     with pytest.raises(ProfileError) as refused:
         parse_profiles_text(text, "p.conf", Path("/nonexistent"))

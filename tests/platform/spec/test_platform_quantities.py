@@ -1,10 +1,16 @@
 """Kubernetes quantities: what the profiles compare and what the manifests carry."""
+
 from decimal import Decimal
 
 import pytest
 
-from plumbline.platform.spec.quantities import (QuantityError, format_cpu, format_memory, parse_cpu,
-                                           parse_memory)
+from plumbline.platform.spec.quantities import (
+    QuantityError,
+    format_cpu,
+    format_memory,
+    parse_cpu,
+    parse_memory,
+)
 
 
 def test_platform_quantities_parse_and_compare():
@@ -27,6 +33,13 @@ def test_platform_quantities_refuse_memory_without_units():
 
 def test_platform_quantities_format_for_manifests():
     assert [format_cpu(Decimal(x)) for x in ("2", "0.5", "1.25", "0.0001")] == [
-        "2", "500m", "1250m", "1m"]
+        "2",
+        "500m",
+        "1250m",
+        "1m",
+    ]
     assert [format_memory(Decimal(x)) for x in (2**30, 3 * 2**29, 2**20 + 5)] == [
-        "1Gi", "1536Mi", "1Mi"]
+        "1Gi",
+        "1536Mi",
+        "1Mi",
+    ]
