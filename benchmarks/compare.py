@@ -370,6 +370,11 @@ def start_to_ready(preload: bool, runs: int = 3) -> float:
     return statistics.median(times)
 
 
+# What follows this line in the output file is written by hand (pool_microbench.py's figures,
+# the targets): a new run keeps it.
+HAND_WRITTEN = "<!-- written by hand below: compare.py keeps what follows -->"
+
+
 def report(r: dict, args: argparse.Namespace) -> tuple[str, list[str]]:
     misses = []
     rows, cpu_rows, loads = [], [], []
@@ -528,7 +533,9 @@ def main() -> int:
         return 0
     results = {key: run() for key, run in parts.items()}
     text, misses = report(results, args)
-    Path(args.output).write_text(text)
+    output = Path(args.output)
+    kept = output.read_text().partition(HAND_WRITTEN)[2] if output.exists() else ""
+    output.write_text(text + (f"\n{HAND_WRITTEN}{kept}" if kept else ""))
     print(text)
     print("verdict:", "all targets met" if not misses else "targets NOT met: " + "; ".join(misses))
     return 0 if not misses else 1
