@@ -149,6 +149,17 @@ def stderr_events(served: Served) -> list[str]:
     ]
 
 
+def start_long_call(served: Served):
+    """A call of LONG seconds, running in R once this returns: its thread and result."""
+    thread, result = in_thread(served.get, f"/sleep?secs={LONG}", "GET", None, LONG + 30)
+    served.wait_until(
+        lambda: served.metric('plumbline_workers{state="busy"}') == 1,
+        timeout=30,
+        what="the long call running",
+    )
+    return thread, result
+
+
 def test_graceful_timeout_cuts_off_a_request_still_running(tmp_path):
     with serve(
         tmp_path,
@@ -164,12 +175,7 @@ def test_graceful_timeout_cuts_off_a_request_still_running(tmp_path):
         "0",
         plumber_file=BASIC,
     ) as served:
-        thread, result = in_thread(served.get, f"/sleep?secs={LONG}", "GET", None, LONG + 30)
-        served.wait_until(
-            lambda: served.metric('plumbline_workers{state="busy"}') == 1,
-            timeout=30,
-            what="the long call running",
-        )
+        thread, result = start_long_call(served)
         signalled = time.monotonic()
         served.proc.send_signal(signal.SIGTERM)
         assert served.proc.wait(BOUND) == 0  # long before the R call would have ended
@@ -216,12 +222,7 @@ def test_third_signal_stops_waiting_for_open_connections(tmp_path):
         "0",
         plumber_file=BASIC,
     ) as served:
-        thread, result = in_thread(served.get, f"/sleep?secs={LONG}", "GET", None, LONG + 30)
-        served.wait_until(
-            lambda: served.metric('plumbline_workers{state="busy"}') == 1,
-            timeout=30,
-            what="the long call running",
-        )
+        thread, result = start_long_call(served)
         served.proc.send_signal(signal.SIGTERM)
         served.wait_until(
             lambda: "closing listener, finishing in-flight requests" in stderr_events(served),
