@@ -183,3 +183,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print(f"plumbline {command}: interrupted", file=sys.stderr, flush=True)
         return ExitCode.INTERRUPTED
+    except BrokenPipeError:
+        # The reader went away (`plumbline status | head`): stop quietly, as other tools do.
+        # stdout now points at /dev/null so the interpreter's last flush cannot fail again.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return ExitCode.FAILED

@@ -3,6 +3,7 @@ per flag, one error format, exit codes declared once."""
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 
@@ -131,3 +132,22 @@ def test_errors_have_one_format(argv, capsys):
     assert main(argv) == ExitCode.USAGE
     err = capsys.readouterr().err
     assert err.startswith(f"plumbline {argv[0]}: the app's name is required")
+
+
+def test_a_reader_that_stops_early_gets_no_traceback():
+    """`plumbline rbac -n shop | head -1`: once the reader has gone, the command stops quietly,
+    as other command-line tools do (the pipe's read end is closed before it starts)."""
+    read_end, write_end = os.pipe()
+    os.close(read_end)
+    try:
+        done = subprocess.run(
+            [*PLUMBLINE, "rbac", "-n", "shop"],
+            stdout=write_end,
+            stderr=subprocess.PIPE,
+            text=True,
+            timeout=60,
+        )
+    finally:
+        os.close(write_end)
+    assert done.returncode == ExitCode.FAILED
+    assert done.stderr == "", done.stderr
