@@ -50,7 +50,7 @@ PAUSE = 0.0002  # seconds slept before each call in the "after a wake-up" plain-
 # plumbline_direct() with a sleep before each call (less the sleeps' own CPU).
 R_ALONE = r"""
 bridge <- new.env()
-for (source in c("bridge.R", "fastpath.R", "direct.R")) {{
+for (source in c("bridge.R", "fastpath.R", "direct.R", "json_writer.R")) {{
   sys.source(file.path("{runtime}", source), envir = bridge)
 }}
 stopifnot(is.null(bridge$plumbline_load("{app}", character(), TRUE)))

@@ -90,8 +90,13 @@ json_shortcut <- function(serialize_fn) {
                        error = function(e) NULL)
   if (is.null(resolved) || is.numeric(resolved$pretty)) return(serialize_fn)
   shortcut <- function(x) NULL
+  # Plain values (vectors, lists, data frames of them) skip asJSON()'s S4 dispatch: same
+  # bytes from jsonlite's own C functions (json_writer.R), about 250 us sooner a 20-row frame.
+  plan <- json_writer_plan(resolved)
+  write <- if (is.null(plan)) call[[3L]] else
+    bquote(if (.(json_plain)(x, 0L)) .(json_write)(x, .(plan)) else .(call[[3L]]))
   body(shortcut) <- bquote({
-    ans <- .(call[[3L]])
+    ans <- .(write)
     class(ans) <- "json"
     ans
   })

@@ -46,6 +46,7 @@ FASTPATH_R = Path(__file__).with_name("fastpath.R")
 # plumber's router described for the Python side (shared with the control plane).
 ROUTE_REPORT_R = REPORT_R
 DIRECT_R = Path(__file__).with_name("direct.R")
+JSON_WRITER_R = Path(__file__).with_name("json_writer.R")
 
 
 def _parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -104,7 +105,7 @@ class RBridge:
         openrlib.rlib.ptr_R_ProcessEvents = openrlib.ffi.NULL
         self._ri = ri
         bridge = ri.evalr("new.env(parent = globalenv())")
-        for source in (BRIDGE_R, FASTPATH_R, ROUTE_REPORT_R, DIRECT_R):
+        for source in (BRIDGE_R, FASTPATH_R, ROUTE_REPORT_R, DIRECT_R, JSON_WRITER_R):
             ri.baseenv["sys.source"](str(source), envir=bridge)
         self._bridge = bridge
         self._load = bridge["plumbline_load"]

@@ -114,6 +114,10 @@ def test_paths_and_types(pair, path, status):
         ("/na", 200),
         ("/promise", 200),
         ("/parity", 500),
+        ("/plain-values", 200),
+        ("/frame-missing", 200),
+        ("/unboxed-values", 200),
+        ("/signif", 200),
     ],
 )
 def test_serializers_and_failures(pair, path, status):

@@ -109,3 +109,27 @@ function() list(a = 1:2)
 #* @serializer json list(matrix = "columnmajor", raw = "hex", null = "null")
 #* @get /json-matrix
 function() list(m = matrix(1:6, 2), r = as.raw(c(1, 255)), n = NULL, e = list())
+
+# Plain values runtime/json_writer.R writes without asJSON()'s dispatch (jsonlite's bytes):
+# missing values, special numbers, escapes, non-ASCII text, nesting, names.
+#* @get /plain-values
+function() {
+  list(ints = c(1L, NA, -3L), nums = c(pi, NA, NaN, Inf, -Inf, 1e10, -1e-7, 2.675),
+       text = c("a\"\\\n\t\u00e9\u4e2d", NA, ""), flags = c(TRUE, NA), empty = list(), one = 1,
+       named = c(k = 1), list(list("x", 2)),
+       frame = data.frame(a = c(1.5, NA), b = c(NA, "y")))
+}
+
+#* @get /frame-missing
+function() {
+  data.frame(id = 1:3, x = c(NA, NaN, 0.1 + 0.2), s = c("\u00e9", NA, "q\"q"),
+             b = c(NA, NA, TRUE), `a b` = -1e15, check.names = FALSE)
+}
+
+#* @serializer unboxedJSON
+#* @get /unboxed-values
+function() list(a = 1, b = "x", c = NA, d = c(1, 2), e = list(f = TRUE), g = character())
+
+#* @serializer json list(digits = I(3))
+#* @get /signif
+function() list(x = c(pi, 123456.789, 1e-8), frame = data.frame(v = c(2 / 3, 1e6 / 7)))
