@@ -13,6 +13,7 @@ is built by plumbline.runtime.logs, as every other log line.
 from __future__ import annotations
 
 import asyncio
+import itertools
 import logging
 import os
 import re
@@ -29,13 +30,19 @@ _VALID_ID = re.compile(rb"^[\x21-\x7e]{1,200}$")  # visible ASCII: safe to echo 
 log = logging.getLogger("plumbline.server")
 
 
+# A request id needs to be unique, not secret: a random prefix per process and a counter
+# (32 hex digits, as before) instead of a getrandom() system call per request.
+_ID_PREFIX = os.urandom(8).hex()
+_id_counter = itertools.count()
+
+
 def _request_id(headers) -> bytes:
     for name, value in headers:
         if name == b"x-request-id":
             if _VALID_ID.match(value):
                 return value
             break
-    return os.urandom(16).hex().encode()
+    return f"{_ID_PREFIX}{next(_id_counter):016x}".encode()
 
 
 def _client_gone(send) -> bool:
