@@ -13,6 +13,7 @@
 # methods behave differently keeps asJSON()).
 
 json_writer <- new.env(parent = emptyenv())
+json_writer$plans <- list()
 
 # The writer's settings for toJSON()'s resolved arguments (the frame toJSON leaves before
 # calling asJSON()), or NULL when they take a path the writer does not reproduce.
@@ -27,6 +28,9 @@ json_writer_plan <- function(resolved) {
     (is.numeric(digits) || identical(digits, NA)) && length(digits) == 1L &&
     is.logical(resolved$auto_unbox)
   if (!plain_args) return(NULL)
+  # Endpoints mostly share their serializer's settings: probe each setting once.
+  key <- paste(deparse(digits), isTRUE(resolved$auto_unbox))
+  if (!is.null(json_writer$plans[[key]])) return(json_writer$plans[[key]])
   plan <- list(digits = digits, use_signif = methods::is(digits, "AsIs"),
                unbox = isTRUE(resolved$auto_unbox), num_to_char = jsonlite$num_to_char,
                escape = jsonlite$deparse_vector, rows = jsonlite$row_collapse_object,
@@ -39,6 +43,7 @@ json_writer_plan <- function(resolved) {
     if (!json_plain(probe, 0L) || !identical(json_write(probe, plan), as.character(to_json(probe))))
       return(NULL)
   }
+  json_writer$plans[[key]] <- plan
   plan
 }
 
