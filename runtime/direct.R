@@ -22,7 +22,9 @@ direct_prepare <- function(pr) {
   jit <- compiler::enableJIT(0L)
   on.exit(compiler::enableJIT(jit))
   direct$ends <- list()
-  if (!isTRUE(fastpath$enabled) || isTRUE(plumbline$check_size)) return(NULL)
+  if (!isTRUE(fastpath$enabled)) return(NULL)
+  fastpath_json_serializers()
+  if (isTRUE(plumbline$check_size)) return(NULL)
   priv <- fastpath$priv
   if (!identical(body(priv$errorHandler), body(plumber:::defaultErrorHandler()))) return(NULL)
   template <- body(plumber:::serializer_headers())
@@ -33,7 +35,8 @@ direct_prepare <- function(pr) {
     ep <- h$.__enclos_env__$private
     fargs <- names(formals(ep$func))
     if (is.null(fargs)) fargs <- character()
-    serializer <- if (!is.null(h$serializer)) h$serializer else priv$default_serializer
+    serializer <- if (!is.null(h$serializer)) fastpath$serializers[[i]] else
+      fastpath$default_serializer
     ok <- isTRUE(fastpath$plain[[i]]) && is.function(ep$func) &&
       !any(c("req", "res", "...") %in% fargs) &&
       is.function(serializer) && identical(body(serializer), template) &&
@@ -43,9 +46,10 @@ direct_prepare <- function(pr) {
                   parsers = if (!is.null(h$parsers)) h$parsers else priv$default_parsers,
                   serializer = h$serializer)
     if (ok) {
+      # The environment may be json_serializer()'s, a child of the serializer's own: get().
       senv <- environment(serializer)
-      headers <- lapply(senv$headers, paste)
-      entry$serialize_fn <- json_shortcut(senv$serialize_fn)
+      headers <- lapply(get("headers", envir = senv), paste)
+      entry$serialize_fn <- get("serialize_fn", envir = senv)
       # Status and headers of every answer the serializer gives: one vector, kept for the
       # worker's life, which the worker's Python reads once (it knows it by its address).
       entry$meta <- c("200", enc2utf8(c(rbind(names(headers),
@@ -58,6 +62,30 @@ direct_prepare <- function(pr) {
                       meta = if (ok) entry$meta else character())
   }
   rows
+}
+
+# fastpath.R serializes with these: each endpoint's serializer and the router's default,
+# their serialize_fn swapped for json_shortcut()'s (same closure, headers and error handling
+# otherwise). The direct path calls the same serialize_fn.
+fastpath_json_serializers <- function() {
+  template <- body(plumber:::serializer_headers())
+  fastpath$default_serializer <- json_serializer(fastpath$priv$default_serializer, template)
+  fastpath$serializers <- lapply(fastpath$ends, function(h) {
+    if (!is.null(h$serializer)) json_serializer(h$serializer, template)
+  })
+}
+
+# A copy of a serializer_headers() closure whose serialize_fn is json_shortcut()'s (the
+# serializer itself when it is another kind, or when there is no shortcut for it).
+json_serializer <- function(serializer, template) {
+  if (!is.function(serializer) || !identical(body(serializer), template)) return(serializer)
+  senv <- environment(serializer)
+  shortcut <- json_shortcut(senv$serialize_fn)
+  if (identical(shortcut, senv$serialize_fn)) return(serializer)
+  swapped <- new.env(parent = senv)
+  swapped$serialize_fn <- shortcut
+  environment(serializer) <- swapped
+  serializer
 }
 
 # plumber's JSON serializers (serializer_json(), serializer_unboxed_json(), with their own

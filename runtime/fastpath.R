@@ -32,6 +32,9 @@ fastpath_prepare <- function(pr) {
   }, logical(1))
   fastpath$pr <- pr
   fastpath$priv <- priv
+  # The serializers requests use (direct.R's fastpath_json_serializers() speeds up JSON ones).
+  fastpath$default_serializer <- priv$default_serializer
+  fastpath$serializers <- lapply(ends, function(h) h$serializer)
   fastpath$defaults <- defaults
   fastpath$enabled <- TRUE
   invisible(TRUE)
@@ -59,7 +62,7 @@ fastpath_call <- function(req) {
   req$pr <- fastpath$pr
   req$.internal <- new.env()
   req$args <- list()
-  res <- plumber:::PlumberResponse$new(priv$default_serializer)
+  res <- plumber:::PlumberResponse$new(fastpath$default_serializer)
   error_handler <- priv$errorHandler
   # Plumber$route(): an error while running the endpoint becomes the error handler's value,
   # which is then serialized like any other value (the handler may switch serializer).
@@ -70,7 +73,7 @@ fastpath_call <- function(req) {
       defaults$body(req)
       defaults$cookieParser(req)
       # The handle step for the matched endpoint.
-      if (!is.null(h$serializer)) res$serializer <- h$serializer
+      if (!is.null(h$serializer)) res$serializer <- fastpath$serializers[[i]]
       parsers <- if (!is.null(h$parsers)) h$parsers else priv$default_parsers
       req$argsPath <- h$getPathParams(req$PATH_INFO)
       req$body <- plumber:::req_body_parser(req, parsers)

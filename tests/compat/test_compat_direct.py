@@ -118,6 +118,8 @@ def test_paths_and_types(pair, path, status):
         ("/frame-missing", 200),
         ("/unboxed-values", 200),
         ("/signif", 200),
+        ("/frame-res", 201),
+        ("/unboxed-res", 200),
     ],
 )
 def test_serializers_and_failures(pair, path, status):

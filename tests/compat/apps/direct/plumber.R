@@ -133,3 +133,15 @@ function() list(a = 1, b = "x", c = NA, d = c(1, 2), e = list(f = TRUE), g = cha
 #* @serializer json list(digits = I(3))
 #* @get /signif
 function() list(x = c(pi, 123456.789, 1e-8), frame = data.frame(v = c(2 / 3, 1e6 / 7)))
+
+# Through plumber's pipeline (it takes `res`): its serializer writes plain values with
+# runtime/json_writer.R too.
+#* @get /frame-res
+function(res) {
+  res$status <- 201L
+  data.frame(id = 1:3, x = c(NA, 2.5, Inf), s = c("a", NA, "\u00e9"))
+}
+
+#* @serializer unboxedJSON
+#* @get /unboxed-res
+function(req, res) list(path = req$PATH_INFO, n = 1L, missing = NA)
