@@ -11,17 +11,9 @@ from prometheus_client import disable_created_metrics, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 
 from plumbline.endpoints import VERBS
+from plumbline.runtime.pool import RESTART_REASONS
 
 WORKER_STATES = ("starting", "idle", "busy", "unhealthy", "stopping", "failed", "backoff")
-RESTART_REASONS = (
-    "exited",
-    "killed_signal",
-    "timeout",
-    "unhealthy",
-    "max_requests",
-    "memory",
-    "load_failed",
-)
 # R calls take from about a millisecond to minutes.
 BUCKETS = (
     0.001,
