@@ -74,14 +74,7 @@ class LocalHost:
             load_spec=spec_from_json,
             max_replicas=MAX_REPLICAS,
         )
-        self.record = HostRecord(
-            self.name,
-            self.ingress.url,
-            str(self.control.path),
-            os.getpid(),
-            tuple(self.clusters),
-            open_to_new_apps,
-        )
+        self.record = self._current_record()
 
     @property
     def url(self) -> str:
@@ -186,16 +179,19 @@ class LocalHost:
         self._threads[name] = thread
         thread.start()
 
+    def _current_record(self) -> HostRecord:
+        return HostRecord(
+            self.name,
+            self.ingress.url,
+            str(self.control.path),
+            os.getpid(),
+            tuple(self.clusters),
+            self.open_to_new_apps,
+        )
+
     def _write_record(self) -> None:
         with self.lock:
-            self.record = HostRecord(
-                self.name,
-                self.ingress.url,
-                str(self.control.path),
-                os.getpid(),
-                tuple(self.clusters),
-                self.open_to_new_apps,
-            )
+            self.record = self._current_record()
         if not self.stopped.is_set():
             self.record.write()
 
