@@ -194,6 +194,10 @@ def render_config(
             "    log global",
             "    option httplog",
             "    option dontlog-normal",  # only failed or abnormal requests reach the log
+            # On a reload the old process would close idle keep-alive connections at once, and
+            # a client sending on one just then gets no answer: it answers one more request
+            # (with Connection: close) first, within hard-stop-after.
+            "    option idle-close-on-response",
             "    timeout connect 2s",
             "    timeout client 60s",
             "    timeout queue 30s",
