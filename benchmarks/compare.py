@@ -60,6 +60,7 @@ ENDPOINTS = (  # key, label, method, path, body
     ),
 )
 _UNITS = {"us": 1e-3, "ms": 1.0, "s": 1000.0}
+_SETTLE_SECONDS = 12.0
 
 
 def free_port() -> int:
@@ -281,9 +282,12 @@ def _memory_row(pids: list[int], zygote: int | None) -> dict:
     }
 
 
-def memory(preload: bool, workers: int = 8, requests: int = 4000) -> dict:
-    """Memory of the workers just after start, then once every worker ran a full garbage
-    collection and `requests` requests were served (the steady state)."""
+def memory(preload: bool, refork: bool = True, workers: int = 8, requests: int = 12000) -> dict:
+    """Memory of the workers just after start, then in the steady state: every worker ran a
+    full garbage collection (as R does every hundred or so collections, and whenever its heap
+    grows), then requests were served for `_SETTLE_SECONDS` (past the pool's 10 s minimum
+    age for re-forking a worker after a full collection), then `requests` more (each worker's
+    R fills its heap up to its collection trigger, ~1,000 requests of this app)."""
     port = free_port()
     base = f"http://127.0.0.1:{port}"
     log = tempfile.NamedTemporaryFile("w+", suffix=".log")
@@ -294,6 +298,8 @@ def memory(preload: bool, workers: int = 8, requests: int = 4000) -> dict:
         workers,
         "--preload",
         "on" if preload else "off",
+        "--refork-after-full-gc",
+        "on" if refork else "off",
         "--access-log",
         "off",
         log=log,
@@ -305,15 +311,29 @@ def memory(preload: bool, workers: int = 8, requests: int = 4000) -> dict:
             time.sleep(0.2)
         zygote, pids = r_processes(server.pid)
         fresh = _memory_row(pids, zygote)
+
+        def predict(_) -> int:
+            return get(base + "/predict?x=3")[0]
+
         # One full garbage collection in every worker (each request holds its worker for a
         # second, so the 8 concurrent ones reach 8 different workers), then more requests.
         with concurrent.futures.ThreadPoolExecutor(workers) as pool:
             statuses = list(pool.map(lambda _: get(base + "/gc", 60)[0], range(workers)))
-            statuses += list(pool.map(lambda _: get(base + "/predict?x=3")[0], range(requests)))
+            settle_until = time.monotonic() + _SETTLE_SECONDS
+            while time.monotonic() < settle_until:
+                statuses += list(pool.map(predict, range(400)))
+            statuses += list(pool.map(predict, range(requests)))
         assert set(statuses) == {200}, statuses
-        result = {"fresh": fresh, **_memory_row(pids, zygote), "requests": requests}
+        zygote, steady_pids = r_processes(server.pid)
+        events = _json_lines(log)
+        result = {
+            "fresh": fresh,
+            **_memory_row(steady_pids, zygote),
+            "requests": len(statuses),
+            "reforked": sum(e.get("event") == "worker_full_gc" for e in events),
+        }
         if preload:
-            result["replace_ms"] = replacement_ms(base, pids[0], log, workers)
+            result["replace_ms"] = replacement_ms(base, steady_pids[0], log, workers)
         return result
     finally:
         stop(server)
@@ -404,8 +424,10 @@ def report(r: dict, args: argparse.Namespace) -> tuple[str, list[str]]:
         for server, runs in r["runs"][key].items()
     )
     pre, spawn = r["memory"]["preload"], r["memory"]["spawn"]
+    kept = r["memory"]["preload_no_refork"]
     fresh = pre["fresh"]
     share = pre["pss_total_mib"] / spawn["pss_mib"]
+    kept_share = kept["pss_total_mib"] / spawn["pss_mib"]
     fresh_share = fresh["pss_total_mib"] / spawn["pss_mib"]
     if share > 1.5:
         misses.append(f"8 preloaded workers' PSS {share:.2f}x one worker's > 1.5x")
@@ -466,18 +488,24 @@ Every run (req/s; p99 ms):
 |---|---:|---:|---:|---:|---:|
 | preloading, just started | {fresh["rss_mib"]:.0f} MiB | {fresh["pss_mib"]:.0f} MiB | {fresh["private_mib"]:.0f} MiB | {fresh["pss_total_mib"]:.0f} MiB | {fresh["zygote_pss_mib"]:.0f} MiB |
 | preloading, steady state | {pre["rss_mib"]:.0f} MiB | {pre["pss_mib"]:.0f} MiB | {pre["private_mib"]:.0f} MiB | {pre["pss_total_mib"]:.0f} MiB | {pre["zygote_pss_mib"]:.0f} MiB |
+| preloading, `--refork-after-full-gc off`, steady state | {kept["rss_mib"]:.0f} MiB | {kept["pss_mib"]:.0f} MiB | {kept["private_mib"]:.0f} MiB | {kept["pss_total_mib"]:.0f} MiB | {kept["zygote_pss_mib"]:.0f} MiB |
 | `--preload off`, steady state | {spawn["rss_mib"]:.0f} MiB | {spawn["pss_mib"]:.0f} MiB | {spawn["private_mib"]:.0f} MiB | {spawn["pss_total_mib"]:.0f} MiB | — |
 
 Steady state: every worker ran a full garbage collection, then {pre["requests"]} requests were
-served. The model stays shared; what becomes private in a forked worker is R's heap: a full
-collection writes a mark into every live R object (about 607,000 objects and 9 MiB of small
-vectors with plumber loaded), and between collections R fills its heap up to its collection
-trigger (1.17 million objects, 62 MiB), writing to the free slots of shared pages. Python's
-share is about 3 MiB ([workers.md](workers.md), "What becomes private in a forked worker").
+served over at least {_SETTLE_SECONDS:.0f} s. The model stays shared; what becomes private in a
+forked worker is R's heap: between collections R fills its heap up to its collection trigger,
+writing to the free slots of shared pages (~40 MiB with plumber loaded, reached after about
+1,000 requests of this app), and a full collection writes a mark into every live R object
+(about 607,000 objects with plumber loaded), ~30 MiB more. With `--refork-after-full-gc` (the
+default) a worker in which R ran a full collection is replaced by a fresh fork once it has
+served 10 s ({pre["reforked"]} of {pre["workers"]} were, in this run); off, every worker keeps
+its copy. Python's share is about 3 MiB ([workers.md](workers.md), "What becomes private in a
+forked worker").
 
 8 preloaded workers together hold {share:.2f}× the PSS of one worker that loads the app
-itself ({fresh_share:.2f}× just after start). A worker killed with SIGKILL was replaced
-(death noticed to successor ready, forked from the zygote) in {pre["replace_ms"]:.0f} ms.
+itself ({kept_share:.2f}× with `--refork-after-full-gc off`, {fresh_share:.2f}× just after
+start). A worker killed with SIGKILL was replaced (death noticed to successor ready, forked
+from the zygote) in {pre["replace_ms"]:.0f} ms.
 
 ## Start to ready
 
@@ -528,7 +556,11 @@ def main() -> int:
         "runs": lambda: throughput(args.duration, args.rounds),
         # Before memory: the memory runs leave the kernel reclaiming 5 GB for a while.
         "ready": lambda: {"preload": start_to_ready(True), "spawn": start_to_ready(False)},
-        "memory": lambda: {"preload": memory(True), "spawn": memory(False)},
+        "memory": lambda: {
+            "preload": memory(True),
+            "preload_no_refork": memory(True, refork=False),
+            "spawn": memory(False),
+        },
     }
     if args.only:
         key = {"throughput": "runs"}.get(args.only, args.only)

@@ -212,3 +212,25 @@ to_wire <- function(resp) {
   if (length(status) != 1L || is.na(status)) return(exception_response())
   list(enc2utf8(c(status, rbind(names, values))), body)
 }
+
+# A forked worker's first full garbage collection. R marks every live object in its header
+# on a full collection, so that one collection makes the whole heap the worker shares with
+# the zygote private to it (~30 MiB more with plumber loaded). The zygote makes a sentinel
+# just before its own last full collection (which puts it in R's oldest generation, which
+# only a full collection examines); each forked worker drops it at once, and its finalizer
+# runs in the first full collection that worker does (the pool then replaces the worker with
+# a fresh fork, see pool.py).
+plumbline_sentinel <- function() {
+  plumbline$full_gc <- FALSE
+  sentinel <- new.env(parent = emptyenv())
+  reg.finalizer(sentinel, plumbline_full_gc_seen)
+  plumbline$sentinel <- sentinel
+  invisible(NULL)
+}
+
+plumbline_full_gc_seen <- function(sentinel) plumbline$full_gc <- TRUE
+
+plumbline_forked <- function() {
+  plumbline$sentinel <- NULL
+  invisible(NULL)
+}

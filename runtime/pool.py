@@ -39,10 +39,14 @@ RESTART_REASONS = (
     "unhealthy",
     "max_requests",
     "memory",
+    "full_gc",
     "load_failed",
 )
 # Reasons a worker is replaced only once its successor has loaded (it serves until then).
-_RECYCLE_REASONS = frozenset({"max_requests", "memory"})
+_RECYCLE_REASONS = frozenset({"max_requests", "memory", "full_gc"})
+# A forked worker whose R ran a full collection is replaced once it has served this long
+# (seconds): an app that collects often is re-forked at most this often per worker.
+_REFORK_MIN_AGE = 10.0
 # A worker's resident memory is read after a request at most this often (seconds).
 _MEMORY_CHECK_INTERVAL = 1.0
 # A worker that dies this soon after loading is treated like a failed load (back-off applies).
@@ -80,6 +84,9 @@ class PoolConfig:
     # Replace a worker (gracefully, as for max_requests) whose resident memory grew by more
     # than this since it loaded; None: half of max_worker_memory; 0: never.
     recycle_memory: int | None = None
+    # Replace a forked worker (gracefully) once its R has run a full garbage collection,
+    # which un-shares R's heap from the zygote (see bridge.R's sentinel).
+    refork_after_full_gc: bool = True
 
 
 class AppLoadError(Exception):
@@ -146,6 +153,7 @@ class _Worker:
         self.resident_at_ready = 0
         self.memory_limit: int | None = None  # its RLIMIT_DATA, once set
         self.next_memory_check = 0.0
+        self.full_gc = False  # its R ran a full collection since it was forked
         self.replace = asyncio.get_running_loop().create_future()  # -> restart reason
         self.watcher: asyncio.Task | None = None
 
@@ -398,6 +406,8 @@ class WorkerPool:
                 worker.replace.set_result("max_requests")
             elif self._recycle_memory and time.monotonic() >= worker.next_memory_check:
                 self._check_memory(worker)
+            if worker.full_gc and self._config.refork_after_full_gc:
+                self._check_refork(worker)
         if worker.retiring:
             worker.stop(worker.replace.result())
             return
@@ -419,7 +429,7 @@ class WorkerPool:
         worker.writer.write(frame)
         try:
             header, body = await worker.reader.read(timeout)
-            return decode_response(header, body)
+            response = decode_response(header, body)
         except TimeoutError:
             worker.kill(timeout_reason)
             raise WorkerTimeout(f"worker {worker.slot} did not answer within {timeout} s") from None
@@ -439,15 +449,19 @@ class WorkerPool:
             # answer in the background so the next request does not get this one's reply.
             self._spawn_background(self._discard_answer(worker))
             raise
+        if response.full_gc:
+            worker.full_gc = True
+        return response
 
     async def _discard_answer(self, worker: _Worker) -> None:
         try:
-            await worker.reader.read(self._config.timeout)
+            header, _ = await worker.reader.read(self._config.timeout)
         except TimeoutError:
             worker.kill("timeout")
         except (asyncio.IncompleteReadError, ConnectionError, ProtocolError):
             worker.kill("exited")
         else:
+            worker.full_gc = worker.full_gc or header.get("full_gc") is True
             self._release(worker)
 
     async def _wait_exit(self, worker: _Worker, limit: float = 2.0) -> None:
@@ -662,6 +676,21 @@ class WorkerPool:
                 threshold=self._recycle_memory,
             )
             worker.replace.set_result("memory")
+
+    def _check_refork(self, worker: _Worker) -> None:
+        """After a request: replace a forked worker whose R ran a full collection, once its
+        successor (a fresh fork, sharing the zygote's heap again) has loaded."""
+        if worker.replace.done() or time.time() - (worker.ready_at or 0) < _REFORK_MIN_AGE:
+            return
+        _log(
+            logging.INFO,
+            "worker_full_gc",
+            "R ran a full garbage collection in this worker, which un-shares its heap from "
+            "the zygote; replacing it with a fresh fork after its successor has loaded",
+            worker=worker.slot,
+            pid=worker.proc.pid,
+        )
+        worker.replace.set_result("full_gc")
 
     def _retire(self, worker: _Worker) -> None:
         """A successor has loaded: stop the recycled worker now, or after its request."""

@@ -51,6 +51,7 @@ class WorkerResponse:
     status: int
     headers: list[tuple[str, str]] = field(default_factory=list)
     body: bytes = b""
+    full_gc: bool = False  # a forked worker's R ran a full collection (see pool.py)
 
 
 # One encoder for every frame: json.dumps() with separators builds a new one per call (~40%
@@ -120,10 +121,10 @@ def encode_response(response: WorkerResponse) -> bytes:
 
 def response_head(response: WorkerResponse) -> bytes:
     """The response's frame up to its body (see write_all: the body is not copied)."""
-    return frame_head(
-        {"type": "response", "status": response.status, "headers": response.headers},
-        len(response.body),
-    )
+    header = {"type": "response", "status": response.status, "headers": response.headers}
+    if response.full_gc:
+        header["full_gc"] = True
+    return frame_head(header, len(response.body))
 
 
 def decode_response(header: dict, body: bytes) -> WorkerResponse:
@@ -133,6 +134,7 @@ def decode_response(header: dict, body: bytes) -> WorkerResponse:
         status=header["status"],
         headers=[(name, value) for name, value in header["headers"]],
         body=body,
+        full_gc=header.get("full_gc") is True,
     )
 
 

@@ -123,6 +123,7 @@ def pool_config(spec: PlumberFile, config: ServeConfig) -> PoolConfig:
         attach=attach,
         inline_futures=config.inline_futures,
         preload=config.preload,
+        refork_after_full_gc=config.refork_after_full_gc,
         health_path=(
             "/health" if spec.has_route("GET", "/health") and config.health_interval else None
         ),

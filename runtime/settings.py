@@ -399,6 +399,15 @@ class ServeConfig:
         "loaded app holds an open connection, a socket or a thread of its own; off: each "
         "worker starts R and loads the app.",
     )
+    refork_after_full_gc: bool = _setting(
+        ON_OFF,
+        True,
+        "With preload: replace a worker (after its request, once its successor has loaded, "
+        "at most every 10 s) when R has run a full garbage collection in it, which writes to "
+        "every live R object and so makes R's whole heap (~45-75 MiB with plumber loaded) "
+        "private to that worker; the fresh fork shares it with the zygote again. off: keep "
+        "workers (their memory then grows towards one copy of R's heap each).",
+    )
     health_interval: float = _setting(
         SECONDS,
         5.0,

@@ -19,12 +19,13 @@ import os
 import resource
 import signal
 import sys
+import time
 import traceback
 import warnings
 from pathlib import Path
 
 from plumbline.exits import ExitCode
-from plumbline.routes import REPORT_R
+from plumbline.runtime import bytecode
 from plumbline.runtime.direct import DirectCall, DirectRoutes
 from plumbline.runtime.protocol import (
     FrameTooLarge,
@@ -40,13 +41,7 @@ from plumbline.runtime.protocol import (
 
 EXIT_BOOT_FAILED = ExitCode.R_BOOT
 EXIT_LOAD_FAILED = ExitCode.APP_LOAD
-
-BRIDGE_R = Path(__file__).with_name("bridge.R")
-FASTPATH_R = Path(__file__).with_name("fastpath.R")
-# plumber's router described for the Python side (shared with the control plane).
-ROUTE_REPORT_R = REPORT_R
-DIRECT_R = Path(__file__).with_name("direct.R")
-JSON_WRITER_R = Path(__file__).with_name("json_writer.R")
+_FULL_GC_LOOK_INTERVAL = 1.0  # seconds
 
 
 def _parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -105,8 +100,8 @@ class RBridge:
         openrlib.rlib.ptr_R_ProcessEvents = openrlib.ffi.NULL
         self._ri = ri
         bridge = ri.evalr("new.env(parent = globalenv())")
-        for source in (BRIDGE_R, FASTPATH_R, ROUTE_REPORT_R, DIRECT_R, JSON_WRITER_R):
-            ri.baseenv["sys.source"](str(source), envir=bridge)
+        self.forked = False  # set in a worker forked from the loaded zygote
+        self.compiled = bytecode.load(ri, bridge, ri.evalr("R.version.string")[0])
         self._bridge = bridge
         self._load = bridge["plumbline_load"]
         self._exit = bridge["plumbline_exit"]
@@ -174,7 +169,13 @@ class RBridge:
         self._ri.evalr("suppressPackageStartupMessages(library(plumber))")
 
     def collect_garbage(self) -> None:
+        """The zygote's last full collection before it forks (with bridge.R's sentinel)."""
+        self._bridge["plumbline_sentinel"]()
         self._ri.evalr("invisible(gc(full = TRUE))")
+
+    def full_collection_seen(self) -> bool:
+        """Whether R has run a full garbage collection since this worker was forked."""
+        return bool(self._bridge["plumbline"]["full_gc"][0])
 
     def after_fork(self) -> None:
         """In a worker just forked from the loaded zygote: what R's parallel::mcfork() resets.
@@ -188,6 +189,8 @@ class RBridge:
             'if (exists(".Random.seed", envir = globalenv(), inherits = FALSE)) '
             'rm(".Random.seed", envir = globalenv())'
         )
+        self._bridge["plumbline_forked"]()
+        self.forked = True
 
     def r_state(self) -> dict:
         """What makes forking this loaded process unsafe: open R connections (files, sockets)."""
@@ -425,6 +428,10 @@ def serve_loaded(bridge: RBridge, request_fd: int, response_fd: int, report: byt
     requests = os.fdopen(request_fd, "rb", buffering=65536)
     out = response_fd
     write_all(out, encode_frame({"type": "ready", "pid": os.getpid()}, report))
+    # A forked worker says in one answer that R has run a full collection (bridge.R's
+    # sentinel), so the pool can replace it with a fresh fork; looked at once a second at most.
+    watching = bridge.forked
+    next_look = 0.0
 
     while True:
         frame = read_frame_blocking(requests)
@@ -438,6 +445,11 @@ def serve_loaded(bridge: RBridge, request_fd: int, response_fd: int, report: byt
             _write_stderr(traceback.format_exc())
             message = f"ERROR: {exc}".encode()
             response = WorkerResponse(500, [("Content-Type", "text/plain; charset=UTF-8")], message)
+        if watching and (now := time.monotonic()) >= next_look:
+            next_look = now + _FULL_GC_LOOK_INTERVAL
+            if bridge.full_collection_seen():
+                response.full_gc = True
+                watching = False
         write_all(out, *_response_frame(response))
 
 

@@ -49,6 +49,15 @@ def test_request_survives_the_round_trip_with_binary_body():
     assert read_frame_blocking(stream) is None
 
 
+def test_a_response_says_full_collection_only_when_there_was_one():
+    plain = WorkerResponse(200, [("Content-Type", "text/plain")], b"odd")
+    flagged = WorkerResponse(200, [("Content-Type", "text/plain")], b"odd", full_gc=True)
+    assert b"full_gc" not in response_head(plain)  # every other answer's frame is unchanged
+    for response in (plain, flagged):
+        stream = io.BytesIO(encode_response(response))
+        assert decode_response(*read_frame_blocking(stream)) == response
+
+
 def test_a_large_answer_crosses_a_worker_pipe_whole_without_being_joined_first():
     # Header and body written separately (writev), both larger than the pipe holds at once,
     # so the writes are partial and resume mid-part.
