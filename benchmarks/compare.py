@@ -33,6 +33,7 @@ import sys
 import tempfile
 import time
 import urllib.request
+from collections.abc import Callable
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
@@ -152,16 +153,35 @@ def r_processes(server_pid: int) -> tuple[int | None, list[int]]:
     return zygote, workers
 
 
-def cpu_ticks(pid: int) -> int:
+def cpu_ticks(pid: int, reaped: bool = False) -> int:
+    """CPU clock ticks of a process (user + system); reaped: of its children it has waited
+    for instead."""
     try:
         fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
     except OSError:
         return 0
-    return int(fields[11]) + int(fields[12])
+    first = 13 if reaped else 11
+    return int(fields[first]) + int(fields[first + 1])
 
 
-def wrk(url: str, duration: int, body: str | None, watch: dict[str, list[int]]) -> dict:
-    """wrk -t2 -c16 on url; with the CPU seconds per request of the processes in watch."""
+def worker_ticks(server_pid: int) -> int:
+    """CPU ticks of a server's R workers so far, those replaced meanwhile included (a
+    zygote's workers are its children: it reaps them)."""
+    zygote, workers = r_processes(server_pid)
+    return sum(cpu_ticks(pid) for pid in workers) + (
+        cpu_ticks(zygote, reaped=True) if zygote else 0
+    )
+
+
+def restarts(base: str, reason: str) -> int:
+    text = get(base + "/metrics")[1].decode()
+    m = re.search(rf'^plumbline_worker_restarts_total{{reason="{reason}"}} ([\d.]+)', text, re.M)
+    return int(float(m.group(1))) if m else 0
+
+
+def wrk(url: str, duration: int, body: str | None, watch: dict[str, Callable[[], int]]) -> dict:
+    """wrk -t2 -c16 on url; with the CPU seconds per request of each part in watch (a
+    function giving its CPU ticks so far)."""
     args = ["wrk", "-t2", "-c16", f"-d{duration}s", "--latency"]
     script = None
     if body is not None:
@@ -173,13 +193,13 @@ def wrk(url: str, duration: int, body: str | None, watch: dict[str, list[int]]) 
         script.close()
         args += ["-s", script.name]
     load = os.getloadavg()[0]
-    before = {name: sum(cpu_ticks(p) for p in pids) for name, pids in watch.items()}
+    before = {name: ticks() for name, ticks in watch.items()}
     try:
         out = subprocess.run([*args, url], capture_output=True, text=True, check=True).stdout
     finally:
         if script is not None:
             os.unlink(script.name)
-    ticks = {name: sum(cpu_ticks(p) for p in pids) - before[name] for name, pids in watch.items()}
+    spent = {name: ticks() - before[name] for name, ticks in watch.items()}
     rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))
     lat = {}
     for pct in ("50", "99"):
@@ -187,7 +207,7 @@ def wrk(url: str, duration: int, body: str | None, watch: dict[str, list[int]]) 
         lat[pct] = float(m.group(1)) * _UNITS[m.group(2)]
     errors = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
     requests = rps * duration
-    cpu_us = {name: t / os.sysconf("SC_CLK_TCK") / requests * 1e6 for name, t in ticks.items()}
+    cpu_us = {name: t / os.sysconf("SC_CLK_TCK") / requests * 1e6 for name, t in spent.items()}
     return {
         "rps": rps,
         "p50_ms": lat["50"],
@@ -225,8 +245,13 @@ def throughput(duration: int, rounds: int) -> dict:
         wait_ready(bases["plumber"] + "/parity?int=1")
         wait_ready(bases["plumbline"] + "/readyz")
         check_same_answer(bases["plumber"], bases["plumbline"])
-        zygote, workers = r_processes(plumbline.pid)
-        watch = {"plumbline": {"front": [plumbline.pid], "workers": workers}, "plumber": {}}
+        watch: dict[str, dict[str, Callable[[], int]]] = {
+            "plumbline": {
+                "front": lambda: cpu_ticks(plumbline.pid),
+                "workers": lambda: worker_ticks(plumbline.pid),
+            },
+            "plumber": {},
+        }
         for _, _, _, path, body in ENDPOINTS:  # warm-up: R's JIT, caches
             for server in bases:
                 wrk(bases[server] + path, 1, body, {})
@@ -242,6 +267,7 @@ def throughput(duration: int, rounds: int) -> dict:
                         file=sys.stderr,
                         flush=True,
                     )
+        runs["reforked"] = restarts(bases["plumbline"], "full_gc")
         return runs
     finally:
         stop(plumber)
@@ -435,7 +461,9 @@ def report(r: dict, args: argparse.Namespace) -> tuple[str, list[str]]:
         misses.append(f"worker replaced in {pre['replace_ms']:.0f} ms > 200 ms")
     if r["ready"]["preload"] > 1.5:
         misses.append(f"start to ready {r['ready']['preload']:.2f} s > 1.5 s")
-    non2xx = sum(run["non2xx"] for key in r["runs"] for s in r["runs"][key].values() for run in s)
+    non2xx = sum(
+        run["non2xx"] for key, *_ in ENDPOINTS for s in r["runs"][key].values() for run in s
+    )
     cmd = (
         f".venv/bin/python benchmarks/compare.py --duration {args.duration} --rounds {args.rounds}"
     )
@@ -467,7 +495,9 @@ Non-2xx responses: {non2xx}. Every endpoint's status, Content-Type and body were
 between the two servers before measuring.
 
 CPU per request in plumbline's processes during those runs (µs; front = uvicorn, routing,
-logs, metrics and the pool; workers = R and the worker's Python):
+logs, metrics and the pool; workers = R and the worker's Python, workers replaced during a
+run included: {r["runs"]["reforked"]} were re-forked after a full garbage collection in R over
+all the runs, see the memory section):
 
 | endpoint | front | workers |
 |---|---:|---:|

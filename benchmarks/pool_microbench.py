@@ -150,7 +150,12 @@ class RAlone:
 
 
 async def bench(workers: int, total: int, rounds: int) -> None:
-    pool = WorkerPool(PoolConfig(plumber_file=API, workers=workers, max_queue=1000))
+    # The same workers for the whole run: their pids are what CPU is read from (a worker
+    # re-forked after a full collection in R would take its successor's CPU out of a round).
+    config = PoolConfig(
+        plumber_file=API, workers=workers, max_queue=1000, refork_after_full_gc=False
+    )
+    pool = WorkerPool(config)
     alone = RAlone()
     await asyncio.gather(pool.start(), alone.start())
     while sum(row["state"] == "idle" for row in pool.snapshot()) < workers:
