@@ -385,8 +385,17 @@ def test_keep_alive_clients_are_told_to_leave_during_drain_and_lose_no_request(t
 
 def test_an_oversized_allocation_is_a_500_and_metrics_show_worker_memory(tmp_path):
     app = Path(__file__).parent / "apps" / "memory" / "plumber.R"
+    # R collects fully before it refuses the allocation; re-forking after that is tested in
+    # test_runtime_pool_refork.py, not here.
     with serve(
-        tmp_path, "--workers", "1", "--max-worker-memory", "256MiB", plumber_file=app
+        tmp_path,
+        "--workers",
+        "1",
+        "--max-worker-memory",
+        "256MiB",
+        "--refork-after-full-gc",
+        "off",
+        plumber_file=app,
     ) as served:
         pids = worker_pids(served)
         status, _, body = served.get("/allocate?mb=8192")

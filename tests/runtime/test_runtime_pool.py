@@ -21,7 +21,9 @@ BASIC = APPS / "basic" / "plumber.R"
 
 @pytest.fixture(scope="module")
 def pool():
-    with running_pool(BASIC, workers=2, timeout=20) as harness:
+    # Shared by the module's tests, some of which check that their worker stayed: a worker is
+    # never re-forked under them (test_runtime_pool_refork.py tests that).
+    with running_pool(BASIC, workers=2, timeout=20, refork_after_full_gc=False) as harness:
         harness.wait_until_idle()
         yield harness
 

@@ -21,9 +21,14 @@ pytestmark = pytest.mark.slow
 MEMORY_APP = APPS / "memory" / "plumber.R"
 
 
+# These tests follow one worker through large allocations, which make R collect fully; its
+# re-forking afterwards (test_runtime_pool_refork.py) is not what they are about.
+_KEEP = {"refork_after_full_gc": False}
+
+
 @pytest.fixture(scope="module")
 def pool():
-    with running_pool(MEMORY_APP, workers=1, health_interval=0) as harness:
+    with running_pool(MEMORY_APP, workers=1, health_interval=0, **_KEEP) as harness:
         yield harness
 
 
@@ -53,7 +58,12 @@ BUDGET = 256 * 1024**2
 
 def test_an_allocation_past_the_memory_limit_is_an_r_error_and_the_worker_stays(capfd):
     with running_pool(
-        MEMORY_APP, workers=1, health_interval=0, max_worker_memory=BUDGET, recycle_memory=0
+        MEMORY_APP,
+        workers=1,
+        health_interval=0,
+        max_worker_memory=BUDGET,
+        recycle_memory=0,
+        **_KEEP,
     ) as harness:
         [row] = harness.snapshot()
         assert row["memory_limit"] is not None
@@ -70,7 +80,12 @@ def test_an_allocation_past_the_memory_limit_is_an_r_error_and_the_worker_stays(
 
 def test_a_worker_left_holding_memory_is_replaced_after_its_successor_loaded():
     with running_pool(
-        MEMORY_APP, workers=1, health_interval=0, max_worker_memory=0, recycle_memory=100 * 1024**2
+        MEMORY_APP,
+        workers=1,
+        health_interval=0,
+        max_worker_memory=0,
+        recycle_memory=100 * 1024**2,
+        **_KEEP,
     ) as harness:
         [before] = harness.snapshot()
         assert harness.get("/hold", "mb=300").status == 200
