@@ -10,9 +10,10 @@
    turns, --rounds times; the median round is reported, with the load average before each
    run and the CPU each plumbline process spent per request.
 2. Memory: benchmarks/model_app.R holds a 500 MB object; `plumbline serve --workers 8` with
-   preloading (the default) and without, RSS and PSS (/proc/PID/smaps_rollup) of every
-   worker once each has run a full garbage collection (the steady state: R's collector
-   writes to every R object it keeps); and how fast a killed worker is replaced.
+   preloading (the default; also with `--refork-after-full-gc off`) and without, RSS and PSS
+   (/proc/PID/smaps_rollup) of every worker once each has run a full garbage collection and
+   served for a while (the steady state: R's collector writes to every R object it keeps);
+   and how fast a killed worker is replaced.
 3. Start to ready: `plumbline serve` of the example app until /readyz answers 200.
 Writes a Markdown report and ends with a one-line verdict on issue 11's targets.
 """

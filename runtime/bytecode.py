@@ -24,7 +24,7 @@ from pathlib import Path
 from plumbline.routes import REPORT_R
 
 _HERE = Path(__file__).parent
-# In this order: later files use what earlier ones define only inside functions.
+# The order the worker has always sourced them in.
 SOURCES = (
     _HERE / "bridge.R",
     _HERE / "fastpath.R",
@@ -44,12 +44,15 @@ def compiled_path(r_version: str, sources: tuple[Path, ...] = SOURCES) -> Path:
 
 
 def load(ri, envir, r_version: str) -> bool:
-    """Evaluate the sources into `envir`: compiled when a matching file exists (True),
-    else sourced (False)."""
+    """Evaluate the sources into `envir`: compiled when a matching file exists and loads
+    (True), else sourced (False)."""
     compiled = compiled_path(r_version)
     if compiled.is_file():
-        ri.evalr("compiler::loadcmp")(str(compiled), envir=envir)
-        return True
+        try:
+            ri.evalr("compiler::loadcmp")(str(compiled), envir=envir)
+            return True
+        except Exception as exc:  # a damaged file: the sources are still there
+            os.write(2, f"plumbline: {compiled.name} did not load ({exc}); sourcing\n".encode())
     for source in SOURCES:
         ri.baseenv["sys.source"](str(source), envir=envir)
     return False

@@ -71,6 +71,16 @@ def test_the_worker_loads_its_r_code_compiled_and_answers_as_the_sourced_code(tm
     assert [a[0] for a in compiled["answers"]] == [200, 200, 404]
 
 
+def test_a_damaged_compiled_file_is_passed_over_for_the_sources(tmp_path):
+    good = bytecode.compile_sources()
+    damaged = tmp_path / "cache"
+    damaged.mkdir()
+    (damaged / good.name).write_bytes(good.read_bytes()[:1000])  # cut short
+    answers = run_worker(str(damaged))
+    assert answers["compiled"] is False
+    assert [a[0] for a in answers["answers"]] == [200, 200, 404]
+
+
 def test_the_compiled_file_is_named_by_the_sources_and_r(tmp_path):
     copies = []
     for source in bytecode.SOURCES:
