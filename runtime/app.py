@@ -28,6 +28,7 @@ from plumbline.runtime.errors import PLUMBER_METHOD_NOT_ALLOWED, PLUMBER_NOT_FOU
 from plumbline.runtime.health import Health
 from plumbline.runtime.metrics import Metrics
 from plumbline.runtime.proxy import Proxy, raw_path
+from plumbline.runtime.responses import send_bytes
 from plumbline.runtime.root_path import RootPath
 from plumbline.runtime.routing import Router, r_sees_everything
 
@@ -119,24 +120,10 @@ class PlumblineApp:
 
     async def _metrics(self, scope, receive, send) -> None:
         body, content_type = self.metrics.exposition()
-        await _send_bytes(send, body, content_type.encode())
+        await send_bytes(send, 200, body, [(b"content-type", content_type.encode())])
 
     async def _openapi_json(self, scope, receive, send) -> None:
-        await _send_bytes(send, self._openapi, b"application/json")
-
-
-async def _send_bytes(send, body: bytes, content_type: bytes) -> None:
-    await send(
-        {
-            "type": "http.response.start",
-            "status": 200,
-            "headers": [
-                (b"content-type", content_type),
-                (b"content-length", str(len(body)).encode()),
-            ],
-        }
-    )
-    await send({"type": "http.response.body", "body": body})
+        await send_bytes(send, 200, self._openapi, [(b"content-type", b"application/json")])
 
 
 def create_app(spec: PlumberFile, pool, options: AppOptions = AppOptions()):

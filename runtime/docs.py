@@ -9,6 +9,7 @@ from __future__ import annotations
 from swagger_ui_bundle import swagger_ui_path
 
 from plumbline.runtime.errors import PLUMBER_NOT_FOUND, send_error
+from plumbline.runtime.responses import send_bytes
 
 PREFIX = "/__docs__"
 
@@ -68,35 +69,15 @@ class SwaggerDocs:
         path = scope["path"]
         if path == PREFIX:  # relative URLs in the page need the trailing slash
             location = scope.get("root_path", "") + PREFIX + "/"
-            await send(
-                {
-                    "type": "http.response.start",
-                    "status": 307,
-                    "headers": [
-                        (b"location", location.encode("latin-1")),
-                        (b"content-length", b"0"),
-                    ],
-                }
-            )
-            await send({"type": "http.response.body", "body": b""})
+            await send_bytes(send, 307, b"", [(b"location", location.encode("latin-1"))])
             return
         found = self._file(path[len(PREFIX) + 1 :])
         if found is None:
             await send_error(send, 404, PLUMBER_NOT_FOUND)
             return
         body, content_type = found
-        await send(
-            {
-                "type": "http.response.start",
-                "status": 200,
-                "headers": [
-                    (b"content-type", content_type),
-                    (b"content-length", str(len(body)).encode()),
-                    (b"cache-control", b"public, max-age=3600"),
-                ],
-            }
-        )
-        await send({"type": "http.response.body", "body": body})
+        cache = (b"cache-control", b"public, max-age=3600")
+        await send_bytes(send, 200, body, [(b"content-type", content_type), cache])
 
     def _file(self, name: str) -> tuple[bytes, bytes] | None:
         if name not in self._files:

@@ -9,6 +9,8 @@ from __future__ import annotations
 import json
 from typing import Any
 
+from plumbline.runtime.responses import send_bytes
+
 JSON_HEADER = (b"content-type", b"application/json")
 
 # Bodies plumber itself returns, so clients see the same thing whichever server answers.
@@ -24,16 +26,4 @@ async def send_error(
     send, status: int, message: str, headers: list[tuple[bytes, bytes]] | None = None, **detail: Any
 ) -> None:
     """Send a complete JSON error response over ASGI."""
-    body = error_body(message, **detail)
-    await send(
-        {
-            "type": "http.response.start",
-            "status": status,
-            "headers": [
-                JSON_HEADER,
-                (b"content-length", str(len(body)).encode()),
-                *(headers or ()),
-            ],
-        }
-    )
-    await send({"type": "http.response.body", "body": body})
+    await send_bytes(send, status, error_body(message, **detail), [JSON_HEADER, *(headers or ())])

@@ -13,6 +13,8 @@ from __future__ import annotations
 
 import json
 
+from plumbline.runtime.responses import send_bytes
+
 _JSON = (b"content-type", b"application/json")
 _LIVE_BODY = b'{"status":"alive"}'
 _READY_BODY = b'{"status":"ready"}'
@@ -51,15 +53,4 @@ class Health:
 
 
 async def _send(send, status: int, body: bytes) -> None:
-    await send(
-        {
-            "type": "http.response.start",
-            "status": status,
-            "headers": [
-                _JSON,
-                (b"content-length", str(len(body)).encode()),
-                (b"cache-control", b"no-store"),
-            ],
-        }
-    )
-    await send({"type": "http.response.body", "body": body})
+    await send_bytes(send, status, body, [_JSON, (b"cache-control", b"no-store")])
