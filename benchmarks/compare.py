@@ -174,9 +174,10 @@ def worker_ticks(server_pid: int) -> int:
     )
 
 
-def restarts(base: str, reason: str) -> int:
+def metric_count(base: str, sample: str) -> int:
+    """One sample of the server's /metrics, e.g. 'plumbline_workers{state="idle"}' (0 if absent)."""
     text = get(base + "/metrics")[1].decode()
-    m = re.search(rf'^plumbline_worker_restarts_total{{reason="{reason}"}} ([\d.]+)', text, re.M)
+    m = re.search(rf"^{re.escape(sample)} ([\d.]+)", text, re.M)
     return int(float(m.group(1))) if m else 0
 
 
@@ -268,7 +269,9 @@ def throughput(duration: int, rounds: int) -> dict:
                         file=sys.stderr,
                         flush=True,
                     )
-        runs["reforked"] = restarts(bases["plumbline"], "full_gc")
+        runs["reforked"] = metric_count(
+            bases["plumbline"], 'plumbline_worker_restarts_total{reason="full_gc"}'
+        )
         return runs
     finally:
         stop(plumber)
@@ -291,9 +294,7 @@ def smaps(pid: int) -> dict[str, int]:
 
 
 def idle_workers(base: str) -> int:
-    text = get(base + "/metrics")[1].decode()
-    m = re.search(r'^plumbline_workers\{state="idle"\} (\d+)', text, re.M)
-    return int(float(m.group(1))) if m else 0
+    return metric_count(base, 'plumbline_workers{state="idle"}')
 
 
 def _memory_row(pids: list[int], zygote: int | None) -> dict:

@@ -28,6 +28,7 @@ from plumbline.runtime.protocol import (
     FrameReader,
     decode_response,
     encode_request,
+    reports_full_gc,
 )
 
 logger = logging.getLogger("plumbline.pool")
@@ -461,7 +462,7 @@ class WorkerPool:
         except (asyncio.IncompleteReadError, ConnectionError, ProtocolError):
             worker.kill("exited")
         else:
-            worker.full_gc = worker.full_gc or header.get("full_gc") is True
+            worker.full_gc = worker.full_gc or reports_full_gc(header)
             self._release(worker)
 
     async def _wait_exit(self, worker: _Worker, limit: float = 2.0) -> None:

@@ -134,8 +134,13 @@ def decode_response(header: dict, body: bytes) -> WorkerResponse:
         status=header["status"],
         headers=[(name, value) for name, value in header["headers"]],
         body=body,
-        full_gc=header.get("full_gc") is True,
+        full_gc=reports_full_gc(header),
     )
+
+
+def reports_full_gc(header: dict) -> bool:
+    """Whether a response frame's header says its worker's R ran a full collection."""
+    return header.get("full_gc") is True
 
 
 class FrameReader(asyncio.Protocol):
