@@ -33,13 +33,17 @@ _TYPE_PATTERNS = (
 _PLAIN_REGEX = re.compile(r"\^[A-Za-z0-9/_\-.~()]*\$")
 _HEX = re.compile(r"[0-9A-Fa-f]{2}")
 _MAX_QUERY_KEYS = 150  # beyond it plumber's combine_keys() sorts the keys
+# Routes a worker remembers (method and path -> endpoint and path values): the endpoints never
+# change in a worker's life, so a repeated path skips the regex scan. Bounded, as paths with
+# values in them are as many as clients make up.
+_ROUTES_REMEMBERED = 4096
 
 
 @dataclass(frozen=True)
 class DirectCall:
     index: int  # 1-based, as R counts plumber's endpoints
     args: list[tuple[str, list[str]]]  # query arguments the function takes, in plumber's order
-    path_values: list[str]
+    path_values: tuple[str, ...]
 
 
 @dataclass(frozen=True)
@@ -73,10 +77,33 @@ class DirectRoutes:
             )
         self._endpoints = tuple(endpoints)
         self.enabled = any(ep.direct for ep in endpoints)
+        self._routed: dict[tuple[str, str], tuple[_Endpoint, tuple[str, ...]] | None] = {}
 
     def plan(
         self, method: str, path: str, query: str, headers: list[tuple[str, str]]
     ) -> DirectCall | None:
+        key = (method, path)
+        try:
+            routed = self._routed[key]
+        except KeyError:
+            routed = self._route(method, path)
+            if len(self._routed) >= _ROUTES_REMEMBERED:
+                self._routed.clear()
+            self._routed[key] = routed
+        if routed is None:
+            return None
+        ep, path_values = routed
+        if any(name.lower() == "cookie" for name, _ in headers):
+            return None
+        parsed = parse_query(query)
+        if parsed is None:
+            return None
+        args = [(name, values) for name, values in parsed.items() if name in ep.fargs]
+        return DirectCall(ep.index, args, path_values)
+
+    def _route(self, method: str, path: str) -> tuple[_Endpoint, tuple[str, ...]] | None:
+        """plumber's endpoint for this request and the path's values, if it can be called
+        directly; None: plumber's pipeline answers (404, 405, mounts, redirects...)."""
         if not path.isascii():
             return None
         for ep in self._endpoints:
@@ -87,14 +114,8 @@ class DirectRoutes:
                 continue
             if not ep.direct:
                 return None
-            if any(name.lower() == "cookie" for name, _ in headers):
-                return None
-            parsed = parse_query(query)
-            if parsed is None:
-                return None
-            args = [(name, values) for name, values in parsed.items() if name in ep.fargs]
-            return DirectCall(ep.index, args, list(match.groups()) if ep.params else [])
-        return None  # 404, 405, mounts, redirects: plumber's own steps
+            return ep, match.groups() if ep.params else ()
+        return None
 
 
 def parse_query(query: str) -> dict[str, list[str]] | None:

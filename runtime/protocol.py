@@ -65,7 +65,16 @@ def encode_frame(header: dict, body: bytes = b"") -> bytes:
 
 def frame_head(header: dict, body_size: int) -> bytes:
     """A frame up to its body (prefix and header): the body follows as it is."""
-    head = _encode_header(header).encode()
+    return encoded_frame_head(encode_header(header), body_size)
+
+
+def encode_header(header: dict) -> bytes:
+    """A frame's header as it travels (for one sent many times, see encoded_frame_head)."""
+    return _encode_header(header).encode()
+
+
+def encoded_frame_head(head: bytes, body_size: int) -> bytes:
+    """A frame up to its body, its header already encoded by encode_header()."""
     if len(head) > MAX_HEADER_SIZE or body_size > MAX_BODY_SIZE:
         raise FrameTooLarge(
             f"frame of {len(head)}/{body_size} bytes (header/body) is over "
@@ -83,36 +92,23 @@ def _split_prefix(prefix: bytes) -> tuple[int, int]:
 
 
 def encode_request(request: WorkerRequest) -> bytes:
-    return encode_frame(
-        {
-            "type": "request",
-            "method": request.method,
-            "path": request.path,
-            "query_string": request.query_string,
-            "headers": request.headers,
-            "remote_addr": request.remote_addr,
-            "remote_port": request.remote_port,
-            "server_name": request.server_name,
-            "server_port": request.server_port,
-            "scheme": request.scheme,
-        },
-        request.body,
-    )
+    return encode_frame(request_header(request), request.body)
 
 
-def decode_request(header: dict, body: bytes) -> WorkerRequest:
-    return WorkerRequest(
-        method=header["method"],
-        path=header["path"],
-        query_string=header["query_string"],
-        headers=[(name, value) for name, value in header["headers"]],
-        body=body,
-        remote_addr=header["remote_addr"],
-        remote_port=header["remote_port"],
-        server_name=header["server_name"],
-        server_port=header["server_port"],
-        scheme=header["scheme"],
-    )
+def request_header(request: WorkerRequest) -> dict:
+    """The request frame's header: every field but the body (the worker reads these keys)."""
+    return {
+        "type": "request",
+        "method": request.method,
+        "path": request.path,
+        "query_string": request.query_string,
+        "headers": request.headers,
+        "remote_addr": request.remote_addr,
+        "remote_port": request.remote_port,
+        "server_name": request.server_name,
+        "server_port": request.server_port,
+        "scheme": request.scheme,
+    }
 
 
 def encode_response(response: WorkerResponse) -> bytes:
@@ -121,10 +117,18 @@ def encode_response(response: WorkerResponse) -> bytes:
 
 def response_head(response: WorkerResponse) -> bytes:
     """The response's frame up to its body (see write_all: the body is not copied)."""
-    header = {"type": "response", "status": response.status, "headers": response.headers}
-    if response.full_gc:
+    return frame_head(
+        response_header(response.status, response.headers, response.full_gc), len(response.body)
+    )
+
+
+def response_header(status: int, headers: list[tuple[str, str]], full_gc: bool = False) -> dict:
+    """A response frame's header (full_gc only when true: every other answer's frame is the
+    same as before it existed)."""
+    header = {"type": "response", "status": status, "headers": headers}
+    if full_gc:
         header["full_gc"] = True
-    return frame_head(header, len(response.body))
+    return header
 
 
 def decode_response(header: dict, body: bytes) -> WorkerResponse:

@@ -22,6 +22,8 @@ import sys
 import time
 import traceback
 import warnings
+from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 from plumbline.exits import ExitCode
@@ -31,11 +33,12 @@ from plumbline.runtime.protocol import (
     FrameTooLarge,
     WorkerRequest,
     WorkerResponse,
-    decode_request,
     encode_frame,
-    encode_response,
+    encode_header,
+    encoded_frame_head,
     read_frame_blocking,
-    response_head,
+    request_header,
+    response_header,
     write_all,
 )
 
@@ -73,6 +76,28 @@ def _libr() -> ctypes.CDLL:
 
 def _write_stderr(text: str) -> None:
     os.write(2, text.encode("utf-8", "replace"))
+
+
+@dataclass(frozen=True, slots=True)
+class AnswerHead:
+    """An answer's status and headers, and its response frame's header already encoded: a
+    direct endpoint's is made once (see RBridge.load), not for every request."""
+
+    status: int
+    headers: list[tuple[str, str]]
+    encoded: bytes
+
+    @classmethod
+    def of(cls, status: int, headers: list[tuple[str, str]]) -> AnswerHead:
+        return cls(status, headers, encode_header(response_header(status, headers)))
+
+    @classmethod
+    def from_strings(cls, strings: list[str]) -> AnswerHead:
+        """From the bridge's c(status, name, value, ...) vector."""
+        return cls.of(int(strings[0]), list(zip(strings[1::2], strings[2::2])))
+
+
+_BRIDGE_FAILED = AnswerHead.of(500, [("Content-Type", "text/plain; charset=UTF-8")])
 
 
 class RBridge:
@@ -123,9 +148,12 @@ class RBridge:
             rows = self._direct_table()
             self._routes = DirectRoutes(rows)
             # The direct path's status and headers, one R vector per endpoint kept for the
-            # worker's life: read here once, recognised by address in every answer.
+            # worker's life: read (and their frame header encoded) here once, recognised by
+            # address in every answer.
             self._direct.known = {
-                row["meta"].__sexp__._cdata: list(row["meta"]) for row in rows if row["direct"]
+                row["meta"].__sexp__._cdata: AnswerHead.from_strings(list(row["meta"]))
+                for row in rows
+                if row["direct"]
             }
             return None
         return str(result[0])
@@ -197,50 +225,57 @@ class RBridge:
         return {"connections": list(self._bridge["plumbline_open_connections"]())}
 
     def handle(self, request: WorkerRequest) -> WorkerResponse:
-        answer = None
-        if self._routes.enabled:
-            path = _as_sent(request.path)
-            plan = self._routes.plan(request.method, path, request.query_string, request.headers)
-            if plan is not None:
-                answer = self._call_direct(plan, request)
-        if answer is None:
-            answer = self._call_handle(request)
-        meta, body = answer
-        return WorkerResponse(
-            status=int(meta[0]), headers=list(zip(meta[1::2], meta[2::2])), body=body
-        )
+        head, body = self.answer(request_header(request), request.body)
+        return WorkerResponse(head.status, head.headers, body)
 
-    def _call_direct(self, plan: DirectCall, request: WorkerRequest):
+    def answer(self, request: dict, body: bytes) -> tuple[AnswerHead, bytes]:
+        """The answer to a request frame (its header's fields, see protocol.request_header,
+        and its body), read straight from the frame: the worker's hot path."""
+        answer = None
+        headers = request["headers"]
+        if self._routes.enabled:
+            path = _as_sent(request["path"])
+            plan = self._routes.plan(request["method"], path, request["query_string"], headers)
+            if plan is not None:
+                answer = self._call_direct(plan, headers, body)
+        if answer is None:
+            answer = self._call_handle(request, body)
+        return answer
+
+    def _call_direct(self, plan: DirectCall, headers: list, body: bytes):
         call = self._direct
         call.set(0, call.integer(plan.index))
         call.named_list(1, plan.args)
         call.strings(2, plan.path_values)
-        call.raw(3, request.body)
-        if request.body:
-            content_type = _content_type(request.headers)
+        call.raw(3, body)
+        if body:
+            content_type = _content_type(headers)
             if content_type is not None:
                 call.strings(4, [content_type])
         return call.answer()
 
-    def _call_handle(self, request: WorkerRequest):
-        names, env_names, values = _rook_headers(request.headers)
+    def _call_handle(self, request: dict, body: bytes) -> tuple[AnswerHead, bytes]:
+        names, env_names, values = _rook_headers(request["headers"])
         fields = [
-            request.method,
-            _as_sent(request.path),
-            _as_sent(request.query_string),
-            request.remote_addr,
-            str(request.remote_port),
-            request.server_name,
-            str(request.server_port),
-            request.scheme,
+            request["method"],
+            _as_sent(request["path"]),
+            _as_sent(request["query_string"]),
+            request["remote_addr"],
+            str(request["remote_port"]),
+            request["server_name"],
+            str(request["server_port"]),
+            request["scheme"],
             *names,
             *env_names,
             *values,
         ]
         call = self._handle
         call.strings(0, fields)
-        call.raw(1, request.body)
-        return call.answer()
+        call.raw(1, body)
+        answer = call.answer()
+        if answer is None:  # plumbline_handle() always answers; NULL would be a bridge bug
+            raise RuntimeError("the R bridge answered NULL")
+        return answer
 
 
 class _RCall:
@@ -276,7 +311,7 @@ class _RCall:
         self._integers: dict[int, object] = {}
         # Status-and-headers vectors R keeps for the worker's life, already read (see
         # RBridge.load): an answer that carries one of them is not read again.
-        self.known: dict = {}
+        self.known: dict[object, AnswerHead] = {}
 
     def _keep(self, value):
         self._rlib.R_PreserveObject(value)
@@ -292,7 +327,7 @@ class _RCall:
     def set(self, position: int, value) -> None:
         self._rlib.SETCAR(self._cells[position], value)
 
-    def strings(self, position: int, texts: list[str]):
+    def strings(self, position: int, texts: Sequence[str]):
         """A character vector as argument `position`."""
         rlib = self._rlib
         if not texts:
@@ -328,7 +363,7 @@ class _RCall:
         rlib.Rf_setAttrib(vector, self._names, names)
         rlib.Rf_unprotect(1)
 
-    def _fill(self, vector, texts: list[str]) -> None:
+    def _fill(self, vector, texts: Sequence[str]) -> None:
         rlib = self._rlib
         for i, text in enumerate(texts):
             data = text.encode("utf-8", "replace")
@@ -336,8 +371,9 @@ class _RCall:
                 data = data.replace(b"\0", b"")
             rlib.SET_STRING_ELT(vector, i, rlib.Rf_mkCharLenCE(data, len(data), rlib.CE_UTF8))
 
-    def answer(self) -> tuple[list[str], bytes] | None:
-        """Evaluate; the (strings, raw body) pair of the R function's answer, None for NULL."""
+    def answer(self) -> tuple[AnswerHead, bytes] | None:
+        """Evaluate; the (status and headers, raw body) pair of the R function's answer, None
+        for NULL."""
         rlib, ffi = self._rlib, self._ffi
         result = rlib.R_tryEval(self._call, rlib.R_GlobalEnv, self._error)
         if self._error[0]:
@@ -349,19 +385,21 @@ class _RCall:
         rlib.Rf_protect(result)
         try:
             meta = rlib.VECTOR_ELT(result, 0)
-            strings_out = self.known.get(meta)
-            if strings_out is None:
-                strings_out = [
-                    ffi.string(rlib.R_CHAR(rlib.STRING_ELT(meta, i))).decode("utf-8", "replace")
-                    for i in range(rlib.Rf_xlength(meta))
-                ]
+            head = self.known.get(meta)
+            if head is None:
+                head = AnswerHead.from_strings(
+                    [
+                        ffi.string(rlib.R_CHAR(rlib.STRING_ELT(meta, i))).decode("utf-8", "replace")
+                        for i in range(rlib.Rf_xlength(meta))
+                    ]
+                )
             raw_out = rlib.VECTOR_ELT(result, 1)
             size = rlib.Rf_xlength(raw_out)
             body_out = ffi.buffer(rlib.RAW(raw_out), size)[:] if size else b""
         finally:
             rlib.Rf_unprotect(1)
             self._clear()
-        return strings_out, body_out
+        return head, body_out
 
     def _clear(self) -> None:
         # Let R reclaim this request's arguments instead of holding them until the next one.
@@ -440,34 +478,29 @@ def serve_loaded(bridge: RBridge, request_fd: int, response_fd: int, report: byt
             return 0
         header, body = frame
         try:
-            response = bridge.handle(decode_request(header, body))
+            head, answer = bridge.answer(header, body)
         except Exception as exc:  # an R error that escaped the bridge's own handler
             _write_stderr(traceback.format_exc())
-            message = f"ERROR: {exc}".encode()
-            response = WorkerResponse(500, [("Content-Type", "text/plain; charset=UTF-8")], message)
+            head, answer = _BRIDGE_FAILED, f"ERROR: {exc}".encode()
+        encoded = head.encoded
         if watching and (now := time.monotonic()) >= next_look:
             next_look = now + _FULL_GC_LOOK_INTERVAL
             if bridge.full_collection_seen():
-                response.full_gc = True
+                encoded = encode_header(response_header(head.status, head.headers, full_gc=True))
                 watching = False
-        write_all(out, *_response_frame(response))
+        write_all(out, *_response_frame(encoded, answer))
 
 
-def _response_frame(response: WorkerResponse) -> tuple[bytes, bytes]:
+def _response_frame(encoded: bytes, body: bytes) -> tuple[bytes, bytes]:
     """The answer's frame, as (everything up to the body, the body); a 500 instead of an
     answer too large for the pipe (say, headers of megabytes), so the pool never has to
     drop this worker over it."""
     try:
-        return response_head(response), response.body
+        return encoded_frame_head(encoded, len(body)), body
     except FrameTooLarge as exc:
         _write_stderr(f"plumbline: the app's answer cannot be sent: {exc}\n")
-        return encode_response(
-            WorkerResponse(
-                500,
-                [("Content-Type", "text/plain; charset=UTF-8")],
-                b"ERROR: the answer is too large to send (headers over 1 MiB or body over 2 GiB)",
-            )
-        ), b""
+        body = b"ERROR: the answer is too large to send (headers over 1 MiB or body over 2 GiB)"
+        return encoded_frame_head(_BRIDGE_FAILED.encoded, len(body)), body
 
 
 def main(argv: list[str] | None = None) -> int:

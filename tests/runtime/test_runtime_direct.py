@@ -137,7 +137,7 @@ ROWS = [
 def test_first_matching_endpoint_wins_as_in_plumbers_router():
     routes = DirectRoutes(ROWS)
     call = routes.plan("GET", "/items/42", "q=1&other=2", [])
-    assert (call.index, call.args, call.path_values) == (1, [("q", ["1"])], ["42"])
+    assert (call.index, call.args, call.path_values) == (1, [("q", ["1"])], ("42",))
     assert routes.plan("GET", "/items/abc", "", []) is None  # endpoint 2: plumber's pipeline
     assert routes.plan("DELETE", "/plain", "", []) is None  # 405 is plumber's
     assert routes.plan("GET", "/nowhere", "", []) is None  # 404 is plumber's
@@ -148,6 +148,24 @@ def test_cookies_and_non_ascii_paths_go_to_r():
     routes = DirectRoutes(ROWS)
     assert routes.plan("GET", "/plain", "", [("cookie", "a=1")]) is None
     assert routes.plan("GET", "/items/\u0661", "", []) is None
+
+
+def test_a_remembered_route_still_reads_each_requests_query_and_cookies():
+    routes = DirectRoutes(ROWS)
+    assert routes.plan("GET", "/items/7", "q=1", []).args == [("q", ["1"])]
+    again = routes.plan("GET", "/items/7", "q=2&q=3", [])
+    assert (again.index, again.args, again.path_values) == (1, [("q", ["2", "3"])], ("7",))
+    assert routes.plan("GET", "/items/7", "", [("Cookie", "a=1")]) is None
+    assert routes.plan("GET", "/items/7", "q=%00", []) is None  # plumber fails it: R's to answer
+    assert routes.plan("POST", "/items/7", "", []) is None  # the same path, another verb
+
+
+def test_routes_stay_right_past_the_number_remembered():
+    routes = DirectRoutes(ROWS)
+    for number in range(10_000):
+        call = routes.plan("GET", f"/items/{number}", "", [])
+        assert (call.index, call.path_values) == (1, (str(number),))
+    assert routes.plan("GET", "/items/abc", "", []) is None
 
 
 def test_a_path_regex_beyond_plumbers_types_disables_direct_routing():

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import io
+import json
 import os
 import subprocess
 import sys
@@ -17,13 +18,13 @@ from plumbline.runtime.protocol import (
     ProtocolError,
     WorkerRequest,
     WorkerResponse,
-    decode_request,
     decode_response,
     encode_frame,
     encode_request,
     encode_response,
     FrameReader,
     read_frame_blocking,
+    request_header,
     response_head,
     write_all,
 )
@@ -45,8 +46,13 @@ def test_request_survives_the_round_trip_with_binary_body():
     )
     stream = io.BytesIO(encode_request(request) + encode_request(request))
     for _ in range(2):
-        assert decode_request(*read_frame_blocking(stream)) == request
+        assert read_frame_blocking(stream) == (_as_json(request_header(request)), request.body)
     assert read_frame_blocking(stream) is None
+
+
+def _as_json(header: dict) -> dict:
+    """What a header reads back as: JSON has lists, not tuples."""
+    return json.loads(json.dumps(header))
 
 
 def test_a_response_says_full_collection_only_when_there_was_one():
@@ -172,4 +178,5 @@ def test_a_frame_the_other_side_would_refuse_is_never_encoded():
         encode_response(WorkerResponse(200, [("X-Big", "a" * (MAX_HEADER_SIZE + 1))]))
     # just under the limit still goes through, and reads back
     fits = WorkerRequest("GET", "/", "", [("x-h", "\x7f" * 170_000)])
-    assert decode_request(*read_frame_blocking(io.BytesIO(encode_request(fits)))) == fits
+    header, _ = read_frame_blocking(io.BytesIO(encode_request(fits)))
+    assert header == _as_json(request_header(fits))
