@@ -562,10 +562,11 @@ with `--preload off`.
   data frame in ~55 µs of R instead of ~330 µs; see docs/workers.md).
 - HTTP parsing, health, metrics and logs are in Python (uvicorn with httptools), outside R.
 - `benchmarks/pool_microbench.py` measures the CPU one request costs in the worker against
-  the same R run in a plain R process, and against that R run just after a short sleep: a
-  worker sleeps on its pipe between requests and R runs slower after a wake-up (about 80 µs
-  of a 20-row data frame's ~500 µs). The pool gives a request to the worker that went idle
-  last, whose caches are the warmest.
+  the same R run in a plain R process, back to back and served over a pipe one request at a
+  time: a worker waits on its pipe between requests, and on this machine R runs slower
+  after any wait (about 80 µs of a 20-row data frame's ~400 µs), in a plain R server as in a
+  worker. The pool gives a request to the worker that went idle last, whose caches are the
+  warmest.
 - The front's CPU per request grows with the time a worker takes (fewer events handled per
   wake-up of its event loop), not with the size of the answer: that is why the JSON and
   model rows cost the front more than the plain one.

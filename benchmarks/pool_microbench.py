@@ -5,16 +5,21 @@
 For each endpoint of benchmarks/api.R measured here (a plain text one, a JSON data frame and
 a model's predict() on a JSON body), prints requests/s through the pool at a few
 concurrencies, and the CPU time one request costs: through the pool (the pool process and the
-worker, sequential requests), and in a plain R process (Rscript: no pool, no pipes, no rpy2,
-no Python) for the very R the worker runs for it (plumbline_direct(), see runtime/direct.R),
-for the worker's full pipeline (plumbline_handle()) and for plumber's own pr$call(). Worker
-minus plain-R direct is what the worker adds around the same R work (issue 11's target: at
-most 100 us).
-A worker sleeps between requests (it waits on its pipe) and R runs slower just after a
-wake-up (cold caches; on a virtual machine the idle vCPU is descheduled): the same plain-R
-calls with a short sleep before each show how much of the worker's excess is that alone.
-Measurements alternate between the pool and plain R for --rounds rounds and the best of each
-is kept: on a shared machine CPU time is the honest measure, wall time also counts waiting.
+worker, sequential requests), and in a plain R process (Rscript: no pool, no rpy2, no Python)
+for the very R the worker runs for it (plumbline_direct(), see runtime/direct.R), for the
+worker's full pipeline (plumbline_handle()) and for plumber's own pr$call().
+
+The worker's R work is measured in plain R twice: back to back in a loop, and served over a
+pipe: R waits on its stdin for one byte, makes the call, writes one byte back, as a worker
+waits on its pipe for a request and writes its answer (a plain R server with the thinnest
+protocol there is). Waiting costs R more than the two system calls: it runs slower just after
+a wake-up (cold caches and branch predictors; on this virtual machine much slower), so the
+pipe-served figure is the same R work as a server pays for it, and worker minus that figure
+is what the bridge adds (rpy2, Python, the frames; issue 11's target: at most 100 us above
+plain R). CPU time is read from /proc/PID/task/*/schedstat (nanoseconds; clock ticks of
+10 ms are too coarse for 1000 requests). Measurements alternate between the pool and plain R
+for --rounds rounds and the best of each is kept: on a shared machine CPU time is the honest
+measure, wall time also counts waiting.
 """
 
 from __future__ import annotations
@@ -42,12 +47,12 @@ ENDPOINTS = (
     ("GET", "/frame", "n=20", "n", "20", ""),
     ("POST", "/predict", "", "", "", PREDICT_BODY),
 )
-PAUSE = 0.0002  # seconds slept before each call in the "after a wake-up" plain-R measurement
 
-# R alone, the app loaded as a worker loads it. Each line on stdin is "path count"; the
-# answer is the CPU seconds that many calls took through plumbline_direct() (the worker's
-# R for that endpoint), plumbline_handle() (its full pipeline), plumber's pr$call(), and
-# plumbline_direct() with a sleep before each call (less the sleeps' own CPU).
+# R alone, the app loaded as a worker loads it. "time PATH COUNT" on stdin answers the CPU
+# seconds that many calls took back to back through plumbline_direct() (the worker's R for
+# that endpoint), plumbline_handle() (its full pipeline) and plumber's pr$call(); after
+# "serve PATH COUNT" R answers "go", then serves COUNT one-byte requests on stdin with
+# plumbline_direct(), one byte written back for each.
 R_ALONE = r"""
 bridge <- new.env()
 for (source in c("bridge.R", "fastpath.R", "direct.R", "json_writer.R")) {{
@@ -83,17 +88,21 @@ calls <- lapply(endpoints, function(e) {{
 names(calls) <- vapply(endpoints, function(e) e$path, "")
 for (call in calls) for (i in 1:200) {{ call$direct(); call$handle(); call$prcall() }}
 cpu <- function(t) t[["user.self"]] + t[["sys.self"]]
+# One connection for both the command lines and the served requests' bytes: two would each
+# read ahead into their own buffer.
+input <- file("stdin", "rb")
 cat("ready\n")
-input <- file("stdin", "r")
 while (length(line <- readLines(input, n = 1L)) > 0L) {{
   words <- strsplit(line, " ")[[1]]
-  call <- calls[[words[[1]]]]
-  n <- seq_len(as.integer(words[[2]]))
-  pause <- as.numeric(words[[3]])
-  woken <- cpu(system.time(for (i in n) {{ Sys.sleep(pause); call$direct() }})) -
-    cpu(system.time(for (i in n) Sys.sleep(pause)))
-  cat(cpu(system.time(for (i in n) call$direct())), cpu(system.time(for (i in n) call$handle())),
-      cpu(system.time(for (i in n) call$prcall())), woken, "\n")
+  call <- calls[[words[[2]]]]
+  n <- seq_len(as.integer(words[[3]]))
+  if (words[[1]] == "serve") {{
+    cat("go\n")
+    for (i in n) {{ readBin(input, "raw", 1L); call$direct(); cat("y"); flush(stdout()) }}
+  }} else {{
+    cat(cpu(system.time(for (i in n) call$direct())), cpu(system.time(for (i in n) call$handle())),
+        cpu(system.time(for (i in n) call$prcall())), "\n")
+  }}
 }}
 """
 
@@ -106,12 +115,12 @@ def request(method: str, path: str, query: str, body: str) -> WorkerRequest:
 
 
 def cpu_seconds(pids: list[int]) -> float:
-    """CPU time (user + system) these processes have used so far."""
-    ticks = 0
+    """CPU time these processes (all their threads) have used so far, to the nanosecond."""
+    nanoseconds = 0
     for pid in pids:
-        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-        ticks += int(fields[11]) + int(fields[12])
-    return ticks / os.sysconf("SC_CLK_TCK")
+        for task in Path(f"/proc/{pid}/task").iterdir():
+            nanoseconds += int((task / "schedstat").read_text().split()[0])
+    return nanoseconds / 1e9
 
 
 async def run_clients(pool: WorkerPool, req: WorkerRequest, total: int, concurrency: int) -> float:
@@ -139,10 +148,20 @@ class RAlone:
         assert (await self.proc.stdout.readline()).strip() == b"ready"
 
     async def cpu_per_request(self, path: str, count: int) -> list[float]:
-        """CPU seconds per request: plumbline_direct, plumbline_handle, pr$call, and
-        plumbline_direct after a sleep."""
-        self.proc.stdin.write(f"{path} {count} {PAUSE}\n".encode())
+        """CPU seconds per request, back to back: plumbline_direct, plumbline_handle, pr$call."""
+        self.proc.stdin.write(f"time {path} {count}\n".encode())
         return [float(x) / count for x in (await self.proc.stdout.readline()).split()]
+
+    async def served_cpu_per_request(self, path: str, count: int) -> float:
+        """CPU seconds per request of plumbline_direct served over a pipe, one at a time."""
+        stdin, stdout = self.proc.stdin, self.proc.stdout
+        stdin.write(f"serve {path} {count}\n".encode())
+        assert await stdout.readline() == b"go\n"
+        before = cpu_seconds([self.proc.pid])
+        for _ in range(count):
+            stdin.write(b"x")
+            await stdout.readexactly(1)
+        return (cpu_seconds([self.proc.pid]) - before) / count
 
     async def stop(self) -> None:
         self.proc.stdin.close()
@@ -172,7 +191,7 @@ async def bench(workers: int, total: int, rounds: int) -> None:
             concurrencies = sorted({1, workers, 2 * workers})
             best_wall = dict.fromkeys(concurrencies, float("inf"))
             best_pool = best_worker = float("inf")
-            best_r = [float("inf")] * 4
+            best_r = [float("inf")] * 4  # back to back: direct, handle, pr$call; served
             for _ in range(rounds):
                 for concurrency in concurrencies:
                     pool_before = cpu_seconds([os.getpid()])
@@ -185,13 +204,14 @@ async def bench(workers: int, total: int, rounds: int) -> None:
                         if pool_cpu + worker_cpu < best_pool + best_worker:
                             best_pool, best_worker = pool_cpu, worker_cpu
                 r_costs = await alone.cpu_per_request(path, total)
+                r_costs.append(await alone.served_cpu_per_request(path, total))
                 best_r = [min(a, b) for a, b in zip(best_r, r_costs)]
             print(f"\n{method} {path}{'?' + query if query else ''}")
             for concurrency in concurrencies:
                 print(
                     f"  concurrency {concurrency:2d}: {total / best_wall[concurrency]:7.0f} requests/s"
                 )
-            direct, handle, prcall, woken = (x * 1e6 for x in best_r)
+            direct, handle, prcall, served = (x * 1e6 for x in best_r)
             print(
                 f"  CPU per request through the pool : {(best_pool + best_worker) * 1e6:6.0f} us"
                 f" (pool process {best_pool * 1e6:.0f}, worker {best_worker * 1e6:.0f})"
@@ -200,12 +220,13 @@ async def bench(workers: int, total: int, rounds: int) -> None:
             print(f"  plain R, full pipeline           : {handle:6.0f} us (plumbline_handle())")
             print(f"  plain R, plumber's pr$call()     : {prcall:6.0f} us")
             print(
-                f"  plain R, the worker's R, woken   : {woken:6.0f} us (after a "
-                f"{PAUSE * 1e6:.0f} us sleep, as a worker is)"
+                f"  plain R, the worker's R, served  : {served:6.0f} us (over a pipe, one "
+                "request at a time, as a worker serves)"
             )
+            worker = best_worker * 1e6
             print(
-                f"  worker above the same R in plain R: {best_worker * 1e6 - direct:5.0f} us"
-                f" (target <= 100; {best_worker * 1e6 - woken:.0f} above the woken plain R)"
+                f"  worker above the same R in plain R: {worker - served:5.0f} us served over a"
+                f" pipe (target <= 100), {worker - direct:.0f} us back to back"
             )
     finally:
         await asyncio.gather(pool.close(5), alone.stop())
