@@ -57,6 +57,20 @@ class WorkerResponse:
 # One encoder for every frame: json.dumps() with separators builds a new one per call (~40%
 # of the encoding time of a request's header).
 _encode_header = json.JSONEncoder(separators=(",", ":")).encode
+# And one decoder: json.loads() of bytes first guesses their encoding and checks for text
+# after the value (a frame's prefix already says where its header ends): 3.1 -> 2.1 us.
+_raw_decode = json.JSONDecoder().raw_decode
+
+
+def decode_header(head: bytes) -> dict:
+    """A frame's header (UTF-8 JSON, as encode_header() wrote it); ProtocolError otherwise."""
+    try:
+        header = _raw_decode(head.decode())[0]
+    except ValueError as exc:  # not UTF-8, or not JSON
+        raise ProtocolError(f"a frame header that is not JSON: {exc}") from None
+    if not isinstance(header, dict):
+        raise ProtocolError("a frame header that is not a JSON object")
+    return header
 
 
 def encode_frame(header: dict, body: bytes = b"") -> bytes:
@@ -216,7 +230,7 @@ class FrameReader(asyncio.Protocol):
         if isinstance(frame, ProtocolError):
             raise frame
         head, body = frame
-        return json.loads(head), body
+        return decode_header(head), body
 
 
 def _expire(waiter: asyncio.Future) -> None:
@@ -235,7 +249,7 @@ def read_frame_blocking(stream: BinaryIO) -> tuple[dict, bytes] | None:
     data = stream.read(head_len + body_len)
     if len(data) < head_len + body_len:
         raise ProtocolError("stream ended inside a frame")
-    return json.loads(data[:head_len]), data[head_len:]
+    return decode_header(data[:head_len]), data[head_len:]
 
 
 def write_all(fd: int, data: bytes, tail: bytes = b"") -> None:

@@ -135,6 +135,22 @@ def test_truncated_and_implausible_frames_are_errors():
         asyncio.run(implausible())
 
 
+@pytest.mark.parametrize("head", [b"not json", b"\xff\xfe", b"[1, 2]", b""])
+def test_a_header_that_is_not_a_json_object_is_a_protocol_error(head):
+    frame = len(head).to_bytes(4, "big") + (0).to_bytes(4, "big") + head
+    with pytest.raises(ProtocolError):
+        read_frame_blocking(io.BytesIO(frame))
+
+    async def pool_side() -> None:
+        reader = FrameReader()
+        reader.data_received(frame + encode_frame({"type": "ready"}))
+        with pytest.raises(ProtocolError):
+            await reader.read(1)
+        assert (await reader.read(1)) == ({"type": "ready"}, b"")  # the next frame still reads
+
+    asyncio.run(pool_side())
+
+
 @pytest.mark.slow
 def test_worker_reports_load_failure_and_exits_with_its_own_code():
     request_r, request_w = os.pipe()
