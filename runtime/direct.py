@@ -34,9 +34,10 @@ _PLAIN_REGEX = re.compile(r"\^[A-Za-z0-9/_\-.~()]*\$")
 _HEX = re.compile(r"[0-9A-Fa-f]{2}")
 _MAX_QUERY_KEYS = 150  # beyond it plumber's combine_keys() sorts the keys
 # Routes a worker remembers (method and path -> endpoint and path values): the endpoints never
-# change in a worker's life, so a repeated path skips the regex scan. Bounded, as paths with
-# values in them are as many as clients make up.
+# change in a worker's life, so a repeated path skips the regex scan. Bounded in number and
+# in path length, as paths with values in them are as many and as long as clients make up.
 _ROUTES_REMEMBERED = 4096
+_LONGEST_PATH_REMEMBERED = 256
 
 
 @dataclass(frozen=True)
@@ -87,9 +88,10 @@ class DirectRoutes:
             routed = self._routed[key]
         except KeyError:
             routed = self._route(method, path)
-            if len(self._routed) >= _ROUTES_REMEMBERED:
-                self._routed.clear()
-            self._routed[key] = routed
+            if len(path) <= _LONGEST_PATH_REMEMBERED:
+                if len(self._routed) >= _ROUTES_REMEMBERED:
+                    self._routed.clear()
+                self._routed[key] = routed
         if routed is None:
             return None
         ep, path_values = routed

@@ -166,6 +166,16 @@ def test_routes_stay_right_past_the_number_remembered():
         call = routes.plan("GET", f"/items/{number}", "", [])
         assert (call.index, call.path_values) == (1, (str(number),))
     assert routes.plan("GET", "/items/abc", "", []) is None
+    assert len(routes._routed) <= 4096  # what a worker keeps stays bounded
+
+
+def test_long_paths_are_routed_but_not_remembered():
+    routes = DirectRoutes(ROWS)
+    long_number = "7" * 5000
+    for _ in range(2):
+        call = routes.plan("GET", f"/items/{long_number}", "", [])
+        assert (call.index, call.path_values) == (1, (long_number,))
+    assert routes._routed == {}
 
 
 def test_a_path_regex_beyond_plumbers_types_disables_direct_routing():
