@@ -125,17 +125,6 @@ def request_header(request: WorkerRequest) -> dict:
     }
 
 
-def encode_response(response: WorkerResponse) -> bytes:
-    return response_head(response) + response.body
-
-
-def response_head(response: WorkerResponse) -> bytes:
-    """The response's frame up to its body (see write_all: the body is not copied)."""
-    return frame_head(
-        response_header(response.status, response.headers, response.full_gc), len(response.body)
-    )
-
-
 def response_header(status: int, headers: list[tuple[str, str]], full_gc: bool = False) -> dict:
     """A response frame's header (full_gc only when true: every other answer's frame is the
     same as before it existed)."""

@@ -31,13 +31,10 @@ from plumbline.runtime import bytecode
 from plumbline.runtime.direct import DirectCall, DirectRoutes
 from plumbline.runtime.protocol import (
     FrameTooLarge,
-    WorkerRequest,
-    WorkerResponse,
     encode_frame,
     encode_header,
     encoded_frame_head,
     read_frame_blocking,
-    request_header,
     response_header,
     write_all,
 )
@@ -223,10 +220,6 @@ class RBridge:
     def r_state(self) -> dict:
         """What makes forking this loaded process unsafe: open R connections (files, sockets)."""
         return {"connections": list(self._bridge["plumbline_open_connections"]())}
-
-    def handle(self, request: WorkerRequest) -> WorkerResponse:
-        head, body = self.answer(request_header(request), request.body)
-        return WorkerResponse(head.status, head.headers, body)
 
     def answer(self, request: dict, body: bytes) -> tuple[AnswerHead, bytes]:
         """The answer to a request frame (its header's fields, see protocol.request_header,

@@ -25,7 +25,7 @@ _WORKER = """
 import json, sys
 from pathlib import Path
 from plumbline.runtime import bytecode, worker
-from plumbline.runtime.protocol import WorkerRequest
+from plumbline.runtime.protocol import WorkerRequest, request_header
 if sys.argv[2]:
     bytecode.CACHE_DIR = Path(sys.argv[2])
 bridge = worker.RBridge()
@@ -37,9 +37,9 @@ before_requests = [bool(is_compiled(bridge._bridge[name])[0])
                    for name in ("plumbline_direct", "plumbline_handle")]
 answers = []
 for path, query in (("/pid", ""), ("/frame", ""), ("/nowhere", "a=1")):
-    r = bridge.handle(WorkerRequest("GET", path, query, [("host", "x")]))
-    body = r.body.decode() if path != "/pid" else "<pid>"
-    answers.append([r.status, r.headers, body])
+    request = WorkerRequest("GET", path, query, [("host", "x")])
+    head, body = bridge.answer(request_header(request), request.body)
+    answers.append([head.status, head.headers, body.decode() if path != "/pid" else "<pid>"])
 print(json.dumps({
     "compiled": bridge.compiled,
     "bytecode": before_requests,

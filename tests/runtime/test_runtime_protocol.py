@@ -21,11 +21,11 @@ from plumbline.runtime.protocol import (
     decode_response,
     encode_frame,
     encode_request,
-    encode_response,
     FrameReader,
     read_frame_blocking,
     request_header,
-    response_head,
+    frame_head,
+    response_header,
     write_all,
 )
 from plumbline.runtime.worker import EXIT_LOAD_FAILED
@@ -53,6 +53,16 @@ def test_request_survives_the_round_trip_with_binary_body():
 def _as_json(header: dict) -> dict:
     """What a header reads back as: JSON has lists, not tuples."""
     return json.loads(json.dumps(header))
+
+
+def response_head(response: WorkerResponse) -> bytes:
+    """A response's frame up to its body, as a worker writes it."""
+    header = response_header(response.status, response.headers, response.full_gc)
+    return frame_head(header, len(response.body))
+
+
+def encode_response(response: WorkerResponse) -> bytes:
+    return response_head(response) + response.body
 
 
 def test_a_response_says_full_collection_only_when_there_was_one():
