@@ -27,7 +27,6 @@ import json
 import os
 import re
 import signal
-import socket
 import statistics
 import subprocess
 import sys
@@ -36,6 +35,8 @@ import time
 import urllib.request
 from collections.abc import Callable
 from pathlib import Path
+
+from plumbline.platform.local.ports import listen_port
 
 HERE = Path(__file__).resolve().parent
 API = HERE / "api.R"
@@ -63,12 +64,6 @@ ENDPOINTS = (  # key, label, method, path, body
 )
 _UNITS = {"us": 1e-3, "ms": 1.0, "s": 1000.0}
 _SETTLE_SECONDS = 12.0
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def get(url: str, timeout: float = 5) -> tuple[int, bytes]:
@@ -236,7 +231,7 @@ def check_same_answer(plumber: str, plumbline: str) -> None:
 
 
 def throughput(duration: int, rounds: int) -> dict:
-    plumber_port, plumbline_port = free_port(), free_port()
+    plumber_port, plumbline_port = listen_port(), listen_port()
     plumber = start_plumber(plumber_port)
     plumbline = start_plumbline(API, plumbline_port, 2)
     try:
@@ -316,7 +311,7 @@ def memory(preload: bool, refork: bool = True, workers: int = 8, requests: int =
     grows), then requests were served for `_SETTLE_SECONDS` (past the pool's 10 s minimum
     age for re-forking a worker after a full collection), then `requests` more (each worker's
     R fills its heap up to its collection trigger, ~1,000 requests of this app)."""
-    port = free_port()
+    port = listen_port()
     base = f"http://127.0.0.1:{port}"
     log = tempfile.NamedTemporaryFile("w+", suffix=".log")
     # No access log: its lines share the log file and could cut into the pool's.
@@ -409,7 +404,7 @@ def _stamp(event: dict) -> datetime.datetime:
 def start_to_ready(preload: bool, runs: int = 5) -> float:
     times = []
     for _ in range(runs):
-        port = free_port()
+        port = listen_port()
         server = start_plumbline(EXAMPLE_APP, port, 2, "--preload", "on" if preload else "off")
         try:
             times.append(wait_ready(f"http://127.0.0.1:{port}/readyz"))

@@ -22,6 +22,8 @@ from pathlib import Path
 
 import psutil
 
+from plumbline.platform.local.ports import listen_port
+
 REPO = Path(__file__).resolve().parents[1]
 EXAMPLE = REPO / "examples" / "plumber-on-k8s" / "plumber.R"
 PATHS = ("/livez", "/parity?int=7")
@@ -55,11 +57,7 @@ def serve(variant: str, port: int) -> None:
 
 
 def start(variant: str) -> tuple[subprocess.Popen, int]:
-    import socket
-
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
+    port = listen_port()
     proc = subprocess.Popen([sys.executable, __file__, "--serve", variant, "--port", str(port)])
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline:

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-import socket
 import sys
 from pathlib import Path
+
+from plumbline.platform.local.ports import listen_port
 
 REPO = Path(__file__).resolve().parents[1]
 EXAMPLE_DIR = REPO / "examples" / "plumber-on-k8s"
@@ -13,7 +14,6 @@ PLUMBLINE = [sys.executable, "-m", "plumbline"]  # the CLI of this checkout's in
 
 
 def free_port(host: str = "127.0.0.1") -> int:
-    """A TCP port nobody listens on right now (the OS picks it)."""
-    with socket.socket() as sock:
-        sock.bind((host, 0))
-        return int(sock.getsockname()[1])
+    """A TCP port nobody listens on, which no outgoing connection can take before the test's
+    server binds it (the local cluster's way of picking replica ports)."""
+    return listen_port(host)

@@ -17,7 +17,8 @@ from plumbline.exits import CommandError, ExitCode
 from plumbline.platform.backend import AppRef, BackendError
 from plumbline.platform.cli.apps import say
 from plumbline.platform.local.backend import KUBERNETES_ONLY, LocalBackend
-from plumbline.platform.local.cluster import MAX_REPLICAS, Settings, port_is_free
+from plumbline.platform.local.cluster import MAX_REPLICAS, Settings
+from plumbline.platform.local.ports import port_is_free
 from plumbline.platform.local.control import ControlClient, ControlError, HostRecord
 from plumbline.platform.local.haproxy import HAProxyMissing, find_binary
 from plumbline.platform.spec.appspec import SpecError

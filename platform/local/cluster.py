@@ -16,7 +16,6 @@ import itertools
 import os
 import queue
 import signal
-import socket
 import subprocess
 import sys
 import threading
@@ -36,6 +35,7 @@ from plumbline.platform.local.haproxy import (
     ingress_routes,
 )
 from plumbline.platform.local.ingress import Ingress
+from plumbline.platform.local.ports import listen_port
 from plumbline.platform.spec.serve import (
     local_placement,
     serve_arguments,
@@ -78,23 +78,6 @@ class Settings:
     drain_timeout: float = 30.0  # longest wait for HAProxy to finish a draining replica
     access_log: bool = False
     watch: bool = False
-
-
-def free_port(host: str = "127.0.0.1") -> int:
-    with socket.socket() as sock:
-        sock.bind((host, 0))
-        return sock.getsockname()[1]
-
-
-def port_is_free(host: str, port: int) -> bool:
-    """Nobody listens there (HAProxy binds with SO_REUSEADDR, so TIME_WAIT is no matter)."""
-    with socket.socket() as sock:
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        try:
-            sock.bind((host, port))
-        except OSError:
-            return False
-    return True
 
 
 def file_digest(path: Path) -> str:
@@ -610,7 +593,7 @@ class LocalCluster:
         op.finish(False, f"{op.kind} failed, revision {revision} keeps serving: {message}")
 
     def _start_replica(self) -> None:
-        port = free_port()
+        port = listen_port()
         name = f"r{next(self._names)}"
         cmd, env = replica_command(self.spec, port, self.settings.access_log)
         process = subprocess.Popen(

@@ -35,7 +35,8 @@ def open_backend(config: ServerConfig) -> OpenedBackend:
 def _open_local(config: ServerConfig) -> OpenedBackend:
     """A local host open to new apps, in this process: every app behind its one HAProxy."""
     from plumbline.platform.local.backend import LocalBackend
-    from plumbline.platform.local.cluster import Settings, port_is_free
+    from plumbline.platform.local.cluster import Settings
+    from plumbline.platform.local.ports import port_is_free
     from plumbline.platform.local.control import ControlError
     from plumbline.platform.local.haproxy import HAProxyMissing
     from plumbline.platform.local.host import LocalHost

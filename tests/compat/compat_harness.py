@@ -18,7 +18,6 @@ import json
 import os
 import re
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -33,6 +32,7 @@ import pytest
 
 import compat_wire
 from compat_wire import Response
+from support import free_port
 
 REPO = Path(__file__).resolve().parents[2]
 APPS = Path(__file__).resolve().parent / "apps"
@@ -84,12 +84,6 @@ def entrypoint_packages(plumber_file: Path) -> list[str]:
         return []
     found = _LIBRARY_CALL.findall(entrypoint.read_text(encoding="utf-8"))
     return list(dict.fromkeys(found))
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def _r_string(value: str) -> str:
