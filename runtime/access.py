@@ -6,7 +6,8 @@ the file is re-read when it changes (looked at no more than once a second), so t
 grants and revokes keys without restarting replicas. Probes (/livez, /readyz) stay open.
 /metrics also takes a scraper's key (`--metrics-keys`), which opens nothing else; it may come
 in `X-Plumbline-Metrics-Key`, since the Kubernetes API server's pod proxy drops
-`Authorization`. Installed only for key-only apps: public apps pay nothing.
+`Authorization`. Installed only for key-only apps: public apps pay nothing (their /metrics
+handler checks scraper keys itself when there are any, see app.py).
 """
 
 from __future__ import annotations
@@ -106,16 +107,22 @@ class KeyAccess:
         await self.app(scope, receive, send)
 
     def _scraper(self, headers) -> bool:
-        for name, value in headers:
-            if name == METRICS_KEY_HEADER:
-                key = value.strip()
-            elif name == b"authorization":
-                key = _key([(name, value)]) or b""
-            else:
-                continue
-            if key and hashlib.sha256(key).hexdigest() in self.metrics:
-                return True
-        return False
+        return carries_metrics_key(headers, self.metrics)
+
+
+def carries_metrics_key(headers, digests: frozenset[str]) -> bool:
+    """A scraper's key (one of these sha256 digests) is in `X-Plumbline-Metrics-Key` or
+    `Authorization: Key <key>`."""
+    for name, value in headers:
+        if name == METRICS_KEY_HEADER:
+            key = value.strip()
+        elif name == b"authorization":
+            key = _key([(name, value)]) or b""
+        else:
+            continue
+        if key and hashlib.sha256(key).hexdigest() in digests:
+            return True
+    return False
 
 
 def _key(headers) -> bytes | None:

@@ -20,7 +20,7 @@ from pathlib import Path
 
 from plumbline.endpoints import PlumberFile
 from plumbline.runtime import openapi
-from plumbline.runtime.access import KeyAccess
+from plumbline.runtime.access import KeyAccess, carries_metrics_key
 from plumbline.runtime.access_log import AccessLog, RequestLogMiddleware
 from plumbline.runtime.assets import AssetFolders
 from plumbline.runtime.docs import SwaggerDocs
@@ -60,6 +60,9 @@ class PlumblineApp:
         )
         self.assets = AssetFolders(spec.assets, Path(spec.path).parent) if spec.assets else None
         self.docs = SwaggerDocs() if options.docs else None
+        # A public app whose /metrics a scraper reads with a key (the server's apps): nobody
+        # else reads it. A key-only app's KeyAccess has checked every request already.
+        self._metrics_keys = frozenset(options.metrics_keys if options.access != "keys" else ())
         self._openapi = openapi.render(spec, options.root_path)
         system = {
             "/livez": self.health.livez,
@@ -119,6 +122,14 @@ class PlumblineApp:
             await send_error(send, 404, PLUMBER_NOT_FOUND)
 
     async def _metrics(self, scope, receive, send) -> None:
+        if self._metrics_keys and not carries_metrics_key(scope["headers"], self._metrics_keys):
+            await send_error(
+                send,
+                401,
+                "/metrics needs a metrics key: send `X-Plumbline-Metrics-Key: <key>`",
+                headers=[(b"www-authenticate", b"Key")],
+            )
+            return
         body, content_type = self.metrics.exposition()
         await send_bytes(send, 200, body, [(b"content-type", content_type.encode())])
 

@@ -455,9 +455,11 @@ class ServeConfig:
     metrics_keys: tuple[str, ...] = _setting(
         KEY_HASHES,
         (),
-        "sha256 hex digests of keys that may read /metrics only, when access is keys (a "
-        "scraper's, such as plumbline server's), comma-separated; sent as `Authorization: Key "
-        "<key>` or `X-Plumbline-Metrics-Key: <key>`.",
+        "sha256 hex digests of keys that may read /metrics only (a scraper's, such as "
+        "plumbline server's), comma-separated; sent as `Authorization: Key <key>` or "
+        "`X-Plumbline-Metrics-Key: <key>`. When set, /metrics answers only these keys (and, "
+        "when access is keys, the app's own keys); unset, /metrics is as open as the app's "
+        "probes.",
         default_doc="none",
     )
     packages: str = _setting(

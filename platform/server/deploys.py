@@ -53,7 +53,7 @@ class Deployer:
         config.apps_dir.mkdir(parents=True, exist_ok=True)
         self.access_dir = config.data_dir / "access"
         self.access_dir.mkdir(exist_ok=True)
-        self.metrics_key_digest = ""  # the server's scrape key (traffic/), for key-only apps
+        self.metrics_key_digest = ""  # the scrape key's digest (traffic/): reads /metrics
 
     def ref(self, app: App) -> AppRef:
         return AppRef(app.slug, self.config.namespace)
@@ -242,12 +242,13 @@ class Deployer:
             "PLUMBLINE_ACCESS": "public",
             "PLUMBLINE_ACCESS_KEYS": "",
             "PLUMBLINE_ACCESS_KEYS_FILE": "",
-            "PLUMBLINE_METRICS_KEYS": "",
+            # The server's scraper reads /metrics with its key; through the ingress, nobody
+            # else does, public app or not. The key reads /metrics, no more.
+            "PLUMBLINE_METRICS_KEYS": self.metrics_key_digest,
         }
         if app.access_type == "all":
             return env
         env["PLUMBLINE_ACCESS"] = "keys"
-        env["PLUMBLINE_METRICS_KEYS"] = self.metrics_key_digest  # reads /metrics, no more
         if self.backend.kind == "local":  # replicas read the file: changes apply at once
             env["PLUMBLINE_ACCESS_KEYS_FILE"] = str(self.write_access_file(s, app))
         else:  # elsewhere the digests travel in the spec: changes need a rollout

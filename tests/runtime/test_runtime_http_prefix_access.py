@@ -169,3 +169,23 @@ def test_metrics_key_reads_metrics_and_nothing_else(tmp_path):
             assert app.get(path, headers={"Authorization": f"Key {KEY}"})[0] == 200
         body = app.get("/metrics", headers={"X-Plumbline-Metrics-Key": scraper})[2].decode()
         assert 'route="/parity",status="200"} 2.0' in body, body
+
+
+def test_public_app_with_metrics_keys_hides_only_metrics(tmp_path):
+    scraper = "plk_" + "s" * 40
+    with serve(tmp_path, "--workers", "1", "--metrics-keys", digest(scraper)) as app:
+        # the app itself and its probes stay public
+        assert app.get("/parity?int=2")[0] == 200
+        assert app.get("/readyz")[0] == 200
+        status, headers, body = app.get("/metrics")
+        assert status == 401 and headers.get("www-authenticate") == "Key", (status, body)
+        assert b"plumbline_requests_total" not in body
+        for header in (
+            {"X-Plumbline-Metrics-Key": OTHER},
+            {"Authorization": f"Key {OTHER}"},
+        ):
+            assert app.get("/metrics", headers=header)[0] == 401
+            assert app.get("/metrics", method="HEAD", headers=header)[0] == 401
+        for header in ({"X-Plumbline-Metrics-Key": scraper}, {"Authorization": f"Key {scraper}"}):
+            status, _, body = app.get("/metrics", headers=header)
+            assert status == 200 and b'route="/parity",status="200"} 1.0' in body, header

@@ -406,7 +406,12 @@ def test_key_only_apps_get_the_digests_of_allowed_keys(srv, admin):
     # made public: redeployed without keys
     patched = alice.patch(f"/__api__/v1/apps/{app['id']}", json={"access_type": "all"}).json()
     assert srv.wait_task(alice, patched["task_id"])["code"] == 0
-    assert srv.backend.deploys[-1].spec.env["PLUMBLINE_ACCESS"] == "public"
+    env = srv.backend.deploys[-1].spec.env
+    assert env["PLUMBLINE_ACCESS"] == "public"
+    assert env["PLUMBLINE_ACCESS_KEYS_FILE"] == env["PLUMBLINE_ACCESS_KEYS"] == ""
+    # its /metrics still answers the server's scraper only
+    scrape_key = admin.get("/__api__/v1/metrics/scrape-key").json()["key"]
+    assert env["PLUMBLINE_METRICS_KEYS"] == digest(scrape_key)
 
 
 def test_scale_restart_status_logs_delete(srv, admin):

@@ -152,6 +152,15 @@ def test_a_second_app_beside_the_first(server, tmp_path):
     assert (reply.status_code, reply.text) == (200, "odd")
     spec = answer(server, path="/content/parity-api/openapi.json").json()
     assert spec["servers"] == [{"url": "/content/parity-api"}]
+    # Public, but its traffic figures are the server's to read (with its scrape key) only
+    assert answer(server, path="/content/parity-api/metrics").status_code == 401
+    assert answer(server, server.alice_key, "/content/parity-api/metrics").status_code == 401
+    scrape_key = server.client(server.admin_key).get("/__api__/v1/metrics/scrape-key")
+    metrics = server.client(None, server.apps).get(
+        "/content/parity-api/metrics", headers={"X-Plumbline-Metrics-Key": scrape_key.json()["key"]}
+    )
+    assert metrics.status_code == 200 and 'route="/parity"' in metrics.text, metrics.text[:300]
+    assert answer(server, path="/content/parity-api/readyz").status_code == 200
     assert answer(server, server.alice_key).text == f"v1 {BIG}"
     assert answer(server, path="/content/nothing-here/").status_code == 404
     status = alice.get("/__api__/v1/apps/parity-api/status").json()
