@@ -78,7 +78,7 @@ def _check_sign_in(server, body: dict) -> tuple[dict, str]:
 
 async def sign_in(request: Request) -> JSONResponse:
     server = request.app.state.server
-    client, limited = rate_limited(request)
+    client, limited = await rate_limited(request)
     if limited is not None:
         return limited
     json_body = request.headers.get("content-type", "").split(";")[0].strip() == "application/json"
@@ -92,7 +92,7 @@ async def sign_in(request: Request) -> JSONResponse:
     except ApiError as exc:
         return error(exc.status, exc.message, **exc.detail)
     except AuthError as exc:
-        server.limiter.failed(client, str(exc), request.url.path)
+        await run_in_threadpool(server.limiter.failed, client, str(exc), request.url.path)
         return error(401, str(exc))
     response = JSONResponse(view)
     secure = sessions.is_secure(request, server.config.url)

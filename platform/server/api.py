@@ -90,12 +90,12 @@ def endpoint(role: str = "viewer", *, raw_body: bool = False):
     def wrap(handler: Callable):
         async def route(request: Request):
             server = request.app.state.server
-            client, limited = rate_limited(request)
+            client, limited = await rate_limited(request)
             if limited is not None:
                 return limited
             credential = sessions.from_request(request)
             if credential is None:
-                server.limiter.failed(client, "no key", request.url.path)
+                await run_in_threadpool(server.limiter.failed, client, "no key", request.url.path)
                 return error(
                     401,
                     "authentication needed: send `Authorization: Key <API key>` "
@@ -111,7 +111,9 @@ def endpoint(role: str = "viewer", *, raw_body: bool = False):
                 )
             except AuthError as exc:
                 if not isinstance(exc, sessions.SessionEnded):
-                    server.limiter.failed(client, str(exc), request.url.path)
+                    await run_in_threadpool(
+                        server.limiter.failed, client, str(exc), request.url.path
+                    )
                 return error(401, str(exc))
             except Forbidden as exc:
                 return error(403, str(exc))
@@ -124,10 +126,10 @@ def endpoint(role: str = "viewer", *, raw_body: bool = False):
     return wrap
 
 
-def rate_limited(request: Request) -> tuple[str, JSONResponse | None]:
+async def rate_limited(request: Request) -> tuple[str, JSONResponse | None]:
     """The client's address, and the 429 to answer when it failed to authenticate too often."""
     client = request.client.host if request.client else "unknown"
-    wait = request.app.state.server.limiter.retry_after(client)
+    wait = await run_in_threadpool(request.app.state.server.limiter.retry_after, client)
     if wait <= 0:
         return client, None
     seconds = max(1, round(wait))

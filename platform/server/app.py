@@ -54,7 +54,7 @@ class Server:
                 recovered,
             )
         self.deployer = Deployer(self.db, self.store, backend, config, self.tasks)
-        self.limiter = auth.FailureLimiter(config.auth_failures, config.auth_window)
+        self.limiter = auth.FailureLimiter(self.db, config.auth_failures, config.auth_window)
         # The dashboard's view: every app's health at once, and traffic from /metrics.
         self.statuses = StatusCache(backend, config.namespace, ttl=3.0)
         self.traffic = Traffic(config, self.db, backend, self.deployer.ref)

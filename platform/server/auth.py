@@ -7,19 +7,26 @@ indexed query. Clients send it as rsconnect does: `Authorization: Key <key>`.
 
 from __future__ import annotations
 
-import collections
 import hashlib
 import logging
 import secrets
-import threading
 import time
 import uuid
 from dataclasses import dataclass
 
-from sqlalchemy import select
+from sqlalchemy import delete, func, select
 from sqlalchemy.orm import Session
 
-from plumbline.platform.server.db import ROLES, ApiKey, App, Permission, User, utcnow
+from plumbline.platform.server.db import (
+    ROLES,
+    ApiKey,
+    App,
+    AuthFailure,
+    Database,
+    Permission,
+    User,
+    utcnow,
+)
 
 KEY_PREFIX = "plk_"
 log = logging.getLogger("plumbline.server.auth")
@@ -151,26 +158,38 @@ def key_hashes_for_app(session: Session, app: App) -> list[str]:
 
 class FailureLimiter:
     """At most `limit` failed authentications per client address within `window` seconds;
-    past that the address gets 429 until the window has passed. Per server process."""
+    past that the address gets 429 until the window has passed. Counted in the database, so
+    several server replicas (on one PostgreSQL) limit together: an address cannot multiply
+    its guesses by the number of replicas. Both methods query it: call them in a thread."""
 
-    def __init__(self, limit: int, window: float, clock=time.monotonic):
-        self.limit, self.window, self.clock = limit, window, clock
-        self._failures: dict[str, collections.deque] = {}
-        self._lock = threading.Lock()
+    def __init__(self, db: Database, limit: int, window: float, clock=time.time):
+        self.db, self.limit, self.window, self.clock = db, limit, window, clock
 
     def retry_after(self, client: str) -> float:
         """Seconds this client must wait, or 0 when it may try."""
-        with self._lock:
-            failures = self._recent(client)
-            if len(failures) < self.limit:
-                return 0.0
-            return max(0.0, failures[0] + self.window - self.clock())
+        now = self.clock()
+        with self.db.session() as s:
+            count, oldest = s.execute(
+                select(func.count(), func.min(AuthFailure.at)).where(
+                    AuthFailure.client == client[:64], AuthFailure.at > now - self.window
+                )
+            ).one()
+        if count < self.limit:
+            return 0.0
+        return max(0.0, oldest + self.window - now)
 
     def failed(self, client: str, reason: str, path: str) -> None:
-        with self._lock:
-            failures = self._recent(client)
-            failures.append(self.clock())
-            count = len(failures)
+        now = self.clock()
+        with self.db.session() as s:
+            # Failures past the window count for nobody: the table stays as small as the window.
+            s.execute(delete(AuthFailure).where(AuthFailure.at <= now - self.window))
+            s.add(AuthFailure(client=client[:64], at=now))
+            s.flush()
+            count = s.scalar(
+                select(func.count()).where(
+                    AuthFailure.client == client[:64], AuthFailure.at > now - self.window
+                )
+            )
         log.warning(
             "authentication failed",
             extra={
@@ -183,13 +202,3 @@ class FailureLimiter:
                 }
             },
         )
-
-    def _recent(self, client: str) -> collections.deque:
-        failures = self._failures.setdefault(client, collections.deque())
-        cutoff = self.clock() - self.window
-        while failures and failures[0] <= cutoff:
-            failures.popleft()
-        if len(self._failures) > 10000:  # forget quiet clients so memory stays bounded
-            for other in [c for c, f in self._failures.items() if not f and c != client]:
-                del self._failures[other]
-        return failures

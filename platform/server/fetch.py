@@ -70,7 +70,7 @@ def download_path(bundle_id: int) -> str:
 async def download(request: Request):
     server = request.app.state.server
     client = request.client.host if request.client else "unknown"
-    wait = server.limiter.retry_after(client)
+    wait = await run_in_threadpool(server.limiter.retry_after, client)
     if wait > 0:
         return JSONResponse(
             {"error": "too many failed authentications from this address"},
@@ -90,7 +90,9 @@ async def download(request: Request):
 
     found = await run_in_threadpool(find)
     if found is None:
-        server.limiter.failed(client, "invalid or expired bundle token", request.url.path)
+        await run_in_threadpool(
+            server.limiter.failed, client, "invalid or expired bundle token", request.url.path
+        )
         return JSONResponse(
             {
                 "error": "a valid bundle token for this bundle is needed "

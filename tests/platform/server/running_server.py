@@ -7,11 +7,13 @@ import time
 
 import httpx
 import uvicorn
+from sqlalchemy import delete
 from task_follower import wait_task
 
 from plumbline.platform.server import auth
 from plumbline.platform.server.app import Server, create_app
 from plumbline.platform.server.config import ServerConfig
+from plumbline.platform.server.db import AuthFailure
 
 
 class RunningServer:
@@ -57,6 +59,11 @@ class RunningServer:
             user = auth.create_user(s, username, role)
             _, key = auth.create_key(s, user, "test")
         return key
+
+    def forget_failed_authentications(self) -> None:
+        """For tests that fail on purpose many times, about something else than the limit."""
+        with self.server.db.session() as s:
+            s.execute(delete(AuthFailure))
 
     def client(self, key: str | None) -> httpx.Client:
         headers = {"Authorization": f"Key {key}"} if key else {}

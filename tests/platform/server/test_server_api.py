@@ -13,10 +13,10 @@ import time
 
 import pytest
 from bundle_maker import file_member, good_bundle, link_member, tar_gz
-from sqlalchemy import select
+from sqlalchemy import func, select
 
 from plumbline.platform.server.app import API_ROUTES as ROUTES
-from plumbline.platform.server.db import ApiKey, Bundle
+from plumbline.platform.server.db import ApiKey, AuthFailure, Bundle
 
 pytestmark = pytest.mark.slow  # real servers and R's parser
 
@@ -69,7 +69,7 @@ def test_every_route_needs_a_key(srv):
                 response = client.request(method, path)
                 assert response.status_code == 401, (method, path, response.text)
                 assert "error" in response.json()
-        srv.server.limiter._failures.clear()  # not what this test is about
+        srv.forget_failed_authentications()  # not what this test is about
 
 
 def test_connect_flow_deploys_and_streams_the_task(srv, admin):
@@ -437,3 +437,25 @@ def test_scale_restart_status_logs_delete(srv, admin):
         assert list(s.scalars(select(Bundle))) == []
     assert not (srv.config.apps_dir / str(app["id"])).exists()
     assert [p for p in srv.config.bundle_dir.rglob("*.tar.gz")] == []
+
+
+def test_server_replicas_count_failed_authentications_together(make_server):
+    """Two server processes on one database (PostgreSQL: several replicas): an address gets
+    `auth_failures` guesses in all, not that many per replica."""
+    first = make_server(auth_failures=3, auth_window=60)
+    second = make_server(auth_failures=3, auth_window=60)
+    good_key = first.user("root", "admin")
+    for srv, times in ((first, 2), (second, 1)):
+        for _ in range(times):
+            assert srv.client("plk_guess").get("/__api__/users/current").status_code == 401
+    for srv in (first, second):
+        limited = srv.client(good_key).get("/__api__/users/current")
+        assert limited.status_code == 429 and 55 <= int(limited.headers["retry-after"]) <= 60
+    # failures past the window are forgotten, in the table too
+    with first.server.db.session() as s:
+        assert s.scalar(select(func.count()).select_from(AuthFailure)) == 3
+    first.server.limiter.clock = second.server.limiter.clock = lambda: time.time() + 61
+    assert first.client(good_key).get("/__api__/users/current").status_code == 200
+    assert second.client("plk_guess").get("/__api__/users/current").status_code == 401
+    with first.server.db.session() as s:
+        assert s.scalar(select(func.count()).select_from(AuthFailure)) == 1

@@ -62,7 +62,7 @@ def test_every_api_route_needs_a_credential(srv):
             for client in (anonymous, stale):
                 response = client.request(method, path)
                 assert response.status_code == 401, (method, path, response.text)
-        srv.server.limiter._failures.clear()
+        srv.forget_failed_authentications()
 
 
 def test_sign_in_with_a_key_gives_a_protected_cookie_and_csrf_token(srv):

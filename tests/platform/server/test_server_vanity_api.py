@@ -222,7 +222,7 @@ def test_every_vanity_route_needs_a_key(srv):
         for method in route.methods - {"HEAD"}:
             for client in (anonymous, wrong):
                 assert client.request(method, path).status_code == 401, (method, path)
-        srv.server.limiter._failures.clear()
+        srv.forget_failed_authentications()
 
 
 def test_the_servers_own_paths_are_reserved(srv):
