@@ -141,10 +141,10 @@ def r_processes(server_pid: int) -> tuple[int | None, list[int]]:
     """(zygote pid or None, worker pids) of a `plumbline serve` process."""
     zygote, workers = None, []
     for pid, args in children(server_pid):
-        if "plumbline.runtime.zygote" in args:
+        if "plumbline.runtime.r.zygote" in args:
             zygote = pid
             workers += [child for child, _ in children(pid)]
-        elif "plumbline.runtime.worker" in args:
+        elif "plumbline.runtime.r.worker" in args:
             workers.append(pid)
     return zygote, workers
 
@@ -548,12 +548,12 @@ with `--preload off`.
   machinery. plumbline runs `future()` inline (`--inline-futures`, on by default).
 - Plain endpoints (no `req`/`res` arguments, plumber's default filters, serializer and error
   handler) are called directly: the worker's Python routes and parses the query string as
-  plumber would, and R runs only the function and its serializer (`runtime/direct.R`; see
+  plumber would, and R runs only the function and its serializer (`runtime/r/direct.R`; see
   docs/architecture.md). Everything else runs plumber's own pipeline. Responses stay
   byte-identical (tests/compat compares them with real plumber).
 - plumber's JSON serializers resolve jsonlite's `toJSON()` arguments once per endpoint, and
   plain values (vectors, lists and data frames of them) are written by jsonlite's own C
-  functions without `asJSON()`'s S4 dispatch (`runtime/json_writer.R`: same bytes; a 20-row
+  functions without `asJSON()`'s S4 dispatch (`runtime/r/json_writer.R`: same bytes; a 20-row
   data frame in ~55 µs of R instead of ~330 µs; see docs/workers.md).
 - HTTP parsing, health, metrics and logs are in Python (uvicorn with httptools), outside R.
 - `benchmarks/pool_microbench.py` measures the CPU one request costs in the worker against

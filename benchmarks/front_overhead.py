@@ -1,5 +1,5 @@
 """What the front door's limits cost per request: plumbline serve with its connection layer
-(runtime/connection.py) against the same server with uvicorn's stock httptools protocol.
+(runtime/front/connection.py) against the same server with uvicorn's stock httptools protocol.
 
     .venv/bin/python benchmarks/front_overhead.py [--rounds 5] [--seconds 5] [--connections 8]
 

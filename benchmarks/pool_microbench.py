@@ -6,7 +6,7 @@ For each endpoint of benchmarks/api.R measured here (a plain text one, a JSON da
 a model's predict() on a JSON body), prints requests/s through the pool at a few
 concurrencies, and the CPU time one request costs: through the pool (the pool process and the
 worker, sequential requests), and in a plain R process (Rscript: no pool, no rpy2, no Python)
-for the very R the worker runs for it (plumbline_direct(), see runtime/direct.R), for the
+for the very R the worker runs for it (plumbline_direct(), see runtime/r/direct.R), for the
 worker's full pipeline (plumbline_handle()) and for plumber's own pr$call().
 
 The worker's R work is measured in plain R twice: back to back in a loop, and served over a
@@ -32,12 +32,12 @@ from pathlib import Path
 
 import uvloop
 
-from plumbline.runtime.pool import PoolConfig, WorkerPool
+from plumbline.runtime.pool.pool import PoolConfig, WorkerPool
 from plumbline.runtime.protocol import WorkerRequest
 
 HERE = Path(__file__).resolve().parent
 API = HERE / "api.R"
-RUNTIME = HERE.parent / "runtime"
+RUNTIME = HERE.parent / "runtime" / "r"
 # (method, path, query, argument, value, JSON body): the body's rows go to predict().
 PREDICT_BODY = (
     '{"rows":[' + ",".join(f'{{"wt":{2 + i % 3}.5,"hp":{100 + 10 * i}}}' for i in range(10)) + "]}"

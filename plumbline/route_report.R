@@ -1,7 +1,7 @@
 # route_report.R: plumber's router, as plumber built it, described for plumbline's Python side.
 #
 # Two users, one function:
-# - an R worker (runtime/worker.py) sources this file and calls
+# - an R worker (runtime/r/worker.py) sources this file and calls
 #   plumbline_route_report_json(pr, file) right after plumber::pr() loaded the app; the JSON
 #   travels to the pool in the worker's "ready" frame;
 # - the control plane (plumbline/routes.py) runs it with Rscript:

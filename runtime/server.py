@@ -39,9 +39,9 @@ from plumbline.annotations import AnnotationError, parse_file
 from plumbline.endpoints import PlumberFile
 from plumbline.exits import ExitCode
 from plumbline.runtime import logs
-from plumbline.runtime.app import AppOptions, create_app
-from plumbline.runtime.connection import OVERFLOW_RESERVE, Limits, protocol_class
-from plumbline.runtime.pool import AppLoadError, PoolConfig, WorkerPool
+from plumbline.runtime.front.app import AppOptions, create_app
+from plumbline.runtime.front.connection import OVERFLOW_RESERVE, Limits, protocol_class
+from plumbline.runtime.pool.pool import AppLoadError, PoolConfig, WorkerPool
 from plumbline.runtime.settings import ServeConfig, entrypoint_packages
 
 EXIT_OK, EXIT_USAGE, EXIT_APP_LOAD, EXIT_BIND = (

@@ -36,5 +36,5 @@ if [ ! -f "$stamp" ] || [ pyproject.toml -nt "$stamp" ]; then
   .venv/bin/pip install -q -e ".[test]"
   touch "$stamp"
 fi
-# The worker's R code, byte-compiled for this R (runtime/bytecode.py); quick when up to date.
-.venv/bin/python -m plumbline.runtime.bytecode >/dev/null
+# The worker's R code, byte-compiled for this R (runtime/r/bytecode.py); quick when up to date.
+.venv/bin/python -m plumbline.runtime.r.bytecode >/dev/null

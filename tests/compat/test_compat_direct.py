@@ -1,4 +1,4 @@
-"""Endpoints plumbline's workers call directly (runtime/direct.R, without plumber's request
+"""Endpoints plumbline's workers call directly (runtime/r/direct.R, without plumber's request
 pipeline) answer exactly as plumber does: query and path arguments, bodies, serializers,
 errors, warnings, attachments and promises (tests/compat/apps/direct).
 """

@@ -15,7 +15,7 @@ K8S_VERSIONS = sorted(
     {v for v in kubernetes_validate.utils.all_versions() if Version(v) >= Version("1.29")},
     key=Version,
 )
-RUNTIME_PATHS = {LIVENESS_PATH, READINESS_PATH}  # answered by runtime/health.py
+RUNTIME_PATHS = {LIVENESS_PATH, READINESS_PATH}  # answered by runtime/front/health.py
 
 
 def validate_all(objects: list[dict]) -> None:

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import psutil
 
-from plumbline.runtime.pool import PoolConfig, WorkerPool
+from plumbline.runtime.pool.pool import PoolConfig, WorkerPool
 from plumbline.runtime.protocol import WorkerRequest, WorkerResponse
 
 APPS = Path(__file__).parent / "apps"
@@ -95,7 +95,7 @@ def running_pool(plumber_file: Path, **settings):
     assert left == [], "the pool left worker processes behind"
 
 
-R_PROCESS_MODULES = ("plumbline.runtime.worker", "plumbline.runtime.zygote")
+R_PROCESS_MODULES = ("plumbline.runtime.r.worker", "plumbline.runtime.r.zygote")
 
 
 def worker_processes() -> list[psutil.Process]:

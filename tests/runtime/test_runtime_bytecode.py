@@ -1,4 +1,4 @@
-"""runtime/bytecode.py: the worker's R code compiled ahead, used only when it matches the
+"""runtime/r/bytecode.py: the worker's R code compiled ahead, used only when it matches the
 sources and R, and answering exactly as the sourced code does."""
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from plumbline.runtime import bytecode
+from plumbline.runtime.r import bytecode
 
 pytestmark = pytest.mark.slow
 
@@ -24,7 +24,7 @@ APP = Path(__file__).parent / "apps" / "collections" / "plumber.R"
 _WORKER = """
 import json, sys
 from pathlib import Path
-from plumbline.runtime import bytecode, worker
+from plumbline.runtime.r import bytecode, worker
 from plumbline.runtime.protocol import WorkerRequest, request_header
 if sys.argv[2]:
     bytecode.CACHE_DIR = Path(sys.argv[2])

@@ -8,7 +8,7 @@ import subprocess
 
 import pytest
 
-from plumbline.runtime.direct import DirectRoutes, parse_query
+from plumbline.runtime.r.direct import DirectRoutes, parse_query
 
 # plumber's parseQS() over many query strings, each answer as JSON (names kept in order);
 # each string given as the worker gives it to plumber: QUERY_STRING, "?" and the query.

@@ -19,8 +19,8 @@ import pytest
 import uvicorn
 
 from plumbline.annotations import parse_file
-from plumbline.runtime.app import AppOptions, create_app
-from plumbline.runtime.pool import PoolConfig, WorkerPool
+from plumbline.runtime.front.app import AppOptions, create_app
+from plumbline.runtime.pool.pool import PoolConfig, WorkerPool
 
 pytestmark = pytest.mark.slow  # starts uvicorn servers (in this process; no R)
 

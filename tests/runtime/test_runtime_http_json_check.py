@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from plumbline.runtime.proxy import _json_problem
+from plumbline.runtime.front.proxy import _json_problem
 
 
 @pytest.mark.parametrize(

@@ -10,7 +10,7 @@ import pytest
 from openapi_spec_validator import validate
 
 from plumbline.annotations import parse_file
-from plumbline.runtime import openapi
+from plumbline.runtime.front import openapi
 
 REPO = Path(__file__).resolve().parents[2]
 EXAMPLE = REPO / "examples" / "plumber-on-k8s" / "plumber.R"

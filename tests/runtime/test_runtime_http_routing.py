@@ -8,7 +8,7 @@ import pytest
 
 from plumbline.annotations import parse_file, parse_source
 from plumbline.endpoints import VERBS
-from plumbline.runtime.routing import UNMATCHED, Router, r_sees_everything
+from plumbline.runtime.front.routing import UNMATCHED, Router, r_sees_everything
 
 REPO = Path(__file__).resolve().parents[2]
 ORDERED = """\

@@ -1,4 +1,4 @@
-"""runtime/json_writer.R writes jsonlite's bytes: for thousands of random plain values (vectors
+"""runtime/r/json_writer.R writes jsonlite's bytes: for thousands of random plain values (vectors
 with NA, NaN, Inf, escapes and non-ASCII text, nested lists, data frames with missing cells,
 repeated and empty names) the serializer a worker calls gives exactly what plumber's own
 serializer function gives, under plumber's JSON serializers with their usual arguments;
@@ -14,7 +14,7 @@ import pytest
 
 pytestmark = pytest.mark.slow
 
-RUNTIME = Path(__file__).resolve().parents[2] / "runtime"
+RUNTIME = Path(__file__).resolve().parents[2] / "runtime" / "r"
 
 # Sources the worker's R, then for each serializer (plumber's constructor and arguments)
 # compares the shortcut direct.R builds with plumber's serialize_fn on random values.

@@ -5,7 +5,8 @@ from __future__ import annotations
 
 import pytest
 
-from plumbline.runtime import memory, settings
+from plumbline.runtime.pool import memory
+from plumbline.runtime import settings
 
 GIB = 1024**3
 

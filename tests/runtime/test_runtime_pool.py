@@ -11,7 +11,7 @@ import uuid
 
 import pytest
 
-from plumbline.runtime.pool import AppLoadError, PoolFull, WorkerDied, WorkerTimeout
+from plumbline.runtime.pool.pool import AppLoadError, PoolFull, WorkerDied, WorkerTimeout
 from pool_harness import APPS, running_pool, wait_for
 
 pytestmark = pytest.mark.slow

@@ -10,7 +10,7 @@ import time
 import psutil
 import pytest
 
-from plumbline.runtime import pool as pool_module
+from plumbline.runtime.pool import pool as pool_module
 from pool_harness import APPS, running_pool, wait_for
 
 pytestmark = pytest.mark.slow

@@ -28,7 +28,7 @@ from plumbline.runtime.protocol import (
     response_header,
     write_all,
 )
-from plumbline.runtime.worker import EXIT_LOAD_FAILED
+from plumbline.runtime.r.worker import EXIT_LOAD_FAILED
 from pool_harness import APPS
 
 
@@ -169,7 +169,7 @@ def test_worker_reports_load_failure_and_exits_with_its_own_code():
         [
             sys.executable,
             "-m",
-            "plumbline.runtime.worker",
+            "plumbline.runtime.r.worker",
             "--plumber-file",
             str(APPS / "syntax_error" / "plumber.R"),
             "--request-fd",

@@ -38,6 +38,13 @@ def test_the_folders_show_the_layers():
     for layer in ("spec", "kube", "local", "cli"):
         assert (REPO / "platform" / layer / "__init__.py").is_file()
     assert not [p.name for p in (REPO / "platform").glob("*.py") if p.name != "backend.py"]
+    # runtime/: the front door, the pool and the R side each in their folder; beside them only
+    # the commands, the server that wires them, its settings and what all of them share.
+    for layer in ("front", "pool", "r"):
+        assert (REPO / "runtime" / layer / "__init__.py").is_file()
+    top = {"commands.py", "prepare.py", "server.py", "settings.py", "protocol.py", "logs.py"}
+    assert {p.name for p in (REPO / "runtime").glob("*.py")} == top
+    assert not list((REPO / "runtime").glob("*.R"))  # R code lives with the R side
 
 
 SHARED = sorted(

@@ -10,8 +10,8 @@ from pathlib import Path
 import pytest
 
 from plumbline import routes
-from plumbline.runtime import openapi
-from plumbline.runtime.routing import UNMATCHED, Router, r_sees_everything
+from plumbline.runtime.front import openapi
+from plumbline.runtime.front.routing import UNMATCHED, Router, r_sees_everything
 
 
 def endpoint(path: str, regex: str, verbs=("GET",), path_params=(), **extra) -> dict:

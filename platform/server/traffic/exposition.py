@@ -1,7 +1,7 @@
 """What the dashboard's charts need from one replica's /metrics: per route, the requests
 answered, the errors among them and the latency histogram, as cumulative counters.
 
-The names are the runtime's (runtime/metrics.py): `plumbline_requests_total{method, route,
+The names are the runtime's (runtime/front/metrics.py): `plumbline_requests_total{method, route,
 status}` and `plumbline_request_duration_seconds{route}` (a histogram). The probes' and the
 scrape's own routes are left out: they would drown the app's traffic.
 """

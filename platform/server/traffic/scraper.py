@@ -3,7 +3,7 @@ Backend interface, into the TrafficStore.
 
 Key-only apps answer /metrics only with a key: the server makes one scrape key for itself
 (kept in the database, so every server replica uses the same), gives its sha256 to every app
-as `--metrics-keys` (runtime/access.py), and sends it in `X-Plumbline-Metrics-Key`. That key
+as `--metrics-keys` (runtime/front/access.py), and sends it in `X-Plumbline-Metrics-Key`. That key
 reads /metrics and nothing else.
 """
 

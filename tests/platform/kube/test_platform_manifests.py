@@ -16,7 +16,7 @@ from plumbline.platform.kube.manifests import (
     render_yaml,
 )
 from plumbline.platform.spec.appspec import SpecError, build_spec
-from plumbline.runtime.app import AppOptions, PlumblineApp
+from plumbline.runtime.front.app import AppOptions, PlumblineApp
 from support import EXAMPLE_DIR as EXAMPLE
 
 

@@ -1,7 +1,7 @@
 """The dashboard's traffic math, on the runtime's own exposition: what a scrape reads, how
 scrapes become requests/s, error rate and latency quantiles, and that memory stays bounded.
 
-The exposition comes from the runtime's real Metrics class (runtime/metrics.py), so a renamed
+The exposition comes from the runtime's real Metrics class (runtime/front/metrics.py), so a renamed
 metric or label breaks these tests, not the charts in production.
 """
 
@@ -11,7 +11,7 @@ import pytest
 
 from plumbline.platform.server.traffic.exposition import MAX_ROUTES, parse, quantile
 from plumbline.platform.server.traffic.store import TrafficStore
-from plumbline.runtime.metrics import Metrics
+from plumbline.runtime.front.metrics import Metrics
 
 
 class IdlePool:

@@ -1,4 +1,4 @@
-# Endpoints that plumbline's workers call directly (runtime/direct.R): functions without
+# Endpoints that plumbline's workers call directly (runtime/r/direct.R): functions without
 # req, res or `...`, plumber's serializers, plumber's default filters and error handler.
 
 #* @serializer text
@@ -88,7 +88,7 @@ function(int) paste("path", int)
 #* @get /promise
 function() promises::promise_resolve(list(resolved = TRUE))
 
-# plumber's JSON serializers with their own arguments (runtime/direct.R resolves toJSON's
+# plumber's JSON serializers with their own arguments (runtime/r/direct.R resolves toJSON's
 # arguments once per endpoint).
 #* @serializer json list(digits = NA, na = "string")
 #* @get /json-args
@@ -110,7 +110,7 @@ function() list(a = 1:2)
 #* @get /json-matrix
 function() list(m = matrix(1:6, 2), r = as.raw(c(1, 255)), n = NULL, e = list())
 
-# Plain values runtime/json_writer.R writes without asJSON()'s dispatch (jsonlite's bytes):
+# Plain values runtime/r/json_writer.R writes without asJSON()'s dispatch (jsonlite's bytes):
 # missing values, special numbers, escapes, non-ASCII text, nesting, names.
 #* @get /plain-values
 function() {
@@ -135,7 +135,7 @@ function() list(a = 1, b = "x", c = NA, d = c(1, 2), e = list(f = TRUE), g = cha
 function() list(x = c(pi, 123456.789, 1e-8), frame = data.frame(v = c(2 / 3, 1e6 / 7)))
 
 # Through plumber's pipeline (it takes `res`): its serializer writes plain values with
-# runtime/json_writer.R too.
+# runtime/r/json_writer.R too.
 #* @get /frame-res
 function(res) {
   res$status <- 201L

@@ -19,8 +19,8 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from plumbline.runtime.preload import PreloadUnsafe, Zygote, ZygoteLoadFailed
-from plumbline.runtime import memory
+from plumbline.runtime.pool.preload import PreloadUnsafe, Zygote, ZygoteLoadFailed
+from plumbline.runtime.pool import memory
 from plumbline.runtime.protocol import (
     ProtocolError,
     WorkerRequest,
@@ -559,7 +559,7 @@ class WorkerPool:
         args = [
             sys.executable,
             "-m",
-            "plumbline.runtime.worker",
+            "plumbline.runtime.r.worker",
             "--plumber-file",
             str(Path(config.plumber_file).resolve()),
             "--request-fd",

@@ -8,8 +8,8 @@ from __future__ import annotations
 
 from swagger_ui_bundle import swagger_ui_path
 
-from plumbline.runtime.errors import PLUMBER_NOT_FOUND, send_error
-from plumbline.runtime.responses import send_bytes
+from plumbline.runtime.front.errors import PLUMBER_NOT_FOUND, send_error
+from plumbline.runtime.front.responses import send_bytes
 
 PREFIX = "/__docs__"
 

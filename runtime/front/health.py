@@ -6,14 +6,14 @@ the server is not draining, otherwise 503 with each worker's state (a slot waiti
 start a worker again after crashes shows as "backoff").
 
 `answer()` is the same reply without ASGI: the connection layer uses it to answer probes
-on a connection beyond the server's connection limit (runtime/connection.py).
+on a connection beyond the server's connection limit (runtime/front/connection.py).
 """
 
 from __future__ import annotations
 
 import json
 
-from plumbline.runtime.responses import send_bytes
+from plumbline.runtime.front.responses import send_bytes
 
 _JSON = (b"content-type", b"application/json")
 _LIVE_BODY = b'{"status":"alive"}'

@@ -18,9 +18,9 @@ import logging
 import re
 
 from plumbline.endpoints import Endpoint
-from plumbline.runtime.errors import send_error
-from plumbline.runtime.metrics import FrontStats
-from plumbline.runtime.pool import PoolFull, WorkerDied, WorkerTimeout
+from plumbline.runtime.front.errors import send_error
+from plumbline.runtime.front.metrics import FrontStats
+from plumbline.runtime.pool.pool import PoolFull, WorkerDied, WorkerTimeout
 from plumbline.runtime.protocol import FrameTooLarge, WorkerRequest
 
 log = logging.getLogger("plumbline.proxy")

@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from plumbline.runtime.responses import send_bytes
+from plumbline.runtime.front.responses import send_bytes
 
 JSON_HEADER = (b"content-type", b"application/json")
 

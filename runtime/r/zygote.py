@@ -1,7 +1,7 @@
 """The zygote: R, plumber and the app loaded once; workers are forked from it.
 
-`python -m plumbline.runtime.zygote --control-fd N --plumber-file FILE ...`, started by the
-pool (runtime/preload.py) when preloading is on. It embeds R and loads the app exactly as a
+`python -m plumbline.runtime.r.zygote --control-fd N --plumber-file FILE ...`, started by the
+pool (runtime/pool/preload.py) when preloading is on. It embeds R and loads the app exactly as a
 worker does, then forks a worker whenever the pool asks, so every worker shares the loaded
 app's memory (a model read at start included) copy-on-write, the way R's
 parallel::mcfork() and gunicorn's --preload work. Forking is safe because this process
@@ -31,13 +31,13 @@ import sys
 import traceback
 from pathlib import Path
 
-from plumbline.runtime import worker
+from plumbline.runtime.r import worker
 
 _MAX_MESSAGE = 65536
 
 
 def _parse_args(argv: list[str] | None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(prog="python -m plumbline.runtime.zygote")
+    parser = argparse.ArgumentParser(prog="python -m plumbline.runtime.r.zygote")
     parser.add_argument("--plumber-file", required=True, type=Path)
     parser.add_argument("--control-fd", required=True, type=int)
     parser.add_argument("--attach", action="append", default=[], help="package to attach")

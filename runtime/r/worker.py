@@ -1,7 +1,7 @@
-"""One R worker process: `python -m plumbline.runtime.worker --request-fd N --response-fd M ...`.
+"""One R worker process: `python -m plumbline.runtime.r.worker --request-fd N --response-fd M ...`.
 
 Started by the pool (never forked after R starts). It embeds R with rpy2's low-level
-interface, loads runtime/bridge.R and the app once, reports "ready" or "load_failed", then
+interface, loads runtime/r/bridge.R and the app once, reports "ready" or "load_failed", then
 answers request frames until the request pipe closes. Frames travel only on the two pipe fds
 the pool passed in; whatever R prints goes to stderr, so user code cannot corrupt them.
 
@@ -27,8 +27,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from plumbline.exits import ExitCode
-from plumbline.runtime import bytecode
-from plumbline.runtime.direct import DirectCall, DirectRoutes
+from plumbline.runtime.r import bytecode
+from plumbline.runtime.r.direct import DirectCall, DirectRoutes
 from plumbline.runtime.protocol import (
     FrameTooLarge,
     encode_frame,
@@ -45,7 +45,7 @@ _FULL_GC_LOOK_INTERVAL = 1.0  # seconds
 
 
 def _parse_args(argv: list[str] | None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(prog="python -m plumbline.runtime.worker")
+    parser = argparse.ArgumentParser(prog="python -m plumbline.runtime.r.worker")
     parser.add_argument("--plumber-file", required=True, type=Path)
     parser.add_argument("--request-fd", required=True, type=int)
     parser.add_argument("--response-fd", required=True, type=int)

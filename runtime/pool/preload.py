@@ -1,4 +1,4 @@
-"""The pool's side of preloading: a zygote process (runtime/zygote.py) forks the workers.
+"""The pool's side of preloading: a zygote process (runtime/r/zygote.py) forks the workers.
 
 The pool never forks and never embeds R; it starts the zygote like any child, and asks it
 over a Unix SOCK_SEQPACKET socket for a worker whenever a slot needs one. The zygote creates
@@ -168,7 +168,7 @@ class Zygote:
         args = [
             sys.executable,
             "-m",
-            "plumbline.runtime.zygote",
+            "plumbline.runtime.r.zygote",
             "--plumber-file",
             str(Path(self._plumber_file).resolve()),
             "--control-fd",

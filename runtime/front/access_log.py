@@ -21,8 +21,8 @@ import sys
 import time
 
 from plumbline.runtime import logs
-from plumbline.runtime.errors import send_error
-from plumbline.runtime.routing import UNMATCHED
+from plumbline.runtime.front.errors import send_error
+from plumbline.runtime.front.routing import UNMATCHED
 
 FLUSH_INTERVAL = 0.2
 

@@ -11,7 +11,7 @@ from prometheus_client import disable_created_metrics, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 
 from plumbline.endpoints import VERBS
-from plumbline.runtime.pool import RESTART_REASONS
+from plumbline.runtime.pool.pool import RESTART_REASONS
 
 WORKER_STATES = ("starting", "idle", "busy", "unhealthy", "stopping", "failed", "backoff")
 # R calls take from about a millisecond to minutes.
@@ -37,7 +37,7 @@ _KNOWN_METHODS = frozenset(VERBS)
 # The *_created series double the scrape size and no dashboard of ours reads them.
 disable_created_metrics()
 
-# Why the connection layer answered or closed a connection itself (runtime/connection.py).
+# Why the connection layer answered or closed a connection itself (runtime/front/connection.py).
 REFUSAL_REASONS = (
     "header_too_large",
     "url_too_long",

@@ -19,7 +19,7 @@ from urllib.parse import unquote
 from starlette.responses import FileResponse
 
 from plumbline.endpoints import Assets
-from plumbline.runtime.errors import PLUMBER_NOT_FOUND, send_error
+from plumbline.runtime.front.errors import PLUMBER_NOT_FOUND, send_error
 
 _ENCODED_SEPARATOR = re.compile(r"%(?:2f|5c|00)", re.I)
 # plumber:::knownContentTypes, verbatim: assets get the same Content-Type as under plumber.

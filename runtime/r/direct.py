@@ -1,4 +1,4 @@
-"""The worker's side of runtime/direct.R: route a request and parse its query as plumber would.
+"""The worker's side of runtime/r/direct.R: route a request and parse its query as plumber would.
 
 A worker loads the app, then direct.R describes plumber's endpoints (in plumber's order: verbs,
 path regex, whether the endpoint can be called directly, the function's argument names).

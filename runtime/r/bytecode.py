@@ -4,7 +4,7 @@ Sourced, the bridge's closures are compiled by R's JIT at a worker's first reque
 (direct path) to 190 ms (plumber's pipeline) added to a fresh worker's first two answers,
 after every start and every replacement; and in a worker forked from the loaded zygote, the
 compiled code and the compiler's garbage made ~35 MiB of heap pages private. The sources
-compiled ahead (`python -m plumbline.runtime.bytecode`, run by scripts/install.sh and the
+compiled ahead (`python -m plumbline.runtime.r.bytecode`, run by scripts/install.sh and the
 image build) load in ~6 ms, already compiled, and a zygote's workers share that code.
 
 The compiled file is named by a digest of the sources and of R's version, so an edited

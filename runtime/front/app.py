@@ -19,18 +19,18 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from plumbline.endpoints import PlumberFile
-from plumbline.runtime import openapi
-from plumbline.runtime.access import KeyAccess, carries_metrics_key
-from plumbline.runtime.access_log import AccessLog, RequestLogMiddleware
-from plumbline.runtime.assets import AssetFolders
-from plumbline.runtime.docs import SwaggerDocs
-from plumbline.runtime.errors import PLUMBER_METHOD_NOT_ALLOWED, PLUMBER_NOT_FOUND, send_error
-from plumbline.runtime.health import Health
-from plumbline.runtime.metrics import Metrics
-from plumbline.runtime.proxy import Proxy, raw_path
-from plumbline.runtime.responses import send_bytes
-from plumbline.runtime.root_path import RootPath
-from plumbline.runtime.routing import Router, r_sees_everything
+from plumbline.runtime.front import openapi
+from plumbline.runtime.front.access import KeyAccess, carries_metrics_key
+from plumbline.runtime.front.access_log import AccessLog, RequestLogMiddleware
+from plumbline.runtime.front.assets import AssetFolders
+from plumbline.runtime.front.docs import SwaggerDocs
+from plumbline.runtime.front.errors import PLUMBER_METHOD_NOT_ALLOWED, PLUMBER_NOT_FOUND, send_error
+from plumbline.runtime.front.health import Health
+from plumbline.runtime.front.metrics import Metrics
+from plumbline.runtime.front.proxy import Proxy, raw_path
+from plumbline.runtime.front.responses import send_bytes
+from plumbline.runtime.front.root_path import RootPath
+from plumbline.runtime.front.routing import Router, r_sees_everything
 
 _READ_METHODS = frozenset({"GET", "HEAD"})
 _VERB_ORDER = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS")

@@ -30,10 +30,10 @@ from dataclasses import dataclass
 import httptools
 from uvicorn.protocols.http.httptools_impl import STATUS_LINE, HttpToolsProtocol
 
-from plumbline.runtime.errors import error_body
-from plumbline.runtime.health import PATHS as HEALTH_PATHS
-from plumbline.runtime.health import Health
-from plumbline.runtime.metrics import FrontStats
+from plumbline.runtime.front.errors import error_body
+from plumbline.runtime.front.health import PATHS as HEALTH_PATHS
+from plumbline.runtime.front.health import Health
+from plumbline.runtime.front.metrics import FrontStats
 
 log = logging.getLogger("plumbline.connection")
 

@@ -17,7 +17,7 @@ import logging
 import os
 import time
 
-from plumbline.runtime.errors import send_error
+from plumbline.runtime.front.errors import send_error
 
 OPEN_PATHS = frozenset({"/livez", "/readyz"})
 METRICS_PATH = "/metrics"
