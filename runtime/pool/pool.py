@@ -14,13 +14,13 @@ import logging
 import os
 import random
 import signal
-import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from plumbline.runtime.pool.preload import PreloadUnsafe, Zygote, ZygoteLoadFailed
 from plumbline.runtime.pool import memory
+from plumbline.runtime.pool.r_command import r_process_command
 from plumbline.runtime.protocol import (
     ProtocolError,
     WorkerRequest,
@@ -556,21 +556,13 @@ class WorkerPool:
         config = self._config
         request_r, request_w = os.pipe()
         response_r, response_w = os.pipe()
-        args = [
-            sys.executable,
-            "-m",
+        args = r_process_command(
             "plumbline.runtime.r.worker",
-            "--plumber-file",
-            str(Path(config.plumber_file).resolve()),
-            "--request-fd",
-            str(request_r),
-            "--response-fd",
-            str(response_w),
-        ]
-        for package in config.attach:
-            args += ["--attach", package]
-        if not config.inline_futures:
-            args.append("--no-inline-futures")
+            config.plumber_file,
+            config.attach,
+            config.inline_futures,
+        )
+        args += ["--request-fd", str(request_r), "--response-fd", str(response_w)]
         try:
             # R's own output (print, cat, message) goes to our stderr, never into the frames.
             proc = await asyncio.create_subprocess_exec(

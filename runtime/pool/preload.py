@@ -19,8 +19,9 @@ import logging
 import os
 import signal
 import socket
-import sys
 from pathlib import Path
+
+from plumbline.runtime.pool.r_command import r_process_command
 
 _MAX_MESSAGE = 65536
 # How long a worker's exit waits for the zygote's report of its status (it reaps at once;
@@ -165,19 +166,10 @@ class Zygote:
     async def _start(self) -> None:
         loop = asyncio.get_running_loop()
         ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
-        args = [
-            sys.executable,
-            "-m",
-            "plumbline.runtime.r.zygote",
-            "--plumber-file",
-            str(Path(self._plumber_file).resolve()),
-            "--control-fd",
-            str(theirs.fileno()),
-        ]
-        for package in self._attach:
-            args += ["--attach", package]
-        if not self._inline_futures:
-            args.append("--no-inline-futures")
+        args = r_process_command(
+            "plumbline.runtime.r.zygote", self._plumber_file, self._attach, self._inline_futures
+        )
+        args += ["--control-fd", str(theirs.fileno())]
         try:
             self._proc = await asyncio.create_subprocess_exec(
                 *args,

@@ -1,0 +1,20 @@
+"""The command line of an R process the pool starts: a worker (no preloading) or the zygote
+that forks them. Both load the app the same way, so they take the same loading options."""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Iterable
+from pathlib import Path
+
+
+def r_process_command(
+    module: str, plumber_file: str | Path, attach: Iterable[str], inline_futures: bool
+) -> list[str]:
+    """`python -m MODULE` with the app's loading options; the caller adds its descriptors."""
+    args = [sys.executable, "-m", module, "--plumber-file", str(Path(plumber_file).resolve())]
+    for package in attach:
+        args += ["--attach", package]
+    if not inline_futures:
+        args.append("--no-inline-futures")
+    return args
