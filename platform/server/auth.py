@@ -14,7 +14,7 @@ import time
 import uuid
 from dataclasses import dataclass
 
-from sqlalchemy import delete, func, select
+from sqlalchemy import and_, delete, func, select
 from sqlalchemy.orm import Session
 
 from plumbline.platform.server.db import (
@@ -170,13 +170,15 @@ class FailureLimiter:
         now = self.clock()
         with self.db.session() as s:
             count, oldest = s.execute(
-                select(func.count(), func.min(AuthFailure.at)).where(
-                    AuthFailure.client == client[:64], AuthFailure.at > now - self.window
-                )
+                select(func.count(), func.min(AuthFailure.at)).where(self._recent(client, now))
             ).one()
         if count < self.limit:
             return 0.0
         return max(0.0, oldest + self.window - now)
+
+    def _recent(self, client: str, now: float):
+        """This client's failures within the window (its column keeps 64 characters)."""
+        return and_(AuthFailure.client == client[:64], AuthFailure.at > now - self.window)
 
     def failed(self, client: str, reason: str, path: str) -> None:
         now = self.clock()
@@ -185,11 +187,7 @@ class FailureLimiter:
             s.execute(delete(AuthFailure).where(AuthFailure.at <= now - self.window))
             s.add(AuthFailure(client=client[:64], at=now))
             s.flush()
-            count = s.scalar(
-                select(func.count()).where(
-                    AuthFailure.client == client[:64], AuthFailure.at > now - self.window
-                )
-            )
+            count = s.scalar(select(func.count()).where(self._recent(client, now)))
         log.warning(
             "authentication failed",
             extra={

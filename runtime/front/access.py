@@ -86,7 +86,11 @@ class KeyAccess:
         if scope["type"] != "http" or scope["path"] in OPEN_PATHS:
             await self.app(scope, receive, send)
             return
-        if scope["path"] == METRICS_PATH and self.metrics and self._scraper(scope["headers"]):
+        if (
+            scope["path"] == METRICS_PATH
+            and self.metrics
+            and carries_metrics_key(scope["headers"], self.metrics)
+        ):
             await self.app(scope, receive, send)
             return
         key = _key(scope["headers"])
@@ -105,9 +109,6 @@ class KeyAccess:
         # Changed in place: the scope carries the matched route back out to the metrics.
         scope["headers"] = [(n, v) for n, v in scope["headers"] if n != b"authorization"]
         await self.app(scope, receive, send)
-
-    def _scraper(self, headers) -> bool:
-        return carries_metrics_key(headers, self.metrics)
 
 
 def carries_metrics_key(headers, digests: frozenset[str]) -> bool:
