@@ -22,6 +22,7 @@ from typing import Any
 
 import yaml
 
+from plumbline.runtime import settings
 from plumbline.platform.spec.ingress import ingress_paths
 from plumbline.platform.spec.profiles import apply_overrides
 from plumbline.platform.spec.serve import pod_placement, serve_arguments, serve_environment
@@ -42,6 +43,9 @@ INIT_CONTAINER_NAME = "prepare"
 BUNDLE_MOUNT = "/bundle"  # the fetched bundle's emptyDir in the init container
 TOKEN_DIR = "/var/run/plumbline"  # the fetch token, a file only the init container mounts
 TOKEN_KEY = "token"
+# A key-only app's key digests: the same Secret, a different file, only the app mounts it.
+ACCESS_DIR = "/var/run/plumbline-access"
+ACCESS_KEY = "access-keys"
 PORT_NAME = "http"
 SERVICE_PORT = 80
 LIVENESS_PATH = "/livez"  # answered by the HTTP layer, never touches R
@@ -209,16 +213,25 @@ def token_secret_name(spec: AppSpec) -> str:
 
 def token_secret(spec: AppSpec) -> dict:
     """The fetch token of one version: a short-lived token the server renews in place
-    (the pod template names the Secret, so a renewal rolls nothing out)."""
-    assert spec.bundle_source is not None
-    token = base64.b64encode(spec.bundle_source.token.encode()).decode()
+    (the pod template names the Secret, so a renewal rolls nothing out). A key-only app's
+    key digests live here too, so a change of keys rolls nothing out either: the kubelet
+    rewrites the mounted file and the runtime re-reads it."""
+    source = spec.bundle_source
+    assert source is not None
+    data = {TOKEN_KEY: source.token}
+    if source.access_keys is not None:
+        data[ACCESS_KEY] = "".join(digest + "\n" for digest in source.access_keys)
     return {
         "apiVersion": "v1",
         "kind": "Secret",
         "metadata": _metadata(spec, token_secret_name(spec)),
         "type": "Opaque",
-        "data": {TOKEN_KEY: token},
+        "data": {key: base64.b64encode(value.encode()).decode() for key, value in data.items()},
     }
+
+
+def _keys_in_secret(spec: AppSpec) -> bool:
+    return spec.bundle_source is not None and spec.bundle_source.access_keys is not None
 
 
 def prepare_command(spec: AppSpec) -> list[str]:
@@ -333,7 +346,10 @@ def container_resources(spec: AppSpec) -> dict:
 
 
 def container_env(spec: AppSpec) -> list[dict]:
-    env = [{"name": k, "value": v} for k, v in serve_environment(spec).items()]
+    plain = serve_environment(spec)
+    if _keys_in_secret(spec):
+        plain[settings.BY_NAME["access_keys_file"].env] = f"{ACCESS_DIR}/{ACCESS_KEY}"
+    env = [{"name": k, "value": v} for k, v in plain.items()]
     env += [
         {"name": var, "valueFrom": {"secretKeyRef": {"name": secret, "key": key}}}
         for var, (secret, key) in spec.secret_env.items()
@@ -382,6 +398,18 @@ def pod_affinity(spec: AppSpec) -> dict:
     }
 
 
+def _secret_file_volume(name: str, secret: str, key: str) -> dict:
+    """One key of a Secret as a file of the same name, readable by the runtime's group."""
+    return {
+        "name": name,
+        "secret": {
+            "secretName": secret,
+            "defaultMode": 0o440,
+            "items": [{"key": key, "path": key}],
+        },
+    }
+
+
 def deployment(spec: AppSpec, bundle: Bundle | None) -> dict:
     volumes = [{"name": "tmp", "emptyDir": {"sizeLimit": spec.tmp_size}}]
     mounts = [{"name": "tmp", "mountPath": "/tmp"}]
@@ -390,19 +418,13 @@ def deployment(spec: AppSpec, bundle: Bundle | None) -> dict:
         # Fetched by the init container into an emptyDir; a new version changes the sha256.
         annotations[BUNDLE_ANNOTATION] = spec.bundle_source.sha256
         volumes.insert(0, {"name": "app-files", "emptyDir": {}})
-        volumes.append(
-            {
-                "name": "bundle-token",
-                "secret": {
-                    "secretName": token_secret_name(spec),
-                    "defaultMode": 0o440,
-                    "items": [{"key": TOKEN_KEY, "path": TOKEN_KEY}],
-                },
-            }
-        )
+        volumes.append(_secret_file_volume("bundle-token", token_secret_name(spec), TOKEN_KEY))
         mounts.insert(
             0, {"name": "app-files", "mountPath": APP_DIR, "subPath": "app", "readOnly": True}
         )
+        if _keys_in_secret(spec):  # a whole-folder mount: the kubelet updates it in place
+            volumes.append(_secret_file_volume("access-keys", token_secret_name(spec), ACCESS_KEY))
+            mounts.append({"name": "access-keys", "mountPath": ACCESS_DIR, "readOnly": True})
     elif bundle is not None:
         # A changed plumber.R changes the pod template, so it rolls out by itself.
         annotations[BUNDLE_ANNOTATION] = bundle.sha256

@@ -193,8 +193,12 @@ class Deployer:
             if kubernetes:
                 token = mint_token(s, bundle.id, config.bundle_token_ttl)
                 url = config.bundle_fetch_url.rstrip("/") + download_path(bundle.id)
+                keys = auth.key_hashes_for_app(s, app) if app.access_type != "all" else None
                 spec = dataclasses.replace(
-                    spec, bundle_source=BundleSource(url, bundle.sha256, token)
+                    spec,
+                    bundle_source=BundleSource(
+                        url, bundle.sha256, token, None if keys is None else tuple(keys)
+                    ),
                 )
             return spec
         except SpecError as exc:
@@ -214,18 +218,28 @@ class Deployer:
         renewed = 0
         for app_id, bundle_id in active:
             with self.tasks.app_lock(app_id):  # never beside a deploy of the same app
-                folder = self.version_dir(app_id, bundle_id)
-                with self.db.session() as s:
-                    app = s.get(App, app_id)
-                    if app is None or app.active_bundle_id != bundle_id or not folder.is_dir():
-                        continue
-                    spec = self._spec(s, app, folder, s.get(Bundle, bundle_id))
                 try:
-                    self.backend.deploy(spec, emit=lambda _line: None, wait=False)
-                    renewed += 1
-                except (BackendError, SpecError) as exc:
-                    log.warning("could not renew the bundle token of %s: %s", app.name, exc)
+                    renewed += self._reapply(app_id, bundle_id, lambda _line: None)
+                except (BackendError, SpecError, TaskFailed) as exc:
+                    log.warning("could not renew the bundle token of app %s: %s", app_id, exc)
         return renewed
+
+    def _reapply(self, app_id: int, bundle_id: int | None, emit) -> bool:
+        """Kubernetes: apply the active version's objects again with a fresh token and the
+        current key digests, without waiting. Only the version's Secret changes, so nothing
+        rolls out. False when `bundle_id` is no longer the active version."""
+        with self.db.session() as s:
+            app = s.get(App, app_id)
+            if app is None or app.active_bundle_id is None:
+                return False
+            if bundle_id is not None and app.active_bundle_id != bundle_id:
+                return False
+            folder = self.version_dir(app_id, app.active_bundle_id)
+            if not folder.is_dir():
+                return False
+            spec = self._spec(s, app, folder, s.get(Bundle, app.active_bundle_id))
+        self.backend.deploy(spec, emit=emit, wait=False)
+        return True
 
     # ---- access -----------------------------------------------------------------------
 
@@ -249,10 +263,11 @@ class Deployer:
         if app.access_type == "all":
             return env
         env["PLUMBLINE_ACCESS"] = "keys"
-        if self.backend.kind == "local":  # replicas read the file: changes apply at once
+        # Replicas re-read a file of digests, so changes need no restart: locally the
+        # server writes it; on Kubernetes the pods mount it from the version's Secret
+        # (the bundle source's access_keys, see _spec).
+        if self.backend.kind == "local":
             env["PLUMBLINE_ACCESS_KEYS_FILE"] = str(self.write_access_file(s, app))
-        else:  # elsewhere the digests travel in the spec: changes need a rollout
-            env["PLUMBLINE_ACCESS_KEYS"] = ",".join(auth.key_hashes_for_app(s, app))
         return env
 
     def write_access_file(self, s, app: App) -> Path:
@@ -273,7 +288,22 @@ class Deployer:
                 if self.backend.kind == "local":
                     self.write_access_file(s, app)
                 elif app.active_bundle_id is not None:
-                    self.submit_deploy(app.id, app.active_bundle_id, user_id)
+                    self.tasks.submit(
+                        "access",
+                        lambda ctx, app_id=app.id: self._update_access(ctx, app_id),
+                        app_id=app.id,
+                        user_id=user_id,
+                    )
+
+    def _update_access(self, ctx: TaskContext, app_id: int) -> None:
+        ctx.emit("Writing the app's allowed key digests into its version's Secret (no rollout)")
+        try:
+            if not self._reapply(app_id, None, ctx.emit):
+                ctx.emit("No active version to update")
+                return
+        except (BackendError, SpecError) as exc:
+            raise TaskFailed(self._explain(exc)) from None
+        ctx.emit("The pods read the new digests once the kubelet has updated the file")
 
     def reconcile(self) -> list[str]:
         """After a start: every app with an active version that its backend does not run

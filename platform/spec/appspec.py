@@ -331,6 +331,10 @@ class BundleSource:
     url: str  # where the init container downloads the bundle
     sha256: str  # checked before anything is unpacked
     token: str  # short-lived, for this bundle only; reaches the pod as a Secret's file
+    # A key-only app's allowed key digests (None: a public app). They travel in the same
+    # Secret as the token, which the server rewrites in place: a change of keys or grants
+    # reaches the running pods without a rollout.
+    access_keys: tuple[str, ...] | None = None
 
     def __post_init__(self):
         _check(
@@ -342,6 +346,11 @@ class BundleSource:
             bool(re.match(r"^[A-Za-z0-9_-]{16,200}$", self.token)),
             "bundle_source.token: not a token",
         )
+        for digest in self.access_keys or ():
+            _check(
+                bool(re.fullmatch(r"[0-9a-f]{64}", digest)),
+                "bundle_source.access_keys: not a sha256 digest",
+            )
 
 
 @dataclass(frozen=True)

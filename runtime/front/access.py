@@ -27,11 +27,13 @@ log = logging.getLogger("plumbline.server")
 
 
 class KeyFile:
-    """The allowed digests in a file, cached until the file's mtime or size changes."""
+    """The allowed digests in a file, cached until the file changes: its inode (a file
+    replaced by a rename, or a Kubernetes Secret volume whose `..data` link the kubelet
+    swapped), mtime or size."""
 
     def __init__(self, path: str):
         self.path = path
-        self._stamp: tuple[float, int] | None = None
+        self._stamp: tuple[int, float, int] | None = None
         self._checked = 0.0
         self.hashes: frozenset[str] = frozenset()
 
@@ -41,7 +43,7 @@ class KeyFile:
             self._checked = now
             try:
                 st = os.stat(self.path)
-                stamp = (st.st_mtime, st.st_size)
+                stamp = (st.st_ino, st.st_mtime, st.st_size)
                 if stamp != self._stamp:
                     with open(self.path, encoding="ascii") as f:
                         self.hashes = frozenset(

@@ -118,6 +118,46 @@ def test_key_only_app_checks_keys_from_env_and_file(tmp_path):
         assert app.get("/parity?int=2", headers={"Authorization": f"Key {OTHER}"})[0] == 200
 
 
+def test_key_only_app_follows_a_kubernetes_secret_volume(tmp_path):
+    """On Kubernetes the digests are a Secret's file. The kubelet updates a Secret volume as
+    its atomic writer does: the new files go into a fresh hidden folder, then the `..data`
+    link is swapped to it by a rename; the file the runtime reads is a link through `..data`.
+    Nothing is rewritten in place and the two versions may have the same size."""
+    volume = tmp_path / "access"
+    volume.mkdir()
+
+    def kubelet_writes(digests: str, version: int) -> None:
+        folder = volume / f"..2026_12_01_00_00_0{version}.{version}"
+        folder.mkdir()
+        (folder / "access-keys").write_text(digests)
+        (volume / "..data_tmp").symlink_to(folder.name)
+        os.replace(volume / "..data_tmp", volume / "..data")
+        if not (volume / "access-keys").is_symlink():
+            (volume / "access-keys").symlink_to("..data/access-keys")
+
+    kubelet_writes(digest(KEY) + "\n", 1)
+    with serve(
+        tmp_path,
+        "--workers",
+        "1",
+        "--access",
+        "keys",
+        "--access-keys-file",
+        str(volume / "access-keys"),
+    ) as app:
+        assert app.get("/parity?int=2", headers={"Authorization": f"Key {KEY}"})[0] == 200
+        assert app.get("/parity?int=2", headers={"Authorization": f"Key {OTHER}"})[0] == 403
+        first = os.stat(volume / "access-keys")
+        kubelet_writes(digest(OTHER) + "\n", 2)
+        # Same size and, here, the same mtime: the new inode is what tells them apart.
+        os.utime(volume / "access-keys", ns=(first.st_atime_ns, first.st_mtime_ns))
+        deadline = time.monotonic() + 10
+        while app.get("/parity?int=2", headers={"Authorization": f"Key {KEY}"})[0] != 403:
+            assert time.monotonic() < deadline, "the revoked key still works"
+            time.sleep(0.2)
+        assert app.get("/parity?int=2", headers={"Authorization": f"Key {OTHER}"})[0] == 200
+
+
 def test_key_never_reaches_r(tmp_path):
     app_dir = tmp_path / "echo"
     app_dir.mkdir()

@@ -76,6 +76,7 @@ def scanned(tmp_path: Path) -> dict[str, str]:
             "http://plumbline.plumbline.svc:3939/__api__/v1/bundles/7/download",
             "cd" * 32,
             "plb_" + "t" * 40,
+            ("ab" * 32,),  # a key-only app: its digests mounted from the same Secret
         ),
     )
     app_values = {"app": {"files": {"plumber.R": "#* @get /a\nfunction() 1\n"}}}

@@ -336,3 +336,12 @@ def test_platform_manifests_example_k8s_folder_is_current():
         "regenerate: plumbline render examples/plumber-on-k8s/plumber.R --name parity "
         "--replicas 3 --output examples/plumber-on-k8s/k8s/manifests.yaml"
     )
+
+
+def test_platform_manifests_key_digests_are_refused_unless_sha256():
+    from plumbline.platform.spec.appspec import BundleSource
+
+    url, sha = "http://plumbline:3939/__api__/v1/bundles/1/download", "cd" * 32
+    assert BundleSource(url, sha, "plb_" + "t" * 40, ()).access_keys == ()  # nobody yet
+    with pytest.raises(SpecError, match="access_keys"):
+        BundleSource(url, sha, "plb_" + "t" * 40, ("ab" * 32 + "\n",))  # a line more

@@ -3,12 +3,13 @@ HTTP API server; the test plays the Deployment controller and the kubelets).
 
 Publish through the server's API, publish a new version, roll back: each lands in the
 cluster as the Deployment, Service, Ingress (Prefix /content/<app>) and NetworkPolicy of
-`plumbline deploy`, with the key-only access travelling as key digests in the pod's
-environment, and no ConfigMap: the pods' init container fetches the version's bundle from
-the server with a short-lived token kept in a Secret. The test runs that init container's
-very command (as a pod would, with the Secret's token) against the server, checks the
-token opens that bundle only, and renews it without a rollout. A revoked key rolls the app
-out without it; a bundle far larger than a ConfigMap deploys.
+`plumbline deploy`, and no ConfigMap: the pods' init container fetches the version's bundle
+from the server with a short-lived token kept in a Secret. The test runs that init
+container's very command (as a pod would, with the Secret's token) against the server,
+checks the token opens that bundle only, and renews it without a rollout. A key-only app's
+key digests are another file of that Secret, which only the app container mounts: a granted
+or revoked key rewrites the Secret and rolls nothing out. A bundle far larger than a
+ConfigMap deploys.
 """
 
 from __future__ import annotations
@@ -161,8 +162,15 @@ def test_publish_update_rollback_on_kubernetes(cluster_server, r_repo, tmp_path)
         }
         assert sources[1]["podSelector"]["matchLabels"]["app.kubernetes.io/component"] == "server"
         assert env["PLUMBLINE_ROOT_PATH"] == "/content/parity-api"
-        assert env["PLUMBLINE_ACCESS"] == "keys"
-        assert digest(alice_key) in env["PLUMBLINE_ACCESS_KEYS"].split(",")
+        assert env["PLUMBLINE_ACCESS"] == "keys" and not env["PLUMBLINE_ACCESS_KEYS"]
+        assert env["PLUMBLINE_ACCESS_KEYS_FILE"] == "/var/run/plumbline-access/access-keys"
+        assert mounts["access-keys"] == {
+            "name": "access-keys",
+            "mountPath": "/var/run/plumbline-access",  # a folder: the kubelet updates it
+            "readOnly": True,
+        }
+        assert "access-keys" not in {m["name"] for m in init["volumeMounts"]}
+        assert keys_of(api) == {digest(alice_key)}
         ingress = api.get("/apis/networking.k8s.io/v1/namespaces/default/ingresses/parity-api")
         paths = ingress["spec"]["rules"][0]["http"]["paths"]
         assert [(p["path"], p["pathType"]) for p in paths] == [("/content/parity-api", "Prefix")]
@@ -226,15 +234,23 @@ def test_publish_update_rollback_on_kubernetes(cluster_server, r_repo, tmp_path)
         status = alice.get(f"/__api__/v1/apps/{app['id']}/status").json()
         assert status["backend"] == "kubernetes" and status["state"] == "done"
 
-        # Revoking a key rolls the app out without its digest.
+        # Granting and revoking keys rewrites the Secret's digests; nothing rolls out.
         bob_key = srv.user("bob", "publisher")
-        admin = srv.client(srv.user("root", "admin"))
+        root_key = srv.user("root", "admin")
+        admin = srv.client(root_key)
         bob_id = srv.client(bob_key).get("/__api__/v1/user").json()["id"]
         alice.put(f"/__api__/v1/apps/{app['id']}/permissions/{bob_id}", json={"role": "viewer"})
         key_id = srv.client(bob_key).get("/__api__/v1/keys").json()["keys"][0]["id"]
-        _wait_env(srv, admin, app["id"], api, lambda env: digest(bob_key) in env)
+        _wait_tasks(srv, admin, app["id"])
+        assert digest(bob_key) in keys_of(api)
         srv.client(bob_key).delete(f"/__api__/v1/keys/{key_id}")
-        _wait_env(srv, admin, app["id"], api, lambda env: digest(bob_key) not in env)
+        _wait_tasks(srv, admin, app["id"])
+        assert keys_of(api) == {digest(alice_key), digest(root_key)}
+        now = live(api)[0]
+        assert now["spec"]["template"] == after["spec"]["template"]
+        assert now["metadata"]["generation"] == after["metadata"]["generation"]
+        tasks = admin.get(f"/__api__/v1/apps/{app['id']}/tasks").json()["tasks"]
+        assert [t["kind"] for t in tasks[:2]] == ["access", "access"]
         assert b"hello v1" in run_init_container(api, srv, tmp_path, "keys")["plumber.R"]
 
         # Far larger than a ConfigMap could hold: the pods fetch it all the same.
@@ -274,12 +290,21 @@ def _check_the_token_opens_one_bundle_only(srv, api, alice_key: str, bundle_id: 
     assert httpx.get(url, headers={"Authorization": f"Bearer {short}"}).status_code == 401
 
 
-def _wait_env(srv, admin, app_id, api, predicate) -> None:
-    """Wait for the access tasks to finish, then check the pods' key digests."""
+def keys_of(api) -> set[str]:
+    """The key digests in the file the app container reads: its access-keys volume's key
+    of the Secret it names."""
+    pod = live(api)[0]["spec"]["template"]["spec"]
+    volume = next(v["secret"] for v in pod["volumes"] if v["name"] == "access-keys")
+    assert volume["items"] == [{"key": "access-keys", "path": "access-keys"}]
+    secret = api.get(f"{CORE}/secrets/{volume['secretName']}")
+    return set(base64.b64decode(secret["data"]["access-keys"]).decode().split())
+
+
+def _wait_tasks(srv, admin, app_id) -> None:
+    """Wait for the app's tasks (the access updates a grant or a revocation starts)."""
     for task in admin.get(f"/__api__/v1/apps/{app_id}/tasks").json()["tasks"]:
         if not task["finished"]:
             srv.wait_task(admin, task["id"])
-    assert predicate(live(api)[2]["PLUMBLINE_ACCESS_KEYS"])
 
 
 def test_traffic_charts_from_the_pods_through_the_pod_proxy(make_server, api_server, tmp_path):
