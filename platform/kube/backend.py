@@ -154,7 +154,9 @@ class KubernetesBackend:
 
     def status(self, app: AppRef) -> AppStatus:
         with _errors():
-            st = operations.status(self._in(app), app.name)
+            return self._status(operations.status(self._in(app), app.name))
+
+    def _status(self, st: operations.AppStatus) -> AppStatus:
         return AppStatus(
             name=st.name,
             namespace=st.namespace,
@@ -172,15 +174,10 @@ class KubernetesBackend:
         )
 
     def list_apps(self, namespace: str | None = None) -> list[AppStatus]:
+        """Every app of the namespace from a few list calls, not a round of calls per app."""
         with _errors():
-            cluster = self._in(AppRef("", namespace))
-            names = [
-                d["metadata"]["name"]
-                for d in cluster.list(
-                    "apps/v1", "Deployment", {operations.MANAGED_BY_LABEL: operations.MANAGED_BY}
-                )
-            ]
-        return [self.status(AppRef(name, cluster.namespace)) for name in sorted(names)]
+            found = operations.statuses(self._in(AppRef("", namespace)))
+        return [self._status(st) for st in found]
 
     def logs(self, app: AppRef, *, tail: int | None = None, follow: bool = False) -> Iterator[str]:
         """Lines as the pods write them, read side by side when following."""

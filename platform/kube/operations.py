@@ -12,6 +12,7 @@ import re
 import shutil
 import subprocess
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timezone
 from pathlib import Path
@@ -164,7 +165,7 @@ def deploy(
     result = watch_rollout(cluster, name, timeout=timeout, out=out, poll_interval=poll_interval)
     if result.ok:
         link_app_files(cluster, name)
-        urls = endpoint_urls(cluster, name)
+        urls = status(cluster, name).urls
         if urls:
             out("endpoints:")
             for url in urls:
@@ -468,6 +469,45 @@ class AppStatus:
 
 def status(cluster: Cluster, name: str) -> AppStatus:
     deployment = require_deployment(cluster, name)
+    labels = {INSTANCE_LABEL: name, MANAGED_BY_LABEL: MANAGED_BY}
+    return _status_of(
+        cluster,
+        deployment,
+        cluster.list("networking.k8s.io/v1", "Ingress", labels),
+        lambda: cluster.list("v1", "Service", labels),
+    )
+
+
+def statuses(cluster: Cluster) -> list[AppStatus]:
+    """Every plumbline app of the namespace, by name: three list calls however many apps
+    there are (plus a ConfigMap read per app whose pods mount their plumber.R from one)."""
+    managed = {MANAGED_BY_LABEL: MANAGED_BY}
+    deployments = cluster.list("apps/v1", "Deployment", managed)
+    ingresses = _by_instance(cluster.list("networking.k8s.io/v1", "Ingress", managed))
+    services = _by_instance(cluster.list("v1", "Service", managed))
+    return [
+        _status_of(cluster, d, ingresses.get(name, []), lambda name=name: services.get(name, []))
+        for d in sorted(deployments, key=lambda d: d["metadata"]["name"])
+        for name in [d["metadata"]["name"]]
+    ]
+
+
+def _by_instance(objects: list[dict]) -> dict[str, list[dict]]:
+    grouped: dict[str, list[dict]] = {}
+    for obj in objects:
+        instance = ((obj.get("metadata") or {}).get("labels") or {}).get(INSTANCE_LABEL)
+        if instance:
+            grouped.setdefault(instance, []).append(obj)
+    return grouped
+
+
+def _status_of(
+    cluster: Cluster,
+    deployment: dict,
+    ingresses: list[dict],
+    services: Callable[[], list[dict]],
+) -> AppStatus:
+    name = deployment["metadata"]["name"]
     spec, st = deployment.get("spec") or {}, deployment.get("status") or {}
     state, message = deployment_state(deployment)
     containers = ((spec.get("template") or {}).get("spec") or {}).get("containers") or []
@@ -482,16 +522,21 @@ def status(cluster: Cluster, name: str) -> AppStatus:
         images=[c.get("image", "") for c in containers],
         state=state,
         message=message,
-        urls=endpoint_urls(cluster, name),
+        urls=endpoint_urls(cluster, deployment, ingresses, services),
     )
 
 
-def endpoint_urls(cluster: Cluster, name: str) -> list[str]:
-    """How each endpoint of the app is reached: through its Ingress, else its Service."""
-    labels = {INSTANCE_LABEL: name, MANAGED_BY_LABEL: MANAGED_BY}
-    routes = _endpoint_routes(cluster, name)
+def endpoint_urls(
+    cluster: Cluster,
+    deployment: dict,
+    ingresses: list[dict],
+    services: Callable[[], list[dict]],
+) -> list[str]:
+    """How each endpoint of the app is reached: through its Ingress, else its Service
+    (`services` is called only when no Ingress routes to the app)."""
+    routes = _endpoint_routes(cluster, deployment)
     bases = []  # (base URL, path, pathType)
-    for ingress in cluster.list("networking.k8s.io/v1", "Ingress", labels):
+    for ingress in ingresses:
         ing_spec = ingress.get("spec") or {}
         tls_hosts = {h for tls in ing_spec.get("tls") or [] for h in tls.get("hosts") or []}
         lb = ((ingress.get("status") or {}).get("loadBalancer") or {}).get("ingress") or []
@@ -504,7 +549,7 @@ def endpoint_urls(cluster: Cluster, name: str) -> list[str]:
                     (f"{scheme}://{host}", path.get("path", "/"), path.get("pathType", "Prefix"))
                 )
     if not bases:
-        for service in cluster.list("v1", "Service", labels):
+        for service in services():
             port = ((service.get("spec") or {}).get("ports") or [{}])[0].get("port", 80)
             svc = service["metadata"]["name"]
             bases.append(
@@ -521,13 +566,12 @@ def endpoint_urls(cluster: Cluster, name: str) -> list[str]:
     return urls
 
 
-def _endpoint_routes(cluster: Cluster, name: str) -> list[tuple[str, str, str]]:
+def _endpoint_routes(cluster: Cluster, deployment: dict) -> list[tuple[str, str, str]]:
     """(verbs, path template, static prefix) of the plumber.R the live Deployment mounts.
 
     ConfigMaps are named by content and kept for rollbacks, so the one that counts is the
     one named by the Deployment's app-files volume, not any labelled one.
     """
-    deployment = cluster.get("apps/v1", "Deployment", name) or {}
     volumes = (((deployment.get("spec") or {}).get("template") or {}).get("spec") or {}).get(
         "volumes"
     ) or []

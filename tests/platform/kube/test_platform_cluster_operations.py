@@ -25,6 +25,7 @@ from plumbline.platform.kube.operations import (
     rollback,
     scale,
     status,
+    statuses,
 )
 from plumbline.platform.spec.appspec import build_spec
 
@@ -215,6 +216,27 @@ def test_status_reports_replicas_revision_and_endpoint_urls(cluster, controllers
     assert st.images == ["registry.example/parity:v1"]
     assert "GET http://parity.example.com/parity" in st.urls
     assert "GET http://parity.example.com/items/<id:int>" in st.urls
+
+
+def test_statuses_list_every_app_without_a_round_of_calls_per_app(
+    api_server, cluster, controllers, tmp_path
+):
+    assert deploy(make_spec(tmp_path), cluster, out=lambda _: None, **FAST).ok
+    for name in ("beta", "alpha"):  # not rolled out; no Ingress: reached through the Service
+        spec = make_spec(tmp_path, name=name, **{"ingress.enabled": False})
+        assert deploy(spec, cluster, out=lambda _: None, wait=False).ok
+    before = len(api_server.client_requests())
+    listed = statuses(cluster)
+    sent = api_server.client_requests()[before:]
+    assert listed == [status(cluster, name) for name in ("alpha", "beta", "parity")]
+    assert listed[2].healthy and listed[0].state == "waiting"
+    assert "GET http://parity.example.com/parity" in listed[2].urls
+    assert "GET http://alpha.shop.svc.cluster.local:80/parity" in listed[0].urls
+    # One list each of Deployments, Ingresses and Services; per app only the read of the
+    # ConfigMap its pods mount plumber.R from (apps of plumbline server have none).
+    lists = sorted(r.resource.plural for r in sent if r.name is None)
+    assert lists == ["deployments", "ingresses", "services"]
+    assert sorted(r.resource.plural for r in sent if r.name is not None) == ["configmaps"] * 3
 
 
 def test_status_of_an_unknown_app_says_so(cluster):
