@@ -13,6 +13,7 @@ import threading
 
 from sqlalchemy import select, text
 from sqlalchemy.exc import IntegrityError
+from starlette.responses import Response
 from starlette.routing import Route
 
 from plumbline.platform.server import auth
@@ -25,6 +26,7 @@ from plumbline.platform.server.views import vanity_view
 # replicas on PostgreSQL (an advisory lock held until the transaction ends).
 _LOCK = threading.Lock()
 _PG_LOCK_KEY = 0x76616E69  # "vani"
+TASK_HEADER = "X-Plumbline-Task-Id"
 
 
 def _view(call: Call, app: App) -> dict:
@@ -131,6 +133,9 @@ def delete_vanity(call: Call):
     call.session.commit()
     result = _view(call, app)
     task = _redeploy(call, app)
+    if "/content/" in call.request.url.path:
+        # Connect's form answers 204 and no body; the redeploy's task is in a header.
+        return Response(status_code=204, headers={TASK_HEADER: task} if task else None)
     if task:
         result["task_id"] = task
     return result

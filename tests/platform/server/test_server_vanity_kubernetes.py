@@ -57,7 +57,8 @@ def test_a_vanity_path_lands_in_the_ingress_and_the_pods(make_server, api_server
         assert alice.put(vanity, json={"path": "/__api__/"}).status_code == 400
         assert ingress_paths(api_server)[1] == ("/teams/parity", "Prefix")
 
-        cleared = alice.delete(vanity)
+        cleared = alice.delete(f"/__api__/v1/apps/{app['id']}/vanity")  # plumbline's form
+        assert cleared.status_code == 200 and cleared.json()["path"] is None
         assert srv.wait_task(alice, cleared.json()["task_id"])["code"] == 0
         assert ingress_paths(api_server) == [("/content/parity-api", "Prefix")]
         assert live(api_server)[2]["PLUMBLINE_ROOT_PATH_ALIASES"] == ""
