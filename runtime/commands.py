@@ -29,6 +29,10 @@ def _serve(args: argparse.Namespace) -> int:
         config = settings.resolve(args)
     except settings.SettingError as exc:
         raise CommandError(str(exc), ExitCode.USAGE) from None
+    from plumbline.runtime.pool.r_environment import REnvironmentProbe
+
+    # Ask R for its environment now: Rscript runs while Python imports the server.
+    probe = REnvironmentProbe()
     from plumbline.runtime import server  # uvicorn and the pool load only when serving
 
-    return server.run(args.plumber_file, config)
+    return server.run(args.plumber_file, config, probe)

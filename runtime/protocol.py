@@ -23,6 +23,11 @@ MAX_HEADER_SIZE = 1 << 20
 MAX_BODY_SIZE = 1 << 31
 
 
+# Set by the pool for the R processes it starts (pool/r_environment.py): R's own variables
+# are in their environment already, and this is the LD_LIBRARY_PATH R would add.
+R_LD_LIBRARY_PATH_ENV = "PLUMBLINE_R_LD_LIBRARY_PATH"
+
+
 class ProtocolError(Exception):
     """The other side sent something that is not a frame."""
 

@@ -42,6 +42,7 @@ from plumbline.runtime import logs
 from plumbline.runtime.front.app import AppOptions, create_app
 from plumbline.runtime.front.connection import OVERFLOW_RESERVE, Limits, protocol_class
 from plumbline.runtime.pool.pool import AppLoadError, PoolConfig, WorkerPool
+from plumbline.runtime.pool.r_environment import REnvironmentProbe
 from plumbline.runtime.settings import ServeConfig, entrypoint_packages
 
 EXIT_OK, EXIT_USAGE, EXIT_APP_LOAD, EXIT_BIND = (
@@ -60,7 +61,9 @@ def app_file(path: str | Path) -> Path:
     return path / PLUMBER_FILE if path.is_dir() else path
 
 
-def run(plumber_file: str | Path, config: ServeConfig) -> int:
+def run(
+    plumber_file: str | Path, config: ServeConfig, r_environment: REnvironmentProbe | None = None
+) -> int:
     logs.configure(config.log_level)
     plumber_file = app_file(plumber_file)
     unsure: AnnotationError | None = None
@@ -78,7 +81,7 @@ def run(plumber_file: str | Path, config: ServeConfig) -> int:
     if failed is not None:
         return failed
     with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
-        return runner.run(_serve(spec, config, unsure))
+        return runner.run(_serve(spec, config, unsure, r_environment))
 
 
 def use_packages(folder: Path, config: ServeConfig) -> int | None:
@@ -109,7 +112,9 @@ def use_packages(folder: Path, config: ServeConfig) -> int | None:
     return None
 
 
-def pool_config(spec: PlumberFile, config: ServeConfig) -> PoolConfig:
+def pool_config(
+    spec: PlumberFile, config: ServeConfig, r_environment: REnvironmentProbe | None = None
+) -> PoolConfig:
     plumber_file = Path(spec.path).resolve()
     attach = entrypoint_packages(plumber_file)
     attach += tuple(p for p in config.attach if p not in attach)
@@ -130,6 +135,7 @@ def pool_config(spec: PlumberFile, config: ServeConfig) -> PoolConfig:
         health_interval=config.health_interval,
         max_worker_memory=config.max_worker_memory,
         recycle_memory=config.recycle_memory,
+        r_environment=r_environment,
     )
 
 
@@ -179,14 +185,17 @@ def route_table(spec: PlumberFile, report: bytes | None) -> PlumberFile:
 
 
 async def _serve(
-    spec: PlumberFile, config: ServeConfig, unsure: AnnotationError | None = None
+    spec: PlumberFile,
+    config: ServeConfig,
+    unsure: AnnotationError | None = None,
+    r_environment: REnvironmentProbe | None = None,
 ) -> int:
     loop = asyncio.get_running_loop()
     stop = _Stop()
     for signum in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(signum, stop, signum)
 
-    pool = WorkerPool(pool_config(spec, config))
+    pool = WorkerPool(pool_config(spec, config, r_environment))
     started = asyncio.ensure_future(pool.start())
     stopped = asyncio.ensure_future(stop.first.wait())
     await asyncio.wait({started, stopped}, return_when=asyncio.FIRST_COMPLETED)

@@ -21,6 +21,7 @@ from pathlib import Path
 from plumbline.runtime.pool.preload import PreloadUnsafe, Zygote, ZygoteLoadFailed
 from plumbline.runtime.pool import memory
 from plumbline.runtime.pool.r_command import r_process_command
+from plumbline.runtime.pool.r_environment import REnvironmentProbe
 from plumbline.runtime.protocol import (
     ProtocolError,
     WorkerRequest,
@@ -88,6 +89,9 @@ class PoolConfig:
     # Replace a forked worker (gracefully) once its R has run a full garbage collection,
     # which un-shares R's heap from the zygote (see bridge.R's sentinel).
     refork_after_full_gc: bool = True
+    # R's own environment variables, asked of R once (`plumbline serve` starts the probe
+    # before its imports); None: the pool starts one itself.
+    r_environment: REnvironmentProbe | None = None
 
 
 class AppLoadError(Exception):
@@ -223,6 +227,7 @@ class WorkerPool:
         self._generation = 0
         self._closing = False
         self._zygote: Zygote | None = None
+        self._r_env: dict[str, str] | None = None  # of the R processes started (None: ours)
         if config.preload:
             self._zygote = Zygote(
                 Path(config.plumber_file),
@@ -284,7 +289,10 @@ class WorkerPool:
 
     async def start(self) -> None:
         loop = asyncio.get_running_loop()
+        probe = self._config.r_environment or REnvironmentProbe()
+        self._r_env = await asyncio.to_thread(probe.child_environment)
         if self._zygote is not None:
+            self._zygote.environment = self._r_env
             await self._start_zygote(self._zygote)
         self._first_load = loop.create_future()
         self._supervisors = [
@@ -570,6 +578,7 @@ class WorkerPool:
                 pass_fds=(request_r, response_w),
                 stdin=asyncio.subprocess.DEVNULL,
                 stdout=2,
+                env=self._r_env,
             )
         except BaseException:
             os.close(request_w)

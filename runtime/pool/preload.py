@@ -117,6 +117,7 @@ class Zygote:
         self._tasks: set[asyncio.Task] = set()
         self._closed = False
         self.pid: int | None = None
+        self.environment: dict[str, str] | None = None  # the process's (None: the pool's)
 
     @property
     def alive(self) -> bool:
@@ -176,6 +177,7 @@ class Zygote:
                 pass_fds=(theirs.fileno(),),
                 stdin=asyncio.subprocess.DEVNULL,
                 stdout=2,
+                env=self.environment,
             )
         except BaseException:
             ours.close()

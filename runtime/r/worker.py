@@ -30,6 +30,7 @@ from plumbline.exits import ExitCode
 from plumbline.runtime.r import bytecode
 from plumbline.runtime.r.direct import DirectCall, DirectRoutes
 from plumbline.runtime.protocol import (
+    R_LD_LIBRARY_PATH_ENV,
     FrameTooLarge,
     encode_frame,
     encode_header,
@@ -97,6 +98,31 @@ class AnswerHead:
 _BRIDGE_FAILED = AnswerHead.of(500, [("Content-Type", "text/plain; charset=UTF-8")])
 
 
+def _import_rpy2():
+    """rpy2.rinterface, told what the pool already asked R (pool/r_environment.py): R's
+    variables are in our environment and R's LD_LIBRARY_PATH in R_LD_LIBRARY_PATH_ENV, so
+    rpy2 need not run Rscript for them (twice, ~300 ms of a start). Without that variable, or
+    with an rpy2 whose insides differ, rpy2 asks R itself."""
+    ld_library_path = os.environ.pop(R_LD_LIBRARY_PATH_ENV, None)
+    if ld_library_path is None:
+        import rpy2.rinterface as ri
+
+        return ri
+    import rpy2.situation as situation
+
+    # As rpy2 does after asking: R's LD_LIBRARY_PATH is for the processes R starts.
+    os.environ["LD_LIBRARY_PATH"] = ld_library_path
+    asked = situation.r_ld_library_path_from_subprocess
+    situation.r_ld_library_path_from_subprocess = lambda r_home: ld_library_path
+    try:
+        import rpy2.rinterface as ri
+    finally:
+        situation.r_ld_library_path_from_subprocess = asked
+    if hasattr(ri, "_getrenvvars"):
+        ri._getrenvvars = lambda *args, **kwargs: ()  # what differs from ours: nothing now
+    return ri
+
+
 class RBridge:
     """The embedded R session with bridge.R loaded; the only code here that talks to R."""
 
@@ -106,7 +132,7 @@ class RBridge:
         warnings.filterwarnings(
             "ignore", message=r"Environment variable .* redefined by R", category=UserWarning
         )
-        import rpy2.rinterface as ri
+        ri = _import_rpy2()
         from rpy2.rinterface_lib import callbacks, openrlib
 
         # interactive=False, as under Rscript: plumber's debug default follows interactive().

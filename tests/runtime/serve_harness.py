@@ -53,7 +53,7 @@ class Served:
 
 
 @contextmanager
-def serve(tmp_path: Path, *options: str, plumber_file: Path = EXAMPLE):
+def serve(tmp_path: Path, *options: str, plumber_file: Path = EXAMPLE, env: dict | None = None):
     port = free_port()
     stdout, stderr = tmp_path / f"out-{port}.log", tmp_path / f"err-{port}.log"
     with open(stdout, "wb") as out, open(stderr, "wb") as err:
@@ -62,6 +62,7 @@ def serve(tmp_path: Path, *options: str, plumber_file: Path = EXAMPLE):
             stdout=out,
             stderr=err,
             cwd=tmp_path,
+            env=env,
         )
     served = Served(proc, port, stdout, stderr)
     try:
