@@ -33,9 +33,10 @@ def test_r_packages_match_the_install_script():
         for word, rest in _instructions()
         if word == "ARG" and "=" in rest
     }
-    assert args["R_PACKAGES"].split() == _shell_var(INSTALL, "R_PACKAGES")
+    for name in ("R_PACKAGES", "BUILD_PACKAGES"):  # R, and what builds rpy2's interface
+        assert args[name].split() == _shell_var(INSTALL, name)
     run = " ".join(rest for word, rest in _instructions() if word == "RUN")
-    assert "${R_PACKAGES}" in run and "apt-get install" in run
+    assert "${R_PACKAGES} ${BUILD_PACKAGES}" in run and "apt-get install" in run
 
 
 def test_base_image_is_pinned():
