@@ -50,31 +50,30 @@ class REnvironmentProbe:
             except OSError:
                 pass  # no R there: the R processes will say so themselves
 
-    def variables(self, timeout: float = 60.0) -> dict[str, str]:
-        """What R sets differently from the environment the probe started in ({} if the
+    def variables(self, timeout: float = 60.0) -> dict[str, str] | None:
+        """What R sets differently from the environment the probe started in (None if the
         probe failed: the R processes then find out for themselves)."""
-        if self._found is None:
-            self._found = self._read(timeout)
+        if self._proc is not None:
+            self._found = self._read(self._proc, timeout)
+            self._proc = None
         return self._found
 
-    def _read(self, timeout: float) -> dict[str, str]:
-        if self._proc is None:
-            return {}
+    def _read(self, proc: subprocess.Popen[str], timeout: float) -> dict[str, str] | None:
         try:
-            out, _ = self._proc.communicate(timeout=timeout)
+            out, _ = proc.communicate(timeout=timeout)
         except subprocess.TimeoutExpired:
-            self._proc.kill()
-            self._proc.communicate()
+            proc.kill()
+            proc.communicate()
             out = ""
         rows = list(csv.reader(io.StringIO(out)))
-        if self._proc.returncode != 0 or not rows or rows[0] != ["", "x"]:
+        if proc.returncode != 0 or not rows or rows[0] != ["", "x"]:
             log.warning(
                 {
                     "message": "could not read R's environment; each R process asks R itself",
                     "event": "r_environment_unknown",
                 }
             )
-            return {}
+            return None
         return {
             name: value
             for name, value in rows[1:]
@@ -83,9 +82,10 @@ class REnvironmentProbe:
 
     def child_environment(self) -> dict[str, str] | None:
         """The environment of an R process the pool starts (None: inherit ours)."""
-        variables = dict(self.variables())
-        if "R_HOME" not in variables and "R_HOME" not in os.environ:
-            return None  # not R's answer
+        found = self.variables()
+        if found is None:
+            return None
+        variables = dict(found)
         # LD_LIBRARY_PATH is not set for the process itself (the loader would use it for
         # Python's own libraries); the R side sets it after start, as rpy2 does.
         ld_library_path = variables.pop("LD_LIBRARY_PATH", os.environ.get("LD_LIBRARY_PATH", ""))

@@ -43,6 +43,7 @@ PROFILE = 'cat(paste(commandArgs(), collapse = " "), "\\n", file = Sys.getenv("S
 
 def test_the_probe_finds_what_r_s_front_end_sets():
     found = REnvironmentProbe().variables()
+    assert found is not None
     home = subprocess.run(["R", "RHOME"], capture_output=True, text=True, check=True)
     assert found["R_HOME"] == home.stdout.strip()
     assert found["R_SHARE_DIR"] and found["LD_LIBRARY_PATH"].startswith(found["R_HOME"])
@@ -53,9 +54,14 @@ def test_the_probe_finds_what_r_s_front_end_sets():
     assert child.get("LD_LIBRARY_PATH") == os.environ.get("LD_LIBRARY_PATH")
 
 
-def test_no_rscript_without_r():
+def test_without_r_s_answer_the_r_processes_ask_r_themselves(tmp_path):
     probe = REnvironmentProbe(rscript="no-such-rscript")
-    assert probe.variables() == {} and probe.child_environment() is None
+    assert probe.variables() is None and probe.child_environment() is None
+    chatty = tmp_path / "Rscript"  # an R whose profile prints: not R's table of variables
+    chatty.write_text("#!/bin/sh\necho 'Welcome back!'\n")
+    chatty.chmod(0o755)
+    probe = REnvironmentProbe(rscript=str(chatty))
+    assert probe.variables() is None and probe.child_environment() is None
 
 
 def _reference(env: dict) -> dict:
