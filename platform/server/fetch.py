@@ -23,6 +23,7 @@ from starlette.requests import Request
 from starlette.responses import FileResponse, JSONResponse
 from starlette.routing import Route
 
+from plumbline.platform.server.api import rate_limited
 from plumbline.platform.server.db import Bundle, BundleToken, utcnow
 
 TOKEN_PREFIX = "plb_"
@@ -69,14 +70,9 @@ def download_path(bundle_id: int) -> str:
 
 async def download(request: Request):
     server = request.app.state.server
-    client = request.client.host if request.client else "unknown"
-    wait = await run_in_threadpool(server.limiter.retry_after, client)
-    if wait > 0:
-        return JSONResponse(
-            {"error": "too many failed authentications from this address"},
-            status_code=429,
-            headers={"Retry-After": str(max(1, round(wait)))},
-        )
+    client, limited = await rate_limited(request)
+    if limited is not None:
+        return limited
     scheme, _, token = (request.headers.get("authorization") or "").partition(" ")
     try:
         bundle_id = int(request.path_params["bundle"])

@@ -11,6 +11,7 @@ import hashlib
 import threading
 import time
 
+import httpx
 import pytest
 from bundle_maker import file_member, good_bundle, link_member, tar_gz
 from sqlalchemy import func, select
@@ -217,8 +218,12 @@ def test_failed_authentications_are_rate_limited_and_logged(make_server, caplog)
     assert len(failures) == 3 and failures[-1].fields["failures_in_window"] == 3
     limited = bad.get("/__api__/users/current")
     assert limited.status_code == 429 and int(limited.headers["retry-after"]) >= 1
-    # the address is blocked, whatever key it sends now
+    # the address is blocked, whatever key it sends now, bundle downloads too (pods'
+    # tokens are guessed at the same door), with the same answer
     assert good.get("/__api__/users/current").status_code == 429
+    download = httpx.get(f"{srv.url}/__api__/v1/bundles/1/download")
+    assert download.status_code == 429 and 1 <= int(download.headers["retry-after"]) <= 2
+    assert download.json()["error"].startswith(limited.json()["error"].rsplit(" ", 1)[0])
     time.sleep(2.1)
     assert good.get("/__api__/users/current").status_code == 200
 
