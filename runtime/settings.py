@@ -420,16 +420,16 @@ class ServeConfig:
         ROOT_PATH,
         "",
         "Public path prefix the app is reached under behind a proxy, e.g. /content/my-api: "
-        "removed from request paths that carry it, so plumber.R sees /parity, and given as "
-        "the server URL in /openapi.json (and so Swagger UI).",
+        "removed from request paths that carry it, so plumber.R sees /parity. /openapi.json "
+        "then names a relative server URL, so Swagger UI calls the API through the prefix "
+        "its page was opened by.",
         default_doc="none",
     )
     root_path_aliases: tuple[str, ...] = _setting(
         ROOT_PATHS,
         (),
         "Other public path prefixes the app is also reached under (a vanity path such as "
-        "/parity-api), comma-separated: removed from request paths as root-path is; "
-        "/openapi.json keeps root-path as its server URL.",
+        "/parity-api), comma-separated: removed from request paths as root-path is.",
         default_doc="none",
     )
     access: str = _setting(

@@ -63,7 +63,9 @@ class PlumblineApp:
         # A public app whose /metrics a scraper reads with a key (the server's apps): nobody
         # else reads it. A key-only app's KeyAccess has checked every request already.
         self._metrics_keys = frozenset(options.metrics_keys if options.access != "keys" else ())
-        self._openapi = openapi.render(spec, options.root_path)
+        self._openapi = openapi.render(
+            spec, prefixed=bool(options.root_path or options.root_path_aliases)
+        )
         system = {
             "/livez": self.health.livez,
             "/readyz": self.health.readyz,

@@ -68,8 +68,9 @@ class SwaggerDocs:
     async def __call__(self, scope, receive, send) -> None:
         path = scope["path"]
         if path == PREFIX:  # relative URLs in the page need the trailing slash
-            location = scope.get("root_path", "") + PREFIX + "/"
-            await send_bytes(send, 307, b"", [(b"location", location.encode("latin-1"))])
+            # Relative too: <any prefix>/__docs__ -> <that prefix>/__docs__/, whichever
+            # prefix the client came by (a stripping proxy hides it from us).
+            await send_bytes(send, 307, b"", [(b"location", b"__docs__/")])
             return
         found = self._file(path[len(PREFIX) + 1 :])
         if found is None:

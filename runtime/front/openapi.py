@@ -68,7 +68,14 @@ _BODY_VERBS = ("POST", "PUT", "PATCH")
 _NOT_PARAMS = {"req", "res", "..."}  # plumber supplies these; never client parameters
 
 
-def build(spec: PlumberFile, root_path: str = "") -> dict:
+# Behind a path prefix, Swagger UI's "Try it out" must call through the prefix the page was
+# opened by: the content path or a vanity path, which a stripping proxy hides from the app.
+# A relative server URL is resolved against where the document was fetched
+# (<prefix>/openapi.json), so it names each prefix the document is read through.
+PREFIXED_SERVERS = [{"url": "."}]
+
+
+def build(spec: PlumberFile, prefixed: bool = False) -> dict:
     paths: dict[str, dict] = {}
     for ep in spec.endpoints:
         item = paths.setdefault(ep.path.openapi_path, {})
@@ -86,19 +93,19 @@ def build(spec: PlumberFile, root_path: str = "") -> dict:
     if spec.info.tags:
         document["tags"] = [dict(tag) for tag in spec.info.tags]
     document["paths"] = paths
-    if root_path:  # behind a path prefix: Swagger UI's "Try it out" must call through it
-        document["servers"] = [{"url": root_path}]
+    if prefixed:
+        document["servers"] = PREFIXED_SERVERS
     return document
 
 
-def render(spec: PlumberFile, root_path: str = "") -> bytes:
+def render(spec: PlumberFile, prefixed: bool = False) -> bytes:
     if spec.openapi is not None:  # the app's own spec, as plumber serves it
-        if not root_path:
+        if not prefixed:
             return spec.openapi.encode()
         own = json.loads(spec.openapi)
-        own.setdefault("servers", [{"url": root_path}])
+        own.setdefault("servers", PREFIXED_SERVERS)
         return json.dumps(own, separators=(",", ":")).encode()
-    return json.dumps(build(spec, root_path), separators=(",", ":")).encode()
+    return json.dumps(build(spec, prefixed), separators=(",", ":")).encode()
 
 
 def _operation(ep: Endpoint, verb: str) -> dict:

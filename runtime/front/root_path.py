@@ -3,8 +3,10 @@ under aliases of it too (`--root-path-aliases`, a vanity path).
 
 A proxy in front (the local ingress) may strip the prefix or (a Kubernetes Ingress without a
 rewrite) pass it on: requests that carry it have it removed, so an unchanged plumber.R sees
-/parity whether the client called /content/my-api/parity through one or the other. The
-prefix a request came by goes into scope["root_path"] for the docs page's links.
+/parity whether the client called /content/my-api/parity through one or the other. Nothing
+the app answers names its prefix (the docs redirect and the OpenAPI document's server URL are
+relative), so a prefix the proxy stripped, or one the app was never told of, cannot be
+misnamed.
 """
 
 from __future__ import annotations
@@ -13,7 +15,6 @@ from __future__ import annotations
 class RootPath:
     def __init__(self, app, root_path: str, aliases: tuple[str, ...] = ()):
         self.app = app
-        self.root_path = root_path
         # Longest first: of /a and /a/b, a request for /a/b/x came by /a/b.
         self._prefixes = sorted({p for p in (root_path, *aliases) if p}, key=len, reverse=True)
 
@@ -35,5 +36,4 @@ class RootPath:
                     if "plumbline.route" in inner:
                         scope["plumbline.route"] = inner["plumbline.route"]
                 return
-            scope["root_path"] = self.root_path
         await self.app(scope, receive, send)

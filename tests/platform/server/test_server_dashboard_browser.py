@@ -3,7 +3,8 @@ server with the local backend (real R replicas behind HAProxy).
 
 An admin signs in with a key; a version deployed through the API appears and becomes ready
 while the page watches; a rollback is confirmed in the page and its task's output streams;
-the traffic chart moves after requests; a key made in the page is refused once revoked there.
+the traffic chart moves after requests; Swagger UI under a vanity path calls through it; a key
+made in the page is refused once revoked there.
 A viewer signs in with a password at phone width and finds no button that changes anything
 (and the API refuses them). Every request the page makes goes to the server itself.
 
@@ -72,6 +73,24 @@ def sign_in_with_key(page, server, key: str) -> None:
     page.fill("#signin-key", key)
     page.click("#signin-key-form button[type=submit]")
     page.wait_for_selector("#apps-table")
+
+
+def try_it_out(browser, docs_url: str, path: str) -> tuple[str, str]:
+    """Swagger UI at `docs_url`: open GET `path`, "Try it out", "Execute"; the request URL
+    it shows and the body it got."""
+    context = browser.new_context(viewport=DESKTOP)
+    try:
+        page = context.new_page()
+        page.set_default_timeout(WAIT)
+        page.goto(docs_url)
+        page.click(f".opblock-summary-path[data-path='{path}']")
+        page.click(".try-out__btn")
+        page.click(".execute")
+        page.wait_for_selector(".live-responses-table")
+        answer = ".live-responses-table .response-col_description pre"
+        return page.inner_text(".request-url pre"), page.inner_text(answer)
+    finally:
+        context.close()
 
 
 def deploy(server, version: int) -> dict:
@@ -223,6 +242,12 @@ def test_admin_watches_deploys_rolls_back_sees_traffic_and_revokes_a_key(server,
         page, f"(document.querySelector('#vanity-url') || {{}}).textContent === '{vanity_url}'"
     )
     assert httpx.get(vanity_url + "hello", timeout=30).text == "hello v1"
+    # Swagger UI opened under the vanity path calls the API through it, though HAProxy
+    # strips the path and the replicas were never told of it.
+    assert try_it_out(browser, vanity_url + "__docs__", "/hello") == (
+        vanity_url + "hello",
+        "hello v1",
+    )
     page.click('[data-nav="apps"]')
     page.wait_for_selector('tr[data-app="parity-api"] [data-health="healthy"]')
     screenshot(page, screenshot_dir, "dashboard-apps")

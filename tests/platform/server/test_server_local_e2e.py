@@ -151,7 +151,7 @@ def test_a_second_app_beside_the_first(server, tmp_path):
     reply = answer(server, path="/content/parity-api/parity?int=7")
     assert (reply.status_code, reply.text) == (200, "odd")
     spec = answer(server, path="/content/parity-api/openapi.json").json()
-    assert spec["servers"] == [{"url": "/content/parity-api"}]
+    assert spec["servers"] == [{"url": "."}]  # Swagger UI: /content/parity-api + /parity
     # Public, but its traffic figures are the server's to read (with its scrape key) only
     assert answer(server, path="/content/parity-api/metrics").status_code == 401
     assert answer(server, server.alice_key, "/content/parity-api/metrics").status_code == 401

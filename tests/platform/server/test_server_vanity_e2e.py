@@ -11,6 +11,7 @@ from __future__ import annotations
 import threading
 import time
 from contextlib import contextmanager
+from urllib.parse import urljoin
 
 import httpx
 import pytest
@@ -94,8 +95,16 @@ def test_setting_a_vanity_path_routes_it_with_no_failed_request(server):
     assert (reply.status_code, reply.text) == (200, "odd"), reply.text
     assert get(server, "/parity/parity?int=7").status_code == 401  # still key-only
     assert get(server, "/parity", server.alice_key).status_code == 404  # plumber's own 404
+    # the document read through the vanity path sends Swagger UI's calls through it too,
+    # though HAProxy stripped the path and the replicas were never told of it
     spec = get(server, "/parity/openapi.json", server.alice_key).json()
-    assert spec["servers"] == [{"url": "/content/parity-api"}]
+    server_url = urljoin(f"{server.apps}/parity/openapi.json", spec["servers"][0]["url"])
+    assert server_url == f"{server.apps}/parity/"
+    docs = get(server, "/parity/__docs__", server.alice_key)
+    assert docs.status_code == 307
+    assert urljoin(f"{server.apps}/parity/__docs__", docs.headers["location"]) == (
+        f"{server.apps}/parity/__docs__/"
+    )
     assert get(server, "/parityx/parity?int=7", server.alice_key).json()["error"] == "no route"
     content = get(server, "/content/parity-api/parity?int=2", server.alice_key)
     assert (content.status_code, content.text) == (200, "even")
