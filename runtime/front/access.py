@@ -3,7 +3,9 @@
 Clients send `Authorization: Key <key>` (as rsconnect and Posit Connect do). The app knows
 no key, only the sha256 of each allowed one, from `--access-keys` and `--access-keys-file`;
 the file is re-read when it changes (looked at no more than once a second), so the server
-grants and revokes keys without restarting replicas. Probes (/livez, /readyz) stay open.
+grants and revokes keys without restarting replicas. Probes (/livez, /readyz) stay open, and
+so does Swagger UI's page when docs are on (GET /__docs__/...: the same files for every app,
+nothing of this one's; the page asks for a key, and /openapi.json needs one).
 /metrics also takes a scraper's key (`--metrics-keys`), which opens nothing else; it may come
 in `X-Plumbline-Metrics-Key`, since the Kubernetes API server's pod proxy drops
 `Authorization`. Installed only for key-only apps: public apps pay nothing (their /metrics
@@ -17,12 +19,15 @@ import logging
 import os
 import time
 
+from plumbline.runtime.front.docs import SwaggerDocs
 from plumbline.runtime.front.errors import send_error
+from plumbline.runtime.front.proxy import raw_path
 
 OPEN_PATHS = frozenset({"/livez", "/readyz"})
 METRICS_PATH = "/metrics"
 METRICS_KEY_HEADER = b"x-plumbline-metrics-key"
 RECHECK_SECONDS = 1.0
+_READ = frozenset({"GET", "HEAD"})
 log = logging.getLogger("plumbline.server")
 
 
@@ -72,8 +77,10 @@ class KeyAccess:
         hashes: tuple[str, ...] = (),
         keys_file: str = "",
         metrics_hashes: tuple[str, ...] = (),
+        docs: bool = False,
     ):
         self.app = app
+        self.docs = docs
         self.fixed = frozenset(hashes)
         self.file = KeyFile(keys_file) if keys_file else None
         self.metrics = frozenset(metrics_hashes)
@@ -85,11 +92,18 @@ class KeyAccess:
         return self.file is not None and digest in self.file.current()
 
     async def __call__(self, scope, receive, send) -> None:
-        if scope["type"] != "http" or scope["path"] in OPEN_PATHS:
+        if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
+        # The path as app.py routes it (still percent-encoded): /%6Civez is no probe there.
+        path = raw_path(scope)
+        if path in OPEN_PATHS or (
+            self.docs and scope["method"] in _READ and SwaggerDocs.handles(path)
+        ):
+            await self.app(scope, receive, send)  # answered by app.py, never by R
+            return
         if (
-            scope["path"] == METRICS_PATH
+            path == METRICS_PATH
             and self.metrics
             and carries_metrics_key(scope["headers"], self.metrics)
         ):

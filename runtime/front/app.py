@@ -148,7 +148,13 @@ def create_app(spec: PlumberFile, pool, options: AppOptions = AppOptions()):
     inner = PlumblineApp(spec, pool, options)
     app = inner
     if options.access == "keys":
-        app = KeyAccess(app, options.access_keys, options.access_keys_file, options.metrics_keys)
+        app = KeyAccess(
+            app,
+            options.access_keys,
+            options.access_keys_file,
+            options.metrics_keys,
+            docs=options.docs,
+        )
     if options.root_path or options.root_path_aliases:
         app = RootPath(app, options.root_path, options.root_path_aliases)
     access_log = AccessLog() if options.access_log else None

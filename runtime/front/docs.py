@@ -1,7 +1,9 @@
 """Swagger UI at /__docs__/, from the swagger-ui-bundle package's files (no CDN).
 
 The page and its initializer are ours (pointing at ../openapi.json, validator off so the
-browser never calls out); the JS/CSS come from the package, read once and kept in memory.
+browser never calls out; for a key-only app, a form that asks for the key); the JS/CSS come
+from the package, read once and kept in memory. Nothing in them is the app's, so a key-only
+app serves them without a key (access.py); its /openapi.json stays behind the key.
 """
 
 from __future__ import annotations
@@ -21,8 +23,19 @@ _INDEX = b"""<!DOCTYPE html>
     <link rel="stylesheet" type="text/css" href="./swagger-ui.css" />
     <link rel="stylesheet" type="text/css" href="./index.css" />
     <link rel="icon" type="image/png" href="./favicon-32x32.png" sizes="32x32" />
+    <style>
+      #plumbline-key { max-width: 460px; margin: 48px auto; font-family: sans-serif; }
+      #plumbline-key input { width: 100%; box-sizing: border-box; margin: 8px 0; padding: 6px; }
+      #plumbline-key-message { color: #b00020; }
+    </style>
   </head>
   <body>
+    <form id="plumbline-key" hidden>
+      <label for="plumbline-key-value">This API needs a key (<code>Authorization: Key</code>):</label>
+      <input id="plumbline-key-value" type="password" autocomplete="off" required />
+      <button type="submit">Use this key</button>
+      <p id="plumbline-key-message" role="alert"></p>
+    </form>
     <div id="swagger-ui"></div>
     <script src="./swagger-ui-bundle.js" charset="UTF-8"></script>
     <script src="./swagger-ui-standalone-preset.js" charset="UTF-8"></script>
@@ -31,16 +44,49 @@ _INDEX = b"""<!DOCTYPE html>
 </html>
 """
 
+# A key-only app answers /openapi.json, and every call, only with `Authorization: Key <key>`:
+# the page then asks for a key and sends it with each request it makes. The key stays in
+# this page's memory (no storage, no cookie), so no other page of the origin can read it.
 _INITIALIZER = b"""window.onload = function() {
-  window.ui = SwaggerUIBundle({
-    url: "../openapi.json",
-    dom_id: "#swagger-ui",
-    deepLinking: true,
-    validatorUrl: null,
-    presets: [SwaggerUIBundle.presets.apis, SwaggerUIStandalonePreset],
-    plugins: [SwaggerUIBundle.plugins.DownloadUrl],
-    layout: "StandaloneLayout"
+  var spec = "../openapi.json";
+  var key = null;
+  var form = document.getElementById("plumbline-key");
+  var input = document.getElementById("plumbline-key-value");
+  var message = document.getElementById("plumbline-key-message");
+  function start() {
+    form.hidden = true;
+    window.ui = SwaggerUIBundle({
+      url: spec,
+      dom_id: "#swagger-ui",
+      deepLinking: true,
+      validatorUrl: null,
+      presets: [SwaggerUIBundle.presets.apis, SwaggerUIStandalonePreset],
+      plugins: [SwaggerUIBundle.plugins.DownloadUrl],
+      layout: "StandaloneLayout",
+      requestInterceptor: function(request) {
+        if (key !== null) request.headers["Authorization"] = "Key " + key;
+        return request;
+      }
+    });
+  }
+  function ask(answer) {
+    form.hidden = false;
+    input.focus();
+    if (!answer) { message.textContent = ""; return; }
+    answer.json().then(function(body) { message.textContent = body.error; },
+                       function() { message.textContent = "The API answered " + answer.status; });
+  }
+  form.addEventListener("submit", function(event) {
+    event.preventDefault();
+    var candidate = input.value.trim();
+    input.value = "";
+    fetch(spec, { headers: { "Authorization": "Key " + candidate } }).then(function(answer) {
+      if (answer.ok) { key = candidate; start(); } else { ask(answer); }
+    }, function() { message.textContent = "The API could not be reached."; });
   });
+  fetch(spec).then(function(answer) {
+    if (answer.status === 401) { ask(null); } else { start(); }
+  }, start);
 };
 """
 
@@ -62,7 +108,8 @@ class SwaggerDocs:
             "swagger-initializer.js": (_INITIALIZER, b"application/javascript; charset=utf-8"),
         }
 
-    def handles(self, path: str) -> bool:
+    @staticmethod
+    def handles(path: str) -> bool:
         return path == PREFIX or path.startswith(PREFIX + "/")
 
     async def __call__(self, scope, receive, send) -> None:

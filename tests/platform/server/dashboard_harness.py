@@ -1,8 +1,6 @@
 """What the dashboard's browser tests share: plumbline server with the real local backend
 (replicas of `plumbline serve` behind HAProxy, real R), Debian's Chromium driven by
-Playwright, a bundle with a fast, a failing and a slow endpoint, and screenshots.
-
-Playwright's own browser download is never used: it launches /usr/bin/chromium.
+Playwright (browser.py), a bundle with a fast, a failing and a slow endpoint, and screenshots.
 """
 
 from __future__ import annotations
@@ -25,18 +23,6 @@ from support import REPO, free_port
 from plumbline.platform.server.backends import open_backend
 from plumbline.platform.server.config import ServerConfig
 
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-dev-shm-usage",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-]
-DESKTOP = {"width": 1280, "height": 860}
 PHONE = {"width": 390, "height": 844}
 # Set to a folder (docs/images) to keep the screenshots the tests take there.
 SCREENSHOTS_ENV = "PLUMBLINE_SCREENSHOTS"
@@ -53,26 +39,6 @@ function() stop("boom")
 #* @get /slow
 function() {{ Sys.sleep(0.2); "slow" }}
 """
-
-
-def browser_available() -> bool:
-    try:
-        import playwright.sync_api  # noqa: F401
-    except ImportError:
-        return False
-    return os.access(CHROMIUM, os.X_OK)
-
-
-@contextlib.contextmanager
-def chromium():
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        try:
-            yield browser
-        finally:
-            browser.close()
 
 
 @functools.cache

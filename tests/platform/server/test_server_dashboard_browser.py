@@ -17,16 +17,8 @@ import re
 
 import httpx
 import pytest
-from dashboard_harness import (
-    DESKTOP,
-    PHONE,
-    browser_available,
-    bundle,
-    chromium,
-    local_server,
-    screenshot,
-    wait_until,
-)
+from browser import DESKTOP, browser_available, chromium, try_it_out
+from dashboard_harness import PHONE, bundle, local_server, screenshot, wait_until
 
 pytestmark = [
     pytest.mark.slow,
@@ -73,24 +65,6 @@ def sign_in_with_key(page, server, key: str) -> None:
     page.fill("#signin-key", key)
     page.click("#signin-key-form button[type=submit]")
     page.wait_for_selector("#apps-table")
-
-
-def try_it_out(browser, docs_url: str, path: str) -> tuple[str, str]:
-    """Swagger UI at `docs_url`: open GET `path`, "Try it out", "Execute"; the request URL
-    it shows and the body it got."""
-    context = browser.new_context(viewport=DESKTOP)
-    try:
-        page = context.new_page()
-        page.set_default_timeout(WAIT)
-        page.goto(docs_url)
-        page.click(f".opblock-summary-path[data-path='{path}']")
-        page.click(".try-out__btn")
-        page.click(".execute")
-        page.wait_for_selector(".live-responses-table")
-        answer = ".live-responses-table .response-col_description pre"
-        return page.inner_text(".request-url pre"), page.inner_text(answer)
-    finally:
-        context.close()
 
 
 def deploy(server, version: int) -> dict:
@@ -244,10 +218,11 @@ def test_admin_watches_deploys_rolls_back_sees_traffic_and_revokes_a_key(server,
     assert httpx.get(vanity_url + "hello", timeout=30).text == "hello v1"
     # Swagger UI opened under the vanity path calls the API through it, though HAProxy
     # strips the path and the replicas were never told of it.
-    assert try_it_out(browser, vanity_url + "__docs__", "/hello") == (
-        vanity_url + "hello",
-        "hello v1",
-    )
+    docs = browser.new_page()
+    docs.set_default_timeout(WAIT)
+    docs.goto(vanity_url + "__docs__")
+    assert try_it_out(docs, docs.url, "/hello") == (vanity_url + "hello", "hello v1")
+    docs.close()
     page.click('[data-nav="apps"]')
     page.wait_for_selector('tr[data-app="parity-api"] [data-health="healthy"]')
     screenshot(page, screenshot_dir, "dashboard-apps")
