@@ -33,10 +33,15 @@ def test_r_packages_match_the_install_script():
         for word, rest in _instructions()
         if word == "ARG" and "=" in rest
     }
-    for name in ("R_PACKAGES", "BUILD_PACKAGES"):  # R, and what builds rpy2's interface
+    # R, what builds rpy2's interface, and the Python that runs plumbline
+    for name in ("R_PACKAGES", "BUILD_PACKAGES", "PYTHON_PACKAGES"):
         assert args[name].split() == _shell_var(INSTALL, name)
     run = " ".join(rest for word, rest in _instructions() if word == "RUN")
-    assert "${R_PACKAGES} ${BUILD_PACKAGES}" in run and "apt-get install" in run
+    assert "${R_PACKAGES} ${BUILD_PACKAGES} ${PYTHON_PACKAGES}" in run and "apt-get install" in run
+    # ... and the same interpreter: Debian's python3 makes the image's venv and, unless
+    # PYTHON says otherwise, the developer's .venv (not whichever python3 is first on PATH)
+    assert "python3 -m venv /opt/plumbline" in run
+    assert _shell_var(INSTALL, "PYTHON") == ["${PYTHON:-/usr/bin/python3}"]
 
 
 def test_base_image_is_pinned():
