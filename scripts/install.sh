@@ -37,6 +37,12 @@ fi
 if [ ! -x .venv/bin/python ]; then
   "$PYTHON" -m venv .venv
   .venv/bin/pip install -q --upgrade pip
+else
+  # A .venv made earlier by another interpreter is kept; say so, once per run.
+  made_with=$(.venv/bin/python -c 'import sys; print(sys._base_executable)')
+  if [ "$(readlink -f "$made_with")" != "$(readlink -f "$(command -v "$PYTHON")")" ]; then
+    echo "install.sh: note: .venv runs $made_with, not $PYTHON; remove .venv to remake it" >&2
+  fi
 fi
 stamp=.venv/.plumbline-installed
 if [ ! -f "$stamp" ] || [ pyproject.toml -nt "$stamp" ]; then
