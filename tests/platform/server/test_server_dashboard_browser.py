@@ -221,7 +221,7 @@ def test_admin_watches_deploys_rolls_back_sees_traffic_and_revokes_a_key(server,
     docs = browser.new_page()
     docs.set_default_timeout(WAIT)
     docs.goto(vanity_url + "__docs__")
-    assert try_it_out(docs, docs.url, "/hello") == (vanity_url + "hello", "hello v1")
+    assert try_it_out(docs, "/hello") == (vanity_url + "hello", "hello v1")
     docs.close()
     page.click('[data-nav="apps"]')
     page.wait_for_selector('tr[data-app="parity-api"] [data-health="healthy"]')
