@@ -129,6 +129,7 @@ def pool_config(
         inline_futures=config.inline_futures,
         preload=config.preload,
         refork_after_full_gc=config.refork_after_full_gc,
+        pipeline=config.pipeline,
         health_path=(
             "/health" if spec.has_route("GET", "/health") and config.health_interval else None
         ),

@@ -408,6 +408,16 @@ class ServeConfig:
         "private to that worker; the fresh fork shares it with the zygote again. off: keep "
         "workers (their memory then grows towards one copy of R's heap each).",
     )
+    pipeline: bool = _setting(
+        ON_OFF,
+        True,
+        "When every worker is busy, write one more request to a worker whose current request "
+        "is on a route that takes at most 5 ms in R on average, so it starts as soon as that "
+        "one is answered (a worker never sleeps between two requests under load). Such a "
+        "request never starts before the one ahead of it is answered, and goes to another "
+        "worker if that one times out or its worker dies. off: a request waits for a free "
+        "worker.",
+    )
     health_interval: float = _setting(
         SECONDS,
         5.0,

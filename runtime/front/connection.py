@@ -34,6 +34,7 @@ from plumbline.runtime.front.errors import error_body
 from plumbline.runtime.front.health import PATHS as HEALTH_PATHS
 from plumbline.runtime.front.health import Health
 from plumbline.runtime.front.metrics import FrontStats
+from plumbline.runtime.front.one_write import write_head_with_body
 
 log = logging.getLogger("plumbline.connection")
 
@@ -161,6 +162,7 @@ class LimitedHttpToolsProtocol(HttpToolsProtocol):
 
     def _start_asgi_task(self, cycle, app) -> None:
         self._running = cycle
+        write_head_with_body(cycle)
         super()._start_asgi_task(cycle, app)
 
     def _arm_idle(self) -> None:

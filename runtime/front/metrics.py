@@ -159,6 +159,13 @@ class _PoolCollector:
             restarts.add_metric([reason], count)
         yield restarts
 
+        pipelined = CounterMetricFamily(
+            "plumbline_requests_pipelined",
+            "Requests written to a busy worker, to start when its current one is answered.",
+        )
+        pipelined.add_metric([], self._pool.pipelined)
+        yield pipelined
+
         front = self._metrics.front
         connections = GaugeMetricFamily(
             "plumbline_connections_open", "Client connections open now (within the limit)."

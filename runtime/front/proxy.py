@@ -107,7 +107,8 @@ class Proxy:
             scheme=scope.get("scheme", "http"),
         )
         try:
-            response = await self.pool.call(request)
+            # the route (bounded: the app's endpoints) says how long requests take in R
+            response = await self.pool.call(request, (request.method, scope.get("plumbline.route")))
         except FrameTooLarge as exc:  # the limits (settings.check_limits) keep this away
             await send_error(send, 431, "request too large for a worker", detail=str(exc))
             return

@@ -4,6 +4,14 @@ Each slot runs a supervisor coroutine: spawn a worker, wait until it has loaded 
 it out for requests, and when it has to go (it died, hung, failed its health check, or
 served max_requests) start its successor in the same slot. Requests take an idle worker or
 wait in a bounded queue. The HTTP layer sees only call(), the state properties and close().
+
+Pipelining: when every worker is busy, one more request may be written to a worker whose
+current request is on a route that answers fast (its mean time in R under
+_PIPELINE_MAX_SECONDS), so that the worker reads it as soon as it has answered instead of
+sleeping until the pool has seen the answer and sent the next request; on a 2-core VM, waking
+a process on the other CPU costs more than a plain endpoint's R. Such a request never runs
+before the one ahead of it has answered: if that one times out or its worker dies, it has not
+started, and goes to another worker.
 """
 
 from __future__ import annotations
@@ -16,6 +24,7 @@ import random
 import signal
 import time
 from dataclasses import dataclass, field
+from collections.abc import Hashable
 from pathlib import Path
 
 from plumbline.runtime.pool.preload import PreloadUnsafe, Zygote, ZygoteLoadFailed
@@ -61,6 +70,11 @@ _TERM_AFTER = 1.0
 _KILL_AFTER = 5.0
 # A health check gets at least this long (capped by the request timeout).
 _HEALTH_TIMEOUT_MIN = 10.0
+# A request is pipelined only behind one whose route takes at most this long in R on average
+# (seconds): it may wait that long for its worker while another frees up sooner.
+_PIPELINE_MAX_SECONDS = 0.005
+# Weight of the newest answer in a route's mean time in R (exponential moving average).
+_SERVICE_TIME_WEIGHT = 0.2
 
 
 @dataclass(frozen=True)
@@ -92,6 +106,8 @@ class PoolConfig:
     # R's own environment variables, asked of R once (`plumbline serve` starts the probe
     # before its imports); None: the pool starts one itself.
     r_environment: REnvironmentProbe | None = None
+    # Give a busy worker its next request while it answers a fast route (module docstring).
+    pipeline: bool = True
 
 
 class AppLoadError(Exception):
@@ -113,6 +129,10 @@ class WorkerTimeout(Exception):
 
 class WorkerDied(Exception):
     """The worker running the request died before answering."""
+
+
+class _NotStarted(Exception):
+    """A pipelined request's worker failed on the request ahead of it: this one never ran."""
 
 
 def _log(level: int, event: str, message: str, **fields) -> None:
@@ -161,6 +181,14 @@ class _Worker:
         self.full_gc = False  # its R ran a full collection since it was forked
         self.replace = asyncio.get_running_loop().create_future()  # -> restart reason
         self.watcher: asyncio.Task | None = None
+        # Requests handed to it whose answers are not read yet (2: one pipelined), their
+        # routes in order, and when the first of them began in R.
+        self.queued = 0
+        self.routes: collections.deque = collections.deque()
+        self.head_since = 0.0
+        # Resolves once the answer to the last request written to it has been read: True,
+        # or False when the worker failed first (a request written after it never ran).
+        self.answered: asyncio.Future | None = None
 
     @property
     def alive(self) -> bool:
@@ -218,7 +246,9 @@ class WorkerPool:
         self._failed_slots: dict[int, float] = {}  # slot -> time its last load failed
         self._backoff_slots: dict[int, float] = {}  # slot -> when it waits since (crash loop)
         self._idle: collections.deque[_Worker] = collections.deque()
-        self._waiters: collections.deque[asyncio.Future] = collections.deque()
+        # requests waiting for a worker: (future of the worker, route)
+        self._waiters: collections.deque[tuple[asyncio.Future, Hashable]] = collections.deque()
+        self._service_time: dict[Hashable, float] = {}  # route -> mean seconds in R
         self._supervisors: list[asyncio.Task] = []
         self._health_task: asyncio.Task | None = None
         self._background: set[asyncio.Task] = set()
@@ -240,6 +270,7 @@ class WorkerPool:
         # plumbline/routes.py), None when no worker described it.
         self.route_report: bytes | None = None
         self.restart_counts: dict[str, int] = {reason: 0 for reason in RESTART_REASONS}
+        self.pipelined = 0  # requests given to a worker while it was busy
         self._memory_budget: int | None = config.max_worker_memory  # None until derived
         self._recycle_memory: int | None = config.recycle_memory
 
@@ -251,7 +282,7 @@ class WorkerPool:
 
     @property
     def queue_depth(self) -> int:
-        return sum(1 for fut in self._waiters if not fut.done())
+        return sum(1 for fut, _ in self._waiters if not fut.done())
 
     def snapshot(self) -> list[dict]:
         rows = [w.snapshot() for w in self._workers]
@@ -322,21 +353,30 @@ class WorkerPool:
                 self._health_loop(path), name="plumbline-health"
             )
 
-    async def call(self, request: WorkerRequest) -> WorkerResponse:
+    async def call(self, request: WorkerRequest, route: Hashable = None) -> WorkerResponse:
         """The worker's answer. FrameTooLarge (before any worker is taken) for a request a
-        worker could not read; PoolFull, WorkerTimeout, WorkerDied."""
+        worker could not read; PoolFull, WorkerTimeout, WorkerDied. `route` names the
+        endpoint (from a bounded set) for pipelining; None: never pipelined behind."""
         if self._closing:
             raise PoolFull("the pool is shutting down")
         frame = encode_request(request)
-        worker = await self._acquire()
-        worker.requests += 1
-        self.in_flight += 1
-        try:
-            response = await self._exchange(worker, frame, self._config.timeout, "timeout")
-        finally:
-            self.in_flight -= 1
-        self._release(worker)
-        return response
+        retry = False
+        while True:
+            worker = await self._acquire(route, retry)
+            worker.requests += 1
+            self.in_flight += 1
+            try:
+                response = await self._exchange(worker, frame, self._config.timeout, "timeout")
+            except _NotStarted:
+                worker.requests -= 1
+                if self._closing:
+                    raise PoolFull("the pool is shutting down") from None
+                retry = True
+                continue
+            finally:
+                self.in_flight -= 1
+            self._release(worker)
+            return response
 
     async def close(self, timeout: float) -> None:
         self._closing = True
@@ -376,7 +416,7 @@ class WorkerPool:
 
     # ---- dispatch ---------------------------------------------------------------------
 
-    async def _acquire(self) -> _Worker:
+    async def _acquire(self, route: Hashable, retry: bool = False) -> _Worker:
         # The worker that went idle last: its caches are the warmest (R after a sleep runs
         # measurably slower; the one least recently used sleeps on), and under light load
         # the others stay idle and untouched (their copy-on-write memory stays shared).
@@ -384,11 +424,21 @@ class WorkerPool:
             worker = self._idle.pop()
             if worker.state == "idle" and worker.alive:
                 worker.state = "busy"
+                self._hand(worker, route)
                 return worker
-        if len(self._waiters) >= self._config.max_queue:
+        if not self._waiters:
+            worker = self._pipelinable()
+            if worker is not None:
+                self._hand(worker, route)
+                return worker
+        if len(self._waiters) >= self._config.max_queue and not retry:
             raise PoolFull(f"all workers busy and {len(self._waiters)} requests waiting")
         fut = asyncio.get_running_loop().create_future()
-        self._waiters.append(fut)
+        entry = (fut, route)
+        if retry:  # it waited its turn once already
+            self._waiters.appendleft(entry)
+        else:
+            self._waiters.append(entry)
         try:
             async with asyncio.timeout(self._config.timeout):
                 return await fut
@@ -400,15 +450,55 @@ class WorkerPool:
             self._reclaim(fut)
             raise
         finally:
-            if fut in self._waiters:
-                self._waiters.remove(fut)
+            if entry in self._waiters:
+                self._waiters.remove(entry)
+
+    def _hand(self, worker: _Worker, route: Hashable) -> None:
+        if worker.queued:
+            self.pipelined += 1
+        worker.queued += 1
+        worker.routes.append(route)
+
+    def _pipelinable(self) -> _Worker | None:
+        """A busy worker that may take one more request now (module docstring), the one
+        whose current request began first; None if there is none."""
+        if not self._config.pipeline:
+            return None
+        chosen = None
+        for worker in self._workers:
+            if (
+                worker.queued == 1
+                and worker.state == "busy"
+                and self._may_pipeline(worker)
+                and (chosen is None or worker.head_since < chosen.head_since)
+            ):
+                chosen = worker
+        return chosen
+
+    def _may_pipeline(self, worker: _Worker) -> bool:
+        if (
+            worker.retiring
+            or worker.stop_reason is not None
+            or worker.replace.done()
+            or not worker.alive
+        ):
+            return False
+        mean = self._service_time.get(worker.routes[0])
+        return mean is not None and mean <= _PIPELINE_MAX_SECONDS
 
     def _reclaim(self, fut: asyncio.Future) -> None:
         """A waiter gave up just as a worker was handed to it: give the worker back."""
         if fut.done() and not fut.cancelled() and fut.exception() is None:
-            self._release(fut.result())
+            worker = fut.result()
+            worker.queued -= 1
+            worker.routes.pop()  # its own, the last one handed
+            self._dispatch(worker)
 
     def _release(self, worker: _Worker) -> None:
+        """The worker's answer to its oldest request has been read."""
+        worker.queued -= 1
+        if worker.routes:
+            worker.routes.popleft()
         if not worker.replace.done():
             # Keeps serving until its successor has loaded; then the supervisor retires it.
             if worker.limit and worker.requests >= worker.limit:
@@ -417,32 +507,59 @@ class WorkerPool:
                 self._check_memory(worker)
             if worker.full_gc and self._config.refork_after_full_gc:
                 self._check_refork(worker)
+        self._dispatch(worker)
+
+    def _dispatch(self, worker: _Worker) -> None:
+        """Give the worker to waiting requests (a second one if it may pipeline), or idle."""
         if worker.retiring:
-            worker.stop(worker.replace.result())
+            if not worker.queued:
+                worker.stop(worker.replace.result())
             return
         if not worker.alive or worker.stop_reason is not None:
             return
-        while self._waiters:
-            fut = self._waiters.popleft()
+        while self._waiters and (
+            not worker.queued
+            or (worker.queued == 1 and self._config.pipeline and self._may_pipeline(worker))
+        ):
+            fut, route = self._waiters.popleft()
             if not fut.done():
                 worker.state = "busy"
+                self._hand(worker, route)
                 fut.set_result(worker)
-                return
-        worker.state = "idle"
-        self._idle.append(worker)
+        if not worker.queued:
+            worker.state = "idle"
+            self._idle.append(worker)
 
     async def _exchange(
         self, worker: _Worker, frame: bytes, timeout: float | None, timeout_reason: str
     ) -> WorkerResponse:
-        """Send one request frame to a worker that is ours alone and read its answer."""
+        """Send one request frame to a worker handed to us and read its answer (after the
+        answer ahead of it, when it was pipelined: _NotStarted if that one failed)."""
+        ahead = worker.answered
+        if ahead is not None and ahead.done() and not ahead.result():
+            raise _NotStarted  # the worker failed between being handed to us and now
+        answered = worker.answered = asyncio.get_running_loop().create_future()
         worker.writer.write(frame)
+        if ahead is not None and not ahead.done():
+            try:
+                started = await asyncio.shield(ahead)
+            except asyncio.CancelledError:
+                # The caller went away; its request will still run: read and drop its answer.
+                self._spawn_background(self._discard_answer(worker, answered, ahead))
+                raise
+            if not started:
+                answered.set_result(False)
+                raise _NotStarted
+        begun = worker.head_since = time.monotonic()
         try:
             header, body = await worker.reader.read(timeout)
             response = decode_response(header, body)
         except TimeoutError:
+            answered.set_result(False)
             worker.kill(timeout_reason)
             raise WorkerTimeout(f"worker {worker.slot} did not answer within {timeout} s") from None
         except (asyncio.IncompleteReadError, ConnectionError) as exc:
+            answered.set_result(False)
             if worker.stop_reason is None:
                 await self._wait_exit(worker)
             cause = (
@@ -450,28 +567,53 @@ class WorkerPool:
             )
             raise WorkerDied(f"worker {worker.slot} (pid {worker.proc.pid}) {cause}") from exc
         except ProtocolError as exc:
+            answered.set_result(False)
             _log(logging.ERROR, "protocol_error", str(exc), worker=worker.slot, pid=worker.proc.pid)
             worker.kill("exited")
             raise WorkerDied(f"worker {worker.slot} sent a malformed answer") from exc
         except asyncio.CancelledError:
             # The caller went away; the worker is still busy with this request. Read its
             # answer in the background so the next request does not get this one's reply.
-            self._spawn_background(self._discard_answer(worker))
+            self._spawn_background(self._discard_answer(worker, answered))
             raise
+        except Exception:
+            # Not expected; whatever it was, a request pipelined behind must not wait forever.
+            answered.set_result(False)
+            worker.kill("exited")
+            raise
+        self._note_service_time(worker, time.monotonic() - begun)
+        answered.set_result(True)
         if response.full_gc:
             worker.full_gc = True
         return response
 
-    async def _discard_answer(self, worker: _Worker) -> None:
+    def _note_service_time(self, worker: _Worker, seconds: float) -> None:
+        route = worker.routes[0] if worker.routes else None
+        if route is not None:
+            mean = self._service_time.get(route, seconds)
+            self._service_time[route] = mean + _SERVICE_TIME_WEIGHT * (seconds - mean)
+        worker.head_since = time.monotonic()  # its next request, if pipelined, begins now
+
+    async def _discard_answer(
+        self, worker: _Worker, answered: asyncio.Future, ahead: asyncio.Future | None = None
+    ) -> None:
+        """Read and drop the answer to a request whose caller went away, after the answer
+        ahead of it when it was pipelined."""
         try:
+            if ahead is not None and not await asyncio.shield(ahead):
+                return  # it never ran
             header, _ = await worker.reader.read(self._config.timeout)
         except TimeoutError:
             worker.kill("timeout")
         except (asyncio.IncompleteReadError, ConnectionError, ProtocolError):
             worker.kill("exited")
         else:
+            answered.set_result(True)
             worker.full_gc = worker.full_gc or reports_full_gc(header)
             self._release(worker)
+        finally:
+            if not answered.done():  # failed, or cancelled at shutdown
+                answered.set_result(False)
 
     async def _wait_exit(self, worker: _Worker, limit: float = 2.0) -> None:
         try:
@@ -638,7 +780,7 @@ class WorkerPool:
             load_seconds=round(worker.ready_at - worker.started_at, 3),
             memory_limit=worker.memory_limit,
         )
-        self._release(worker)
+        self._dispatch(worker)
 
     def _limit_memory(self, worker: _Worker) -> None:
         """Cap what the loaded worker may allocate from now on (set from outside, so the same
@@ -767,6 +909,7 @@ class WorkerPool:
                 worker = self._idle.popleft()
                 if worker.state == "idle" and worker.alive:
                     worker.state = "busy"
+                    self._hand(worker, None)
                     checked.append(worker)
             await asyncio.gather(*(self._check(worker, request) for worker in checked))
 
@@ -812,7 +955,7 @@ class WorkerPool:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
         while self._waiters:
-            fut = self._waiters.popleft()
+            fut, _ = self._waiters.popleft()
             if not fut.done():
                 fut.set_exception(PoolFull("the pool is shutting down"))
         workers = list(self._workers)

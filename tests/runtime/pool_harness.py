@@ -42,19 +42,23 @@ class PoolHarness:
         headers=(),
         body: bytes = b"",
         timeout: float = 120,
+        route=None,
     ) -> WorkerResponse:
         headers = [("host", "127.0.0.1:8000"), *headers]
         if body:
             headers.append(("content-length", str(len(body))))
-        return self.run(self.pool.call(WorkerRequest(method, path, query, headers, body)), timeout)
+        request = WorkerRequest(method, path, query, headers, body)
+        return self.run(self.pool.call(request, route), timeout)
 
     def get(self, path: str, query: str = "", **kwargs) -> WorkerResponse:
         return self.request("GET", path, query, **kwargs)
 
-    def submit(self, method: str, path: str, query: str = ""):
-        """Start a request without waiting for it; returns a concurrent.futures.Future."""
+    def submit(self, method: str, path: str, query: str = "", route=None):
+        """Start a request without waiting for it; returns a concurrent.futures.Future.
+        `route` names its endpoint for pipelining, as the front passes it (None: never
+        pipelined behind)."""
         request = WorkerRequest(method, path, query, [("host", "127.0.0.1:8000")], b"")
-        return asyncio.run_coroutine_threadsafe(self.pool.call(request), self.loop)
+        return asyncio.run_coroutine_threadsafe(self.pool.call(request, route), self.loop)
 
     def snapshot(self) -> list[dict]:
         async def take():

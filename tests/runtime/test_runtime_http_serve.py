@@ -74,6 +74,31 @@ def test_requests_reach_r_and_metrics_count_them(example):
     assert "plumbline_requests_in_flight 1.0" in text  # the scrape itself
 
 
+def test_under_load_busy_workers_take_the_next_request_and_each_client_gets_its_own(example):
+    """Pipelining through the front: /parity answers in about a millisecond, so with more
+    clients than workers a busy worker is written its next request (the pool's route
+    names come from the front); every answer still matches its request."""
+    before = example.metric("plumbline_requests_pipelined_total")
+
+    def client(offset: int) -> list[bool]:
+        conn = http.client.HTTPConnection("127.0.0.1", example.port, timeout=30)
+        right = []
+        try:
+            for number in range(offset, offset + 400, 7):
+                conn.request("GET", f"/parity?int={number}")
+                body = conn.getresponse().read()
+                right.append(body == (b"even" if number % 2 == 0 else b"odd"))
+        finally:
+            conn.close()
+        return right
+
+    clients = [in_thread(client, offset) for offset in range(8)]
+    for thread, result in clients:
+        thread.join(120)
+        assert "error" not in result and all(result["value"]) and len(result["value"]) == 58
+    assert example.metric("plumbline_requests_pipelined_total") > before
+
+
 def test_json_bodies_jsonlite_rejects_get_400_and_the_rest_reach_r(example):
     def send(body: bytes):
         conn = http.client.HTTPConnection("127.0.0.1", example.port, timeout=30)

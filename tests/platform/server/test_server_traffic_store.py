@@ -19,6 +19,7 @@ class IdlePool:
 
     queue_depth = 0
     restart_counts: dict = {}
+    pipelined = 0
 
     def snapshot(self):
         return []
