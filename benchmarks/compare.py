@@ -555,7 +555,12 @@ with `--preload off`.
   plain values (vectors, lists and data frames of them) are written by jsonlite's own C
   functions without `asJSON()`'s S4 dispatch (`runtime/r/json_writer.R`: same bytes; a 20-row
   data frame in ~55 µs of R instead of ~330 µs; see docs/workers.md).
-- HTTP parsing, health, metrics and logs are in Python (uvicorn with httptools), outside R.
+- HTTP parsing, health, metrics and logs are in Python (uvicorn with httptools), outside R;
+  a response's head and body leave in one write (one TCP segment; `runtime/front/one_write.py`).
+- Under load the pool pipelines: a worker busy with a fast route (under 5 ms in R on
+  average) is written its next request and starts it the moment it has answered, instead
+  of sleeping until the front has read the answer and sent another; on this 2-core VM a
+  wake-up across CPUs costs about as much as a plain endpoint's R (below: "Pipelining").
 - `benchmarks/pool_microbench.py` measures the CPU one request costs in the worker against
   the same R run in a plain R process, back to back and served over a pipe one request at a
   time: a worker waits on its pipe between requests, and on this machine R runs slower

@@ -4,7 +4,7 @@ uvicorn writes the status line and headers when the app sends `http.response.sta
 body when it sends `http.response.body`: two send(2) calls and two TCP segments for every
 answer, each waking the client. The front door answers almost every request with one body
 message (the worker's whole answer), so holding the head until that message comes saves a
-system call and a segment per request (~25 µs of the front's CPU per request on the
+system call and a segment per request (~20 µs of the front's CPU per request on the
 2-core benchmark machine; docs/benchmarks.md). What goes on the wire is the same bytes; a
 head waits for the first body chunk, which every response of the front sends at once.
 """
