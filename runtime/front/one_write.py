@@ -31,7 +31,7 @@ class _HeldHead:
             self._head = b""
 
     def flush(self) -> None:
-        if self._head:
+        if self._head and not self._transport.is_closing():  # the client may have gone
             self._transport.write(self._head)
         self._head = b""
 

@@ -29,6 +29,14 @@ def learn_fast(harness, route=SLEEP) -> None:
         assert harness.get("/sleep", "secs=0", route=route).body == b"slept"
 
 
+def busy_on_fast_route(harness, route=SLEEP, secs: str = "1"):
+    """The worker busy with /sleep, on a route the pool has learnt as fast; its future."""
+    learn_fast(harness, route)
+    head = harness.submit("GET", "/sleep", f"secs={secs}", route=route)
+    wait_for(lambda: harness.pool.in_flight == 1, interval=0.01)
+    return head
+
+
 def echoed(response) -> str:
     return json.loads(response.body)["msg"][0]
 
@@ -36,9 +44,7 @@ def echoed(response) -> str:
 def test_a_busy_worker_on_a_fast_route_is_given_the_next_request_and_answers_both_in_order():
     with running_pool(BASIC, workers=1, timeout=30) as harness:
         harness.wait_until_idle()
-        learn_fast(harness)
-        head = harness.submit("GET", "/sleep", "secs=1", route=SLEEP)
-        wait_for(lambda: harness.pool.in_flight == 1, interval=0.01)
+        head = busy_on_fast_route(harness)
         followers = [harness.submit("GET", "/echo", f"msg=m{i}", route=ECHO) for i in range(3)]
         # one written to the worker at once, the other two wait in the queue
         wait_for(lambda: harness.pool.queue_depth == 2, interval=0.01)
@@ -62,9 +68,7 @@ def test_nothing_waits_behind_a_slow_route_or_when_pipelining_is_off():
 
     with running_pool(BASIC, workers=1, timeout=30, pipeline=False) as harness:
         harness.wait_until_idle()
-        learn_fast(harness)
-        head = harness.submit("GET", "/sleep", "secs=1", route=SLEEP)
-        wait_for(lambda: harness.pool.in_flight == 1, interval=0.01)
+        head = busy_on_fast_route(harness)
         follower = harness.submit("GET", "/echo", "msg=y", route=ECHO)
         wait_for(lambda: harness.pool.queue_depth == 1, interval=0.01)
         assert head.result(30).body == b"slept" and echoed(follower.result(30)) == "y"
@@ -74,9 +78,7 @@ def test_nothing_waits_behind_a_slow_route_or_when_pipelining_is_off():
 def test_a_request_pipelined_behind_a_timeout_runs_once_on_the_replacement_worker():
     with running_pool(BASIC, workers=1, timeout=2) as harness:
         (before,) = [row["pid"] for row in harness.wait_until_idle()]
-        learn_fast(harness)
-        head = harness.submit("GET", "/sleep", "secs=30", route=SLEEP)
-        wait_for(lambda: harness.pool.in_flight == 1, interval=0.01)
+        head = busy_on_fast_route(harness, secs="30")
         follower = harness.submit("GET", "/pid", route=("GET", "/pid"))
         wait_for(lambda: harness.pool.pipelined == 1, interval=0.01)
         with pytest.raises(WorkerTimeout):
@@ -106,10 +108,8 @@ def test_a_request_pipelined_behind_a_worker_that_dies_runs_on_the_replacement()
 def test_callers_that_go_away_leave_no_answer_to_the_others():
     with running_pool(BASIC, workers=1, timeout=30) as harness:
         harness.wait_until_idle()
-        learn_fast(harness)
         # the pipelined request's caller leaves while the one ahead of it runs
-        head = harness.submit("GET", "/sleep", "secs=1", route=SLEEP)
-        wait_for(lambda: harness.pool.in_flight == 1, interval=0.01)
+        head = busy_on_fast_route(harness)
         gone = harness.submit("GET", "/echo", "msg=gone", route=ECHO)
         wait_for(lambda: harness.pool.pipelined == 1, interval=0.01)
         gone.cancel()
@@ -122,9 +122,7 @@ def test_callers_that_go_away_leave_no_answer_to_the_others():
 
         # the caller of the request ahead leaves while a pipelined one waits for it (under
         # another name: the pool has now seen /sleep take 1 s, and pipelines behind it no more)
-        learn_fast(harness, ("GET", "/sleep", "again"))
-        head = harness.submit("GET", "/sleep", "secs=1", route=("GET", "/sleep", "again"))
-        wait_for(lambda: harness.pool.in_flight == 1, interval=0.01)
+        head = busy_on_fast_route(harness, ("GET", "/sleep", "again"))
         follower = harness.submit("GET", "/echo", "msg=stays", route=ECHO)
         wait_for(lambda: harness.pool.pipelined == 2, interval=0.01)
         head.cancel()
