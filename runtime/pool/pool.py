@@ -462,8 +462,6 @@ class WorkerPool:
     def _pipelinable(self) -> _Worker | None:
         """A busy worker that may take one more request now (module docstring), the one
         whose current request began first; None if there is none."""
-        if not self._config.pipeline:
-            return None
         chosen = None
         for worker in self._workers:
             if (
@@ -477,7 +475,8 @@ class WorkerPool:
 
     def _may_pipeline(self, worker: _Worker) -> bool:
         if (
-            worker.retiring
+            not self._config.pipeline
+            or worker.retiring
             or worker.stop_reason is not None
             or worker.replace.done()
             or not worker.alive
@@ -518,8 +517,7 @@ class WorkerPool:
         if not worker.alive or worker.stop_reason is not None:
             return
         while self._waiters and (
-            not worker.queued
-            or (worker.queued == 1 and self._config.pipeline and self._may_pipeline(worker))
+            not worker.queued or (worker.queued == 1 and self._may_pipeline(worker))
         ):
             fut, route = self._waiters.popleft()
             if not fut.done():
@@ -592,7 +590,6 @@ class WorkerPool:
         if route is not None:
             mean = self._service_time.get(route, seconds)
             self._service_time[route] = mean + _SERVICE_TIME_WEIGHT * (seconds - mean)
-        worker.head_since = time.monotonic()  # its next request, if pipelined, begins now
 
     async def _discard_answer(
         self, worker: _Worker, answered: asyncio.Future, ahead: asyncio.Future | None = None
