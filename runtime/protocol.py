@@ -10,14 +10,12 @@ Frames a worker sends: {"type": "ready"}, {"type": "load_failed", "message": ...
 
 from __future__ import annotations
 
-import asyncio
-import collections
 import json
 import os
 from dataclasses import dataclass, field
 from typing import BinaryIO
 
-_PREFIX_SIZE = 8
+PREFIX_SIZE = 8
 # A frame header is a few fields; anything bigger means the stream is out of step.
 MAX_HEADER_SIZE = 1 << 20
 MAX_BODY_SIZE = 1 << 31
@@ -102,7 +100,7 @@ def encoded_frame_head(head: bytes, body_size: int) -> bytes:
     return len(head).to_bytes(4, "big") + body_size.to_bytes(4, "big") + head
 
 
-def _split_prefix(prefix: bytes) -> tuple[int, int]:
+def split_prefix(prefix: bytes) -> tuple[int, int]:
     head_len = int.from_bytes(prefix[:4], "big")
     body_len = int.from_bytes(prefix[4:], "big")
     if head_len > MAX_HEADER_SIZE or body_len > MAX_BODY_SIZE:
@@ -155,91 +153,14 @@ def reports_full_gc(header: dict) -> bool:
     return header.get("full_gc") is True
 
 
-class FrameReader(asyncio.Protocol):
-    """The frames arriving on one pipe, parsed as its data comes in (the pool's side).
-
-    Cheaper per frame than an asyncio.StreamReader with two readexactly() calls and an
-    asyncio.timeout(): one buffer, one future, one timer. read() raises
-    asyncio.IncompleteReadError once the other side closed the pipe, TimeoutError when the
-    timeout passed, ProtocolError for bytes that are not a frame.
-    """
-
-    def __init__(self) -> None:
-        self._buffer = bytearray()
-        self._frames: collections.deque = collections.deque()
-        self._waiter: asyncio.Future | None = None
-        self._closed = False
-
-    def data_received(self, data: bytes) -> None:
-        buffer = self._buffer
-        buffer += data
-        while len(buffer) >= _PREFIX_SIZE:
-            try:
-                head_len, body_len = _split_prefix(bytes(buffer[:_PREFIX_SIZE]))
-            except ProtocolError as exc:
-                self._frames.append(exc)
-                buffer.clear()
-                break
-            end = _PREFIX_SIZE + head_len + body_len
-            if len(buffer) < end:
-                break
-            with memoryview(buffer) as view:  # one copy of the body, not two
-                self._frames.append(
-                    (
-                        bytes(view[_PREFIX_SIZE : _PREFIX_SIZE + head_len]),
-                        bytes(view[_PREFIX_SIZE + head_len : end]),
-                    )
-                )
-            del buffer[:end]
-        self._wake()
-
-    def eof_received(self) -> bool:
-        self._closed = True
-        self._wake()
-        return False
-
-    def connection_lost(self, exc: Exception | None) -> None:
-        self._closed = True
-        self._wake()
-
-    def _wake(self) -> None:
-        waiter = self._waiter
-        if waiter is not None and not waiter.done() and (self._frames or self._closed):
-            waiter.set_result(None)
-
-    async def read(self, timeout: float | None = None) -> tuple[dict, bytes]:
-        if not self._frames and not self._closed:
-            loop = asyncio.get_running_loop()
-            self._waiter = waiter = loop.create_future()
-            timer = loop.call_later(timeout, _expire, waiter) if timeout is not None else None
-            try:
-                await waiter
-            finally:
-                self._waiter = None
-                if timer is not None:
-                    timer.cancel()
-        if not self._frames:
-            raise asyncio.IncompleteReadError(b"", None)
-        frame = self._frames.popleft()
-        if isinstance(frame, ProtocolError):
-            raise frame
-        head, body = frame
-        return decode_header(head), body
-
-
-def _expire(waiter: asyncio.Future) -> None:
-    if not waiter.done():
-        waiter.set_exception(TimeoutError())
-
-
 def read_frame_blocking(stream: BinaryIO) -> tuple[dict, bytes] | None:
     """Read one frame from a buffered binary stream; None at a clean end of stream."""
-    prefix = stream.read(_PREFIX_SIZE)
+    prefix = stream.read(PREFIX_SIZE)
     if not prefix:
         return None
-    if len(prefix) < _PREFIX_SIZE:
+    if len(prefix) < PREFIX_SIZE:
         raise ProtocolError("stream ended inside a frame prefix")
-    head_len, body_len = _split_prefix(prefix)
+    head_len, body_len = split_prefix(prefix)
     data = stream.read(head_len + body_len)
     if len(data) < head_len + body_len:
         raise ProtocolError("stream ended inside a frame")

@@ -29,9 +29,8 @@ import socket
 import sys
 import time
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import uvicorn
 import uvloop
 
 from plumbline import routes
@@ -39,11 +38,14 @@ from plumbline.annotations import AnnotationError, parse_file
 from plumbline.endpoints import PlumberFile
 from plumbline.exits import ExitCode
 from plumbline.runtime import logs
-from plumbline.runtime.front.app import AppOptions, create_app
-from plumbline.runtime.front.connection import OVERFLOW_RESERVE, Limits, protocol_class
 from plumbline.runtime.pool.pool import AppLoadError, PoolConfig, WorkerPool
 from plumbline.runtime.pool.r_environment import REnvironmentProbe
 from plumbline.runtime.settings import ServeConfig, entrypoint_packages
+
+if TYPE_CHECKING:
+    import uvicorn
+
+    from plumbline.runtime.front.connection import Limits
 
 EXIT_OK, EXIT_USAGE, EXIT_APP_LOAD, EXIT_BIND = (
     ExitCode.OK,
@@ -140,12 +142,26 @@ def pool_config(
     )
 
 
-class _Server(uvicorn.Server):
-    """uvicorn's server, with signals left to us: we drain before asking it to stop."""
+def _import_front() -> None:
+    """The HTTP side: uvicorn, Starlette, the front door. About 0.14 s of imports, run in a
+    thread while R loads in its own process; they are used only once the pool has started."""
+    import uvicorn  # noqa: F401
 
-    @contextlib.contextmanager
-    def capture_signals(self):
-        yield
+    import plumbline.runtime.front.app
+    import plumbline.runtime.front.connection  # noqa: F401
+
+
+def _uvicorn_server(config: uvicorn.Config) -> uvicorn.Server:
+    import uvicorn
+
+    class Server(uvicorn.Server):
+        """uvicorn's server, with signals left to us: we drain before asking it to stop."""
+
+        @contextlib.contextmanager
+        def capture_signals(self):
+            yield
+
+    return Server(config)
 
 
 class _Stop:
@@ -198,8 +214,10 @@ async def _serve(
 
     pool = WorkerPool(pool_config(spec, config, r_environment))
     started = asyncio.ensure_future(pool.start())
+    front_imported = asyncio.ensure_future(asyncio.to_thread(_import_front))
     stopped = asyncio.ensure_future(stop.first.wait())
     await asyncio.wait({started, stopped}, return_when=asyncio.FIRST_COMPLETED)
+    await front_imported
     if not started.done():  # stopped while R was still loading
         started.cancel()
         with contextlib.suppress(asyncio.CancelledError, AppLoadError):
@@ -238,6 +256,11 @@ async def _serve(
         await pool.close(config.graceful_timeout)
         return EXIT_BIND
 
+    import uvicorn
+
+    from plumbline.runtime.front.app import AppOptions, create_app
+    from plumbline.runtime.front.connection import protocol_class
+
     app = create_app(
         spec,
         pool,
@@ -265,7 +288,7 @@ async def _serve(
         timeout_keep_alive=config.keep_alive_timeout,  # type: ignore[arg-type]  # call_later's
         timeout_graceful_shutdown=math.ceil(config.graceful_timeout),
     )
-    server = _Server(uvicorn_config)
+    server = _uvicorn_server(uvicorn_config)
     host, port = sock.getsockname()[:2]
     log.info(
         "listening",
@@ -317,6 +340,8 @@ async def _drain(stop: _Stop, health: Any, server: uvicorn.Server, config: Serve
 
 
 def connection_limits(config: ServeConfig) -> Limits:
+    from plumbline.runtime.front.connection import OVERFLOW_RESERVE, Limits
+
     _raise_open_files_limit(config.max_connections + OVERFLOW_RESERVE + _FILES_BESIDES_CLIENTS)
     return Limits(
         max_header_bytes=config.max_header_bytes,

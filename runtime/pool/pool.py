@@ -29,13 +29,13 @@ from pathlib import Path
 
 from plumbline.runtime.pool.preload import PreloadUnsafe, Zygote, ZygoteLoadFailed
 from plumbline.runtime.pool import memory
+from plumbline.runtime.pool.frame_reader import FrameReader
 from plumbline.runtime.pool.r_command import r_process_command
 from plumbline.runtime.pool.r_environment import REnvironmentProbe
 from plumbline.runtime.protocol import (
     ProtocolError,
     WorkerRequest,
     WorkerResponse,
-    FrameReader,
     decode_response,
     encode_request,
     reports_full_gc,

@@ -8,12 +8,15 @@ Rscript started as early as `plumbline serve` begins (it runs beside the front's
 starts its R processes with R's variables set; R's LD_LIBRARY_PATH travels in
 R_LD_LIBRARY_PATH_ENV, which also tells the R side (r/worker.py) that rpy2 need not ask again.
 Should the probe fail, the processes start as before and rpy2 asks R itself.
+
+The probe is on the way to the first worker (the zygote cannot start R before it has the
+answer), so it starts R without the default packages (methods, utils, stats...: 0.06 s
+instead of 0.23 s here) and prints with base R alone. The variables are the same: the front
+end script and R's Renviron files set them, not the packages.
 """
 
 from __future__ import annotations
 
-import csv
-import io
 import logging
 import os
 import shutil
@@ -22,10 +25,19 @@ import subprocess
 from plumbline.runtime.protocol import R_LD_LIBRARY_PATH_ENV
 
 log = logging.getLogger("plumbline.pool")
-# What rpy2 runs to learn them (rinterface._getrenvvars): every variable, as CSV.
-_PRINT_ENVIRONMENT = "x <- Sys.getenv(); y <- as.character(x); names(y) <- names(x); write.csv(y)"
+# What rpy2 asks R (rinterface._getrenvvars: every variable), printed after a marker (a site
+# profile may print first) as length-prefixed bytes: "<bytes>:<name><bytes>:<value>" each, so
+# no value (newlines, quotes, any encoding) can break the reading. Base R only.
+_MARKER = b"plumbline-r-environment\n"
+_PRINT_ENVIRONMENT = (
+    "x <- Sys.getenv(); n <- names(x); x <- unname(x); "
+    f'cat("{_MARKER.decode().strip()}\\n", '
+    'paste0(nchar(n, "bytes"), ":", n, nchar(x, "bytes"), ":", x), sep = "")'
+)
+# Set for the probe alone: R starts without attaching methods, utils, stats...
+_PROBE_ONLY = {"R_DEFAULT_PACKAGES": "NULL"}
 # R's session temporary folder of the probe itself (gone once it exits), not a setting.
-_NOT_INHERITED = frozenset({"R_SESSION_TMPDIR"})
+_NOT_INHERITED = frozenset({"R_SESSION_TMPDIR", *_PROBE_ONLY})
 
 
 class REnvironmentProbe:
@@ -37,7 +49,7 @@ class REnvironmentProbe:
         # The Rscript rpy2 would run: R_HOME's when set, else the one on PATH.
         home = os.environ.get("R_HOME")
         path = os.path.join(home, "bin", rscript) if home else shutil.which(rscript)
-        self._proc: subprocess.Popen[str] | None = None
+        self._proc: subprocess.Popen[bytes] | None = None
         if path:
             try:
                 self._proc = subprocess.Popen(
@@ -45,7 +57,7 @@ class REnvironmentProbe:
                     stdin=subprocess.DEVNULL,
                     stdout=subprocess.PIPE,
                     stderr=subprocess.DEVNULL,
-                    text=True,
+                    env={**self._baseline, **_PROBE_ONLY},
                 )
             except OSError:
                 pass  # no R there: the R processes will say so themselves
@@ -58,15 +70,15 @@ class REnvironmentProbe:
             self._proc = None
         return self._found
 
-    def _read(self, proc: subprocess.Popen[str], timeout: float) -> dict[str, str] | None:
+    def _read(self, proc: subprocess.Popen[bytes], timeout: float) -> dict[str, str] | None:
         try:
             out, _ = proc.communicate(timeout=timeout)
         except subprocess.TimeoutExpired:
             proc.kill()
             proc.communicate()
-            out = ""
-        rows = list(csv.reader(io.StringIO(out)))
-        if proc.returncode != 0 or not rows or rows[0] != ["", "x"]:
+            out = b""
+        variables = _parse(out) if proc.returncode == 0 else None
+        if variables is None:
             log.warning(
                 {
                     "message": "could not read R's environment; each R process asks R itself",
@@ -76,7 +88,7 @@ class REnvironmentProbe:
             return None
         return {
             name: value
-            for name, value in rows[1:]
+            for name, value in variables.items()
             if name not in _NOT_INHERITED and self._baseline.get(name) != value
         }
 
@@ -90,3 +102,24 @@ class REnvironmentProbe:
         # Python's own libraries); the R side sets it after start, as rpy2 does.
         ld_library_path = variables.pop("LD_LIBRARY_PATH", os.environ.get("LD_LIBRARY_PATH", ""))
         return {**os.environ, **variables, R_LD_LIBRARY_PATH_ENV: ld_library_path}
+
+
+def _parse(out: bytes) -> dict[str, str] | None:
+    """The probe's variables (decoded as os.environ decodes), None if its output is not that."""
+    _, marker, rest = out.partition(_MARKER)
+    if not marker:
+        return None
+    fields: list[str] = []
+    at = 0
+    while at < len(rest):
+        colon = rest.find(b":", at)
+        if colon < 0 or not rest[at:colon].isdigit():
+            return None
+        end = colon + 1 + int(rest[at:colon])
+        if end > len(rest):
+            return None
+        fields.append(os.fsdecode(rest[colon + 1 : end]))
+        at = end
+    if len(fields) % 2:
+        return None
+    return dict(zip(fields[::2], fields[1::2]))

@@ -21,9 +21,12 @@ import sys
 import tempfile
 from pathlib import Path
 
-from plumbline.routes import REPORT_R
+import plumbline
 
 _HERE = Path(__file__).parent
+# plumbline/routes.py's REPORT_R, not imported from there: that module brings the annotation
+# parser, ~20 ms of every R process's start.
+REPORT_R = Path(plumbline.__file__).with_name("route_report.R")
 # The order the worker has always sourced them in.
 SOURCES = (
     _HERE / "bridge.R",

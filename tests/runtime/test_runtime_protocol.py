@@ -12,6 +12,7 @@ import threading
 
 import pytest
 
+from plumbline.runtime.pool.frame_reader import FrameReader
 from plumbline.runtime.protocol import (
     MAX_HEADER_SIZE,
     FrameTooLarge,
@@ -21,7 +22,6 @@ from plumbline.runtime.protocol import (
     decode_response,
     encode_frame,
     encode_request,
-    FrameReader,
     read_frame_blocking,
     request_header,
     frame_head,

@@ -54,6 +54,24 @@ def test_the_probe_finds_what_r_s_front_end_sets():
     assert child.get("LD_LIBRARY_PATH") == os.environ.get("LD_LIBRARY_PATH")
 
 
+def test_values_come_through_exactly_and_the_probe_s_own_settings_stay_its_own(
+    tmp_path, monkeypatch
+):
+    # A site's Renviron can set anything; the reading must not depend on what a value holds.
+    value = 'a "quoted" 12:3: value, héllo'
+    renviron = tmp_path / "Renviron"
+    renviron.write_text(f"PLUMBLINE_TEST_ODD='{value}'\nPLUMBLINE_TEST_EMPTY=''\n")
+    monkeypatch.setenv("R_ENVIRON_USER", str(renviron))
+    # The user's own default packages (the probe starts R with none) stay the user's.
+    monkeypatch.setenv("R_DEFAULT_PACKAGES", "stats")
+    found = REnvironmentProbe().variables()
+    assert found is not None
+    assert found["PLUMBLINE_TEST_ODD"] == value and found["PLUMBLINE_TEST_EMPTY"] == ""
+    assert "R_DEFAULT_PACKAGES" not in found
+    child = REnvironmentProbe().child_environment()
+    assert child is not None and child["R_DEFAULT_PACKAGES"] == "stats"
+
+
 def test_without_r_s_answer_the_r_processes_ask_r_themselves(tmp_path):
     probe = REnvironmentProbe(rscript="no-such-rscript")
     assert probe.variables() is None and probe.child_environment() is None
@@ -62,6 +80,11 @@ def test_without_r_s_answer_the_r_processes_ask_r_themselves(tmp_path):
     chatty.chmod(0o755)
     probe = REnvironmentProbe(rscript=str(chatty))
     assert probe.variables() is None and probe.child_environment() is None
+    cut = tmp_path / "cut" / "Rscript"  # the marker, then a table cut short
+    cut.parent.mkdir()
+    cut.write_text("#!/bin/sh\nprintf 'Welcome back!\\nplumbline-r-environment\\n6:R_HOME9:/usr'\n")
+    cut.chmod(0o755)
+    assert REnvironmentProbe(rscript=str(cut)).variables() is None
 
 
 def _reference(env: dict) -> dict:

@@ -4,6 +4,8 @@ so no module of runtime/ or platform/ imports it."""
 from __future__ import annotations
 
 import ast
+import subprocess
+import sys
 
 import pytest
 
@@ -66,3 +68,14 @@ def test_the_app_spec_reads_requirements_but_never_installs():
     """The spec stays pure data: it may read what a manifest.json names, never run R."""
     for path in (REPO / "platform" / "spec").rglob("*.py"):
         assert not {n for n in _imports(path) if n.startswith("plumbline.packages.library")}, path
+
+
+@pytest.mark.parametrize("module", ["plumbline.runtime.r.zygote", "plumbline.runtime.r.worker"])
+def test_an_r_process_imports_only_what_it_uses(module):
+    """Every import is on the way to a ready worker: the R side loads neither the pool's
+    asyncio nor the annotation parser (together ~50 ms of each start)."""
+    code = f"import sys, {module}; print(' '.join(sorted(sys.modules)))"
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    loaded = set(done.stdout.split())
+    assert module in loaded
+    assert not loaded & {"asyncio", "plumbline.annotations", "plumbline.routes", "rpy2"}
