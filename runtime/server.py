@@ -7,6 +7,7 @@ to load in R exits 3 with R's message and a load balancer never sees the port op
 first loaded worker reports plumber's own route table: from then on the app routes,
 documents and labels by it (the annotation parser's reading stays the fallback). Then
 uvicorn serves on a socket we bound ourselves (a busy port is a clear message and exit 4).
+uvicorn and the front door are imported in a thread while R loads, off the way to ready.
 
 Stopping (SIGTERM or SIGINT): /readyz turns 503 at once while requests are still served for
 drain-delay seconds, so load balancers and Kubernetes endpoints take the pod out first; then
