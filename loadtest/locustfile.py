@@ -4,7 +4,8 @@ Mostly /parity with a random integer (the answer must be the right "odd"/"even")
 call in 100 the slow /wait (a JSON object with a time). Run it alone with
   locust -f loadtest/locustfile.py --headless -H http://127.0.0.1:8080 -u 10 -r 10 -t 30s
 or through `plumbline loadtest SCENARIO`, which also sets PLUMBLINE_LOADTEST_LOG: a JSON
-line per request (start time, latency, outcome) from which the scenarios judge the event.
+line per request (start time, latency, outcome) from which the scenarios judge the event,
+and PLUMBLINE_LOADTEST_STOP: a file whose creation ends the run.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ import json
 import os
 import random
 
+import gevent
 from locust import FastHttpUser, between, events, task
 
 _log_path = os.environ.get("PLUMBLINE_LOADTEST_LOG")
@@ -35,6 +37,24 @@ def _record(request_type, name, response_time, exception, start_time=None, **_):
             )
             + "\n"
         )
+
+
+@events.init.add_listener
+def _stop_when_asked(environment, **_):
+    """End the run once PLUMBLINE_LOADTEST_STOP exists, the way locust ends a timed run
+    (runner.quit(): users finish their request, then the summary and the HTML report). A
+    SIGINT ends it so only when it lands in locust's main greenlet: one that landed in another
+    was lost, and locust ran on until killed, with no report."""
+    stop_path = os.environ.get("PLUMBLINE_LOADTEST_STOP")
+    if not stop_path:
+        return
+
+    def watch():
+        while not os.path.exists(stop_path):
+            gevent.sleep(0.1)
+        environment.runner.quit()
+
+    gevent.spawn(watch)
 
 
 @events.quitting.add_listener

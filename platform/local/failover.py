@@ -36,6 +36,9 @@ SETTLE_TIMEOUT = 240.0
 # milliseconds leaves an event too short for any request to be in flight, yet the requests
 # right after it are the ones a failover would slow down.
 EVENT_MIN_WINDOW = 1.0
+# Locust's --stop-timeout (users finish their request) and the reports, then some.
+STOP_TIMEOUT = 30
+STOP_WAIT = STOP_TIMEOUT + 15.0
 
 REVISION_ENDPOINT = """
 
@@ -312,6 +315,7 @@ def run_scenario(
     shutil.rmtree(report_dir, ignore_errors=True)
     report_dir.mkdir(parents=True)
     request_log = report_dir / "requests.jsonl"
+    stop_file = report_dir / "stop"
     app = client.record.apps[0]
     url = client.record.url
     ctx = Context(client, app, url, report_dir, emit)
@@ -333,7 +337,7 @@ def run_scenario(
             "-t",
             "900s",
             "--stop-timeout",
-            "30",
+            str(STOP_TIMEOUT),
             "--csv",
             str(report_dir / name),
             "--html",
@@ -342,7 +346,11 @@ def run_scenario(
             "--loglevel",
             "WARNING",
         ],
-        env={**os.environ, "PLUMBLINE_LOADTEST_LOG": str(request_log)},
+        env={
+            **os.environ,
+            "PLUMBLINE_LOADTEST_LOG": str(request_log),
+            "PLUMBLINE_LOADTEST_STOP": str(stop_file),
+        },
         stdout=open(report_dir / "locust.log", "w"),
         stderr=subprocess.STDOUT,
         start_new_session=True,
@@ -366,13 +374,18 @@ def run_scenario(
         error = str(exc)
         load_start = time.time()
     finally:
-        # SIGINT is locust's path that writes the HTML report; users finish their request.
-        locust.send_signal(signal.SIGINT)
-        try:
-            locust.wait(60)
-        except subprocess.TimeoutExpired:
-            locust.kill()
-            locust.wait()
+        # The locustfile ends the run when the stop file appears (users finish their request,
+        # the HTML report is written); SIGINT, then SIGKILL, only if that did not happen.
+        stop_file.touch()
+        for last_resort in (signal.SIGINT, signal.SIGKILL):
+            try:
+                locust.wait(STOP_WAIT)
+                break
+            except subprocess.TimeoutExpired:
+                ctx.note(f"locust did not end {STOP_WAIT:.0f}s after the stop; {last_resort.name}")
+                locust.send_signal(last_resort)
+        locust.wait()
+        stop_file.unlink(missing_ok=True)
     records = []
     if request_log.exists():
         for line in request_log.read_text().splitlines():
