@@ -39,6 +39,32 @@ def encode(line: dict[str, Any]) -> str:
     return json.dumps(line, default=str, separators=(",", ":"))
 
 
+# json.dumps()'s own escaping of a string (quotes included), for access_line().
+_string = json.encoder.encode_basestring_ascii
+
+
+def access_line(
+    stamp: str,
+    request_id: str,
+    method: str,
+    path: str,
+    route: str,
+    status: int,
+    duration_s: float,
+    remote: str | None,
+) -> str:
+    """The access log's line for one request: encode(entry(stamp, "info", "plumbline.access",
+    None, fields)) to the byte, written out directly (a quarter of the time: it is built for
+    every request the server answers)."""
+    return (
+        f'{{"time":{_string(stamp)},"level":"info","logger":"plumbline.access",'
+        f'"request_id":{_string(request_id)},"method":{_string(method)},'
+        f'"path":{_string(path)},"route":{_string(route)},"status":{int(status)!r},'
+        f'"duration_s":{float(duration_s)!r},'
+        f'"remote":{"null" if remote is None else _string(remote)}}}'
+    )
+
+
 class JsonFormatter(logging.Formatter):
     def format(self, record: logging.LogRecord) -> str:
         fields = dict(getattr(record, "fields", None) or {})

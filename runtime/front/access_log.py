@@ -72,18 +72,25 @@ class AccessLog:
         self._second = -1
         self._stamp = ""
 
-    def write(self, entry: dict) -> None:
+    def write(
+        self,
+        request_id: str,
+        method: str,
+        path: str,
+        route: str,
+        status: int,
+        duration_s: float,
+        remote: str | None,
+    ) -> None:
         now = time.time()
         second = int(now)
         if second != self._second:  # strftime once a second, not once a request
             self._second = second
             self._stamp = logs.timestamp(second)[:-5]
-        line = logs.encode(
-            logs.entry(
-                f"{self._stamp}.{int(now % 1 * 1000):03d}Z", "info", "plumbline.access", None, entry
-            )
+        stamp = f"{self._stamp}.{int(now % 1 * 1000):03d}Z"
+        self._lines.append(
+            logs.access_line(stamp, request_id, method, path, route, status, duration_s, remote)
         )
-        self._lines.append(line)
         if not self._flush_scheduled:
             self._flush_scheduled = True
             asyncio.get_running_loop().call_later(FLUSH_INTERVAL, self.flush)
@@ -107,9 +114,14 @@ class RequestLogMiddleware:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
+        scope["plumbline.route"] = UNMATCHED
+        await self.run(scope, receive, send, self.app)
+
+    async def run(self, scope, receive, send, app) -> None:
+        """`app` with the request id, the access log line and the metrics around it (the
+        fast lane calls this with its own app and send; runtime/front/lane.py)."""
         start = time.perf_counter()
         request_id = _request_id(scope["headers"])
-        scope["plumbline.route"] = UNMATCHED
         status = 0
 
         async def send_with_id(message) -> None:
@@ -122,7 +134,7 @@ class RequestLogMiddleware:
         metrics = self.metrics
         metrics.in_flight += 1
         try:
-            await self.app(scope, receive, send_with_id)
+            await app(scope, receive, send_with_id)
         except Exception:
             if _client_gone(send):
                 log.info(
@@ -144,13 +156,11 @@ class RequestLogMiddleware:
             metrics.observe(scope["method"], route, status or 499, seconds)
             if self.access is not None:
                 self.access.write(
-                    {
-                        "request_id": request_id.decode(),
-                        "method": scope["method"],
-                        "path": scope["path"],
-                        "route": route,
-                        "status": status or 499,
-                        "duration_s": round(seconds, 6),
-                        "remote": scope["client"][0] if scope.get("client") else None,
-                    }
+                    request_id.decode(),
+                    scope["method"],
+                    scope["path"],
+                    route,
+                    status or 499,
+                    round(seconds, 6),
+                    scope["client"][0] if scope.get("client") else None,
                 )

@@ -68,7 +68,7 @@ class FrameReader(asyncio.Protocol):
         if not self._frames and not self._closed:
             loop = asyncio.get_running_loop()
             self._waiter = waiter = loop.create_future()
-            timer = loop.call_later(timeout, _expire, waiter) if timeout is not None else None
+            timer = loop.call_later(timeout, expire, waiter) if timeout is not None else None
             try:
                 await waiter
             finally:
@@ -84,6 +84,8 @@ class FrameReader(asyncio.Protocol):
         return decode_header(head), body
 
 
-def _expire(waiter: asyncio.Future) -> None:
+def expire(waiter: asyncio.Future) -> None:
+    """A timer's callback: the waiter fails with TimeoutError (unless it is done already), at
+    the cost of one timer, where asyncio.timeout() also cancels and resumes the waiting task."""
     if not waiter.done():
         waiter.set_exception(TimeoutError())

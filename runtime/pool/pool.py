@@ -29,7 +29,7 @@ from pathlib import Path
 
 from plumbline.runtime.pool.preload import PreloadUnsafe, Zygote, ZygoteLoadFailed
 from plumbline.runtime.pool import memory
-from plumbline.runtime.pool.frame_reader import FrameReader
+from plumbline.runtime.pool.frame_reader import FrameReader, expire
 from plumbline.runtime.pool.r_command import r_process_command
 from plumbline.runtime.pool.r_environment import REnvironmentProbe
 from plumbline.runtime.protocol import (
@@ -433,23 +433,28 @@ class WorkerPool:
                 return worker
         if len(self._waiters) >= self._config.max_queue and not retry:
             raise PoolFull(f"all workers busy and {len(self._waiters)} requests waiting")
-        fut = asyncio.get_running_loop().create_future()
+        loop = asyncio.get_running_loop()
+        fut = loop.create_future()
         entry = (fut, route)
         if retry:  # it waited its turn once already
             self._waiters.appendleft(entry)
         else:
             self._waiters.append(entry)
+        timeout = self._config.timeout
+        # Under load most requests wait here: a timer, not asyncio.timeout() (see expire()).
+        timer = loop.call_later(timeout, expire, fut) if timeout is not None else None
         try:
-            async with asyncio.timeout(self._config.timeout):
-                return await fut
+            return await fut
         except TimeoutError:
             # It never reached R: "try again later" (503), not a gateway timeout.
             self._reclaim(fut)
-            raise PoolFull(f"no worker became free within {self._config.timeout} s") from None
+            raise PoolFull(f"no worker became free within {timeout} s") from None
         except BaseException:
             self._reclaim(fut)
             raise
         finally:
+            if timer is not None:
+                timer.cancel()
             if entry in self._waiters:
                 self._waiters.remove(entry)
 
