@@ -90,6 +90,7 @@ def without_date(answer: bytes) -> bytes:
     return re.sub(rb"(?im)^date: [^\r\n]*\r\n", b"", answer)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
     "path",
     [
@@ -113,6 +114,7 @@ def test_the_lane_writes_the_bytes_the_asgi_app_writes(served, unlaned, path):
     assert without_date(lane) == without_date(asgi)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
     "request_bytes",
     [
@@ -134,6 +136,7 @@ def test_bodies_heads_and_proxy_headers_are_the_same_bytes_too(served, unlaned, 
         assert (answer["remote"], answer["scheme"]) == (["10.1.2.3"], ["https"])
 
 
+@pytest.mark.slow
 def test_expect_100_continue_is_answered_then_the_body_read_either_way(served, unlaned):
     body = b'{"a": 1, "b": 2}'
     request = post("/sum", body, b"Expect: 100-continue\r\n")
@@ -159,6 +162,7 @@ function() "pong"
 """
 
 
+@pytest.mark.slow
 def test_head_endpoints_bodies_over_max_body_and_closing_either_way(tmp_path):
     app = tmp_path / "plumber.R"
     app.write_text(SMALL_APP)
@@ -182,6 +186,7 @@ def test_head_endpoints_bodies_over_max_body_and_closing_either_way(tmp_path):
     assert [without_date(a) for a in answers[0]] == [without_date(a) for a in unlaned]
 
 
+@pytest.mark.slow
 def test_pipelined_requests_are_answered_in_order(served):
     requests = [get(f"/echo?msg=m{i}") for i in range(20)]
     answers = exchange(served, requests)
@@ -189,6 +194,7 @@ def test_pipelined_requests_are_answered_in_order(served):
     assert [body["msg"] for body in bodies] == [[f"m{i}"] for i in range(20)]
 
 
+@pytest.mark.slow
 def test_lane_requests_are_logged_and_counted(served):
     counted = 'plumbline_requests_total{method="GET",route="/items/<id:int>",status="200"}'
     before = served.metric(counted) or 0
