@@ -176,18 +176,10 @@ def metric_count(base: str, sample: str) -> int:
     return int(float(m.group(1))) if m else 0
 
 
-def wrk(
-    url: str,
-    duration: int,
-    body: str | None,
-    watch: dict[str, Callable[[], int]],
-    headers: tuple[str, ...] = (),
-) -> dict:
-    """wrk -t2 -c16 on url (with `headers`, "Name: value" each); with the CPU seconds per
-    request of each part in watch (a function giving its CPU ticks so far)."""
+def wrk(url: str, duration: int, body: str | None, watch: dict[str, Callable[[], int]]) -> dict:
+    """wrk -t2 -c16 on url; with the CPU seconds per request of each part in watch (a
+    function giving its CPU ticks so far)."""
     args = ["wrk", "-t2", "-c16", f"-d{duration}s", "--latency"]
-    for header in headers:
-        args += ["-H", header]
     script = None
     if body is not None:
         script = tempfile.NamedTemporaryFile("w", suffix=".lua", delete=False)

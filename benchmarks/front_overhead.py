@@ -30,20 +30,14 @@ PATHS = ("/livez", "/parity?int=7")
 
 
 def serve(variant: str, port: int) -> None:
-    """Run plumbline serve in this process; `stock` swaps in uvicorn's own protocol. The fast
-    lane stays off in both: it needs our connection layer (benchmarks/fast_lane.py measures it)."""
+    """Run plumbline serve in this process; `stock` swaps in uvicorn's own protocol."""
     from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
     from plumbline import cli
     from plumbline.runtime.front import connection  # the server imports protocol_class from it
 
-    limited = connection.protocol_class
     if variant == "stock":
         connection.protocol_class = lambda *args: HttpToolsProtocol  # type: ignore[assignment]
-    else:
-        connection.protocol_class = lambda limits, health, stats, lane: limited(  # type: ignore[assignment]
-            limits, health, stats
-        )
     sys.exit(
         cli.main(
             [

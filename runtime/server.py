@@ -275,11 +275,10 @@ async def _serve(
             access_keys=config.access_keys,
             access_keys_file=config.access_keys_file,
             metrics_keys=config.metrics_keys,
-            fast_lane=config.fast_lane,
         ),
     )
     inner = app.plumbline
-    http = protocol_class(connection_limits(config), inner.health, inner.metrics.front, app.lane)
+    http = protocol_class(connection_limits(config), inner.health, inner.metrics.front)
     uvicorn_config = uvicorn.Config(
         app,
         http=http,

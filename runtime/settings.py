@@ -418,14 +418,6 @@ class ServeConfig:
         "worker if that one times out or its worker dies. off: a request waits for a free "
         "worker.",
     )
-    fast_lane: bool = _setting(
-        ON_OFF,
-        True,
-        "Hand a request for an endpoint of plumber.R from the connection straight to the "
-        "code that forwards it to R and writes its answer, past the rest of the ASGI stack: "
-        "the same bytes on the wire, about a sixth less CPU in the front per request. off: "
-        "every request goes through the whole ASGI app.",
-    )
     health_interval: float = _setting(
         SECONDS,
         5.0,

@@ -114,14 +114,9 @@ class RequestLogMiddleware:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        scope["plumbline.route"] = UNMATCHED
-        await self.run(scope, receive, send, self.app)
-
-    async def run(self, scope, receive, send, app) -> None:
-        """`app` with the request id, the access log line and the metrics around it (the
-        fast lane calls this with its own app and send; runtime/front/lane.py)."""
         start = time.perf_counter()
         request_id = _request_id(scope["headers"])
+        scope["plumbline.route"] = UNMATCHED
         status = 0
 
         async def send_with_id(message) -> None:
@@ -134,7 +129,7 @@ class RequestLogMiddleware:
         metrics = self.metrics
         metrics.in_flight += 1
         try:
-            await app(scope, receive, send_with_id)
+            await self.app(scope, receive, send_with_id)
         except Exception:
             if _client_gone(send):
                 log.info(

@@ -18,7 +18,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from plumbline.endpoints import Endpoint, PlumberFile
+from plumbline.endpoints import PlumberFile
 from plumbline.runtime.front import openapi
 from plumbline.runtime.front.access import KeyAccess, carries_metrics_key
 from plumbline.runtime.front.access_log import AccessLog, RequestLogMiddleware
@@ -26,7 +26,6 @@ from plumbline.runtime.front.assets import AssetFolders
 from plumbline.runtime.front.docs import SwaggerDocs
 from plumbline.runtime.front.errors import PLUMBER_METHOD_NOT_ALLOWED, PLUMBER_NOT_FOUND, send_error
 from plumbline.runtime.front.health import Health
-from plumbline.runtime.front.lane import FastLane
 from plumbline.runtime.front.metrics import Metrics
 from plumbline.runtime.front.proxy import Proxy, raw_path
 from plumbline.runtime.front.responses import send_bytes
@@ -48,7 +47,6 @@ class AppOptions:
     access_keys: tuple[str, ...] = ()
     access_keys_file: str = ""
     metrics_keys: tuple[str, ...] = ()
-    fast_lane: bool = True
 
 
 class PlumblineApp:
@@ -125,13 +123,6 @@ class PlumblineApp:
         else:
             await send_error(send, 404, PLUMBER_NOT_FOUND)
 
-    def r_endpoint(self, method: str, path: str) -> Endpoint | None:
-        """The endpoint of plumber.R a request goes to, when nothing of ours answers it first
-        (the order of __call__: our endpoints, then Swagger UI, then plumber's router)."""
-        if path in self.system or (self.docs is not None and self.docs.handles(path)):
-            return None
-        return self.router.match(method, path).endpoint
-
     async def _metrics(self, scope, receive, send) -> None:
         if self._metrics_keys and not carries_metrics_key(scope["headers"], self._metrics_keys):
             await send_error(
@@ -152,8 +143,7 @@ def create_app(spec: PlumberFile, pool, options: AppOptions = AppOptions()):
     """The ASGI app to give uvicorn.
 
     `.plumbline` is the inner app (health, metrics); `.access_log` (or None) must be flushed
-    when the server stops; `.lane` (or None) is the fast lane to give the connections
-    (runtime/front/lane.py).
+    when the server stops.
     """
     inner = PlumblineApp(spec, pool, options)
     app = inner
@@ -171,7 +161,4 @@ def create_app(spec: PlumberFile, pool, options: AppOptions = AppOptions()):
     outer = RequestLogMiddleware(app, inner.metrics, access_log)
     outer.plumbline = inner
     outer.access_log = access_log
-    # Keys and prefixes are checked by middleware the lane would skip: no lane then.
-    public = options.access != "keys" and not (options.root_path or options.root_path_aliases)
-    outer.lane = FastLane(inner, outer) if options.fast_lane and public else None
     return outer

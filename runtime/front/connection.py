@@ -33,7 +33,6 @@ from uvicorn.protocols.http.httptools_impl import STATUS_LINE, HttpToolsProtocol
 from plumbline.runtime.front.errors import error_body
 from plumbline.runtime.front.health import PATHS as HEALTH_PATHS
 from plumbline.runtime.front.health import Health
-from plumbline.runtime.front.lane import FastLane
 from plumbline.runtime.front.metrics import FrontStats
 from plumbline.runtime.front.one_write import write_head_with_body
 
@@ -67,7 +66,6 @@ class LimitedHttpToolsProtocol(HttpToolsProtocol):
     limits: Limits
     health: Health
     stats: FrontStats
-    lane: FastLane | None
     _head_cap: int
 
     def __init__(self, *args, **kwargs) -> None:
@@ -165,9 +163,6 @@ class LimitedHttpToolsProtocol(HttpToolsProtocol):
     def _start_asgi_task(self, cycle, app) -> None:
         self._running = cycle
         write_head_with_body(cycle)
-        lane = self.lane
-        if lane is not None and lane.takes(cycle.scope):
-            app = lane.asgi_app(self.config)  # past most of the ASGI stack (lane.py)
         super()._start_asgi_task(cycle, app)
 
     def _arm_idle(self) -> None:
@@ -365,11 +360,8 @@ class LimitedHttpToolsProtocol(HttpToolsProtocol):
         self._write_and_close(status, body, headers, head_only=method == b"HEAD")
 
 
-def protocol_class(
-    limits: Limits, health: Health, stats: FrontStats, lane: FastLane | None = None
-) -> type:
-    """The protocol class for one server (give it to uvicorn.Config as `http`); `lane`: the
-    app's fast lane (create_app's `.lane`), None to send every request through the app."""
+def protocol_class(limits: Limits, health: Health, stats: FrontStats) -> type:
+    """The protocol class for one server (give it to uvicorn.Config as `http`)."""
     return type(
         "PlumblineHttpProtocol",
         (LimitedHttpToolsProtocol,),
@@ -377,7 +369,6 @@ def protocol_class(
             "limits": limits,
             "health": health,
             "stats": stats,
-            "lane": lane,
             "_head_cap": (
                 limits.max_header_bytes
                 + limits.max_url_length
