@@ -72,25 +72,15 @@ class AccessLog:
         self._second = -1
         self._stamp = ""
 
-    def write(
-        self,
-        request_id: str,
-        method: str,
-        path: str,
-        route: str,
-        status: int,
-        duration_s: float,
-        remote: str | None,
-    ) -> None:
+    def write(self, *fields) -> None:
+        """One request's line: `fields` are logs.access_line()'s, after the time stamp."""
         now = time.time()
         second = int(now)
         if second != self._second:  # strftime once a second, not once a request
             self._second = second
             self._stamp = logs.timestamp(second)[:-5]
         stamp = f"{self._stamp}.{int(now % 1 * 1000):03d}Z"
-        self._lines.append(
-            logs.access_line(stamp, request_id, method, path, route, status, duration_s, remote)
-        )
+        self._lines.append(logs.access_line(stamp, *fields))
         if not self._flush_scheduled:
             self._flush_scheduled = True
             asyncio.get_running_loop().call_later(FLUSH_INTERVAL, self.flush)
