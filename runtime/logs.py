@@ -54,7 +54,7 @@ def access_line(
     remote: str | None,
 ) -> str:
     """The access log's line for one request: encode(entry(stamp, "info", "plumbline.access",
-    None, fields)) to the byte, written out directly (a quarter of the time: it is built for
+    None, fields)) to the byte, written out directly (a fifth of the time: it is built for
     every request the server answers)."""
     return (
         f'{{"time":{_string(stamp)},"level":"info","logger":"plumbline.access",'
