@@ -29,10 +29,14 @@ def _serve(args: argparse.Namespace) -> int:
         config = settings.resolve(args)
     except settings.SettingError as exc:
         raise CommandError(str(exc), ExitCode.USAGE) from None
-    from plumbline.runtime.pool.r_environment import REnvironmentProbe
+    from plumbline.runtime.pool.head_start import HeadStart
 
-    # Ask R for its environment now: Rscript runs while Python imports the server.
-    probe = REnvironmentProbe()
-    from plumbline.runtime import server  # uvicorn and the pool load only when serving
+    # Ask R for its environment and start the zygote now: both run while Python imports the
+    # server, and the zygote starts R as soon as R's environment is known.
+    head_start = HeadStart(config.preload)
+    try:
+        from plumbline.runtime import server  # uvicorn and the pool load only when serving
 
-    return server.run(args.plumber_file, config, probe)
+        return server.run(args.plumber_file, config, head_start)
+    finally:
+        head_start.close()

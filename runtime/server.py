@@ -40,7 +40,7 @@ from plumbline.endpoints import PlumberFile
 from plumbline.exits import ExitCode
 from plumbline.runtime import logs
 from plumbline.runtime.pool.pool import AppLoadError, PoolConfig, WorkerPool
-from plumbline.runtime.pool.r_environment import REnvironmentProbe
+from plumbline.runtime.pool.head_start import HeadStart
 from plumbline.runtime.settings import ServeConfig, entrypoint_packages
 
 if TYPE_CHECKING:
@@ -64,9 +64,7 @@ def app_file(path: str | Path) -> Path:
     return path / PLUMBER_FILE if path.is_dir() else path
 
 
-def run(
-    plumber_file: str | Path, config: ServeConfig, r_environment: REnvironmentProbe | None = None
-) -> int:
+def run(plumber_file: str | Path, config: ServeConfig, head_start: HeadStart | None = None) -> int:
     logs.configure(config.log_level)
     plumber_file = app_file(plumber_file)
     unsure: AnnotationError | None = None
@@ -84,7 +82,7 @@ def run(
     if failed is not None:
         return failed
     with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
-        return runner.run(_serve(spec, config, unsure, r_environment))
+        return runner.run(_serve(spec, config, unsure, head_start))
 
 
 def use_packages(folder: Path, config: ServeConfig) -> int | None:
@@ -116,7 +114,7 @@ def use_packages(folder: Path, config: ServeConfig) -> int | None:
 
 
 def pool_config(
-    spec: PlumberFile, config: ServeConfig, r_environment: REnvironmentProbe | None = None
+    spec: PlumberFile, config: ServeConfig, head_start: HeadStart | None = None
 ) -> PoolConfig:
     plumber_file = Path(spec.path).resolve()
     attach = entrypoint_packages(plumber_file)
@@ -139,7 +137,7 @@ def pool_config(
         health_interval=config.health_interval,
         max_worker_memory=config.max_worker_memory,
         recycle_memory=config.recycle_memory,
-        r_environment=r_environment,
+        head_start=head_start,
     )
 
 
@@ -206,14 +204,14 @@ async def _serve(
     spec: PlumberFile,
     config: ServeConfig,
     unsure: AnnotationError | None = None,
-    r_environment: REnvironmentProbe | None = None,
+    head_start: HeadStart | None = None,
 ) -> int:
     loop = asyncio.get_running_loop()
     stop = _Stop()
     for signum in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(signum, stop, signum)
 
-    pool = WorkerPool(pool_config(spec, config, r_environment))
+    pool = WorkerPool(pool_config(spec, config, head_start))
     started = asyncio.ensure_future(pool.start())
     front_imported = asyncio.ensure_future(asyncio.to_thread(_import_front))
     stopped = asyncio.ensure_future(stop.first.wait())

@@ -31,6 +31,7 @@ from plumbline.runtime.pool.preload import PreloadUnsafe, Zygote, ZygoteLoadFail
 from plumbline.runtime.pool import memory
 from plumbline.runtime.pool.frame_reader import FrameReader, expire
 from plumbline.runtime.pool.r_command import r_process_command
+from plumbline.runtime.pool.head_start import HeadStart
 from plumbline.runtime.pool.r_environment import REnvironmentProbe
 from plumbline.runtime.protocol import (
     ProtocolError,
@@ -103,9 +104,9 @@ class PoolConfig:
     # Replace a forked worker (gracefully) once its R has run a full garbage collection,
     # which un-shares R's heap from the zygote (see bridge.R's sentinel).
     refork_after_full_gc: bool = True
-    # R's own environment variables, asked of R once (`plumbline serve` starts the probe
-    # before its imports); None: the pool starts one itself.
-    r_environment: REnvironmentProbe | None = None
+    # R's environment probe and the zygote, started by `plumbline serve` before its imports;
+    # None: the pool starts them itself.
+    head_start: HeadStart | None = None
     # Give a busy worker its next request while it answers a fast route (module docstring).
     pipeline: bool = True
 
@@ -264,6 +265,7 @@ class WorkerPool:
                 config.attach,
                 config.inline_futures,
                 config.startup_timeout,
+                config.head_start.zygote if config.head_start else None,
             )
         self.in_flight = 0
         # plumber's route table as the first loaded worker reported it (JSON bytes; see
@@ -320,8 +322,10 @@ class WorkerPool:
 
     async def start(self) -> None:
         loop = asyncio.get_running_loop()
-        probe = self._config.r_environment or REnvironmentProbe()
-        self._r_env = await asyncio.to_thread(probe.child_environment)
+        head_start = self._config.head_start
+        if self._zygote is not None:
+            self._zygote.launch()  # its Python starts while R's environment is read
+        self._r_env = await asyncio.to_thread((head_start or REnvironmentProbe()).child_environment)
         if self._zygote is not None:
             self._zygote.environment = self._r_env
             await self._start_zygote(self._zygote)

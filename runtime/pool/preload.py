@@ -1,6 +1,7 @@
 """The pool's side of preloading: a zygote process (runtime/r/zygote.py) forks the workers.
 
-The pool never forks and never embeds R; it starts the zygote like any child, and asks it
+The pool never forks and never embeds R; it starts the zygote blank (head_start.py) and tells
+it what to load and in which environment once it knows R's, then asks it
 over a Unix SOCK_SEQPACKET socket for a worker whenever a slot needs one. The zygote creates
 the worker's two pipes, forks, and hands the pool its ends (SCM_RIGHTS); from then on the
 pool talks to that worker exactly as to one it spawned. A forked worker is not the pool's
@@ -19,9 +20,11 @@ import logging
 import os
 import signal
 import socket
+import subprocess
+from collections.abc import Mapping
 from pathlib import Path
 
-from plumbline.runtime.pool.r_command import r_process_command
+from plumbline.runtime.pool.head_start import LaunchedZygote
 
 _MAX_MESSAGE = 65536
 # How long a worker's exit waits for the zygote's report of its status (it reaps at once;
@@ -93,6 +96,18 @@ class ForkedProcess:
         self.send_signal(signal.SIGKILL)
 
 
+class ZygoteProcess(ForkedProcess):
+    """The zygote itself, the pool's own child: its exit status is the pool's to take once
+    its pidfd says it ended."""
+
+    def __init__(self, process: subprocess.Popen):
+        self._process = process
+        super().__init__(process.pid)
+
+    def _gone(self) -> None:
+        self.reported(self._process.wait())
+
+
 class Zygote:
     """The zygote process, started on first use and again after it died."""
 
@@ -102,12 +117,14 @@ class Zygote:
         attach: tuple[str, ...],
         inline_futures: bool,
         startup_timeout: float,
+        launched: LaunchedZygote | None = None,
     ):
         self._plumber_file = plumber_file
         self._attach = attach
         self._inline_futures = inline_futures
         self._startup_timeout = startup_timeout
-        self._proc: asyncio.subprocess.Process | None = None
+        self._launched = launched  # started ahead, not yet told what to load
+        self._proc: ZygoteProcess | None = None
         self._sock: socket.socket | None = None
         self._ready: asyncio.Future | None = None
         self._forks: dict[int, asyncio.Future] = {}
@@ -117,11 +134,17 @@ class Zygote:
         self._tasks: set[asyncio.Task] = set()
         self._closed = False
         self.pid: int | None = None
-        self.environment: dict[str, str] | None = None  # the process's (None: the pool's)
+        self.environment: Mapping[str, str] | None = None  # R's (None: the pool's own)
 
     @property
     def alive(self) -> bool:
         return self._proc is not None and self._proc.returncode is None and self._sock is not None
+
+    def launch(self) -> None:
+        """Start the zygote process now, before what it will load is known: its Python starts
+        while the caller goes on (the pool reads R's environment)."""
+        if self._launched is None and not self.alive:
+            self._launched = LaunchedZygote()
 
     async def start(self) -> None:
         """Start the zygote and wait until it has loaded the app.
@@ -150,6 +173,10 @@ class Zygote:
 
     async def close(self) -> None:
         self._closed = True
+        launched, self._launched = self._launched, None
+        if launched is not None:  # never told what to load: without its channel it exits
+            self._proc = ZygoteProcess(launched.process)
+            launched.take_channel().close()
         for task in list(self._tasks):
             if not task.get_name().startswith("plumbline-zygote-watch"):
                 task.cancel()
@@ -159,31 +186,43 @@ class Zygote:
             try:
                 await asyncio.wait_for(self._proc.wait(), 5)
             except TimeoutError:
-                self._proc.kill()
+                with contextlib.suppress(ProcessLookupError):
+                    self._proc.kill()
                 await self._proc.wait()
 
     # ---- internals ----------------------------------------------------------------------
 
     async def _start(self) -> None:
         loop = asyncio.get_running_loop()
-        ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
-        args = r_process_command(
-            "plumbline.runtime.r.zygote", self._plumber_file, self._attach, self._inline_futures
+        environment = dict(os.environ if self.environment is None else self.environment)
+        launched, self._launched = self._launched, None
+        if launched is not None and launched.r_environment not in (None, environment):
+            # Its R started in another environment (a package library has since come first
+            # on R_LIBS, say): plumber may have been loaded from the wrong library.
+            launched.close(kill=True)
+            launched = None
+        if launched is None:
+            launched = LaunchedZygote()
+        self._proc = proc = ZygoteProcess(launched.process)
+        messages = (
+            []
+            if launched.r_environment is not None
+            else [launched.environment_message(environment)]
         )
-        args += ["--control-fd", str(theirs.fileno())]
+        messages.append(
+            launched.load_message(self._plumber_file, self._attach, self._inline_futures)
+        )
+        ours = launched.take_channel()
         try:
-            self._proc = await asyncio.create_subprocess_exec(
-                *args,
-                pass_fds=(theirs.fileno(),),
-                stdin=asyncio.subprocess.DEVNULL,
-                stdout=2,
-                env=self.environment,
-            )
-        except BaseException:
+            for message in messages:
+                ours.send(message)
+        except (BrokenPipeError, ConnectionError):
+            pass  # it ended already: its last message, or its exit status, says why
+        except OSError as exc:  # more than a packet
             ours.close()
-            raise
-        finally:
-            theirs.close()
+            with contextlib.suppress(ProcessLookupError):
+                proc.kill()
+            raise ZygoteLoadFailed(f"could not tell the zygote what to load: {exc}") from None
         ours.setblocking(False)
         self._sock = ours
         self._ready = loop.create_future()
@@ -191,24 +230,24 @@ class Zygote:
         # does not report a never-retrieved exception.
         self._ready.add_done_callback(lambda f: f.cancelled() or f.exception())
         loop.add_reader(ours.fileno(), self._on_readable)
-        proc = self._proc
         self._background(self._watch(proc), f"plumbline-zygote-watch-{proc.pid}")
         try:
             await asyncio.wait_for(asyncio.shield(self._ready), self._startup_timeout)
         except TimeoutError:
-            proc.kill()
+            with contextlib.suppress(ProcessLookupError):
+                proc.kill()
             self._close_channel()
             raise ZygoteLoadFailed(
                 f"the app did not finish loading within {self._startup_timeout} s"
             ) from None
         except BaseException:
-            if proc.returncode is None:
+            with contextlib.suppress(ProcessLookupError):
                 proc.kill()
             self._close_channel()
             raise
         self.pid = proc.pid
 
-    async def _watch(self, proc: asyncio.subprocess.Process) -> None:
+    async def _watch(self, proc: ZygoteProcess) -> None:
         returncode = await proc.wait()
         if proc is not self._proc:
             return

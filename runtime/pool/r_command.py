@@ -1,5 +1,6 @@
-"""The command line of an R process the pool starts: a worker (no preloading) or the zygote
-that forks them. Both load the app the same way, so they take the same loading options."""
+"""The command line of a worker the pool starts itself (no preloading). The zygote, which
+loads the app the same way, takes the same loading options in its load message instead
+(head_start.py): it is started before they are known."""
 
 from __future__ import annotations
 

@@ -1,19 +1,24 @@
 """The zygote: R, plumber and the app loaded once; workers are forked from it.
 
-`python -m plumbline.runtime.r.zygote --control-fd N --plumber-file FILE ...`, started by the
-pool (runtime/pool/preload.py) when preloading is on. It embeds R and loads the app exactly as a
-worker does, then forks a worker whenever the pool asks, so every worker shares the loaded
-app's memory (a model read at start included) copy-on-write, the way R's
-parallel::mcfork() and gunicorn's --preload work. Forking is safe because this process
-runs no thread of its own, holds no connection, and does nothing between forks but wait.
+`python -m plumbline.runtime.r.zygote --control-fd N`, started by the pool (runtime/pool/
+head_start.py, preload.py) when preloading is on, before the pool knows R's environment or
+the app: it imports what it needs and waits. Told the environment, it starts R and loads
+plumber; told the app, it loads it exactly as a worker does, then forks a worker whenever the
+pool asks, so every worker shares the loaded app's memory (a model read at start included)
+copy-on-write, the way R's parallel::mcfork() and gunicorn's --preload work. Forking is safe
+because this process runs no thread of its own, holds no connection, and does nothing between
+forks but wait.
 
 The control channel is a Unix SOCK_SEQPACKET socket, one JSON message a packet:
+  pool -> zygote, in this order: {"type": "environment", "set", "unset"} (the variables R
+                  must see that differ from the zygote's own at start), {"type": "load",
+                  "plumber_file", "attach", "inline_futures"}, then {"type": "fork", "id"}
+                  whenever it needs a worker.
   zygote -> pool: {"type": "ready", "pid"}, {"type": "load_failed", "message"},
                   {"type": "unsafe", "message"} (the loaded app holds something that must not
                   be forked: the pool then starts workers the ordinary way),
                   {"type": "forked", "id", "pid"} with the pool's ends of the new worker's two
                   pipes attached (SCM_RIGHTS), {"type": "exited", "pid", "returncode"}.
-  pool -> zygote: {"type": "fork", "id"}.
 The pool closing the socket stops the zygote. Workers it forked are the pool's business:
 they outlive the zygote and still end when the pool closes their pipes.
 """
@@ -34,15 +39,25 @@ from pathlib import Path
 from plumbline.runtime.r import worker
 
 _MAX_MESSAGE = 65536
+# The pool's first messages (an environment can be long): a packet up to what a socket sends.
+_MAX_FIRST_MESSAGE = 1 << 20
 
 
 def _parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="python -m plumbline.runtime.r.zygote")
-    parser.add_argument("--plumber-file", required=True, type=Path)
     parser.add_argument("--control-fd", required=True, type=int)
-    parser.add_argument("--attach", action="append", default=[], help="package to attach")
-    parser.add_argument("--no-inline-futures", dest="inline_futures", action="store_false")
     return parser.parse_args(argv)
+
+
+def _receive(control: socket.socket, kind: str) -> dict | None:
+    """The pool's next message, which must be of this kind (None: it went away first)."""
+    data = control.recv(_MAX_FIRST_MESSAGE)
+    if not data:
+        return None
+    message = json.loads(data)
+    if message.get("type") != kind:
+        raise ValueError(f"expected the pool's {kind!r} message, got {message.get('type')!r}")
+    return message
 
 
 def _send(control: socket.socket, message: dict, fds: tuple[int, ...] = ()) -> None:
@@ -88,22 +103,34 @@ def _unsafe(bridge: worker.RBridge, control_fd: int, baseline_threads: int) -> s
 def serve(args: argparse.Namespace) -> int:
     control = socket.socket(fileno=args.control_fd)
     control.set_inheritable(False)
+    # Ctrl-C reaches the whole process group; `plumbline serve` decides what it means.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    environment = _receive(control, "environment")
+    if environment is None:
+        return 0
+    for name in environment["unset"]:
+        os.environ.pop(name, None)
+    os.environ.update(environment["set"])
     try:
         bridge = worker.RBridge()
     except Exception:  # whatever stops R from starting is reported the same
         worker._write_stderr(traceback.format_exc())
         _send(control, {"type": "load_failed", "message": "R bridge failed to start"})
         return worker.EXIT_BOOT_FAILED
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # again: R's start set a handler of its own
     # plumber's own packages start threads of their own (later's); only the app's count.
     bridge.preload_packages()
     baseline_threads = _threads()
-    error = bridge.load(args.plumber_file.resolve(), args.attach, args.inline_futures)
+    order = _receive(control, "load")
+    if order is None:
+        return 0
+    plumber_file = Path(order["plumber_file"]).resolve()
+    error = bridge.load(plumber_file, order["attach"], order["inline_futures"])
     if error is not None:
         _send(control, {"type": "load_failed", "message": error})
         return worker.EXIT_LOAD_FAILED
     # plumber's route table, described once here and sent by every worker it forks.
-    report = bridge.route_report(args.plumber_file.resolve())
+    report = bridge.route_report(plumber_file)
     problem = _unsafe(bridge, args.control_fd, baseline_threads)
     if problem is not None:
         _send(control, {"type": "unsafe", "message": problem})

@@ -1,0 +1,86 @@
+"""`plumbline serve` starts the zygote before it imports the server, and the zygote starts R
+as soon as R's environment is known (runtime/pool/head_start.py). That zygote must be the one
+the pool uses; R must never run in an environment other than the one the pool gives it; and
+the zygote must not outlive a serve that stops before its pool starts."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import uuid
+
+import psutil
+import pytest
+from pool_harness import running_pool
+
+from plumbline.exits import ExitCode
+from plumbline.runtime.pool.head_start import HeadStart
+
+pytestmark = pytest.mark.slow  # R
+
+APP = """\
+#* @serializer text
+#* @get /mark
+function() Sys.getenv("PLUMBLINE_TEST_MARK", "unset")
+"""
+
+
+@pytest.fixture
+def app(tmp_path, monkeypatch):
+    monkeypatch.delenv("PLUMBLINE_TEST_MARK", raising=False)
+    plumber_file = tmp_path / "plumber.R"
+    plumber_file.write_text(APP)
+    return plumber_file
+
+
+def test_the_pool_forks_its_workers_from_the_zygote_started_ahead(app):
+    head_start = HeadStart(preload=True)
+    assert head_start.zygote is not None
+    ahead = head_start.zygote.process.pid
+    try:
+        with running_pool(app, workers=2, head_start=head_start) as harness:
+            assert harness.pool._zygote.pid == ahead
+            rows = harness.wait_until_idle()
+            assert {psutil.Process(row["pid"]).ppid() for row in rows} == {ahead}
+            assert harness.get("/mark").body == b"unset"
+    finally:
+        head_start.close()
+
+
+def test_an_environment_changed_after_r_started_ahead_is_the_one_r_serves_in(app, monkeypatch):
+    head_start = HeadStart(preload=True)
+    ahead = head_start.zygote
+    assert ahead is not None
+    head_start.child_environment()  # the zygote has been told to start R
+    assert ahead.r_environment is not None
+    # As `plumbline serve` puts an app's package library first on R_LIBS after the head start.
+    monkeypatch.setenv("PLUMBLINE_TEST_MARK", "changed after R started")
+    try:
+        with running_pool(app, workers=1, head_start=head_start) as harness:
+            assert harness.get("/mark").body == b"changed after R started"
+            assert harness.pool._zygote.pid != ahead.process.pid
+        assert ahead.process.poll() is not None  # stopped, not left behind
+    finally:
+        head_start.close()
+
+
+def test_a_serve_that_stops_before_its_pool_starts_leaves_no_zygote(tmp_path):
+    mark = uuid.uuid4().hex
+    done = subprocess.run(
+        [sys.executable, "-m", "plumbline", "serve", str(tmp_path / "missing.R")],
+        env={**os.environ, "PLUMBLINE_TEST_MARK": mark},
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode == ExitCode.USAGE, done.stderr
+    assert "cannot read" in done.stderr
+    left = []
+    for process in psutil.process_iter():
+        try:
+            if process.environ().get("PLUMBLINE_TEST_MARK") == mark:
+                left.append(process.cmdline())
+        except (psutil.NoSuchProcess, psutil.AccessDenied):
+            pass
+    assert left == []
