@@ -81,6 +81,8 @@ def run(plumber_file: str | Path, config: ServeConfig, head_start: HeadStart | N
     failed = use_packages(Path(plumber_file).resolve().parent, config)
     if failed is not None:
         return failed
+    if head_start is not None:
+        head_start.environment_settled()
     with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
         return runner.run(_serve(spec, config, unsure, head_start))
 

@@ -1,11 +1,12 @@
 """What `plumbline serve` starts before it imports the server: R's environment probe and, with
-preloading, the zygote, which starts R as soon as the probe has answered.
+preloading, the zygote, which starts R as soon as R's environment is known.
 
-The zygote is the way to the first ready worker: R's start and plumber's load (~0.6 s) need R's
-environment but not the app. So the zygote is started blank (a LaunchedZygote) and told in two
-steps: the environment R starts in (it then starts R and loads plumber), and later, once the
-server has read the app, what to load. Meanwhile `plumbline serve` imports the server and reads
-the app on the other core (preload.Zygote, runtime/r/zygote.py).
+The zygote is on the way to the first ready worker: R's start and plumber's load (~0.6 s) need
+R's environment but not the app. So the zygote is started blank (a LaunchedZygote) and told in
+two steps: the environment R starts in (R's variables from the probe, and an app's package
+library, which `plumbline serve` puts on R_LIBS after reading the app's folder), upon which it
+starts R and loads plumber; then, once the pool starts, what to load. Meanwhile `plumbline
+serve` imports the rest of the server on the other core (preload.Zygote, runtime/r/zygote.py).
 
 Nothing here imports asyncio (~0.05 s): the probe would start that much later.
 """
@@ -110,13 +111,16 @@ class LaunchedZygote:
 
 
 class HeadStart:
-    """The probe, and with preloading a zygote that starts R the moment the probe answers
-    (a thread waits for it, while the main thread imports the server)."""
+    """The probe, and with preloading a zygote that starts R as soon as the probe has answered
+    and `plumbline serve` has settled R's environment (a thread waits for both, while the main
+    thread imports the server and reads the app)."""
 
     def __init__(self, preload: bool):
         self.r_environment = REnvironmentProbe()
         self.zygote: LaunchedZygote | None = None
         self._thread: threading.Thread | None = None
+        self._settled = threading.Event()
+        self._closing = False
         if preload:
             try:
                 self.zygote = LaunchedZygote()
@@ -127,7 +131,16 @@ class HeadStart:
             )
             self._thread.start()
 
+    def environment_settled(self) -> None:
+        """Every variable R's processes get is set (an app's package library first on R_LIBS):
+        the zygote may start R once the probe has answered."""
+        self._settled.set()
+
     def _start_r(self, zygote: LaunchedZygote) -> None:
+        self.r_environment.variables()
+        self._settled.wait()
+        if self._closing:
+            return
         environment = self.r_environment.child_environment()
         try:
             zygote.start_r(os.environ if environment is None else environment)
@@ -136,12 +149,15 @@ class HeadStart:
 
     def child_environment(self) -> dict[str, str] | None:
         """The probe's answer (see REnvironmentProbe), once the zygote has been told it."""
+        self._settled.set()  # the pool starts: the environment is what it will be
         if self._thread is not None:
             self._thread.join()
         return self.r_environment.child_environment()
 
     def close(self) -> None:
         """Stop what no pool took over (serve ended before its pool started)."""
+        self._closing = True
+        self._settled.set()
         if self._thread is not None:
             self._thread.join()
         if self.zygote is not None:

@@ -199,6 +199,10 @@ class Zygote:
         if launched is not None and launched.r_environment not in (None, environment):
             # Its R started in another environment (a package library has since come first
             # on R_LIBS, say): plumber may have been loaded from the wrong library.
+            logger.info(
+                "the zygote started ahead started R in another environment; starting another",
+                extra={"fields": {"event": "zygote_environment_changed"}},
+            )
             launched.close(kill=True)
             launched = None
         if launched is None:

@@ -1,13 +1,15 @@
 """`plumbline serve` starts the zygote before it imports the server, and the zygote starts R
 as soon as R's environment is known (runtime/pool/head_start.py). That zygote must be the one
-the pool uses; R must never run in an environment other than the one the pool gives it; and
-the zygote must not outlive a serve that stops before its pool starts."""
+the pool uses, with every variable set before serve settles R's environment (a package
+library on R_LIBS); R must never run in an environment other than the one the pool gives it;
+and the zygote must not outlive a serve that stops before its pool starts."""
 
 from __future__ import annotations
 
 import os
 import subprocess
 import sys
+import time
 import uuid
 
 import psutil
@@ -34,21 +36,30 @@ def app(tmp_path, monkeypatch):
     return plumber_file
 
 
-def test_the_pool_forks_its_workers_from_the_zygote_started_ahead(app):
+def test_the_pool_forks_its_workers_from_the_zygote_started_ahead(app, monkeypatch):
     head_start = HeadStart(preload=True)
     assert head_start.zygote is not None
     ahead = head_start.zygote.process.pid
+    # Set after R's environment probe has answered (it takes ~0.1 s) but before `plumbline
+    # serve` says R's environment is settled, as an app's package library is put first on
+    # R_LIBS: R starts with it, and the zygote started ahead serves.
+    time.sleep(1)
+    monkeypatch.setenv("PLUMBLINE_TEST_MARK", "set before R started")
+    head_start.environment_settled()
     try:
         with running_pool(app, workers=2, head_start=head_start) as harness:
             assert harness.pool._zygote.pid == ahead
             rows = harness.wait_until_idle()
             assert {psutil.Process(row["pid"]).ppid() for row in rows} == {ahead}
-            assert harness.get("/mark").body == b"unset"
+            assert harness.get("/mark").body == b"set before R started"
     finally:
         head_start.close()
 
 
-def test_an_environment_changed_after_r_started_ahead_is_the_one_r_serves_in(app, monkeypatch):
+def test_an_environment_changed_after_r_started_ahead_is_the_one_r_serves_in(
+    app, monkeypatch, caplog
+):
+    caplog.set_level("INFO", logger="plumbline.pool")
     head_start = HeadStart(preload=True)
     ahead = head_start.zygote
     assert ahead is not None
@@ -60,6 +71,9 @@ def test_an_environment_changed_after_r_started_ahead_is_the_one_r_serves_in(app
         with running_pool(app, workers=1, head_start=head_start) as harness:
             assert harness.get("/mark").body == b"changed after R started"
             assert harness.pool._zygote.pid != ahead.process.pid
+        assert "zygote_environment_changed" in [
+            getattr(record, "fields", {}).get("event") for record in caplog.records
+        ]
         assert ahead.process.poll() is not None  # stopped, not left behind
     finally:
         head_start.close()

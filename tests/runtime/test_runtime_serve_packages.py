@@ -89,6 +89,8 @@ def test_serve_dir_installs_and_puts_the_library_first(tmp_path, repo):
     assert library.startswith(str(tmp_path / "cache"))
     assert (" ".join(greeting), version) == ("hello R", "99.0.0")
     assert "R packages: installing 2 into library" in stderr
+    # R started once the library was on R_LIBS, in the zygote started ahead (none replaced).
+    assert "zygote_environment_changed" not in stderr
 
 
 def test_serve_stops_before_listening_when_a_package_cannot_be_installed(tmp_path, repo):
