@@ -47,7 +47,7 @@ class LaunchedZygote:
                 ],
                 pass_fds=(theirs.fileno(),),
                 stdin=subprocess.DEVNULL,
-                stdout=sys.stderr.fileno(),  # R's output is the log's, as a worker's
+                stdout=2,  # R's output goes to stderr, the log's, as a worker's
             )
         except BaseException:
             ours.close()
