@@ -16,7 +16,11 @@ attribute updates; no timer at all for a request that arrives whole in one read)
   /livez and /readyz as usual (probes keep working when clients have used up the budget),
   anything else 503; past a further reserve of OVERFLOW_RESERVE, closed at accept;
 - while the server drains, every response says `Connection: close`, so keep-alive clients
-  open their next connection elsewhere.
+  open their next connection elsewhere;
+- when the server stops, a connection that has not had its first request yet gets
+  FIRST_REQUEST_GRACE seconds for it (answered, with `Connection: close`) before it is
+  closed: uvicorn closes it at once, and a client whose connect had just been accepted then
+  loses its request to a reset.
 
 The keep-alive idle timeout is uvicorn's own (`timeout_keep_alive`).
 """
@@ -45,6 +49,8 @@ _OVERFLOW_DEADLINE = 2.0
 _OVERFLOW_MAX_LINE = 8192
 # Slack over the head limits for the request line, separators and line ends.
 _HEAD_SLACK = 64 * 1024
+# How long a connection accepted before the server stopped may take to send its request.
+FIRST_REQUEST_GRACE = 1.0
 
 
 @dataclass(frozen=True)
@@ -83,6 +89,7 @@ class LimitedHttpToolsProtocol(HttpToolsProtocol):
         self._body_at = 0.0  # when the last body bytes arrived
         self._refusal: tuple | None = None
         self._running = None  # the cycle whose app task runs (not the pipelined ones after it)
+        self._stopping = False  # the server stops: the next request is the last
 
     # ---- connection -------------------------------------------------------------------
 
@@ -121,6 +128,20 @@ class LimitedHttpToolsProtocol(HttpToolsProtocol):
                 timer.cancel()
         self._head_timer = self._body_timer = None
         super().connection_lost(exc)
+
+    def shutdown(self) -> None:
+        """The server stops. uvicorn closes a connection with no request in progress at
+        once; one that never had a request may be a client that connected a moment ago and
+        whose request is on its way, so it gets a short grace for it instead."""
+        if self.cycle is not None or self.transport.is_closing():
+            super().shutdown()
+            return
+        self._stopping = True
+        self.loop.call_later(FIRST_REQUEST_GRACE, self._grace_over)
+
+    def _grace_over(self) -> None:
+        if self.cycle is None and not self._head_open and not self.transport.is_closing():
+            self.transport.close()  # no request came; a head on its way has its own deadline
 
     def data_received(self, data: bytes) -> None:
         if self._overflow:
@@ -219,7 +240,7 @@ class LimitedHttpToolsProtocol(HttpToolsProtocol):
             raise _Refused
         super().on_headers_complete()
         self._body_pending = True  # until on_message_complete, at once for a bodiless one
-        if self.health.draining and self.cycle is not None:
+        if (self.health.draining or self._stopping) and self.cycle is not None:
             self.cycle.keep_alive = False  # Connection: close, then the connection closes
 
     def on_body(self, body: bytes) -> None:

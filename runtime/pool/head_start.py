@@ -25,6 +25,26 @@ from pathlib import Path
 from plumbline.runtime.pool.r_environment import REnvironmentProbe
 
 
+# A message larger than this is not sent as a packet (a socket's send buffer, ~208 KiB by
+# default, bounds one) but written to a memory file whose descriptor an empty packet carries.
+_LARGEST_PACKET = 64 * 1024
+
+
+def send_message(channel: socket.socket, data: bytes) -> None:
+    """One message to the zygote (runtime/r/zygote.py reads either form), whatever its size:
+    an environment can be megabytes (a long R_LIBS, an Renviron's variables)."""
+    if len(data) <= _LARGEST_PACKET:
+        channel.send(data)
+        return
+    memory = os.memfd_create("plumbline-zygote-message", os.MFD_CLOEXEC)
+    try:
+        with open(memory, "wb", closefd=False) as file:
+            file.write(data)
+        socket.send_fds(channel, [b""], [memory])
+    finally:
+        os.close(memory)
+
+
 class LaunchedZygote:
     """A zygote process waiting to be told its environment, then what to load.
 
@@ -58,10 +78,10 @@ class LaunchedZygote:
 
     def start_r(self, environment: Mapping[str, str]) -> None:
         """Have it start R (and load plumber) with exactly this environment. OSError if the
-        message cannot be sent (the zygote died, or the environment is more than a packet)."""
+        message cannot be sent (the zygote died)."""
         if self._channel is None:
             raise RuntimeError("the zygote's channel was taken already")
-        self._channel.send(self.environment_message(environment))
+        send_message(self._channel, self.environment_message(environment))
         self.r_environment = dict(environment)
 
     def environment_message(self, environment: Mapping[str, str]) -> bytes:

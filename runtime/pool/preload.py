@@ -24,7 +24,7 @@ import subprocess
 from collections.abc import Mapping
 from pathlib import Path
 
-from plumbline.runtime.pool.head_start import LaunchedZygote
+from plumbline.runtime.pool.head_start import LaunchedZygote, send_message
 
 _MAX_MESSAGE = 65536
 # How long a worker's exit waits for the zygote's report of its status (it reaps at once;
@@ -219,10 +219,10 @@ class Zygote:
         ours = launched.take_channel()
         try:
             for message in messages:
-                ours.send(message)
+                send_message(ours, message)
         except (BrokenPipeError, ConnectionError):
             pass  # it ended already: its last message, or its exit status, says why
-        except OSError as exc:  # more than a packet
+        except OSError as exc:  # out of memory for the message, say
             ours.close()
             with contextlib.suppress(ProcessLookupError):
                 proc.kill()

@@ -9,7 +9,8 @@ copy-on-write, the way R's parallel::mcfork() and gunicorn's --preload work. For
 because this process runs no thread of its own, holds no connection, and does nothing between
 forks but wait.
 
-The control channel is a Unix SOCK_SEQPACKET socket, one JSON message a packet:
+The control channel is a Unix SOCK_SEQPACKET socket, one JSON message a packet (the pool's
+first two may instead come as a memory file attached to an empty packet, when large):
   pool -> zygote, in this order: {"type": "environment", "set", "unset"} (the variables R
                   must see that differ from the zygote's own at start), {"type": "load",
                   "plumber_file", "attach", "inline_futures"}, then {"type": "fork", "id"}
@@ -39,8 +40,8 @@ from pathlib import Path
 from plumbline.runtime.r import worker
 
 _MAX_MESSAGE = 65536
-# The pool's first messages (an environment can be long): a packet up to what a socket sends.
-_MAX_FIRST_MESSAGE = 1 << 20
+# The pool's first messages: a packet up to what head_start.send_message sends as one.
+_MAX_FIRST_MESSAGE = 1 << 17
 
 
 def _parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -50,8 +51,13 @@ def _parse_args(argv: list[str] | None) -> argparse.Namespace:
 
 
 def _receive(control: socket.socket, kind: str) -> dict | None:
-    """The pool's next message, which must be of this kind (None: it went away first)."""
-    data = control.recv(_MAX_FIRST_MESSAGE)
+    """The pool's next message, which must be of this kind (None: it went away first). A
+    large one comes as a memory file attached to an empty packet."""
+    data, fds, _, _ = socket.recv_fds(control, _MAX_FIRST_MESSAGE, 1)
+    if fds:
+        with open(fds[0], "rb") as file:
+            file.seek(0)  # the sender's writes moved the offset both share
+            data = file.read()
     if not data:
         return None
     message = json.loads(data)

@@ -380,6 +380,30 @@ def test_keep_alive_clients_are_told_to_leave_during_drain_and_lose_no_request(t
     assert results["refused"] == 4  # and then found the listener closed
 
 
+def test_a_client_that_connected_as_the_server_stops_gets_its_answer(tmp_path):
+    with serve(
+        tmp_path, "--workers", "1", "--drain-delay", "0", "--header-timeout", "30"
+    ) as served:
+        talker, silent = connect(served), connect(served)
+        # both accepted: the two and the one asking
+        served.wait_until(lambda: served.metric("plumbline_connections_open") == 3, what="accept")
+        stopped_at = time.monotonic()
+        served.proc.send_signal(signal.SIGTERM)
+        served.wait_until(
+            lambda: "Shutting down" in served.stderr.read_text(), timeout=10, what="stopping"
+        )
+        time.sleep(0.2)  # uvicorn asks every connection to close right after it logs that
+        talker.sendall(b"GET /parity?int=3 HTTP/1.1\r\nHost: x\r\n\r\n")
+        answer = read_all(talker)
+        assert answer, "the connection was closed without an answer"
+        status, headers, body = parse(answer)
+        assert (status, body) == (200, b"odd")
+        assert headers["connection"] == "close"
+        assert read_all(silent) == b""  # one that sends nothing is closed after the grace
+        assert served.proc.wait(30) == 0
+        assert time.monotonic() - stopped_at < 15  # not header-timeout's 30 s
+
+
 # ---- 5. memory --------------------------------------------------------------------------
 
 

@@ -56,6 +56,25 @@ def test_the_pool_forks_its_workers_from_the_zygote_started_ahead(app, monkeypat
         head_start.close()
 
 
+def test_an_environment_larger_than_a_packet_reaches_r(app, monkeypatch):
+    # Over the ~208 KiB a socket sends in one packet; each variable under exec's 128 KiB.
+    mark = "m" * 100_000
+    head_start = HeadStart(preload=True)
+    ahead = head_start.zygote
+    assert ahead is not None
+    time.sleep(1)  # after the probe, as in the test above: exec is not asked to carry these
+    monkeypatch.setenv("PLUMBLINE_TEST_MARK", mark)
+    for pad in range(4):
+        monkeypatch.setenv(f"PLUMBLINE_TEST_PAD_{pad}", "p" * 100_000)
+    head_start.environment_settled()
+    try:
+        with running_pool(app, workers=1, head_start=head_start) as harness:
+            assert harness.pool._zygote.pid == ahead.process.pid
+            assert harness.get("/mark").body == mark.encode()
+    finally:
+        head_start.close()
+
+
 def test_an_environment_changed_after_r_started_ahead_is_the_one_r_serves_in(
     app, monkeypatch, caplog
 ):
