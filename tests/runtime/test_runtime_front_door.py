@@ -385,7 +385,7 @@ def test_a_client_that_connected_as_the_server_stops_gets_its_answer(tmp_path):
         tmp_path, "--workers", "1", "--drain-delay", "0", "--header-timeout", "30"
     ) as served:
         talker, silent = connect(served), connect(served)
-        # both accepted: the two and the one asking
+        # the server has accepted both: open are these two and the one asking for metrics
         served.wait_until(lambda: served.metric("plumbline_connections_open") == 3, what="accept")
         stopped_at = time.monotonic()
         served.proc.send_signal(signal.SIGTERM)
@@ -402,6 +402,8 @@ def test_a_client_that_connected_as_the_server_stops_gets_its_answer(tmp_path):
         assert read_all(silent) == b""  # one that sends nothing is closed after the grace
         assert served.proc.wait(30) == 0
         assert time.monotonic() - stopped_at < 15  # not header-timeout's 30 s
+        talker.close()
+        silent.close()
 
 
 # ---- 5. memory --------------------------------------------------------------------------
