@@ -27,6 +27,7 @@ from plumbline.runtime.pool.r_environment import REnvironmentProbe
 
 # A message larger than this is not sent as a packet (a socket's send buffer, ~208 KiB by
 # default, bounds one) but written to a memory file whose descriptor an empty packet carries.
+# The zygote reads packets of up to this many bytes (runtime/r/zygote.py, _MAX_MESSAGE).
 _LARGEST_PACKET = 64 * 1024
 
 

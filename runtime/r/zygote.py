@@ -39,9 +39,9 @@ from pathlib import Path
 
 from plumbline.runtime.r import worker
 
+# Every packet of the pool's, the first two included: head_start.send_message sends a
+# larger message as a memory file.
 _MAX_MESSAGE = 65536
-# The pool's first messages: a packet up to what head_start.send_message sends as one.
-_MAX_FIRST_MESSAGE = 1 << 17
 
 
 def _parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -53,7 +53,7 @@ def _parse_args(argv: list[str] | None) -> argparse.Namespace:
 def _receive(control: socket.socket, kind: str) -> dict | None:
     """The pool's next message, which must be of this kind (None: it went away first). A
     large one comes as a memory file attached to an empty packet."""
-    data, fds, _, _ = socket.recv_fds(control, _MAX_FIRST_MESSAGE, 1)
+    data, fds, _, _ = socket.recv_fds(control, _MAX_MESSAGE, 1)
     if fds:
         with open(fds[0], "rb") as file:
             file.seek(0)  # the sender's writes moved the offset both share
