@@ -347,7 +347,7 @@ def memory(preload: bool, refork: bool = True, workers: int = 8, requests: int =
                 statuses += list(pool.map(predict, range(400)))
             statuses += list(pool.map(predict, range(requests)))
         assert set(statuses) == {200}, statuses
-        zygote, steady_pids = r_processes(server.pid)
+        zygote, steady_pids = settled_workers(server.pid, base, workers)
         events = _json_lines(log)
         result = {
             "fresh": fresh,
@@ -361,6 +361,21 @@ def memory(preload: bool, refork: bool = True, workers: int = 8, requests: int =
     finally:
         stop(server)
         log.close()
+
+
+def settled_workers(server_pid: int, base: str, workers: int) -> tuple[int | None, list[int]]:
+    """r_processes() once no re-fork is under way: `workers` idle workers, the same pids half
+    a second apart (a worker replaced after a full collection lives on until its successor
+    is ready; measured or killed then, it would be counted twice, or stopped, not dead)."""
+    deadline = time.monotonic() + 60
+    last = None
+    while time.monotonic() < deadline:
+        found = r_processes(server_pid)
+        if found == last and len(found[1]) == workers and idle_workers(base) == workers:
+            return found
+        last = found
+        time.sleep(0.5)
+    raise RuntimeError(f"the workers did not settle: {last}")
 
 
 def replacement_ms(base: str, victim: int, log, workers: int) -> float:
