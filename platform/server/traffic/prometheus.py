@@ -47,15 +47,21 @@ class Prometheus:
         def query(promql: str) -> dict[str, list[float | None]]:
             return self._range(promql, start, end, step, times)
 
+        # The error rate is one query, a ratio: rates queried separately can see different
+        # scrapes (one may land between the two queries) and disagree about the same requests.
+        # A route with no 5xx series has none to divide: `or ... * 0` counts it as 0 errors.
         by_route = {
             "rps": query(f"sum by (route) ({rate})"),
-            "errors": query(f"sum by (route) ({errors})"),
+            "error_rate": query(
+                f"(sum by (route) ({errors}) or sum by (route) ({rate}) * 0)"
+                f" / sum by (route) ({rate})"
+            ),
             "p50": query(f"histogram_quantile(0.5, sum by (route, le) ({buckets}))"),
             "p99": query(f"histogram_quantile(0.99, sum by (route, le) ({buckets}))"),
         }
         whole = {
             "rps": query(f"sum({rate})"),
-            "errors": query(f"sum({errors})"),
+            "error_rate": query(f"(sum({errors}) or sum({rate}) * 0) / sum({rate})"),
             "p50": query(f"histogram_quantile(0.5, sum by (le) ({buckets}))"),
             "p99": query(f"histogram_quantile(0.99, sum by (le) ({buckets}))"),
         }
@@ -104,14 +110,10 @@ class Prometheus:
 def _series(queries: dict, route: str, count: int, step: float) -> dict[str, list[float | None]]:
     empty: list[float | None] = [None] * count
     rps = queries["rps"].get(route, empty)
-    errors = queries["errors"].get(route, empty)
-    error_rate: list[float | None] = []
-    for r, e in zip(rps, errors):
-        error_rate.append(((e or 0.0) / r) if r else None)
     return {
         "requests": [r * step if r is not None else None for r in rps],  # from the rate
         "rps": rps,
-        "error_rate": error_rate,
+        "error_rate": queries["error_rate"].get(route, empty),  # None where no requests (0/0)
         "p50": queries["p50"].get(route, empty),
         "p99": queries["p99"].get(route, empty),
     }
