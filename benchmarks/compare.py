@@ -314,19 +314,22 @@ def memory(preload: bool, refork: bool = True, workers: int = 8, requests: int =
     port = listen_port()
     base = f"http://127.0.0.1:{port}"
     log = tempfile.NamedTemporaryFile("w+", suffix=".log")
-    # No access log: its lines share the log file and could cut into the pool's.
-    server = start_plumbline(
-        MODEL_APP,
-        port,
-        workers,
-        "--preload",
-        "on" if preload else "off",
-        "--refork-after-full-gc",
-        "on" if refork else "off",
-        "--access-log",
-        "off",
-        log=log,
-    )
+    # The server writes through a descriptor of its own that appends: sharing `log`'s, each
+    # seek and read of `log` below would move where the server writes next, and a line
+    # written during a read would land over earlier ones (a lost "worker_died").
+    with open(log.name, "ab") as server_log:
+        server = start_plumbline(
+            MODEL_APP,
+            port,
+            workers,
+            "--preload",
+            "on" if preload else "off",
+            "--refork-after-full-gc",
+            "on" if refork else "off",
+            "--access-log",  # off: the log is read again and again below; keep it short
+            "off",
+            log=server_log,
+        )
     try:
         wait_ready(base + "/readyz", timeout=300)
         deadline = time.monotonic() + 300
@@ -394,7 +397,8 @@ def replacement_ms(base: str, victim: int, log, workers: int) -> float:
             if ready and idle_workers(base) == workers:
                 return (_stamp(ready[0]) - _stamp(died[0])).total_seconds() * 1000
         time.sleep(0.05)
-    raise RuntimeError("the killed worker was not replaced")
+    victims = [e for e in _json_lines(log) if e.get("pid") == victim]
+    raise RuntimeError(f"the killed worker {victim} was not replaced; its events: {victims}")
 
 
 def _json_lines(log) -> list[dict]:
