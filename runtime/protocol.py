@@ -21,6 +21,13 @@ MAX_HEADER_SIZE = 1 << 20
 MAX_BODY_SIZE = 1 << 31
 
 
+# The largest packet either side reads on the zygote's control socket (SOCK_SEQPACKET): the
+# pool sends a larger message as a memory file whose descriptor an empty packet carries (a
+# socket's send buffer, ~208 KiB by default, bounds one packet; pool/head_start.py
+# send_message, r/zygote.py _receive); the zygote's own messages are short JSON.
+MAX_CONTROL_PACKET = 64 * 1024
+
+
 # Set by the pool for the R processes it starts (pool/r_environment.py): R's own variables
 # are in their environment already, and this is the LD_LIBRARY_PATH R would add.
 R_LD_LIBRARY_PATH_ENV = "PLUMBLINE_R_LD_LIBRARY_PATH"

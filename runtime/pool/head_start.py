@@ -23,18 +23,13 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 from plumbline.runtime.pool.r_environment import REnvironmentProbe
-
-
-# A message larger than this is not sent as a packet (a socket's send buffer, ~208 KiB by
-# default, bounds one) but written to a memory file whose descriptor an empty packet carries.
-# The zygote reads packets of up to this many bytes (runtime/r/zygote.py, _MAX_MESSAGE).
-_LARGEST_PACKET = 64 * 1024
+from plumbline.runtime.protocol import MAX_CONTROL_PACKET
 
 
 def send_message(channel: socket.socket, data: bytes) -> None:
     """One message to the zygote (runtime/r/zygote.py reads either form), whatever its size:
     an environment can be megabytes (a long R_LIBS, an Renviron's variables)."""
-    if len(data) <= _LARGEST_PACKET:
+    if len(data) <= MAX_CONTROL_PACKET:
         channel.send(data)
         return
     memory = os.memfd_create("plumbline-zygote-message", os.MFD_CLOEXEC)

@@ -25,8 +25,8 @@ from collections.abc import Mapping
 from pathlib import Path
 
 from plumbline.runtime.pool.head_start import LaunchedZygote, send_message
+from plumbline.runtime.protocol import MAX_CONTROL_PACKET
 
-_MAX_MESSAGE = 65536
 # How long a worker's exit waits for the zygote's report of its status (it reaps at once;
 # a dead zygote never reports).
 _STATUS_WAIT = 2.0
@@ -294,7 +294,7 @@ class Zygote:
         while self._sock is not None:
             try:
                 data, fds, _, _ = socket.recv_fds(
-                    self._sock, _MAX_MESSAGE, 2, socket.MSG_CMSG_CLOEXEC
+                    self._sock, MAX_CONTROL_PACKET, 2, socket.MSG_CMSG_CLOEXEC
                 )
             except BlockingIOError:
                 return

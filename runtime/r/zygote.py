@@ -37,11 +37,8 @@ import sys
 import traceback
 from pathlib import Path
 
+from plumbline.runtime.protocol import MAX_CONTROL_PACKET
 from plumbline.runtime.r import worker
-
-# Every packet of the pool's, the first two included: head_start.send_message sends a
-# larger message as a memory file.
-_MAX_MESSAGE = 65536
 
 
 def _parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -53,7 +50,7 @@ def _parse_args(argv: list[str] | None) -> argparse.Namespace:
 def _receive(control: socket.socket, kind: str) -> dict | None:
     """The pool's next message, which must be of this kind (None: it went away first). A
     large one comes as a memory file attached to an empty packet."""
-    data, fds, _, _ = socket.recv_fds(control, _MAX_MESSAGE, 1)
+    data, fds, _, _ = socket.recv_fds(control, MAX_CONTROL_PACKET, 1)
     if fds:
         with open(fds[0], "rb") as file:
             file.seek(0)  # the sender's writes moved the offset both share
@@ -169,7 +166,7 @@ def _fork_loop(control: socket.socket, bridge: worker.RBridge, report: bytes) ->
                         break
                 _reap(control)
                 continue
-            data = control.recv(_MAX_MESSAGE)
+            data = control.recv(MAX_CONTROL_PACKET)
             if not data:  # the pool closed the channel
                 return 0
             message = json.loads(data)
