@@ -335,7 +335,7 @@ def memory(preload: bool, refork: bool = True, workers: int = 8, requests: int =
         deadline = time.monotonic() + 300
         while idle_workers(base) < workers and time.monotonic() < deadline:
             time.sleep(0.2)
-        zygote, pids = r_processes(server.pid)
+        zygote, pids = settled_workers(server.pid, base, workers)  # the first one swapped
         fresh = _memory_row(pids, zygote)
 
         def predict(_) -> int:

@@ -95,13 +95,16 @@ class LaunchedZygote:
         ).encode()
 
     @staticmethod
-    def load_message(plumber_file: Path, attach: Sequence[str], inline_futures: bool) -> bytes:
+    def load_message(
+        plumber_file: Path, attach: Sequence[str], inline_futures: bool, fork_before_settling: bool
+    ) -> bytes:
         return json.dumps(
             {
                 "type": "load",
                 "plumber_file": str(plumber_file),
                 "attach": list(attach),
                 "inline_futures": inline_futures,
+                "fork_before_settling": fork_before_settling,
             }
         ).encode()
 

@@ -27,7 +27,12 @@ from dataclasses import dataclass, field
 from collections.abc import Hashable
 from pathlib import Path
 
-from plumbline.runtime.pool.preload import PreloadUnsafe, Zygote, ZygoteLoadFailed
+from plumbline.runtime.pool.preload import (
+    ForkedProcess,
+    PreloadUnsafe,
+    Zygote,
+    ZygoteLoadFailed,
+)
 from plumbline.runtime.pool import memory
 from plumbline.runtime.pool.frame_reader import FrameReader, expire
 from plumbline.runtime.pool.r_command import r_process_command
@@ -54,8 +59,11 @@ RESTART_REASONS = (
     "full_gc",
     "load_failed",
 )
+# The first worker forked before the zygote's heap settled is replaced at once (zygote.py):
+# part of starting, not a restart, so not in RESTART_REASONS or the restart counts.
+_UNSETTLED = "unsettled"
 # Reasons a worker is replaced only once its successor has loaded (it serves until then).
-_RECYCLE_REASONS = frozenset({"max_requests", "memory", "full_gc"})
+_RECYCLE_REASONS = frozenset({"max_requests", "memory", "full_gc", _UNSETTLED})
 # A forked worker whose R ran a full collection is replaced once it has served this long
 # (seconds): an app that collects often is re-forked at most this often per worker.
 _REFORK_MIN_AGE = 10.0
@@ -162,7 +170,7 @@ def _cause_of_death(returncode: int) -> str:
 class _Worker:
     """One worker process and the pipes to it."""
 
-    def __init__(self, slot: int, generation: int, proc, reader, writer, limit: int):
+    def __init__(self, slot: int, generation: int, proc, reader, writer, limit: int, settled: bool):
         self.slot = slot
         self.generation = generation
         self.proc: asyncio.subprocess.Process = proc
@@ -180,6 +188,7 @@ class _Worker:
         self.memory_limit: int | None = None  # its RLIMIT_DATA, once set
         self.next_memory_check = 0.0
         self.full_gc = False  # its R ran a full collection since it was forked
+        self.settled = settled  # False: forked before the zygote settled, replaced at once
         self.replace = asyncio.get_running_loop().create_future()  # -> restart reason
         self.watcher: asyncio.Task | None = None
         # Requests handed to it whose answers are not read yet (2: one pipelined), their
@@ -281,6 +290,12 @@ class WorkerPool:
     @property
     def ready(self) -> bool:
         return any(w.state in ("idle", "busy") and w.alive for w in self._workers)
+
+    @property
+    def settling(self) -> bool:
+        """Whether the first worker, forked before the zygote settled, is still to be
+        replaced (see _UNSETTLED)."""
+        return any(not w.settled for w in self._workers)
 
     @property
     def queue_depth(self) -> int:
@@ -674,8 +689,11 @@ class WorkerPool:
                 self._retire(current)
             current = worker
             self._mark_ready(worker)
+            if not worker.settled:
+                worker.replace.set_result(_UNSETTLED)
             reason = await worker.replace
-            self.restart_counts[reason] += 1
+            if reason != _UNSETTLED:
+                self.restart_counts[reason] += 1
             if reason in _RECYCLE_REASONS:
                 failures = 0
                 continue
@@ -699,7 +717,8 @@ class WorkerPool:
         if config.max_requests > 0:
             limit = config.max_requests + random.randint(0, max(config.max_requests_jitter, 0))
         self._generation += 1
-        worker = _Worker(slot, self._generation, proc, reader, writer, limit)
+        settled = proc.settled if isinstance(proc, ForkedProcess) else True
+        worker = _Worker(slot, self._generation, proc, reader, writer, limit, settled)
         self._workers.append(worker)
         worker.watcher = asyncio.create_task(
             self._watch(worker), name=f"plumbline-watch-{proc.pid}"
@@ -895,6 +914,8 @@ class WorkerPool:
             )
         if not worker.replace.done():
             worker.replace.set_result(reason)
+        elif worker.replace.result() == _UNSETTLED and reason in self.restart_counts:
+            self.restart_counts[reason] += 1  # its swap is not a restart; its death is
 
     # ---- health checks ----------------------------------------------------------------
 

@@ -51,8 +51,10 @@ class ForkedProcess:
     """asyncio.subprocess.Process's interface (pid, returncode, wait, kill, send_signal) for a
     worker the zygote forked."""
 
-    def __init__(self, pid: int):
+    def __init__(self, pid: int, settled: bool = True):
         self.pid = pid
+        # False: forked before the zygote's heap settled, to be replaced at once (zygote.py).
+        self.settled = settled
         self.returncode: int | None = None
         self._loop = asyncio.get_running_loop()
         self._exited = self._loop.create_future()
@@ -130,6 +132,7 @@ class Zygote:
         self._forks: dict[int, asyncio.Future] = {}
         self._children: dict[int, ForkedProcess] = {}
         self._ids = itertools.count(1)
+        self._loads = 0  # zygotes told to load the app
         self._lock = asyncio.Lock()
         self._tasks: set[asyncio.Task] = set()
         self._closed = False
@@ -213,8 +216,13 @@ class Zygote:
             if launched.r_environment is not None
             else [launched.environment_message(environment)]
         )
+        # Only the first zygote forks its first worker before settling: nothing serves yet,
+        # so that worker's head start is worth its replacement (zygote.py).
+        self._loads += 1
         messages.append(
-            launched.load_message(self._plumber_file, self._attach, self._inline_futures)
+            launched.load_message(
+                self._plumber_file, self._attach, self._inline_futures, self._loads == 1
+            )
         )
         ours = launched.take_channel()
         try:
@@ -309,7 +317,7 @@ class Zygote:
     def _dispatch(self, message: dict, fds: list[int]) -> None:
         kind = message.get("type")
         if kind == "forked":
-            process = ForkedProcess(message["pid"])
+            process = ForkedProcess(message["pid"], message.get("settled", True))
             self._children[process.pid] = process
             future = self._forks.get(message["id"])
             if future is not None and not future.done() and len(fds) == 2:

@@ -6,6 +6,8 @@
 # flattens the response into vectors that cross to Python without per-element conversion.
 
 plumbline <- new.env(parent = emptyenv())
+# Until plumbline_sentinel() arms it (in the zygote), no full collection is watched for.
+plumbline$full_gc <- FALSE
 
 # Attach packages, make futures inline (optionally), load the plumber.R once.
 # Returns NULL on success or a character message (file and line included) on failure.

@@ -32,7 +32,16 @@ class PoolHarness:
         return asyncio.run_coroutine_threadsafe(coro, self.loop).result(timeout)
 
     def start(self) -> None:
+        """Start the pool and wait until its first worker, forked before the zygote settled,
+        has been replaced: tests then see the workers that stay."""
         self.run(self.pool.start())
+        self.wait_settled()
+
+    def wait_settled(self, timeout: float = 60) -> None:
+        async def settling():
+            return self.pool.settling
+
+        wait_for(lambda: not self.run(settling()), timeout, interval=0.02)
 
     def request(
         self,

@@ -43,6 +43,15 @@ class Served:
                 return float(line.rsplit(" ", 1)[1])
         return None
 
+    def wait_settled(self, timeout=60.0):
+        """Until the first worker, forked before the zygote settled, has been replaced
+        (docs/workers.md): the workers there are now are the ones that stay."""
+        self.wait_until(
+            lambda: '"reason":"unsettled"' in self.stderr.read_text(),
+            timeout,
+            "the first worker's swap",
+        )
+
     def wait_until(self, predicate, timeout=60.0, what="condition"):
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:

@@ -283,6 +283,7 @@ def test_pool_failures_become_json_errors_and_readiness_follows_reload(tmp_path)
         "--health-interval",
         "0",
     ) as served:
+        served.wait_settled()  # one worker, not the first one and its successor
         thread, result = in_thread(served.get, "/wait")
         served.wait_until(
             lambda: served.metric('plumbline_workers{state="busy"}') == 1,

@@ -384,6 +384,9 @@ def test_close_waits_for_in_flight_requests_and_runs_exit_hooks(tmp_path, monkey
     monkeypatch.setenv("PLUMBLINE_TEST_EXIT_MARKER", str(marker))
     with running_pool(BASIC, workers=2) as harness:
         harness.wait_until_idle()
+        # The first worker, swapped at start (docs/workers.md), stopped as any replaced one.
+        assert marker.read_text() == "bye\n"
+        marker.unlink()
         running = harness.submit("GET", "/sleep", "secs=1")
         wait_for(lambda: harness.pool.in_flight == 1)
         harness.run(harness.pool.close(10))

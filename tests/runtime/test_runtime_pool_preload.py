@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import os
 import signal
 import time
@@ -9,7 +10,8 @@ import time
 import psutil
 import pytest
 
-from pool_harness import APPS, running_pool, wait_for
+from plumbline.runtime.pool.pool import PoolConfig
+from pool_harness import APPS, PoolHarness, running_pool, wait_for
 
 pytestmark = pytest.mark.slow
 
@@ -63,6 +65,58 @@ def test_workers_draw_different_random_numbers():
         assert first.isdisjoint(second)
 
 
+def _events(caplog, event: str) -> list[dict]:
+    return [r.fields for r in caplog.records if getattr(r, "fields", {}).get("event") == event]
+
+
+def test_the_first_worker_serves_before_the_zygote_settles_and_is_replaced_at_once(caplog):
+    caplog.set_level("INFO", logger="plumbline.pool")
+    harness = PoolHarness(PoolConfig(plumber_file=BASIC, workers=2, timeout=20))
+    try:
+        harness.run(harness.pool.start())
+        # Requests sent as soon as the pool is ready are all answered across the swap.
+        pending = [harness.submit("GET", "/text") for _ in range(20)]
+        assert [f.result(20).body for f in pending] == [b"hello"] * 20
+        harness.wait_settled()
+        rows = harness.wait_until_idle()
+        first = _events(caplog, "worker_spawned")[0]["pid"]
+        # The first worker ready was the one forked before the zygote's collection ...
+        assert _events(caplog, "worker_ready")[0]["pid"] == first
+        assert {"worker": 0, "pid": first, "reason": "unsettled"}.items() <= next(
+            e for e in _events(caplog, "worker_stopped") if e["pid"] == first
+        ).items()
+        # ... and the workers that stay were forked after it, from the settled heap.
+        assert first not in {row["pid"] for row in rows}
+        zygote = harness.pool._zygote.pid
+        assert {psutil.Process(row["pid"]).ppid() for row in rows} == {zygote}
+        assert set(harness.pool.restart_counts.values()) == {0}  # starting is not a restart
+    finally:
+        harness.close()
+
+
+def test_a_first_worker_that_dies_before_its_replacement_counts_as_a_restart(caplog):
+    class KillFirstWhenReady(logging.Handler):
+        def emit(self, record):
+            fields = getattr(record, "fields", {})
+            if fields.get("event") == "worker_ready" and not self.killed:
+                self.killed = fields["pid"]
+                os.kill(fields["pid"], signal.SIGKILL)
+
+    caplog.set_level("INFO", logger="plumbline.pool")
+    killer = KillFirstWhenReady()
+    killer.killed = 0
+    pool_logger = logging.getLogger("plumbline.pool")
+    pool_logger.addHandler(killer)
+    try:
+        with running_pool(BASIC, workers=2, timeout=20) as harness:
+            rows = harness.wait_until_idle()
+            assert killer.killed and killer.killed not in {row["pid"] for row in rows}
+            assert harness.pool.restart_counts["killed_signal"] == 1
+            assert harness.get("/text").body == b"hello"
+    finally:
+        pool_logger.removeHandler(killer)
+
+
 def test_a_killed_worker_is_forked_again_quickly():
     with running_pool(BASIC, workers=1, timeout=20) as harness:
         victim = harness.wait_until_idle()[0]["pid"]
@@ -78,7 +132,8 @@ def test_a_killed_worker_is_forked_again_quickly():
         assert psutil.Process(rows[0]["pid"]).ppid() == harness.pool._zygote.pid
 
 
-def test_a_dead_zygote_is_replaced_and_its_workers_keep_serving():
+def test_a_dead_zygote_is_replaced_and_its_workers_keep_serving(caplog):
+    caplog.set_level("INFO", logger="plumbline.pool")
     with running_pool(BASIC, workers=2, timeout=20) as harness:
         rows = harness.wait_until_idle()
         zygote = harness.pool._zygote
@@ -99,6 +154,10 @@ def test_a_dead_zygote_is_replaced_and_its_workers_keep_serving():
         parents = [psutil.Process(r["pid"]).ppid() for r in harness.snapshot()]
         assert parents.count(zygote.pid) == 1  # the replacement; the other is the old one's
         assert harness.get("/text").body == b"hello"
+        # Only the first zygote forks before settling: the replacement stays.
+        assert not harness.pool.settling
+        stopped = _events(caplog, "worker_stopped")
+        assert [e["reason"] for e in stopped].count("unsettled") == 1  # the pool's start's
 
 
 def test_an_app_that_opens_a_connection_at_load_is_not_forked(tmp_path, caplog):
