@@ -32,6 +32,7 @@ they outlive the zygote and still end when the pool closes their pipes.
 from __future__ import annotations
 
 import argparse
+import functools
 import gc
 import json
 import os
@@ -40,6 +41,7 @@ import signal
 import socket
 import sys
 import traceback
+from collections.abc import Callable
 from pathlib import Path
 
 from plumbline.runtime.protocol import MAX_CONTROL_PACKET
@@ -120,7 +122,7 @@ def serve(args: argparse.Namespace) -> int:
         os.environ.pop(name, None)
     os.environ.update(environment["set"])
     try:
-        bridge = worker.RBridge()
+        bridge, jit_level = worker.start_r_without_jit()
     except Exception:  # whatever stops R from starting is reported the same
         worker._write_stderr(traceback.format_exc())
         _send(control, {"type": "load_failed", "message": "R bridge failed to start"})
@@ -143,23 +145,35 @@ def serve(args: argparse.Namespace) -> int:
     if problem is not None:
         _send(control, {"type": "unsafe", "message": problem})
         return 0
+    if jit_level:  # before the first fork: every worker runs with R's JIT on
+        bridge.enable_jit(jit_level)
+    settle = functools.partial(_settle, bridge, jit_level > 0)
     settled = not order.get("fork_before_settling", False)
     if settled:
-        _settle(bridge)
+        settle()
     _send(control, {"type": "ready", "pid": os.getpid()})
-    return _fork_loop(control, bridge, report, settled)
+    return _fork_loop(control, bridge, report, settled, settle)
 
 
-def _settle(bridge: worker.RBridge) -> None:
-    """The heap's last collections before the forks that share it: what is allocated now is
-    shared by every worker, and Python's collector must not touch (and so copy) the frozen
-    objects in each of them."""
+def _settle(bridge: worker.RBridge, jit: bool) -> None:
+    """What every worker forked from here shares, made ready once: the JIT compiler's own
+    code loaded, and the heap's last collections, so that what is allocated now is shared by
+    every worker, and Python's collector must not touch (and so copy) the frozen objects in
+    each of them."""
+    if jit:
+        bridge.warm_compiler()
     bridge.collect_garbage()
     gc.collect()
     gc.freeze()
 
 
-def _fork_loop(control: socket.socket, bridge: worker.RBridge, report: bytes, settled: bool) -> int:
+def _fork_loop(
+    control: socket.socket,
+    bridge: worker.RBridge,
+    report: bytes,
+    settled: bool,
+    settle: Callable[[], None],
+) -> int:
     # SIGCHLD wakes the loop through a pipe, so exits are reported at once.
     wake_r, wake_w = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
     signal.signal(signal.SIGCHLD, lambda *_: None)
@@ -187,7 +201,7 @@ def _fork_loop(control: socket.socket, bridge: worker.RBridge, report: bytes, se
                 if not settled:
                     # The first worker is serving already; the pool replaces it with one
                     # forked from the settled heap (pool.py, "unsettled").
-                    _settle(bridge)
+                    settle()
                     settled = True
         _reap(control)
 
