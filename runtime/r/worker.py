@@ -16,6 +16,7 @@ import ctypes
 import functools
 import gc
 import os
+import re
 import resource
 import signal
 import sys
@@ -472,10 +473,10 @@ def start_r_without_jit() -> tuple[RBridge, int]:
     closures it runs once (0.2-0.3 s of the example app's load, the compiler's own start
     included). The variable counts at R's start only, and is put back for the app to see."""
     saved = os.environ.get("R_ENABLE_JIT")
-    try:
-        level = max(int(saved if saved is not None else "3"), 0)
-    except ValueError:
-        level = 3
+    level = 3
+    if saved is not None:  # read as R reads it, with C's atoi(): "abc" is 0
+        digits = re.match(r"\s*([+-]?\d+)", saved)
+        level = max(int(digits.group(1)), 0) if digits else 0
     os.environ["R_ENABLE_JIT"] = "0"
     try:
         return RBridge(), level

@@ -39,5 +39,10 @@ def test_workers_serve_with_the_level_the_user_gave_r(tmp_path, preload, monkeyp
     assert jit_seen(tmp_path, preload) == {b"0 0"}
 
 
+def test_a_level_r_would_not_read_as_a_number_is_off_as_in_r(tmp_path, preload, monkeypatch):
+    monkeypatch.setenv("R_ENABLE_JIT", "yes")  # R reads it with C's atoi(): 0
+    assert jit_seen(tmp_path, preload) == {b"0 yes"}
+
+
 def test_an_app_that_sets_its_own_level_at_load_keeps_it(tmp_path, preload):
     assert jit_seen(tmp_path, preload, "invisible(compiler::enableJIT(2))\n\n") == {b"2 unset"}
