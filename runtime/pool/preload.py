@@ -132,7 +132,6 @@ class Zygote:
         self._forks: dict[int, asyncio.Future] = {}
         self._children: dict[int, ForkedProcess] = {}
         self._ids = itertools.count(1)
-        self._loads = 0  # zygotes told to load the app
         self._lock = asyncio.Lock()
         self._tasks: set[asyncio.Task] = set()
         self._closed = False
@@ -216,12 +215,11 @@ class Zygote:
             if launched.r_environment is not None
             else [launched.environment_message(environment)]
         )
-        # Only the first zygote forks its first worker before settling: nothing serves yet,
-        # so that worker's head start is worth its replacement (zygote.py).
-        self._loads += 1
+        # Only the first zygote (none has loaded yet: no pid) forks its first worker before
+        # settling: nothing serves yet, so that worker's head start is worth its replacement.
         messages.append(
             launched.load_message(
-                self._plumber_file, self._attach, self._inline_futures, self._loads == 1
+                self._plumber_file, self._attach, self._inline_futures, self.pid is None
             )
         )
         ours = launched.take_channel()

@@ -148,11 +148,12 @@ def serve(args: argparse.Namespace) -> int:
     if jit_level:  # before the first fork: every worker runs with R's JIT on
         bridge.enable_jit(jit_level)
     settle = functools.partial(_settle, bridge, jit_level > 0)
-    settled = not order.get("fork_before_settling", False)
-    if settled:
+    pending: Callable[[], None] | None = settle
+    if not order.get("fork_before_settling", False):
         settle()
+        pending = None
     _send(control, {"type": "ready", "pid": os.getpid()})
-    return _fork_loop(control, bridge, report, settled, settle)
+    return _fork_loop(control, bridge, report, pending)
 
 
 def _settle(bridge: worker.RBridge, jit: bool) -> None:
@@ -171,9 +172,10 @@ def _fork_loop(
     control: socket.socket,
     bridge: worker.RBridge,
     report: bytes,
-    settled: bool,
-    settle: Callable[[], None],
+    settle: Callable[[], None] | None,
 ) -> int:
+    """Fork a worker whenever the pool asks; `settle`, when the heap is still to settle, is
+    run right after the first fork."""
     # SIGCHLD wakes the loop through a pipe, so exits are reported at once.
     wake_r, wake_w = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
     signal.signal(signal.SIGCHLD, lambda *_: None)
@@ -197,12 +199,12 @@ def _fork_loop(
                 return 0
             message = json.loads(data)
             if message.get("type") == "fork":
-                _fork(control, bridge, report, message["id"], settled, (wake_r, wake_w))
-                if not settled:
+                _fork(control, bridge, report, message["id"], settle is None, (wake_r, wake_w))
+                if settle is not None:
                     # The first worker is serving already; the pool replaces it with one
                     # forked from the settled heap (pool.py, "unsettled").
                     settle()
-                    settled = True
+                    settle = None
         _reap(control)
 
 
