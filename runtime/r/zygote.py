@@ -122,7 +122,7 @@ def serve(args: argparse.Namespace) -> int:
         os.environ.pop(name, None)
     os.environ.update(environment["set"])
     try:
-        bridge, jit_level = worker.start_r_without_jit()
+        bridge, jit_level = worker.start_r_to_load()
     except Exception:  # whatever stops R from starting is reported the same
         worker._write_stderr(traceback.format_exc())
         _send(control, {"type": "load_failed", "message": "R bridge failed to start"})
