@@ -29,7 +29,10 @@ from plumbline.platform.local.control import ControlClient, HostRecord
 from plumbline.platform.local.failover import run_scenario
 from support import EXAMPLE_DIR, PLUMBLINE, free_port
 
-pytestmark = pytest.mark.slow
+pytestmark = [
+    pytest.mark.slow,
+    pytest.mark.xdist_group("local_cluster"),  # one cluster, tests in file order
+]
 
 NAME = "failover"
 START_TIMEOUT = 150

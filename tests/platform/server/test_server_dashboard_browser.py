@@ -23,6 +23,7 @@ from dashboard_harness import PHONE, bundle, local_server, screenshot, wait_unti
 pytestmark = [
     pytest.mark.slow,
     pytest.mark.skipif(not browser_available(), reason="chromium or playwright missing"),
+    pytest.mark.xdist_group("server_dashboard_browser"),  # one server, tests in file order
 ]
 
 PASSWORD = "viewer passphrase 42"

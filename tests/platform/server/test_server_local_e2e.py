@@ -21,7 +21,10 @@ from server_process import ServerProcess
 from support import EXAMPLE_DIR
 
 
-pytestmark = pytest.mark.slow  # real R, rsconnect and HAProxy (scripts/install.sh)
+pytestmark = [
+    pytest.mark.slow,  # real R, rsconnect and HAProxy (scripts/install.sh)
+    pytest.mark.xdist_group("server_local_e2e"),  # one server, tests in file order
+]
 
 BIG = 50 * 1024 * 1024
 APP_R = """\

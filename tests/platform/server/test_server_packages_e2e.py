@@ -23,7 +23,10 @@ from server_process import ServerProcess
 
 from plumbline.platform.kube.manifests import render
 
-pytestmark = pytest.mark.slow  # real R, rsconnect and HAProxy (scripts/install.sh)
+pytestmark = [
+    pytest.mark.slow,  # real R, rsconnect and HAProxy (scripts/install.sh)
+    pytest.mark.xdist_group("server_packages_e2e"),  # one server, tests in file order
+]
 
 MODEL = 50 * 1024 * 1024
 APP_R = """\

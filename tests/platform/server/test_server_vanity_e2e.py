@@ -18,7 +18,10 @@ import pytest
 from server_process import ServerProcess
 from support import EXAMPLE_DIR
 
-pytestmark = pytest.mark.slow  # real R and HAProxy (scripts/install.sh)
+pytestmark = [
+    pytest.mark.slow,  # real R and HAProxy (scripts/install.sh)
+    pytest.mark.xdist_group("server_vanity_e2e"),  # one server, tests in file order
+]
 
 VANITY = "/__api__/v1/apps/parity-api/vanity"
 
