@@ -467,12 +467,17 @@ def _as_sent(text: str) -> str:
         return text
 
 
-# R's first trigger for a collection, in cons cells (R_NSIZE; R's default is 350,000): where a
-# loaded plumber app's heap settles anyway (the example app's: 1,246,000 after its first full
-# collection). Started lower, R collects again and again while plumber and the app load, each
-# time the whole growing heap (0.2 s of the example's 0.5 s, measured); started here, it does
-# not, and workers run with the trigger they would have had. R keeps it as a floor.
-_LOADING_NSIZE = "1200000"
+# R's first collection trigger, in cons cells (R_NSIZE; R's default is 350,000). From R's
+# default, loading plumber and an app escalated to two or three collections of the whole
+# growing heap (~0.1 s each here: R's first collection is always a full one, and a young one
+# that frees less than a fifth of the trigger makes the next one older). From this value,
+# plumber and a small app (the example, benchmarks/api.R) load with young collections only,
+# and R settles at the same trigger once loaded; an app that loads more (or allocates a
+# large model) still runs its full collections. Neither larger nor smaller is better: from
+# ~600,000 R's first, full collection falls in plumber's load; far larger (no collection at
+# all) leaves the loaded heap's free slots spread over more pages, which every forked worker
+# then writes (20-40 MiB more private memory each). Measured: docs/benchmarks.md, stop 31.
+_LOADING_NSIZE = "500000"
 
 
 def start_r_to_load() -> tuple[RBridge, int]:

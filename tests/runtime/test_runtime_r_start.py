@@ -1,9 +1,13 @@
 """How R starts to load plumber and the app, in the zygote or in a worker started on its own:
 its JIT compiler off while loading (it would compile closures run once), then on at R's
-level; its first collection trigger where a loaded app's heap settles (R_NSIZE), so it does
-not collect again and again while loading. The app sees the variables it was given."""
+level; its first collection trigger above R's default (R_NSIZE), so that plumber and a small
+app load without collecting the whole growing heap. The app sees the variables it was given."""
 
 from __future__ import annotations
+
+import os
+import subprocess
+import sys
 
 import pytest
 
@@ -54,8 +58,6 @@ def test_an_app_that_sets_its_own_level_at_load_keeps_it(tmp_path, preload):
     assert jit_seen(tmp_path, preload, "invisible(compiler::enableJIT(2))\n\n") == {b"2 unset"}
 
 
-# The trigger right after the app's first line ran a full collection: R keeps its start value
-# as a floor (R's default start, 350,000 cells, gives ~1,050,000 here).
 HEAP_REPORT = (
     'trigger_at_load <- gc()["Ncells", "gc trigger"]\n\n'
     "#* @serializer text\n#* @get /report\n"
@@ -64,15 +66,42 @@ HEAP_REPORT = (
 
 
 def trigger_seen(tmp_path, preload: bool) -> tuple[int, str]:
+    """R's collection trigger after a full collection at the app's first line, and the
+    R_NSIZE the app sees."""
     (answer,) = seen(tmp_path, preload, HEAP_REPORT)
     trigger, variable = answer.decode().split()
     return int(trigger), variable
 
 
-def test_r_loads_with_the_trigger_a_loaded_app_needs_and_no_variable_of_ours(tmp_path, preload):
-    trigger, variable = trigger_seen(tmp_path, preload)
-    assert trigger >= 1_200_000
-    assert variable == "unset"
+# R started as the zygote and workers start it, nothing loaded yet: its trigger after one
+# full collection (R keeps the start value as a floor and grows from it).
+FRESH_TRIGGER = (
+    "from plumbline.runtime.r import worker\n"
+    "bridge, _ = worker.start_r_to_load()\n"
+    'print(bridge._ri.evalr(\'sprintf("%.0f", gc()["Ncells", "gc trigger"])\')[0])\n'
+)
+
+
+def fresh_trigger(**environment: str) -> int:
+    env = {k: v for k, v in os.environ.items() if k != "R_NSIZE"}
+    done = subprocess.run(
+        [sys.executable, "-c", FRESH_TRIGGER],
+        env={**env, **environment},
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 0, done.stderr
+    return int(done.stdout.split()[-1])
+
+
+def test_r_starts_with_a_larger_first_trigger_than_rs_default():
+    # Loading plumber from R's default trigger ran collections of the whole growing heap.
+    assert fresh_trigger() > fresh_trigger(R_NSIZE="350000")  # R's own default
+
+
+def test_the_app_sees_no_r_nsize_of_ours(tmp_path, preload):
+    assert trigger_seen(tmp_path, preload)[1] == "unset"
 
 
 def test_the_users_own_r_nsize_is_the_one_r_starts_with(tmp_path, preload, monkeypatch):
