@@ -474,9 +474,10 @@ def _as_sent(text: str) -> str:
 # plumber and a small app (the example, benchmarks/api.R) load with young collections only,
 # and R settles at the same trigger once loaded; an app that loads more (or allocates a
 # large model) still runs its full collections. Neither larger nor smaller is better: from
-# ~600,000 R's first, full collection falls in plumber's load; far larger (no collection at
-# all) leaves the loaded heap's free slots spread over more pages, which every forked worker
-# then writes (20-40 MiB more private memory each). Measured: docs/benchmarks.md, stop 31.
+# ~600,000 R's first, full collection falls in plumber's load and the app's escalate again;
+# far larger (1,200,000: hardly a collection) leaves the loaded heap's free slots spread over
+# more pages, which every forked worker then writes (20-40 MiB more private memory each).
+# Measured: docs/benchmarks.md, stop 31.
 _LOADING_NSIZE = "500000"
 
 
