@@ -77,8 +77,9 @@ def trigger_seen(tmp_path, preload: bool) -> tuple[int, str]:
 # full collection (R keeps the start value as a floor and grows from it).
 FRESH_TRIGGER = (
     "from plumbline.runtime.r import worker\n"
-    "bridge, _ = worker.start_r_to_load()\n"
-    'print(bridge._ri.evalr(\'sprintf("%.0f", gc()["Ncells", "gc trigger"])\')[0])\n'
+    "worker.start_r_to_load()\n"
+    "import rpy2.rinterface as ri\n"
+    'print(ri.evalr(\'sprintf("%.0f", gc()["Ncells", "gc trigger"])\')[0])\n'
 )
 
 
