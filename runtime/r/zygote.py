@@ -147,11 +147,11 @@ def serve(args: argparse.Namespace) -> int:
         return 0
     if jit_level:  # before the first fork: every worker runs with R's JIT on
         bridge.enable_jit(jit_level)
-    settle = functools.partial(_settle, bridge, jit_level > 0)
-    pending: Callable[[], None] | None = settle
-    if not order.get("fork_before_settling", False):
-        settle()
-        pending = None
+    pending: Callable[[], None] | None = None
+    if order.get("fork_before_settling", False):
+        pending = functools.partial(_settle, bridge, jit_level > 0)
+    else:
+        _settle(bridge, jit_level > 0)
     _send(control, {"type": "ready", "pid": os.getpid()})
     return _fork_loop(control, bridge, report, pending)
 
