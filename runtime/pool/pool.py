@@ -155,13 +155,17 @@ def _unexpected_death(returncode: int) -> str:
     return _cause_of_death(returncode)
 
 
-def _cause_of_death(returncode: int) -> str:
+def _cause_of_death(returncode: int, sent: int | None = None) -> str:
+    """How a worker ended; `sent` is the last signal the pool itself sent it, whose death is
+    the pool's doing and not guessed at."""
     if returncode >= 0:
         return f"exited with code {returncode}"
     try:
         name = signal.Signals(-returncode).name
     except ValueError:
         name = f"signal {-returncode}"
+    if sent == -returncode:
+        return f"stopped by the pool with {name}"
     if -returncode == signal.SIGKILL:
         return f"killed by {name} (perhaps out of memory?)"
     return f"killed by {name}"
@@ -182,6 +186,7 @@ class _Worker:
         self.started_at = time.time()
         self.ready_at: float | None = None
         self.stop_reason: str | None = None  # set when the pool itself ends this worker
+        self.signalled: int | None = None  # the last signal the pool sent it
         self.retiring = False  # stop when its current request is done
         self.resident = memory.Resident(proc.pid)
         self.resident_at_ready = 0
@@ -222,10 +227,7 @@ class _Worker:
         if self.state != "unhealthy":
             self.state = "stopping"
         if self.alive:
-            try:
-                self.proc.kill()
-            except ProcessLookupError:
-                pass
+            self._signal(signal.SIGKILL)
 
     def stop(self, reason: str) -> None:
         """Ask the worker to exit: EOF on its request pipe, then SIGTERM, then SIGKILL."""
@@ -239,10 +241,14 @@ class _Worker:
 
     def _signal_if_alive(self, signum: int) -> None:
         if self.alive:
-            try:
-                self.proc.send_signal(signum)
-            except ProcessLookupError:
-                pass
+            self._signal(signum)
+
+    def _signal(self, signum: int) -> None:
+        self.signalled = signum
+        try:
+            self.proc.send_signal(signum)
+        except ProcessLookupError:
+            pass
 
 
 class WorkerPool:
@@ -683,6 +689,8 @@ class WorkerPool:
                 self.restart_counts["load_failed"] += 1
                 self._failed_slots[slot] = time.time()
                 self._report_load_failure(slot, error)
+                if self._start_failed():
+                    return  # the pool is being shut down: nothing to retry
                 continue
             self._failed_slots.pop(slot, None)
             if current is not None:
@@ -791,6 +799,12 @@ class WorkerPool:
                 hint="retrying with back-off; this message is logged once",
             )
 
+    def _start_failed(self) -> bool:
+        first = self._first_load
+        if first is None or not first.done() or first.cancelled():
+            return False
+        return first.exception() is not None
+
     def _mark_ready(self, worker: _Worker) -> None:
         worker.ready_at = time.time()
         if self._first_load is not None and not self._first_load.done():
@@ -882,7 +896,7 @@ class WorkerPool:
         if worker in self._workers:
             self._workers.remove(worker)
         reason = worker.stop_reason or ("killed_signal" if returncode < 0 else "exited")
-        cause = _cause_of_death(returncode)
+        cause = _cause_of_death(returncode, worker.signalled)
         if worker.stop_reason is None and worker.ready_at is not None:
             _log(
                 logging.ERROR,

@@ -276,7 +276,8 @@ def test_sequential_requests_go_to_the_worker_that_went_idle_last(pool):
     assert other not in pids
 
 
-def test_timeout_kills_and_replaces_the_worker():
+def test_timeout_kills_and_replaces_the_worker(caplog):
+    caplog.set_level(logging.INFO, logger="plumbline.pool")
     with running_pool(BASIC, workers=2, timeout=1.5) as harness:
         before = {row["pid"] for row in harness.wait_until_idle()}
         with pytest.raises(WorkerTimeout):
@@ -285,6 +286,12 @@ def test_timeout_kills_and_replaces_the_worker():
         assert len(after) == 2 and len(after - before) == 1
         assert harness.pool.restart_counts["timeout"] == 1
         assert [harness.get("/text").body for _ in range(4)] == [b"hello"] * 4
+    # The log says the pool killed it, and why; it does not guess at the OOM killer.
+    killed = [e for e in map(_logged, caplog.records) if e["event"] == "worker_killed"]
+    assert [(e["message"], e["reason"]) for e in killed] == [
+        ("worker stopped by the pool with SIGKILL", "timeout")
+    ]
+    assert killed[0]["pid"] in before - after
 
 
 def test_request_still_queued_after_the_timeout_gets_pool_full_and_kills_nothing():
@@ -411,6 +418,25 @@ def test_stop_at_load_fails_start_with_rs_message():
             pass
     assert "database unreachable" in caught.value.message
     assert "plumber.R" in caught.value.message
+
+
+@pytest.mark.parametrize("preload", [False, True], ids=["spawned", "preloaded"])
+def test_a_failed_start_logs_no_retry_and_no_guessed_cause(caplog, preload):
+    caplog.set_level(logging.INFO, logger="plumbline.pool")
+    with pytest.raises(AppLoadError, match="database unreachable"):
+        with running_pool(APPS / "stop_at_load" / "plumber.R", workers=2, preload=preload):
+            pass
+    logged = [_logged(r) for r in caplog.records]
+    # The pool does not retry an app that failed its first load, nor say it will.
+    assert [e for e in logged if e["event"] == "worker_backoff"] == []
+    assert not any("out of memory" in e["message"] for e in logged), logged
+    # A worker that loaded the app itself and failed is stopped by the pool, and said so (the
+    # other one too, at the shutdown, if it had not failed yet).
+    stopped = [e for e in logged if e["event"] == "worker_stopped"]
+    reasons = sorted(e["reason"] for e in stopped)
+    expected = [[]] if preload else [["load_failed", "load_failed"], ["load_failed", "shutdown"]]
+    assert reasons in expected
+    assert all(e["message"] == "worker stopped by the pool with SIGKILL" for e in stopped)
 
 
 @pytest.mark.parametrize("preload", [False, True], ids=["spawned", "preloaded"])
