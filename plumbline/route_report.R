@@ -194,6 +194,13 @@ plumbline_plumber_openapi <- function(pr) {
 # the report. Exit status 1 with R's message on stderr when the file does not load.
 if (!interactive() && identical(sys.nframe(), 0L) && length(commandArgs(TRUE)) >= 1L) {
   local({
+    # Started by plumbline/routes.py with the JIT off: the app sees R_ENABLE_JIT as given.
+    given_jit <- Sys.getenv("PLUMBLINE_GIVEN_R_ENABLE_JIT", NA)
+    if (!is.na(given_jit)) {
+      Sys.unsetenv("PLUMBLINE_GIVEN_R_ENABLE_JIT")
+      if (nzchar(given_jit)) Sys.setenv(R_ENABLE_JIT = substring(given_jit, 2L))
+      else Sys.unsetenv("R_ENABLE_JIT")
+    }
     args <- commandArgs(TRUE)
     file <- normalizePath(args[[1]], mustWork = TRUE)
     suppressPackageStartupMessages({

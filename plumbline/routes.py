@@ -67,6 +67,11 @@ SOURCE_VARIABLE = "PLUMBLINE_ROUTE_TABLE"  # where the control plane reads route
 SOURCES = ("auto", "r", "annotations")
 REPORT_FORMAT = 1
 _MARKER = "<<<plumbline-route-report>>>\n"
+# The report's Rscript starts with R's JIT compiler off: it would compile closures that run
+# once (the example app's report: 1.20 -> 0.83 s here), as in the runtime's loading
+# (runtime/r/worker.py). _GIVEN_JIT says what the user's R_ENABLE_JIT was ("=VALUE", or ""
+# when unset), and route_report.R puts it back before the app's code runs.
+_GIVEN_JIT = "PLUMBLINE_GIVEN_R_ENABLE_JIT"
 # Hooks that run for every request (and may change or answer it); "exit" runs at shutdown.
 _REQUEST_HOOKS = frozenset({"preroute", "postroute", "preserialize", "postserialize"})
 
@@ -187,6 +192,12 @@ def query(
     if rscript is None:
         raise RNotAvailable("Rscript not found on PATH")
     given, plumber_file = Path(plumber_file), Path(plumber_file).resolve()
+    given_jit = os.environ.get("R_ENABLE_JIT")
+    environment = {
+        **os.environ,
+        "R_ENABLE_JIT": "0",
+        _GIVEN_JIT: "" if given_jit is None else f"={given_jit}",
+    }
     try:
         proc = subprocess.run(
             [rscript, str(REPORT_R), str(plumber_file), *attach],
@@ -194,6 +205,7 @@ def query(
             text=True,
             timeout=timeout,
             cwd=plumber_file.parent,
+            env=environment,
         )
     except subprocess.TimeoutExpired:
         raise RouteReportError(

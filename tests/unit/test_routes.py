@@ -291,3 +291,29 @@ def test_endpoint_details_from_the_report(tmp_path):
 def test_unknown_report_format_is_refused(tmp_path):
     with pytest.raises(ValueError, match="format"):
         routes.from_report({**TREE, "format": 99}, tmp_path / "plumber.R")
+
+
+# The app's own code records the JIT level it is loaded with and the R_ENABLE_JIT it sees,
+# in the path of a route it adds.
+RECORDS_JIT = """
+#* @plumber
+function(pr) {
+  seen <- paste0("/jit-", compiler::enableJIT(-1), "/env-", Sys.getenv("R_ENABLE_JIT", "unset"))
+  plumber::pr_get(pr, seen, function() "ok")
+}
+"""
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("given, seen", [(None, "unset"), ("2", "2"), ("", "")])
+def test_the_report_loads_the_app_with_rs_jit_off_and_the_variable_as_given(
+    tmp_path, monkeypatch, given, seen
+):
+    plumber_r = tmp_path / "plumber.R"
+    plumber_r.write_text(RECORDS_JIT)
+    if given is None:
+        monkeypatch.delenv("R_ENABLE_JIT", raising=False)
+    else:
+        monkeypatch.setenv("R_ENABLE_JIT", given)
+    table = routes.query(plumber_r)
+    assert [ep.route for ep in table.endpoints] == [f"/jit-0/env-{seen}"]
