@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
 
 from plumbline.exits import CommandError, ExitCode
+from plumbline.packages.requirements import lists_requirements
 from plumbline.runtime import settings
 
 
@@ -24,6 +26,13 @@ def configure(name: str, parser: argparse.ArgumentParser) -> None:
     parser.set_defaults(func=_serve)
 
 
+def uses_package_library(plumber_file: str, config: settings.ServeConfig) -> bool:
+    """Whether serving may put the app's own package library on R_LIBS: a manifest.json or
+    renv.lock in the app's folder, unless packages are off."""
+    path = Path(plumber_file)
+    return config.packages != "off" and lists_requirements(path if path.is_dir() else path.parent)
+
+
 def _serve(args: argparse.Namespace) -> int:
     try:
         config = settings.resolve(args)
@@ -34,6 +43,10 @@ def _serve(args: argparse.Namespace) -> int:
     # Ask R for its environment and start the zygote now: both run while Python imports the
     # server, and the zygote starts R as soon as R's environment is known.
     head_start = HeadStart(config.preload)
+    if not uses_package_library(args.plumber_file, config):
+        # Nothing will put a library on R_LIBS (server.use_packages): R may start now, while
+        # the server is imported, rather than after.
+        head_start.environment_settled()
     try:
         from plumbline.runtime import server  # uvicorn and the pool load only when serving
 

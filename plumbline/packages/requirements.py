@@ -48,6 +48,11 @@ class Requirements:
         return bool(self.packages)
 
 
+def lists_requirements(folder: Path) -> bool:
+    """Whether the folder holds a file find_requirements() reads (no reading: a quick look)."""
+    return any((folder / name).is_file() for name in (MANIFEST, RENV_LOCK))
+
+
 def find_requirements(folder: Path) -> Requirements | None:
     """The folder's manifest.json (rsconnect writes it at publish time), else its renv.lock;
     None when it has neither. RequirementsError when the one found is unusable."""

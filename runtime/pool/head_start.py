@@ -152,7 +152,8 @@ class HeadStart:
 
     def environment_settled(self) -> None:
         """Every variable R's processes get is set (an app's package library first on R_LIBS):
-        the zygote may start R once the probe has answered."""
+        the zygote may start R once the probe has answered. `plumbline serve` says so at once
+        when the app lists no packages (runtime/commands.py), else once the library is set."""
         self._settled.set()
 
     def _start_r(self, zygote: LaunchedZygote) -> None:
