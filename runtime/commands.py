@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-from pathlib import Path
 
 from plumbline.exits import CommandError, ExitCode
 from plumbline.packages.requirements import lists_requirements
@@ -29,8 +28,8 @@ def configure(name: str, parser: argparse.ArgumentParser) -> None:
 def uses_package_library(plumber_file: str, config: settings.ServeConfig) -> bool:
     """Whether serving may put the app's own package library on R_LIBS: a manifest.json or
     renv.lock in the app's folder, unless packages are off."""
-    path = Path(plumber_file)
-    return config.packages != "off" and lists_requirements(path if path.is_dir() else path.parent)
+    folder = settings.app_file(plumber_file).resolve().parent  # as server.use_packages reads
+    return config.packages != "off" and lists_requirements(folder)
 
 
 def _serve(args: argparse.Namespace) -> int:

@@ -41,7 +41,7 @@ from plumbline.exits import ExitCode
 from plumbline.runtime import logs
 from plumbline.runtime.pool.pool import AppLoadError, PoolConfig, WorkerPool
 from plumbline.runtime.pool.head_start import HeadStart
-from plumbline.runtime.settings import ServeConfig, entrypoint_packages
+from plumbline.runtime.settings import ServeConfig, app_file, entrypoint_packages
 
 if TYPE_CHECKING:
     import uvicorn
@@ -55,13 +55,6 @@ EXIT_OK, EXIT_USAGE, EXIT_APP_LOAD, EXIT_BIND = (
     ExitCode.BIND,
 )
 log = logging.getLogger("plumbline.server")
-PLUMBER_FILE = "plumber.R"
-
-
-def app_file(path: str | Path) -> Path:
-    """`serve` takes the plumber.R or the app's folder (which holds a plumber.R)."""
-    path = Path(path)
-    return path / PLUMBER_FILE if path.is_dir() else path
 
 
 def run(plumber_file: str | Path, config: ServeConfig, head_start: HeadStart | None = None) -> int:

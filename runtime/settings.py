@@ -660,6 +660,15 @@ _LIBRARY_CALL = re.compile(
 )
 
 
+PLUMBER_FILE = "plumber.R"
+
+
+def app_file(path: str | Path) -> Path:
+    """`serve` takes the plumber.R or the app's folder (which holds a plumber.R)."""
+    path = Path(path)
+    return path / PLUMBER_FILE if path.is_dir() else path
+
+
 def entrypoint_packages(plumber_file: Path) -> tuple[str, ...]:
     """Packages that an entrypoint.R beside plumber.R attaches (read, never executed)."""
     entrypoint = Path(plumber_file).parent / "entrypoint.R"

@@ -25,3 +25,14 @@ def test_only_an_app_listing_packages_waits_for_its_library(tmp_path, listing, g
 
 def test_a_missing_file_lists_no_packages(tmp_path):
     assert uses_package_library(str(tmp_path / "missing.R"), ServeConfig()) is False
+
+
+def test_a_linked_plumber_r_is_read_where_it_lives(tmp_path):
+    # server.use_packages reads the folder of the file the link points to: so does the check.
+    (tmp_path / "real").mkdir()
+    (tmp_path / "real" / "plumber.R").write_text("#* @get /x\nfunction() 1\n")
+    (tmp_path / "real" / "manifest.json").write_text("{}")
+    (tmp_path / "link").mkdir()
+    (tmp_path / "link" / "plumber.R").symlink_to(tmp_path / "real" / "plumber.R")
+    assert uses_package_library(str(tmp_path / "link"), ServeConfig()) is True
+    assert uses_package_library(str(tmp_path / "link" / "plumber.R"), ServeConfig()) is True
