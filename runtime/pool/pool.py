@@ -62,6 +62,8 @@ RESTART_REASONS = (
 # The first worker forked before the zygote's heap settled is replaced at once (zygote.py):
 # part of starting, not a restart, so not in RESTART_REASONS or the restart counts.
 _UNSETTLED = "unsettled"
+# The settled successor of a first worker that stays (see _keeps_first): stopped unused.
+_FIRST_KEPT = "first_worker_kept"
 # Reasons a worker is replaced only once its successor has loaded (it serves until then).
 _RECYCLE_REASONS = frozenset({"max_requests", "memory", "full_gc", _UNSETTLED})
 # A forked worker whose R ran a full collection is replaced once it has served this long
@@ -693,12 +695,20 @@ class WorkerPool:
                     return  # the pool is being shut down: nothing to retry
                 continue
             self._failed_slots.pop(slot, None)
-            if current is not None:
-                self._retire(current)
-            current = worker
-            self._mark_ready(worker)
-            if not worker.settled:
-                worker.replace.set_result(_UNSETTLED)
+            if current is not None and self._keeps_first(current):
+                # The first worker has served: its R holds what those requests left in it
+                # (globals), which the fresh fork would not. It stays; the fork goes.
+                worker.stop(_FIRST_KEPT)
+                current.settled = True  # to be replaced no more
+                current.replace = asyncio.get_running_loop().create_future()
+                worker = current
+            else:
+                if current is not None:
+                    self._retire(current)
+                current = worker
+                self._mark_ready(worker)
+                if not worker.settled:
+                    worker.replace.set_result(_UNSETTLED)
             reason = await worker.replace
             if reason != _UNSETTLED:
                 self.restart_counts[reason] += 1
@@ -798,6 +808,15 @@ class WorkerPool:
                 worker=slot,
                 hint="retrying with back-off; this message is logged once",
             )
+
+    def _keeps_first(self, worker: _Worker) -> bool:
+        """Whether the first worker, forked before the zygote settled, stays instead of its
+        settled successor: when it has been given a request and a client could count on the
+        state that left in R (one worker, or workers kept after full collections)."""
+        if not worker.alive or worker.replace.result() != _UNSETTLED:
+            return False
+        served = worker.requests > 0 or worker.state == "busy"
+        return served and (self._config.workers == 1 or not self._config.refork_after_full_gc)
 
     def _start_failed(self) -> bool:
         first = self._first_load

@@ -94,6 +94,50 @@ def test_the_first_worker_serves_before_the_zygote_settles_and_is_replaced_at_on
         harness.close()
 
 
+STATEFUL = """\
+value <- "unset"
+
+#* @serializer text
+#* @post /set
+function(v) {
+  value <<- v
+  "set"
+}
+
+#* @serializer text
+#* @get /get
+function() value
+"""
+
+
+def test_a_single_first_worker_that_served_keeps_its_state_instead_of_being_swapped(
+    tmp_path, caplog
+):
+    caplog.set_level("INFO", logger="plumbline.pool")
+    app = tmp_path / "plumber.R"
+    app.write_text(STATEFUL)
+    harness = PoolHarness(PoolConfig(plumber_file=app, workers=1, timeout=20))
+    try:
+        harness.run(harness.pool.start())
+        # Sent as soon as the pool is ready: the first worker, before the zygote settled.
+        assert harness.request("POST", "/set", "v=kept").body == b"set"
+        harness.wait_settled()
+
+        def kept() -> list[dict]:
+            stopped = _events(caplog, "worker_stopped")
+            return [e for e in stopped if e["reason"] == "first_worker_kept"]
+
+        wait_for(kept, timeout=20, interval=0.02)
+        # With one worker a client sees its globals as under plumber: the value it set.
+        assert harness.get("/get").body == b"kept"
+        first = _events(caplog, "worker_ready")[0]["pid"]
+        assert [row["pid"] for row in harness.wait_until_idle()] == [first]
+        assert kept()[0]["pid"] != first  # the settled fork went, unused
+        assert set(harness.pool.restart_counts.values()) == {0}
+    finally:
+        harness.close()
+
+
 def test_a_first_worker_that_dies_before_its_replacement_counts_as_a_restart(caplog):
     class KillFirstWhenReady(logging.Handler):
         def emit(self, record):
