@@ -28,8 +28,7 @@ def configure(name: str, parser: argparse.ArgumentParser) -> None:
 def uses_package_library(plumber_file: str, config: settings.ServeConfig) -> bool:
     """Whether serving may put the app's own package library on R_LIBS: a manifest.json or
     renv.lock in the app's folder, unless packages are off."""
-    folder = settings.app_file(plumber_file).resolve().parent  # as server.use_packages reads
-    return config.packages != "off" and lists_requirements(folder)
+    return config.packages != "off" and lists_requirements(settings.app_folder(plumber_file))
 
 
 def _serve(args: argparse.Namespace) -> int:

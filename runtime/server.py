@@ -41,7 +41,7 @@ from plumbline.exits import ExitCode
 from plumbline.runtime import logs
 from plumbline.runtime.pool.pool import AppLoadError, PoolConfig, WorkerPool
 from plumbline.runtime.pool.head_start import HeadStart
-from plumbline.runtime.settings import ServeConfig, app_file, entrypoint_packages
+from plumbline.runtime.settings import ServeConfig, app_file, app_folder, entrypoint_packages
 
 if TYPE_CHECKING:
     import uvicorn
@@ -71,7 +71,7 @@ def run(plumber_file: str | Path, config: ServeConfig, head_start: HeadStart | N
     except (OSError, UnicodeDecodeError) as exc:
         print(f"plumbline serve: cannot read {plumber_file}: {exc}", file=sys.stderr)
         return EXIT_USAGE
-    failed = use_packages(Path(plumber_file).resolve().parent, config)
+    failed = use_packages(app_folder(plumber_file), config)
     if failed is not None:
         return failed
     if head_start is not None:

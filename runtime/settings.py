@@ -669,6 +669,12 @@ def app_file(path: str | Path) -> Path:
     return path / PLUMBER_FILE if path.is_dir() else path
 
 
+def app_folder(path: str | Path) -> Path:
+    """The folder whose manifest.json or renv.lock lists the app's packages: the plumber.R's
+    own, a linked one's real folder."""
+    return app_file(path).resolve().parent
+
+
 def entrypoint_packages(plumber_file: Path) -> tuple[str, ...]:
     """Packages that an entrypoint.R beside plumber.R attaches (read, never executed)."""
     entrypoint = Path(plumber_file).parent / "entrypoint.R"

@@ -195,7 +195,7 @@ class _Worker:
         self.memory_limit: int | None = None  # its RLIMIT_DATA, once set
         self.next_memory_check = 0.0
         self.full_gc = False  # its R ran a full collection since it was forked
-        self.settled = settled  # False: forked before the zygote settled, replaced at once
+        self.settled = settled  # False: forked before the zygote settled, to be swapped
         self.replace = asyncio.get_running_loop().create_future()  # -> restart reason
         self.watcher: asyncio.Task | None = None
         # Requests handed to it whose answers are not read yet (2: one pipelined), their
