@@ -18,7 +18,10 @@ pipe-served figure is the same R work as a server pays for it, and worker minus 
 is what the bridge adds (rpy2, Python, the frames; issue 11's target: at most 100 us above
 plain R). Under load (twice as many clients as workers, requests named by route as the front
 names them) the pool pipelines: a worker is written its next request while it works, never
-waits, and its CPU per request is set against plain R back to back. CPU time is read from /proc/PID/task/*/schedstat (nanoseconds; clock ticks of
+waits, and its CPU per request is set against plain R back to back, and against the same R
+served under the same load: as many plain R processes as workers, all served over their
+pipes at once with two requests in flight each (R never waits either, and shares the CPUs
+as the workers do; without the pool process's own work). CPU time is read from /proc/PID/task/*/schedstat (nanoseconds; clock ticks of
 10 ms are too coarse for 1000 requests). Measurements alternate between the pool and plain R
 for --rounds rounds and the best of each is kept: on a shared machine CPU time is the honest
 measure, wall time also counts waiting.
@@ -167,6 +170,20 @@ class RAlone:
             await stdout.readexactly(1)
         return (cpu_seconds([self.proc.pid]) - before) / count
 
+    async def serve_pipelined(self, path: str, count: int, in_flight: int = 2) -> None:
+        """Have plumbline_direct served over the pipe with `in_flight` requests written ahead,
+        as the pool pipelines under load: R reads its next request as soon as it answers."""
+        stdin, stdout = self.proc.stdin, self.proc.stdout
+        stdin.write(f"serve {path} {count}\n".encode())
+        assert await stdout.readline() == b"go\n"
+        written = min(in_flight, count)
+        stdin.write(b"x" * written)
+        for _ in range(count):
+            await stdout.readexactly(1)
+            if written < count:
+                stdin.write(b"x")
+                written += 1
+
     async def stop(self) -> None:
         self.proc.stdin.close()
         await self.proc.wait()
@@ -179,8 +196,10 @@ async def bench(workers: int, total: int, rounds: int) -> None:
         plumber_file=API, workers=workers, max_queue=1000, refork_after_full_gc=False
     )
     pool = WorkerPool(config)
-    alone = RAlone()
-    await asyncio.gather(pool.start(), alone.start())
+    # Plain R, one process per worker for the loaded reference; the first also measures alone.
+    plain = [RAlone() for _ in range(workers)]
+    alone = plain[0]
+    await asyncio.gather(pool.start(), *(r.start() for r in plain))
     while sum(row["state"] == "idle" for row in pool.snapshot()) < workers:
         await asyncio.sleep(0.1)
     print(
@@ -197,6 +216,7 @@ async def bench(workers: int, total: int, rounds: int) -> None:
             best_pool = best_worker = best_loaded = float("inf")
             pipelined = 0
             best_r = [float("inf")] * 4  # back to back: direct, handle, pr$call; served
+            best_r_loaded = float("inf")
             for _ in range(rounds):
                 for concurrency in concurrencies:
                     pool_before = cpu_seconds([os.getpid()])
@@ -213,6 +233,12 @@ async def bench(workers: int, total: int, rounds: int) -> None:
                         loaded = (cpu_seconds(worker_pids) - workers_before) / total
                         best_loaded = min(best_loaded, loaded)
                         pipelined += pool.pipelined - pipelined_before
+                plain_pids = [r.proc.pid for r in plain]
+                plain_before = cpu_seconds(plain_pids)
+                share = [total // workers + (k < total % workers) for k in range(workers)]
+                await asyncio.gather(*(r.serve_pipelined(path, n) for r, n in zip(plain, share)))
+                r_loaded = (cpu_seconds(plain_pids) - plain_before) / total
+                best_r_loaded = min(best_r_loaded, r_loaded)
                 r_costs = await alone.cpu_per_request(path, total)
                 r_costs.append(await alone.served_cpu_per_request(path, total))
                 best_r = [min(a, b) for a, b in zip(best_r, r_costs)]
@@ -240,12 +266,18 @@ async def bench(workers: int, total: int, rounds: int) -> None:
             )
             pipelined /= rounds * total
             print(
+                f"  plain R, the worker's R, loaded  : {best_r_loaded * 1e6:6.0f} us ({workers}"
+                " processes served over pipes at once, two requests in flight each)"
+            )
+            loaded = best_loaded * 1e6
+            print(
                 f"  worker under load (concurrency {2 * workers}, {pipelined:.0%} of requests"
-                f" pipelined): {best_loaded * 1e6:.0f} us, {(best_loaded * 1e6) - direct:.0f} us"
-                " above plain R back to back"
+                f" pipelined): {loaded:.0f} us, {loaded - best_r_loaded * 1e6:.0f} us above the"
+                f" same R under the same load (target <= 100), {loaded - direct:.0f} us above"
+                " plain R back to back"
             )
     finally:
-        await asyncio.gather(pool.close(5), alone.stop())
+        await asyncio.gather(pool.close(5), *(r.stop() for r in plain))
     print(f"\nload average after: {os.getloadavg()[0]:.2f}")
 
 
