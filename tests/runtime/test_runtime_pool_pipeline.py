@@ -97,15 +97,17 @@ def test_a_request_pipelined_behind_a_worker_that_dies_runs_on_the_replacement()
     quit_route = ("POST", "/quit")
     with running_pool(BASIC, workers=1, timeout=30) as harness:
         (before,) = [row["pid"] for row in harness.wait_until_idle()]
-        # a route the pool has seen answer fast (its name is all the pool knows) quits R
-        harness.get("/text", route=quit_route)
-        head = harness.submit("POST", "/quit", route=quit_route)
+        # a route the pool has seen answer fast (its name is all the pool knows) quits R,
+        # late enough that the follower is written behind it (one CI run lost that race)
+        learn_fast(harness, route=quit_route)
+        head = harness.submit("POST", "/quit", "secs=0.5", route=quit_route)
+        wait_for(lambda: harness.pool.in_flight == 1, interval=0.01)
         follower = harness.submit("GET", "/pid", route=("GET", "/pid"))
+        wait_for(lambda: harness.pool.pipelined == 1, interval=0.01)
         with pytest.raises(WorkerDied):
             head.result(30)
         answered_by = int(follower.result(30).body)
         assert answered_by != before
-        assert harness.pool.pipelined == 1
 
 
 def test_callers_that_go_away_leave_no_answer_to_the_others():

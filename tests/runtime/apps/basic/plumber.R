@@ -62,7 +62,10 @@ function() {
 function() rawToChar(as.raw(c(0x68, 0xc3, 0xa9)))
 
 #* @post /quit
-function() quit(save = "no")
+function(secs = 0) {
+  Sys.sleep(as.numeric(secs))
+  quit(save = "no")
+}
 
 #* @get /value
 function(q) list(q = q)
