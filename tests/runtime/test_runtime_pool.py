@@ -362,6 +362,36 @@ def test_max_requests_recycles_workers_without_losing_requests():
         assert harness.pool.restart_counts["max_requests"] >= 2
 
 
+def test_a_request_s_query_body_and_content_type_never_reach_the_next():
+    """The worker's call of R keeps what most requests pass (no query, no body) in place from
+    one call to the next and clears what it made for one request: one worker answers each
+    request as if it were its first. Plumber parses a JSON body without a content type, not
+    one sent as text/plain (the endpoint's arguments are then missing: a 500)."""
+    json_body = b'{"a":1,"b":2}'
+    sums = [
+        ([("content-type", "application/json")], json_body, 200),
+        ([("content-type", "text/plain")], json_body, 500),
+        ([], json_body, 200),  # no content type: not the text/plain before it
+        ([("content-type", "text/plain")], json_body, 500),
+        ([], b"", 500),  # no body: not the one before it
+        ([("content-type", "application/json")], b'{"a":2,"b":5}', 200),
+    ]
+    with running_pool(BASIC, workers=1, timeout=20) as harness:
+        answers = []
+        for headers, body, _ in sums:
+            answer = harness.request("POST", "/sum", headers=headers, body=body)
+            answers.append((answer.status, body_json(answer) if answer.status == 200 else None))
+            echoed = [body_json(harness.get("/echo", query)) for query in ("msg=x&n=1", "")]
+            assert echoed == [{"msg": ["x"], "n": ["1"]}, {"msg": ["none"], "n": ["0"]}]
+        assert answers == [
+            (
+                status,
+                {"sum": [json.loads(body)["a"] + json.loads(body)["b"]]} if status == 200 else None,
+            )
+            for _, body, status in sums
+        ]
+
+
 def test_abandoned_request_does_not_leak_its_answer_to_the_next():
     with running_pool(BASIC, workers=1) as harness:
         harness.wait_until_idle()
