@@ -25,9 +25,9 @@ as the workers do; without the pool process's own work); that difference is also
 within each round, the two measured a second apart, and its median printed: the best of
 each side comes from whichever round was quietest for it, and this machine's speed moves by
 more than the target between rounds. CPU time is read from /proc/PID/task/*/schedstat
-(nanoseconds; clock ticks of 10 ms are too coarse for 1000 requests). Measurements alternate between the pool and plain R
-for --rounds rounds and the best of each is kept: on a shared machine CPU time is the honest
-measure, wall time also counts waiting.
+(nanoseconds; clock ticks of 10 ms are too coarse for 1000 requests). Measurements
+alternate between the pool and plain R for --rounds rounds and the best of each is kept: on
+a shared machine CPU time is the honest measure, wall time also counts waiting.
 """
 
 from __future__ import annotations
@@ -165,21 +165,24 @@ class RAlone:
 
     async def served_cpu_per_request(self, path: str, count: int) -> float:
         """CPU seconds per request of plumbline_direct served over a pipe, one at a time."""
-        stdin, stdout = self.proc.stdin, self.proc.stdout
-        stdin.write(f"serve {path} {count}\n".encode())
-        assert await stdout.readline() == b"go\n"
+        await self._begin_serving(path, count)
         before = cpu_seconds([self.proc.pid])
-        for _ in range(count):
-            stdin.write(b"x")
-            await stdout.readexactly(1)
+        await self._send_requests(count, in_flight=1)
         return (cpu_seconds([self.proc.pid]) - before) / count
 
     async def serve_pipelined(self, path: str, count: int, in_flight: int = 2) -> None:
         """Have plumbline_direct served over the pipe with `in_flight` requests written ahead,
         as the pool pipelines under load: R reads its next request as soon as it answers."""
+        await self._begin_serving(path, count)
+        await self._send_requests(count, in_flight)
+
+    async def _begin_serving(self, path: str, count: int) -> None:
+        self.proc.stdin.write(f"serve {path} {count}\n".encode())
+        assert await self.proc.stdout.readline() == b"go\n"
+
+    async def _send_requests(self, count: int, in_flight: int) -> None:
+        """Write `count` one-byte requests, `in_flight` ahead of R's answers; read them all."""
         stdin, stdout = self.proc.stdin, self.proc.stdout
-        stdin.write(f"serve {path} {count}\n".encode())
-        assert await stdout.readline() == b"go\n"
         written = min(in_flight, count)
         stdin.write(b"x" * written)
         for _ in range(count):
