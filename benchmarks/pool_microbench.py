@@ -3,7 +3,9 @@
     .venv/bin/python benchmarks/pool_microbench.py [--workers 2] [--requests 1000] [--rounds 5]
 
 For each endpoint of benchmarks/api.R measured here (a plain text one, a JSON data frame and
-a model's predict() on a JSON body), prints requests/s through the pool at a few
+a model's predict() on a JSON body; and the plain text one again with a query the pool has
+not seen in every request, so the worker has no kept arguments for it, see
+docs/workers.md "Call keys"), prints requests/s through the pool at a few
 concurrencies, and the CPU time one request costs: through the pool (the pool process and the
 worker, sequential requests), and in a plain R process (Rscript: no pool, no rpy2, no Python)
 for the very R the worker runs for it (plumbline_direct(), see runtime/r/direct.R), for the
@@ -34,9 +36,11 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import itertools
 import os
 import statistics
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import uvloop
@@ -47,14 +51,19 @@ from plumbline.runtime.protocol import WorkerRequest
 HERE = Path(__file__).resolve().parent
 API = HERE / "api.R"
 RUNTIME = HERE.parent / "runtime" / "r"
-# (method, path, query, argument, value, JSON body): the body's rows go to predict().
+# (method, path, query, argument, value, JSON body, a new query each request): the body's
+# rows go to predict(). A worker keeps the R arguments it made for a request (its method,
+# path, query and content type) and calls R with them again for the next such request; the
+# last line sends the pool a query it has not seen for every request (argument=N, N counting
+# up), to measure what a request costs without them. Plain R answers the first /parity's.
 PREDICT_BODY = (
     '{"rows":[' + ",".join(f'{{"wt":{2 + i % 3}.5,"hp":{100 + 10 * i}}}' for i in range(10)) + "]}"
 )
 ENDPOINTS = (
-    ("GET", "/parity", "int=3", "int", "3", ""),
-    ("GET", "/frame", "n=20", "n", "20", ""),
-    ("POST", "/predict", "", "", "", PREDICT_BODY),
+    ("GET", "/parity", "int=3", "int", "3", "", False),
+    ("GET", "/frame", "n=20", "n", "20", "", False),
+    ("POST", "/predict", "", "", "", PREDICT_BODY, False),
+    ("GET", "/parity", "int=3", "int", "3", "", True),
 )
 
 # R alone, the app loaded as a worker loads it. "time PATH COUNT" on stdin answers the CPU
@@ -132,12 +141,26 @@ def cpu_seconds(pids: list[int]) -> float:
     return nanoseconds / 1e9
 
 
-async def run_clients(pool: WorkerPool, req: WorkerRequest, total: int, concurrency: int) -> float:
-    route = (req.method, req.path)  # the route's name, as the front passes it (pipelining)
+def requests_of(
+    method: str, path: str, query: str, argument: str, body: str, fresh: bool
+) -> Callable[[], WorkerRequest]:
+    """The endpoint's request, the same each time or with a query never sent before."""
+    if fresh:
+        numbers = itertools.count(1000)
+        return lambda: request(method, path, f"{argument}={next(numbers)}", body)
+    same = request(method, path, query, body)
+    return lambda: same
+
+
+async def run_clients(
+    pool: WorkerPool, make: Callable[[], WorkerRequest], total: int, concurrency: int
+) -> float:
+    first = make()
+    route = (first.method, first.path)  # the route's name, as the front passes it (pipelining)
 
     async def client(k: int) -> None:
         for _ in range(k, total, concurrency):
-            response = await pool.call(req, route)
+            response = await pool.call(make(), route)
             assert response.status == 200, response
 
     started = time.perf_counter()
@@ -150,7 +173,8 @@ class RAlone:
         endpoints = ", ".join(
             f'list(method = "{m}", path = "{p}", query = "{q}", arg = "{a}", value = "{v}", '
             f"body = '{b}')"
-            for m, p, q, a, v, b in ENDPOINTS
+            for m, p, q, a, v, b, fresh in ENDPOINTS
+            if not fresh
         )
         script = R_ALONE.format(runtime=RUNTIME, app=API, endpoints=endpoints)
         self.proc = await asyncio.create_subprocess_exec(
@@ -214,8 +238,8 @@ async def bench(workers: int, total: int, rounds: int) -> None:
         f"{workers} workers{' (preloaded)' if pool.preloaded else ''}"
     )
     try:
-        for method, path, query, _, _, body in ENDPOINTS:
-            req = request(method, path, query, body)
+        for method, path, query, argument, _, body, fresh in ENDPOINTS:
+            req = requests_of(method, path, query, argument, body, fresh)
             await run_clients(pool, req, 300, workers)  # warm-up
             worker_pids = [row["pid"] for row in pool.snapshot()]
             concurrencies = sorted({1, workers, 2 * workers})
@@ -251,7 +275,10 @@ async def bench(workers: int, total: int, rounds: int) -> None:
                 r_costs = await alone.cpu_per_request(path, total)
                 r_costs.append(await alone.served_cpu_per_request(path, total))
                 best_r = [min(a, b) for a, b in zip(best_r, r_costs)]
-            print(f"\n{method} {path}{'?' + query if query else ''}")
+            if fresh:
+                print(f"\n{method} {path}?{argument}=N, N new each request (no kept arguments)")
+            else:
+                print(f"\n{method} {path}{'?' + query if query else ''}")
             for concurrency in concurrencies:
                 print(
                     f"  concurrency {concurrency:2d}: {total / best_wall[concurrency]:7.0f} requests/s"

@@ -2,7 +2,9 @@
 
 A frame is an 8-byte prefix (header length, body length; big-endian uint32), a small JSON
 header, then the raw body bytes. The body never passes through JSON, so a large upload or
-download costs one copy, and the header stays a handful of fields.
+download costs one copy, and the header stays a handful of fields. A request frame's header
+starts with its call key (see call_key; its length as a big-endian uint32, then the key),
+which a worker reads before, and most often instead of, the JSON.
 
 Frames a worker sends: {"type": "ready"}, {"type": "load_failed", "message": ...} and
 {"type": "response", "status": ..., "headers": [...]}. The pool sends {"type": "request", ...}.
@@ -11,13 +13,15 @@ Frames a worker sends: {"type": "ready"}, {"type": "load_failed", "message": ...
 from __future__ import annotations
 
 import json
+import json.encoder
 import os
 from dataclasses import dataclass, field
 from typing import BinaryIO
 
 PREFIX_SIZE = 8
-# A frame header is a few fields; anything bigger means the stream is out of step.
-MAX_HEADER_SIZE = 1 << 20
+# A frame header is a few fields; anything bigger means the stream is out of step. 2 MiB: a
+# request's URL and its Content-Type values travel twice (in its call key and its JSON).
+MAX_HEADER_SIZE = 2 << 20
 MAX_BODY_SIZE = 1 << 31
 
 
@@ -67,6 +71,8 @@ class WorkerResponse:
 # One encoder for every frame: json.dumps() with separators builds a new one per call (~40%
 # of the encoding time of a request's header).
 _encode_header = json.JSONEncoder(separators=(",", ":")).encode
+# A JSON string literal, escaped to ASCII (json's own C function).
+_quote = json.encoder.encode_basestring_ascii
 # And one decoder: json.loads() of bytes first guesses their encoding and checks for text
 # after the value (a frame's prefix already says where its header ends): 3.1 -> 2.1 us.
 _raw_decode = json.JSONDecoder().raw_decode
@@ -116,7 +122,33 @@ def split_prefix(prefix: bytes) -> tuple[int, int]:
 
 
 def encode_request(request: WorkerRequest) -> bytes:
-    return encode_frame(request_header(request), request.body)
+    key = call_key(request)
+    head = len(key).to_bytes(4, "big") + key + encode_header(request_header(request))
+    return encoded_frame_head(head, len(request.body)) + request.body
+
+
+def call_key(request: WorkerRequest) -> bytes:
+    """Everything but the body that a worker's direct call of R depends on (runtime/r/direct.py):
+    method, path, query, the Content-Type values and whether a cookie came. A worker keeps the
+    R arguments it made for a key, so a request like an earlier one is called without reading
+    its header, routing or parsing its query again; the header's other fields (the client's
+    address and port, other headers) differ between clients and are left out, so that they
+    still share a key. JSON, so no two requests share a key by accident."""
+    content_types = []
+    cookie = False
+    for name, value in request.headers:
+        lowered = name.lower()
+        if lowered == "content-type":
+            content_types.append(value)
+        elif lowered == "cookie":
+            cookie = True
+    # Written out rather than by json's encoder, which sets up anew for every value (3 us
+    # instead of 1 a request, in the pool process).
+    types = ",".join(map(_quote, content_types))
+    return (
+        f"[{_quote(request.method)},{_quote(request.path)},{_quote(request.query_string)},"
+        f"[{types}],{'true' if cookie else 'false'}]"
+    ).encode()
 
 
 def request_header(request: WorkerRequest) -> dict:
@@ -161,7 +193,41 @@ def reports_full_gc(header: dict) -> bool:
 
 
 def read_frame_blocking(stream: BinaryIO) -> tuple[dict, bytes] | None:
-    """Read one frame from a buffered binary stream; None at a clean end of stream."""
+    """Read one frame (not a request's: see read_request_blocking) from a buffered binary
+    stream; None at a clean end of stream."""
+    frame = _read_raw_frame(stream)
+    if frame is None:
+        return None
+    data, head_len = frame
+    return decode_header(data[:head_len]), data[head_len:]
+
+
+def decode_call_key(key: bytes) -> list:
+    """call_key()'s fields: method, path, query, Content-Type values, cookie or not."""
+    try:
+        fields = _raw_decode(key.decode())[0]
+    except ValueError as exc:
+        raise ProtocolError(f"a call key that is not JSON: {exc}") from None
+    if not isinstance(fields, list) or len(fields) != 5:
+        raise ProtocolError("a call key that is not a list of five fields")
+    return fields
+
+
+def read_request_blocking(stream: BinaryIO) -> tuple[bytes, bytes, bytes] | None:
+    """Read one request frame, undecoded: (call key, JSON header, body); None at a clean end
+    of stream."""
+    frame = _read_raw_frame(stream)
+    if frame is None:
+        return None
+    data, head_len = frame
+    key_end = 4 + int.from_bytes(data[:4], "big")
+    if key_end > head_len:
+        raise ProtocolError("a request frame whose call key overruns its header")
+    return data[4:key_end], data[key_end:head_len], data[head_len:]
+
+
+def _read_raw_frame(stream: BinaryIO) -> tuple[bytes, int] | None:
+    """A frame's header and body, read as one, and the header's length."""
     prefix = stream.read(PREFIX_SIZE)
     if not prefix:
         return None
@@ -171,13 +237,18 @@ def read_frame_blocking(stream: BinaryIO) -> tuple[dict, bytes] | None:
     data = stream.read(head_len + body_len)
     if len(data) < head_len + body_len:
         raise ProtocolError("stream ended inside a frame")
-    return decode_header(data[:head_len]), data[head_len:]
+    return data, head_len
 
 
 def write_all(fd: int, data: bytes, tail: bytes = b"") -> None:
     """Write data, then tail, in as few system calls as the pipe allows (the two are not
     joined first: a large body is not copied)."""
-    views = [memoryview(data), memoryview(tail)] if tail else [memoryview(data)]
+    written = os.writev(fd, (data, tail))
+    if written == len(data) + len(tail):  # almost always: a pipe takes 64 KiB at once
+        return
+    views = [memoryview(data)[written:], memoryview(tail)]
+    if written > len(data):
+        views = [memoryview(tail)[written - len(data) :]]
     while views:
         written = os.writev(fd, views)
         while views and written >= len(views[0]):

@@ -503,12 +503,13 @@ class ServeConfig:
 def check_limits(config: ServeConfig) -> None:
     """Refuse limits under which a request could make a frame a worker cannot read.
 
-    A worker reads a request frame whose JSON header holds the URL and the header fields and
-    whose body is the request body (runtime/protocol.py caps both). In the worst case every
-    byte of the URL and the header fields is JSON-escaped to six characters (\\u00XX).
+    A worker reads a request frame whose header holds the URL and the header fields (as JSON,
+    and the URL and Content-Type values again in its call key) and whose body is the request
+    body (runtime/protocol.py caps both). In the worst case every byte of the URL and the
+    header fields is JSON-escaped to six characters (\\u00XX), twice.
     """
     worst = (
-        6 * (config.max_url_length + config.max_header_bytes)
+        12 * (config.max_url_length + config.max_header_bytes)
         + 8 * config.max_headers
         + _FRAME_HEADER_SLACK
     )

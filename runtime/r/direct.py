@@ -80,9 +80,8 @@ class DirectRoutes:
         self.enabled = any(ep.direct for ep in endpoints)
         self._routed: dict[tuple[str, str], tuple[_Endpoint, tuple[str, ...]] | None] = {}
 
-    def plan(
-        self, method: str, path: str, query: str, headers: list[tuple[str, str]]
-    ) -> DirectCall | None:
+    def plan(self, method: str, path: str, query: str, cookie: bool) -> DirectCall | None:
+        """`cookie`: whether the request has a Cookie header."""
         key = (method, path)
         try:
             routed = self._routed[key]
@@ -95,7 +94,7 @@ class DirectRoutes:
         if routed is None:
             return None
         ep, path_values = routed
-        if any(name.lower() == "cookie" for name, _ in headers):
+        if cookie:
             return None
         parsed = parse_query(query)
         if parsed is None:

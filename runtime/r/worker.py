@@ -23,20 +23,21 @@ import sys
 import time
 import traceback
 import warnings
-from collections.abc import Sequence
-from dataclasses import dataclass
 from pathlib import Path
 
 from plumbline.exits import ExitCode
 from plumbline.runtime.r import bytecode
 from plumbline.runtime.r.direct import DirectCall, DirectRoutes
+from plumbline.runtime.r.r_call import AnswerHead, Arguments, KeptArguments, RCall
 from plumbline.runtime.protocol import (
     R_LD_LIBRARY_PATH_ENV,
     FrameTooLarge,
+    decode_call_key,
+    decode_header,
     encode_frame,
     encode_header,
     encoded_frame_head,
-    read_frame_blocking,
+    read_request_blocking,
     response_header,
     write_all,
 )
@@ -75,25 +76,6 @@ def _libr() -> ctypes.CDLL:
 
 def _write_stderr(text: str) -> None:
     os.write(2, text.encode("utf-8", "replace"))
-
-
-@dataclass(frozen=True, slots=True)
-class AnswerHead:
-    """An answer's status and headers, and its response frame's header already encoded: a
-    direct endpoint's is made once (see RBridge.load), not for every request."""
-
-    status: int
-    headers: list[tuple[str, str]]
-    encoded: bytes
-
-    @classmethod
-    def of(cls, status: int, headers: list[tuple[str, str]]) -> AnswerHead:
-        return cls(status, headers, encode_header(response_header(status, headers)))
-
-    @classmethod
-    def from_strings(cls, strings: list[str]) -> AnswerHead:
-        """From the bridge's c(status, name, value, ...) vector."""
-        return cls.of(int(strings[0]), list(zip(strings[1::2], strings[2::2])))
 
 
 _BRIDGE_FAILED = AnswerHead.of(500, [("Content-Type", "text/plain; charset=UTF-8")])
@@ -156,9 +138,10 @@ class RBridge:
         self._exit = bridge["plumbline_exit"]
         rlib, ffi = openrlib.rlib, openrlib.ffi
         self._rlib = rlib
-        self._handle = _RCall(bridge["plumbline_handle"], 2, rlib, ffi)
-        self._direct = _RCall(bridge["plumbline_direct"], 5, rlib, ffi)
+        self._handle = RCall(bridge["plumbline_handle"], 2, rlib, ffi)
+        self._direct = RCall(bridge["plumbline_direct"], 5, rlib, ffi)
         self._routes = DirectRoutes([])
+        self._kept = KeptArguments(rlib)
 
     def load(self, plumber_file: Path, attach: list[str], inline_futures: bool) -> str | None:
         """Load the app; R's error message (with file and line) if it failed."""
@@ -260,32 +243,52 @@ class RBridge:
         """What makes forking this loaded process unsafe: open R connections (files, sockets)."""
         return {"connections": list(self._bridge["plumbline_open_connections"]())}
 
-    def answer(self, request: dict, body: bytes) -> tuple[AnswerHead, bytes]:
-        """The answer to a request frame (its header's fields, see protocol.request_header,
-        and its body), read straight from the frame: the worker's hot path."""
-        answer = None
-        headers = request["headers"]
-        if self._routes.enabled:
-            path = _as_sent(request["path"])
-            plan = self._routes.plan(request["method"], path, request["query_string"], headers)
-            if plan is not None:
-                answer = self._call_direct(plan, headers, body)
-        if answer is None:
-            answer = self._call_handle(request, body)
+    def answer(self, key: bytes, head: bytes, body: bytes) -> tuple[AnswerHead, bytes]:
+        """The answer to a request frame (its call key, JSON header and body; see
+        protocol.read_request_blocking): the worker's hot path. A key seen before needs
+        neither its header read nor its route or query worked out again."""
+        arguments = self._kept.get(key)
+        if arguments is None:
+            arguments = self._direct_arguments(key)
+            if arguments is None:
+                return self._call_handle(decode_header(head), body)
+        call = self._direct
+        index, query, path_values, content_type = arguments
+        call.set(0, index)
+        call.set(1, query)
+        call.set(2, path_values)
+        call.raw(3, body)
+        call.set(4, content_type if body else call.null)  # no body: plumber reads no type
+        answer = call.answer()
+        if answer is None:  # plumbline_direct() hands the request to plumber's pipeline
+            return self._call_handle(decode_header(head), body)
         return answer
 
-    def _call_direct(self, plan: DirectCall, headers: list, body: bytes):
+    def _direct_arguments(self, key: bytes) -> Arguments | None:
+        """The direct call's arguments for a call key (kept for the next request with it);
+        None: plumber's pipeline answers."""
+        if not self._routes.enabled:
+            return None
+        method, path, query, content_types, cookie = decode_call_key(key)
+        plan = self._routes.plan(method, _as_sent(path), query, cookie)
+        if plan is None:
+            return None
+        content_type = (
+            ",".join(_as_sent(value) for value in content_types) if content_types else None
+        )
+        return self._kept.make(key, lambda protect: self._arguments(plan, content_type, protect))
+
+    def _arguments(self, plan: DirectCall, content_type: str | None, protect) -> Arguments:
         call = self._direct
-        call.set(0, call.integer(plan.index))
-        call.named_list(1, plan.args)
-        call.strings(2, plan.path_values)
-        call.raw(3, body)
-        content_type = _content_type(headers) if body else None
-        if content_type is None:
-            call.set(4, call.null)
-        else:
-            call.strings(4, [content_type])
-        return call.answer()
+        rlib = self._rlib
+        return (
+            call.integer(plan.index),
+            call.named_list(plan.args, protect) if plan.args else call.empty[rlib.VECSXP],
+            call.string_vector(plan.path_values, protect)
+            if plan.path_values
+            else call.empty[rlib.STRSXP],
+            call.null if content_type is None else call.string_vector([content_type], protect),
+        )
 
     def _call_handle(self, request: dict, body: bytes) -> tuple[AnswerHead, bytes]:
         names, env_names, values = _rook_headers(request["headers"])
@@ -311,156 +314,6 @@ class RBridge:
         return answer
 
 
-class _RCall:
-    """A call of one R function through R's C API, built once, its arguments swapped per call.
-
-    rpy2's high-level call wraps every argument and result element in Python objects
-    (about 0.2 ms a request); here one call object is built once and preserved, and each
-    call only replaces its arguments. The arguments hang off that preserved call, so R's
-    garbage collector cannot take them while later ones are allocated, and the result is
-    protected while it is read. No R error may happen while arguments are built (it would
-    longjmp through Python): strings are made without NUL bytes.
-    """
-
-    def __init__(self, function, nargs: int, rlib, ffi):
-        self._rlib = rlib
-        self._ffi = ffi
-        call = rlib.Rf_allocVector(rlib.LANGSXP, nargs + 1)
-        rlib.R_PreserveObject(call)
-        rlib.SETCAR(call, function.__sexp__._cdata)
-        self._call = call
-        self._cells = []
-        cell = call
-        for _ in range(nargs):
-            cell = rlib.CDR(cell)
-            self._cells.append(cell)
-        self._setcar = rlib.SETCAR
-        # What each argument cell holds (R's NULL at first), and the cells holding a vector made
-        # for this request: a kept vector (an index, an empty argument) is not written again
-        # when the next request passes the same one, nor cleared after each call (each
-        # write or clear is a call through cffi, ~0.5 us here).
-        self.null = rlib.R_NilValue
-        self._held: list[object] = [self.null] * nargs
-        self._fresh: list[int] = []
-        self._names = rlib.Rf_install(b"names")
-        self._error = ffi.new("int *")
-        # Arguments most requests share, made once: no query, no path values, no body.
-        self._empty = {
-            kind: self._keep(rlib.Rf_allocVector(kind, 0))
-            for kind in (rlib.STRSXP, rlib.RAWSXP, rlib.VECSXP)
-        }
-        self._integers: dict[int, object] = {}
-        # Status-and-headers vectors R keeps for the worker's life, already read (see
-        # RBridge.load): an answer that carries one of them is not read again.
-        self.known: dict[object, AnswerHead] = {}
-
-    def _keep(self, value):
-        self._rlib.R_PreserveObject(value)
-        return value
-
-    def integer(self, number: int):
-        """A length-one integer vector, kept (a request's endpoint index: a handful)."""
-        value = self._integers.get(number)
-        if value is None:
-            value = self._integers[number] = self._keep(self._rlib.Rf_ScalarInteger(number))
-        return value
-
-    def set(self, position: int, value) -> None:
-        """A kept R value (preserved, see integer() and the empties; or NULL) as argument
-        `position`."""
-        if self._held[position] != value:
-            self._setcar(self._cells[position], value)
-            self._held[position] = value
-
-    def _set_fresh(self, position: int, vector) -> None:
-        """A vector made for this call as argument `position` (cleared after the call)."""
-        self._setcar(self._cells[position], vector)
-        self._held[position] = vector
-        self._fresh.append(position)
-
-    def strings(self, position: int, texts: Sequence[str]):
-        """A character vector as argument `position`."""
-        rlib = self._rlib
-        if not texts:
-            self.set(position, self._empty[rlib.STRSXP])
-            return
-        vector = rlib.Rf_allocVector(rlib.STRSXP, len(texts))
-        self._set_fresh(position, vector)
-        self._fill(vector, texts)
-
-    def raw(self, position: int, data: bytes) -> None:
-        rlib = self._rlib
-        if not data:
-            self.set(position, self._empty[rlib.RAWSXP])
-            return
-        vector = rlib.Rf_allocVector(rlib.RAWSXP, len(data))
-        self._set_fresh(position, vector)
-        self._ffi.memmove(rlib.RAW(vector), data, len(data))
-
-    def named_list(self, position: int, items: list[tuple[str, list[str]]]) -> None:
-        """list(name = c(value, ...), ...) as argument `position`."""
-        rlib = self._rlib
-        if not items:
-            self.set(position, self._empty[rlib.VECSXP])
-            return
-        vector = rlib.Rf_allocVector(rlib.VECSXP, len(items))
-        self._set_fresh(position, vector)
-        for i, (_, values) in enumerate(items):
-            element = rlib.Rf_allocVector(rlib.STRSXP, len(values))
-            rlib.SET_VECTOR_ELT(vector, i, element)
-            self._fill(element, values)
-        names = rlib.Rf_protect(rlib.Rf_allocVector(rlib.STRSXP, len(items)))
-        self._fill(names, [name for name, _ in items])
-        rlib.Rf_setAttrib(vector, self._names, names)
-        rlib.Rf_unprotect(1)
-
-    def _fill(self, vector, texts: Sequence[str]) -> None:
-        rlib = self._rlib
-        for i, text in enumerate(texts):
-            data = text.encode("utf-8", "replace")
-            if b"\0" in data:
-                data = data.replace(b"\0", b"")
-            rlib.SET_STRING_ELT(vector, i, rlib.Rf_mkCharLenCE(data, len(data), rlib.CE_UTF8))
-
-    def answer(self) -> tuple[AnswerHead, bytes] | None:
-        """Evaluate; the (status and headers, raw body) pair of the R function's answer, None
-        for NULL."""
-        rlib, ffi = self._rlib, self._ffi
-        result = rlib.R_tryEval(self._call, rlib.R_GlobalEnv, self._error)
-        if self._error[0]:
-            self._clear()
-            raise RuntimeError("the R bridge failed (see the R error above)")
-        if result == rlib.R_NilValue:
-            self._clear()
-            return None
-        rlib.Rf_protect(result)
-        try:
-            meta = rlib.VECTOR_ELT(result, 0)
-            head = self.known.get(meta)
-            if head is None:
-                head = AnswerHead.from_strings(
-                    [
-                        ffi.string(rlib.R_CHAR(rlib.STRING_ELT(meta, i))).decode("utf-8", "replace")
-                        for i in range(rlib.Rf_xlength(meta))
-                    ]
-                )
-            raw_out = rlib.VECTOR_ELT(result, 1)
-            size = rlib.Rf_xlength(raw_out)
-            body_out = ffi.buffer(rlib.RAW(raw_out), size)[:] if size else b""
-        finally:
-            rlib.Rf_unprotect(1)
-            self._clear()
-        return head, body_out
-
-    def _clear(self) -> None:
-        # Let R reclaim this request's arguments instead of holding them until the next one.
-        null = self.null
-        for position in self._fresh:
-            self._setcar(self._cells[position], null)
-            self._held[position] = null
-        self._fresh.clear()
-
-
 def _rook_headers(headers: list[tuple[str, str]]) -> tuple[list[str], list[str], list[str]]:
     """Names, HTTP_* names and values; a repeated header is joined with "," as httpuv does."""
     merged: dict[str, str] = {}
@@ -471,12 +324,6 @@ def _rook_headers(headers: list[tuple[str, str]]) -> tuple[list[str], list[str],
     names = list(merged)
     env_names = ["HTTP_" + name.upper().replace("-", "_") for name in names]
     return names, env_names, list(merged.values())
-
-
-def _content_type(headers: list[tuple[str, str]]) -> str | None:
-    """The Content-Type header as httpuv gives it to R (repeated ones joined with ",")."""
-    found = [_as_sent(value) for name, value in headers if name.lower() == "content-type"]
-    return ",".join(found) if found else None
 
 
 def _as_sent(text: str) -> str:
@@ -568,13 +415,12 @@ def serve_loaded(bridge: RBridge, request_fd: int, response_fd: int, report: byt
     next_look = 0.0
 
     while True:
-        frame = read_frame_blocking(requests)
+        frame = read_request_blocking(requests)
         if frame is None:  # the pool closed the pipe: a graceful stop
             bridge.exit()
             return 0
-        header, body = frame
         try:
-            head, answer = bridge.answer(header, body)
+            head, answer = bridge.answer(*frame)
         except Exception as exc:  # an R error that escaped the bridge's own handler
             _write_stderr(traceback.format_exc())
             head, answer = _BRIDGE_FAILED, f"ERROR: {exc}".encode()
@@ -595,7 +441,7 @@ def _response_frame(encoded: bytes, body: bytes) -> tuple[bytes, bytes]:
         return encoded_frame_head(encoded, len(body)), body
     except FrameTooLarge as exc:
         _write_stderr(f"plumbline: the app's answer cannot be sent: {exc}\n")
-        body = b"ERROR: the answer is too large to send (headers over 1 MiB or body over 2 GiB)"
+        body = b"ERROR: the answer is too large to send (headers over 2 MiB or body over 2 GiB)"
         return encoded_frame_head(_BRIDGE_FAILED.encoded, len(body)), body
 
 

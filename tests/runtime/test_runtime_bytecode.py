@@ -25,7 +25,8 @@ _WORKER = """
 import json, sys
 from pathlib import Path
 from plumbline.runtime.r import bytecode, worker
-from plumbline.runtime.protocol import WorkerRequest, request_header
+import io
+from plumbline.runtime.protocol import WorkerRequest, encode_request, read_request_blocking
 if sys.argv[2]:
     bytecode.CACHE_DIR = Path(sys.argv[2])
 bridge = worker.RBridge()
@@ -38,7 +39,7 @@ before_requests = [bool(is_compiled(bridge._bridge[name])[0])
 answers = []
 for path, query in (("/pid", ""), ("/frame", ""), ("/nowhere", "a=1")):
     request = WorkerRequest("GET", path, query, [("host", "x")])
-    head, body = bridge.answer(request_header(request), request.body)
+    head, body = bridge.answer(*read_request_blocking(io.BytesIO(encode_request(request))))
     answers.append([head.status, head.headers, body.decode() if path != "/pid" else "<pid>"])
 print(json.dumps({
     "compiled": bridge.compiled,

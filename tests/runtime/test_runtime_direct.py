@@ -136,36 +136,36 @@ ROWS = [
 
 def test_first_matching_endpoint_wins_as_in_plumbers_router():
     routes = DirectRoutes(ROWS)
-    call = routes.plan("GET", "/items/42", "q=1&other=2", [])
+    call = routes.plan("GET", "/items/42", "q=1&other=2", False)
     assert (call.index, call.args, call.path_values) == (1, [("q", ["1"])], ("42",))
-    assert routes.plan("GET", "/items/abc", "", []) is None  # endpoint 2: plumber's pipeline
-    assert routes.plan("DELETE", "/plain", "", []) is None  # 405 is plumber's
-    assert routes.plan("GET", "/nowhere", "", []) is None  # 404 is plumber's
-    assert routes.plan("POST", "/plain", "x=1&x=2", []).args == [("x", ["1", "2"])]
+    assert routes.plan("GET", "/items/abc", "", False) is None  # endpoint 2: plumber's pipeline
+    assert routes.plan("DELETE", "/plain", "", False) is None  # 405 is plumber's
+    assert routes.plan("GET", "/nowhere", "", False) is None  # 404 is plumber's
+    assert routes.plan("POST", "/plain", "x=1&x=2", False).args == [("x", ["1", "2"])]
 
 
 def test_cookies_and_non_ascii_paths_go_to_r():
     routes = DirectRoutes(ROWS)
-    assert routes.plan("GET", "/plain", "", [("cookie", "a=1")]) is None
-    assert routes.plan("GET", "/items/\u0661", "", []) is None
+    assert routes.plan("GET", "/plain", "", True) is None
+    assert routes.plan("GET", "/items/\u0661", "", False) is None
 
 
 def test_a_remembered_route_still_reads_each_requests_query_and_cookies():
     routes = DirectRoutes(ROWS)
-    assert routes.plan("GET", "/items/7", "q=1", []).args == [("q", ["1"])]
-    again = routes.plan("GET", "/items/7", "q=2&q=3", [])
+    assert routes.plan("GET", "/items/7", "q=1", False).args == [("q", ["1"])]
+    again = routes.plan("GET", "/items/7", "q=2&q=3", False)
     assert (again.index, again.args, again.path_values) == (1, [("q", ["2", "3"])], ("7",))
-    assert routes.plan("GET", "/items/7", "", [("Cookie", "a=1")]) is None
-    assert routes.plan("GET", "/items/7", "q=%00", []) is None  # plumber fails it: R's to answer
-    assert routes.plan("POST", "/items/7", "", []) is None  # the same path, another verb
+    assert routes.plan("GET", "/items/7", "", True) is None
+    assert routes.plan("GET", "/items/7", "q=%00", False) is None  # plumber fails it: R's to answer
+    assert routes.plan("POST", "/items/7", "", False) is None  # the same path, another verb
 
 
 def test_routes_stay_right_past_the_number_remembered():
     routes = DirectRoutes(ROWS)
     for number in range(10_000):
-        call = routes.plan("GET", f"/items/{number}", "", [])
+        call = routes.plan("GET", f"/items/{number}", "", False)
         assert (call.index, call.path_values) == (1, (str(number),))
-    assert routes.plan("GET", "/items/abc", "", []) is None
+    assert routes.plan("GET", "/items/abc", "", False) is None
     assert len(routes._routed) <= 4096  # what a worker keeps stays bounded
 
 
@@ -173,7 +173,7 @@ def test_long_paths_are_routed_but_not_remembered():
     routes = DirectRoutes(ROWS)
     long_number = "7" * 5000
     for _ in range(2):
-        call = routes.plan("GET", f"/items/{long_number}", "", [])
+        call = routes.plan("GET", f"/items/{long_number}", "", False)
         assert (call.index, call.path_values) == (1, (long_number,))
     assert routes._routed == {}
 
@@ -191,4 +191,4 @@ def test_a_path_regex_beyond_plumbers_types_disables_direct_routing():
     ]
     routes = DirectRoutes(rows)
     assert not routes.enabled
-    assert routes.plan("GET", "/plain", "", []) is None
+    assert routes.plan("GET", "/plain", "", False) is None

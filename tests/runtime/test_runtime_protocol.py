@@ -19,10 +19,14 @@ from plumbline.runtime.protocol import (
     ProtocolError,
     WorkerRequest,
     WorkerResponse,
+    call_key,
+    decode_call_key,
+    decode_header,
     decode_response,
     encode_frame,
     encode_request,
     read_frame_blocking,
+    read_request_blocking,
     request_header,
     frame_head,
     response_header,
@@ -46,8 +50,31 @@ def test_request_survives_the_round_trip_with_binary_body():
     )
     stream = io.BytesIO(encode_request(request) + encode_request(request))
     for _ in range(2):
-        assert read_frame_blocking(stream) == (_as_json(request_header(request)), request.body)
-    assert read_frame_blocking(stream) is None
+        key, head, body = read_request_blocking(stream)
+        assert decode_call_key(key) == ["POST", "/a b", "x=%20&y", [], False]
+        assert decode_header(head) == _as_json(request_header(request))
+        assert body == request.body
+    assert read_request_blocking(stream) is None
+
+
+def test_a_call_key_holds_what_a_direct_call_depends_on_and_nothing_else():
+    """Requests that differ only in who sent them share a key (a worker reuses the R arguments
+    it made for it); any difference R's direct call would see makes another key."""
+
+    def key(query="a=1", headers=(), method="GET", path="/p", **client) -> list:
+        return decode_call_key(
+            call_key(WorkerRequest(method, path, query, list(headers), **client))
+        )
+
+    same = key(headers=[("user-agent", "curl"), ("x-request-id", "7")], remote_port=5151)
+    assert same == key(remote_addr="10.1.2.3", remote_port=4242) == ["GET", "/p", "a=1", [], False]
+    typed = [("Content-Type", "text/plain"), ("content-type", "application/json")]
+    assert key(headers=typed)[3] == ["text/plain", "application/json"]
+    assert key(headers=[("COOKIE", "a=1")])[4] is True
+    differing = [key(), key("a=2"), key(method="POST"), key(path="/q"), key(headers=typed[1:])]
+    assert len({json.dumps(k) for k in differing}) == 5
+    # no path or query can pose as another field: JSON quotes them
+    assert key(path='/p", "a=1') != key()
 
 
 def _as_json(header: dict) -> dict:
@@ -135,6 +162,11 @@ def test_truncated_and_implausible_frames_are_errors():
         read_frame_blocking(io.BytesIO(b"\xff" * 8 + b"{}"))
     with pytest.raises(ProtocolError):
         decode_response({"type": "ready"}, b"")
+    request = encode_request(WorkerRequest("GET", "/", "", []))
+    with pytest.raises(ProtocolError):  # a call key longer than the header it starts
+        read_request_blocking(io.BytesIO(request[:8] + b"\xff" * 4 + request[12:]))
+    with pytest.raises(ProtocolError):
+        decode_call_key(b'{"not": "a list"}')
 
     async def implausible() -> None:
         reader = FrameReader()
@@ -197,12 +229,12 @@ def test_worker_reports_load_failure_and_exits_with_its_own_code():
 
 def test_a_frame_the_other_side_would_refuse_is_never_encoded():
     # Headers that JSON escapes to six bytes each: a frame header over MAX_HEADER_SIZE.
-    headers = [("x-h", "\x7f" * 200_000)]
+    headers = [("x-h", "\x7f" * (MAX_HEADER_SIZE // 6 + 1000))]
     with pytest.raises(FrameTooLarge):
         encode_request(WorkerRequest("GET", "/", "", headers))
     with pytest.raises(FrameTooLarge):
         encode_response(WorkerResponse(200, [("X-Big", "a" * (MAX_HEADER_SIZE + 1))]))
     # just under the limit still goes through, and reads back
-    fits = WorkerRequest("GET", "/", "", [("x-h", "\x7f" * 170_000)])
-    header, _ = read_frame_blocking(io.BytesIO(encode_request(fits)))
-    assert header == _as_json(request_header(fits))
+    fits = WorkerRequest("GET", "/", "", [("x-h", "\x7f" * (MAX_HEADER_SIZE // 6 - 10_000))])
+    _, head, _ = read_request_blocking(io.BytesIO(encode_request(fits)))
+    assert decode_header(head) == _as_json(request_header(fits))
