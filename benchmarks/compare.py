@@ -4,7 +4,8 @@
     .venv/bin/python benchmarks/compare.py --only memory   # one part, its results as JSON
 
 1. Throughput and latency (wrk -t2 -c16) of benchmarks/api.R's endpoints: plain text
-   (/parity), a 20-row JSON data frame (/frame), the example app's future() endpoint
+   (/parity; and again with a random query in every request, which a worker has no kept
+   arguments for: docs/workers.md, "Call keys"), a 20-row JSON data frame (/frame), the example app's future() endpoint
    (/parity-future) and a model (/predict: predict() of an lm on a 10-row JSON body), served
    by plumber (pr_run) and by `plumbline serve --workers 2`, both up at once and measured in
    turns, --rounds times; the median round is reported, with the load average before each
@@ -32,6 +33,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import urllib.parse
 import urllib.request
 from collections.abc import Callable
 from pathlib import Path
@@ -44,8 +46,11 @@ MODEL_APP = HERE / "model_app.R"
 EXAMPLE_APP = HERE.parent / "examples" / "plumber-on-k8s" / "plumber.R"
 PLUMBLINE = Path(sys.executable).with_name("plumbline")
 ROWS = [{"wt": 2.5 + i / 10, "hp": 100 + 10 * i} for i in range(10)]
-ENDPOINTS = (  # key, label, method, path, body
+ENDPOINTS = (  # key, label, method, path ({N}: a random number each request), body
     ("plain", "`GET /parity?int=7` (text)", "GET", "/parity?int=7", None),
+    # Every request a query not sent before: a worker has no kept arguments for it
+    # (docs/workers.md, "Call keys").
+    ("plain-new", "`GET /parity?int=N`, N new each request (text)", "GET", "/parity?int={N}", None),
     ("json", "`GET /frame?n=20` (JSON, 20-row data frame)", "GET", "/frame?n=20", None),
     (
         "future",
@@ -181,12 +186,26 @@ def wrk(url: str, duration: int, body: str | None, watch: dict[str, Callable[[],
     function giving its CPU ticks so far)."""
     args = ["wrk", "-t2", "-c16", f"-d{duration}s", "--latency"]
     script = None
+    lua = ""
     if body is not None:
-        script = tempfile.NamedTemporaryFile("w", suffix=".lua", delete=False)
-        script.write(
+        lua = (
             f'wrk.method = "POST"\nwrk.body = {json.dumps(body)}\n'
             'wrk.headers["Content-Type"] = "application/json"\n'
         )
+    if "{N}" in url:  # each wrk thread draws its own random numbers
+        split = urllib.parse.urlsplit(url)
+        before, _, after = f"{split.path}?{split.query}".partition("{N}")
+        lua += (
+            "local threads = 0\n"
+            "function setup(thread) threads = threads + 1; thread:set('id', threads) end\n"
+            "function init(args) math.randomseed(os.time() * 100 + id) end\n"
+            f"function request() return wrk.format(nil, {json.dumps(before)} .. "
+            f"math.random(1, 1000000000) .. {json.dumps(after)}) end\n"
+        )
+        url = url.replace("{N}", "0")
+    if lua:
+        script = tempfile.NamedTemporaryFile("w", suffix=".lua", delete=False)
+        script.write(lua)
         script.close()
         args += ["-s", script.name]
     load = os.getloadavg()[0]
@@ -570,6 +589,11 @@ with `--preload off`.
   plumber would, and R runs only the function and its serializer (`runtime/r/direct.R`; see
   docs/architecture.md). Everything else runs plumber's own pipeline. Responses stay
   byte-identical (tests/compat compares them with real plumber).
+- A worker keeps the R arguments it made for a request's method, path, query and content
+  type, and calls R with them again for the next such request without reading its header,
+  routing or parsing its query (docs/workers.md, "Call keys"). wrk sends the same URL every
+  time; the `N new each request` row sends a query never sent before in every request, the
+  cost without kept arguments.
 - plumber's JSON serializers resolve jsonlite's `toJSON()` arguments once per endpoint, and
   plain values (vectors, lists and data frames of them) are written by jsonlite's own C
   functions without `asJSON()`'s S4 dispatch (`runtime/r/json_writer.R`: same bytes; a 20-row

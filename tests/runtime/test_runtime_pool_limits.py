@@ -14,7 +14,7 @@ import time
 import pytest
 from pool_harness import APPS, running_pool, wait_for
 
-from plumbline.runtime.protocol import FrameTooLarge
+from plumbline.runtime.protocol import MAX_HEADER_SIZE, FrameTooLarge
 
 pytestmark = pytest.mark.slow
 
@@ -48,7 +48,8 @@ def test_an_answer_too_large_for_the_pipe_is_a_500_and_the_worker_stays(pool):
 def test_a_request_too_large_for_a_frame_never_takes_a_worker(pool):
     pids = {row["pid"] for row in pool.snapshot()}
     with pytest.raises(FrameTooLarge):
-        pool.request("GET", "/ok", headers=[("x-h", "\x7f" * 200_000)])
+        # six bytes each once JSON-escaped: a frame header over MAX_HEADER_SIZE
+        pool.request("GET", "/ok", headers=[("x-h", "\x7f" * (MAX_HEADER_SIZE // 6 + 1000))])
     assert [row["state"] for row in pool.snapshot()] == ["idle"]
     unchanged(pool, pids)
 
