@@ -239,7 +239,7 @@ def check_same_answer(plumber: str, plumbline: str) -> None:
         answers = []
         for base in (plumber, plumbline):
             request = urllib.request.Request(
-                base + path,
+                base + path.replace("{N}", "12345"),
                 method=method,
                 data=body.encode() if body else None,
                 headers={"Content-Type": "application/json"},
