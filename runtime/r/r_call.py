@@ -47,9 +47,8 @@ class RCall:
     """A call of one R function, built once, its arguments swapped per call.
 
     The arguments hang off the preserved call, so R's garbage collector cannot take them
-    while later ones are allocated. No R error
-    may happen while arguments are built (it would longjmp through Python): strings are made
-    without NUL bytes.
+    while later ones are allocated. No R error may happen while arguments are built (it
+    would longjmp through Python): strings are made without NUL bytes.
     """
 
     def __init__(self, function, nargs: int, rlib, ffi):
@@ -97,8 +96,8 @@ class RCall:
         return value
 
     def set(self, position: int, value) -> None:
-        """A kept R value (preserved, see integer() and the empties; or NULL) as argument
-        `position`."""
+        """An R value kept alive elsewhere (integer(), the empties, KeptArguments; or NULL)
+        as argument `position`."""
         if self._held[position] != value:
             self._setcar(self._cells[position], value)
             self._held[position] = value
