@@ -5,11 +5,12 @@
 
 1. Throughput and latency (wrk -t2 -c16) of benchmarks/api.R's endpoints: plain text
    (/parity; and again with a random query in every request, which a worker has no kept
-   arguments for: docs/workers.md, "Call keys"), a 20-row JSON data frame (/frame), the example app's future() endpoint
-   (/parity-future) and a model (/predict: predict() of an lm on a 10-row JSON body), served
-   by plumber (pr_run) and by `plumbline serve --workers 2`, both up at once and measured in
-   turns, --rounds times; the median round is reported, with the load average before each
-   run and the CPU each plumbline process spent per request.
+   arguments for: docs/workers.md, "Call keys"), a 20-row JSON data frame (/frame), the
+   example app's future() endpoint (/parity-future) and a model (/predict: predict() of an
+   lm on a 10-row JSON body), served by plumber (pr_run) and by `plumbline serve --workers
+   2`, both up at once and measured in turns, --rounds times; the median round is reported,
+   with the load average before each run and the CPU each plumbline process spent per
+   request.
 2. Memory: benchmarks/model_app.R holds a 500 MB object; `plumbline serve --workers 8` with
    preloading (the default; also with `--refork-after-full-gc off`) and without, RSS and PSS
    (/proc/PID/smaps_rollup) of every worker once each has run a full garbage collection and

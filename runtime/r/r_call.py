@@ -214,7 +214,6 @@ class KeptArguments:
         rlib.R_PreserveObject(self._scratch)
         self._kept: dict[bytes, Arguments] = {}
         self.get = self._kept.get
-        self._next = 0  # the store's next free slot
 
     def make(self, key: bytes, build: Callable[[Callable[[object], None]], Arguments]) -> Arguments:
         """The arguments `build` makes, kept under `key`. `build` hands each vector it makes
@@ -223,9 +222,8 @@ class KeptArguments:
             return build(self._protector(self._scratch, 0))
         if len(self._kept) >= self._capacity:
             self._kept.clear()
-            self._next = 0
-        protect = self._protector(self._store, self._next)
-        self._next += self._slots
+        # The n-th key kept since the cache started over owns the n-th run of slots.
+        protect = self._protector(self._store, len(self._kept) * self._slots)
         arguments = self._kept[key] = build(protect)
         return arguments
 

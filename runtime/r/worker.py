@@ -30,6 +30,8 @@ from plumbline.runtime.r import bytecode
 from plumbline.runtime.r.direct import DirectCall, DirectRoutes
 from plumbline.runtime.r.r_call import AnswerHead, Arguments, KeptArguments, RCall
 from plumbline.runtime.protocol import (
+    MAX_BODY_SIZE,
+    MAX_HEADER_SIZE,
     R_LD_LIBRARY_PATH_ENV,
     FrameTooLarge,
     decode_call_key,
@@ -247,11 +249,13 @@ class RBridge:
         """The answer to a request frame (its call key, JSON header and body; see
         protocol.read_request_blocking): the worker's hot path. A key seen before needs
         neither its header read nor its route or query worked out again."""
-        arguments = self._kept.get(key)
-        if arguments is None:
-            arguments = self._direct_arguments(key)
-            if arguments is None:
-                return self._call_handle(decode_header(head), body)
+        arguments = self._kept.get(key) or self._direct_arguments(key)
+        answer = None if arguments is None else self._call_direct(arguments, body)
+        if answer is None:  # not a direct call, or plumbline_direct() handed it back
+            return self._call_handle(decode_header(head), body)
+        return answer
+
+    def _call_direct(self, arguments: Arguments, body: bytes) -> tuple[AnswerHead, bytes] | None:
         call = self._direct
         index, query, path_values, content_type = arguments
         call.set(0, index)
@@ -259,10 +263,7 @@ class RBridge:
         call.set(2, path_values)
         call.raw(3, body)
         call.set(4, content_type if body else call.null)  # no body: plumber reads no type
-        answer = call.answer()
-        if answer is None:  # plumbline_direct() hands the request to plumber's pipeline
-            return self._call_handle(decode_header(head), body)
-        return answer
+        return call.answer()
 
     def _direct_arguments(self, key: bytes) -> Arguments | None:
         """The direct call's arguments for a call key (kept for the next request with it);
@@ -441,7 +442,10 @@ def _response_frame(encoded: bytes, body: bytes) -> tuple[bytes, bytes]:
         return encoded_frame_head(encoded, len(body)), body
     except FrameTooLarge as exc:
         _write_stderr(f"plumbline: the app's answer cannot be sent: {exc}\n")
-        body = b"ERROR: the answer is too large to send (headers over 2 MiB or body over 2 GiB)"
+        body = (
+            f"ERROR: the answer is too large to send (headers over {MAX_HEADER_SIZE >> 20} MiB"
+            f" or body over {MAX_BODY_SIZE >> 30} GiB)"
+        ).encode()
         return encoded_frame_head(_BRIDGE_FAILED.encoded, len(body)), body
 
 
