@@ -1,6 +1,7 @@
 """Micro-benchmark of the pool's hot path, no HTTP server: CPU per request, pool vs plain R.
 
     .venv/bin/python benchmarks/pool_microbench.py [--workers 2] [--requests 1000] [--rounds 5]
+        [--blocks 40] [--block 400]
 
 For each endpoint of benchmarks/api.R measured here (a plain text one, a JSON data frame and
 a model's predict() on a JSON body; and the plain text one again with a query the pool has
@@ -23,13 +24,16 @@ names them) the pool pipelines: a worker is written its next request while it wo
 waits, and its CPU per request is set against plain R back to back, and against the same R
 served under the same load: as many plain R processes as workers, all served over their
 pipes at once with two requests in flight each (R never waits either, and shares the CPUs
-as the workers do; without the pool process's own work); that difference is also taken
-within each round, the two measured a second apart, and its median printed: the best of
-each side comes from whichever round was quietest for it, and this machine's speed moves by
-more than the target between rounds. CPU time is read from /proc/PID/task/*/schedstat
-(nanoseconds; clock ticks of 10 ms are too coarse for 1000 requests). Measurements
-alternate between the pool and plain R for --rounds rounds and the best of each is kept: on
-a shared machine CPU time is the honest measure, wall time also counts waiting.
+as the workers do; without the pool process's own work). The best of each side comes from
+whichever round was quietest for it, and this machine's speed moves by more than the target
+between rounds a second apart, so that difference is also taken over --blocks short blocks
+(--block requests on each side, measured back to back, which one first alternating), and
+the median of the blocks' differences printed with a 95% interval for it (order statistics:
+no assumption about how the differences are spread). CPU time is read from
+/proc/PID/task/*/schedstat (nanoseconds; clock ticks of 10 ms are too coarse for 1000
+requests). Measurements alternate between the pool and plain R for --rounds rounds and the
+best of each is kept: on a shared machine CPU time is the honest measure, wall time also
+counts waiting.
 """
 
 from __future__ import annotations
@@ -37,6 +41,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import itertools
+import math
 import os
 import statistics
 import time
@@ -220,7 +225,68 @@ class RAlone:
         await self.proc.wait()
 
 
-async def bench(workers: int, total: int, rounds: int) -> None:
+async def plain_loaded_cost(plain: list[RAlone], path: str, count: int) -> float:
+    """CPU seconds per request of the same R under the same load: as many plain R processes
+    as workers, served over their pipes at once, two requests in flight each."""
+    pids = [r.proc.pid for r in plain]
+    before = cpu_seconds(pids)
+    share = [count // len(plain) + (k < count % len(plain)) for k in range(len(plain))]
+    await asyncio.gather(*(r.serve_pipelined(path, n) for r, n in zip(plain, share)))
+    return (cpu_seconds(pids) - before) / count
+
+
+async def paired_blocks(
+    pool: WorkerPool,
+    make: Callable[[], WorkerRequest],
+    plain: list[RAlone],
+    worker_pids: list[int],
+    path: str,
+    blocks: int,
+    block: int,
+) -> list[float]:
+    """The workers' CPU per request under load (twice as many clients as workers) minus the
+    same R's under the same load, one difference per block of `block` requests on each side,
+    the two measured back to back, which one first alternating (a machine whose speed drifts
+    favours neither)."""
+
+    async def worker_cost() -> float:
+        before = cpu_seconds(worker_pids)
+        await run_clients(pool, make, block, 2 * len(plain))
+        return (cpu_seconds(worker_pids) - before) / block
+
+    differences = []
+    for k in range(blocks):
+        if k % 2:
+            r = await plain_loaded_cost(plain, path, block)
+            worker = await worker_cost()
+        else:
+            worker = await worker_cost()
+            r = await plain_loaded_cost(plain, path, block)
+        differences.append(worker - r)
+    return differences
+
+
+def median_interval(values: list[float], level: float = 0.95) -> tuple[float, float]:
+    """A distribution-free interval for the median (order statistics: the j-th smallest and
+    j-th largest, j the largest rank whose binomial tail is within (1 - level) / 2)."""
+    ordered = sorted(values)
+    n = len(ordered)
+    tail, j = 0.0, 0
+    while j < n // 2:
+        tail += math.comb(n, j) / 2**n  # P(fewer than j + 1 of n below the median)
+        if tail > (1 - level) / 2:
+            break
+        j += 1
+    j = max(j, 1)
+    return ordered[j - 1], ordered[n - j]
+
+
+def _quartiles_us(values: list[float]) -> str:
+    q1, q2, q3 = statistics.quantiles(values, n=4)
+    return f"{q1 * 1e6:.0f} / {q2 * 1e6:.0f} / {q3 * 1e6:.0f}"
+
+
+async def bench(workers: int, total: int, rounds: int, blocks: int, block: int) -> None:
     # The same workers for the whole run: their pids are what CPU is read from (a worker
     # re-forked after a full collection in R would take its successor's CPU out of a round).
     config = PoolConfig(
@@ -248,7 +314,6 @@ async def bench(workers: int, total: int, rounds: int) -> None:
             pipelined = 0
             best_r = [float("inf")] * 4  # back to back: direct, handle, pr$call; served
             best_r_loaded = float("inf")
-            paired = []  # per round: the worker under load minus the same R under the same load
             for _ in range(rounds):
                 for concurrency in concurrencies:
                     pool_before = cpu_seconds([os.getpid()])
@@ -262,16 +327,10 @@ async def bench(workers: int, total: int, rounds: int) -> None:
                         if pool_cpu + worker_cpu < best_pool + best_worker:
                             best_pool, best_worker = pool_cpu, worker_cpu
                     elif concurrency == 2 * workers:
-                        round_loaded = (cpu_seconds(worker_pids) - workers_before) / total
-                        best_loaded = min(best_loaded, round_loaded)
+                        loaded_cpu = (cpu_seconds(worker_pids) - workers_before) / total
+                        best_loaded = min(best_loaded, loaded_cpu)
                         pipelined += pool.pipelined - pipelined_before
-                plain_pids = [r.proc.pid for r in plain]
-                plain_before = cpu_seconds(plain_pids)
-                share = [total // workers + (k < total % workers) for k in range(workers)]
-                await asyncio.gather(*(r.serve_pipelined(path, n) for r, n in zip(plain, share)))
-                r_loaded = (cpu_seconds(plain_pids) - plain_before) / total
-                best_r_loaded = min(best_r_loaded, r_loaded)
-                paired.append(round_loaded - r_loaded)
+                best_r_loaded = min(best_r_loaded, await plain_loaded_cost(plain, path, total))
                 r_costs = await alone.cpu_per_request(path, total)
                 r_costs.append(await alone.served_cpu_per_request(path, total))
                 best_r = [min(a, b) for a, b in zip(best_r, r_costs)]
@@ -312,12 +371,15 @@ async def bench(workers: int, total: int, rounds: int) -> None:
                 f" same R under the same load (target <= 100), {loaded - direct:.0f} us above"
                 " plain R back to back"
             )
-            # Each side's best comes from whichever round was luckiest for it; a difference
-            # taken within each round, the two measured a second apart, is steadier.
-            paired_us = sorted(x * 1e6 for x in paired)
+            # Each side's best comes from whichever round was luckiest for it; differences
+            # taken between short blocks measured in turns are steadier.
+            paired = await paired_blocks(pool, req, plain, worker_pids, path, blocks, block)
+            low, high = median_interval(paired)
             print(
-                f"  the same, paired by round        : median {statistics.median(paired_us):.0f} us"
-                f" above (each round: {', '.join(f'{x:.0f}' for x in paired_us)})"
+                f"  the same, paired: {blocks} blocks of {block} requests in turns, median"
+                f" {statistics.median(paired) * 1e6:.0f} us above (95% interval of the median:"
+                f" {low * 1e6:.0f} to {high * 1e6:.0f}; blocks' quartiles"
+                f" {_quartiles_us(paired)})"
             )
     finally:
         await asyncio.gather(pool.close(5), *(r.stop() for r in plain))
@@ -336,9 +398,18 @@ def main() -> None:
         default=5,
         help="rounds of measurements; the best of each is kept (default 5)",
     )
+    parser.add_argument(
+        "--blocks",
+        type=int,
+        default=40,
+        help="blocks of the paired measurement under load (default 40)",
+    )
+    parser.add_argument(
+        "--block", type=int, default=400, help="requests per block on each side (default 400)"
+    )
     args = parser.parse_args()
     # uvloop: the event loop `plumbline serve` runs the pool on.
-    uvloop.run(bench(args.workers, args.requests, args.rounds))
+    uvloop.run(bench(args.workers, args.requests, args.rounds, args.blocks, args.block))
 
 
 if __name__ == "__main__":
