@@ -142,20 +142,8 @@ def _import_front() -> None:
     import uvicorn  # noqa: F401
 
     import plumbline.runtime.front.app
-    import plumbline.runtime.front.connection  # noqa: F401
-
-
-def _uvicorn_server(config: uvicorn.Config) -> uvicorn.Server:
-    import uvicorn
-
-    class Server(uvicorn.Server):
-        """uvicorn's server, with signals left to us: we drain before asking it to stop."""
-
-        @contextlib.contextmanager
-        def capture_signals(self):
-            yield
-
-    return Server(config)
+    import plumbline.runtime.front.connection
+    import plumbline.runtime.front.front_server  # noqa: F401
 
 
 class _Stop:
@@ -254,6 +242,7 @@ async def _serve(
 
     from plumbline.runtime.front.app import AppOptions, create_app
     from plumbline.runtime.front.connection import protocol_class
+    from plumbline.runtime.front.front_server import FrontServer
 
     app = create_app(
         spec,
@@ -282,7 +271,7 @@ async def _serve(
         timeout_keep_alive=config.keep_alive_timeout,  # type: ignore[arg-type]  # call_later's
         timeout_graceful_shutdown=math.ceil(config.graceful_timeout),
     )
-    server = _uvicorn_server(uvicorn_config)
+    server = FrontServer(uvicorn_config)
     host, port = sock.getsockname()[:2]
     log.info(
         "listening",
