@@ -4,8 +4,8 @@ the kernel has already accepted lost when the listener closes.
 A client's connection is complete (and its request often sent) as soon as the kernel puts it
 in the listener's accept queue; the event loop accepts it at its next turn. uvicorn closes
 the listener without looking at that queue, and the kernel resets every connection still in
-it: under load, a few clients whose requests were on their way when the drain ended saw a
-reset instead of an answer. Here the queue is emptied first, in the same turn of the loop
+it: under load, a client whose request was on its way as the drain ended would get a reset
+instead of an answer. Here the queue is emptied first, in the same turn of the loop
 as the close (nothing can join it in between), and each connection found in it is served
 like one accepted a moment earlier: its request answered with `Connection: close`, or
 closed after the first-request grace if none comes (connection.py).
