@@ -152,7 +152,9 @@ def call_key(request: WorkerRequest) -> bytes:
 
 
 def request_header(request: WorkerRequest) -> dict:
-    """The request frame's header: every field but the body (the worker reads these keys)."""
+    """The request frame's header: every field but the body (the worker reads these keys).
+    Frames carry it as encoded_request_header() writes it; this dict is what that must
+    equal, and what a test holds it to."""
     return {
         "type": "request",
         "method": request.method,
